@@ -1,0 +1,47 @@
+# kdtutor — three commands: `make lab`, `make course`, `make test`.
+# Each creates .venv (if missing) and installs the package with its dev extras first.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: help install lab course test unit notebooks benchmark clean
+
+help:
+	@echo "make lab        open the course in JupyterLab"
+	@echo "make course     run every lesson headless (KDTUTOR_PROFILE picks the size), write results/"
+	@echo "make test       unit tests + every notebook under nbval, in the tiny 'smoke' profile"
+	@echo "make unit       unit tests only"
+	@echo "make notebooks  (maintainers) re-run notebooks and store the outputs nbval compares"
+	@echo "make benchmark  training speed on this machine"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "kdtutor needs Python >= 3.10; run e.g. make PYTHON=python3.11")'
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+course: install
+	$(BIN)/python -m kdtutor course
+
+test: install
+	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax
+
+unit: install
+	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests
+
+notebooks: install
+	$(BIN)/python -m kdtutor refresh-notebooks
+
+benchmark: install
+	$(BIN)/python benchmarks/train_speed.py
+
+clean:
+	rm -rf results .pytest_cache

@@ -1,0 +1,19 @@
+"""kdtutor — the companion package of the knowledge-distillation course.
+
+One module per lesson step; data flows one way:
+``data → models → train → distill → evaluate → plots``.
+
+    softmax    temperature softmax, log-softmax, entropy          (lesson 01)
+    losses     CE, soft CE, KL·T², MSE on logits, the KD loss     (lesson 02)
+    data       CIFAR-10, stand-in, digits, device-resident loader (lesson 03)
+    models     teacher and students, built by name                (lesson 03)
+    train      the training loop, checkpoints, seeds              (lesson 03)
+    distill    frozen teacher, consistent views, logit caching    (lesson 04)
+    evaluate   the report card                                    (lesson 05)
+    plots      every figure of the course
+    widgets    thin ipywidgets wrappers around tested functions
+    checks     exercise checks with hints
+    profiles   smoke / cpu / gpu run sizes (KDTUTOR_PROFILE)
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""Command line for batch runs: the same code the lessons use.
+
+    python -m kdtutor course [--profile cpu]
+    python -m kdtutor train-teacher --profile gpu --out data/checkpoints/teacher_gpu.pt
+    python -m kdtutor distill --teacher data/checkpoints/teacher_gpu.pt --student cnn_small --T 4 --alpha 0.9
+    python -m kdtutor refresh-notebooks        (maintainers: re-store the outputs nbval compares)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdtutor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("course", help="run every lesson headless and write results/")
+    p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
+
+    p = sub.add_parser("refresh-notebooks", help="re-run notebooks (smoke) and store only the checked outputs")
+    p.add_argument("paths", nargs="*", help="notebooks (default: all lessons)")
+
+    p = sub.add_parser("train-teacher", help="train (or resume) a teacher and save its checkpoint")
+    _run_args(p)
+    p.add_argument("--arch", help="model name (default: the profile's teacher)")
+
+    p = sub.add_parser("distill", help="distil a student from a teacher checkpoint")
+    _run_args(p)
+    p.add_argument("--teacher", required=True, help="teacher checkpoint (from train-teacher)")
+    p.add_argument("--student", help="student model name (default: the profile's student)")
+    p.add_argument("--T", type=float, default=4.0, help="temperature (default 4)")
+    p.add_argument("--alpha", type=float, default=0.9, help="weight of the distillation term (default 0.9)")
+    p.add_argument("--mode", default="online", choices=["online", "cached", "fixed"], help="where teacher logits come from")
+
+    args = parser.parse_args(argv)
+    if args.command == "course":
+        from .course import run_course
+
+        run_course(args.profile)
+    elif args.command == "refresh-notebooks":
+        from .course import refresh_notebooks
+
+        refresh_notebooks(args.paths or None)
+    elif args.command == "train-teacher":
+        train_teacher(args)
+    else:
+        distill(args)
+    return 0
+
+
+def _setup(args):
+    from .data import load_dataset
+    from .profiles import get_profile
+
+    profile = get_profile(args.profile)
+    data = load_dataset(profile)
+    print(f"profile {profile.name}: {data}")
+    return profile, data
+
+
+def _report(result, data, device) -> None:
+    from .train import accuracy, make_loaders, predict
+
+    _, _, test_loader = make_loaders(data, 1024, device)
+    acc = accuracy(*predict(result.model.to(test_loader.device), test_loader))
+    print(result.history.summary())
+    print(f"test accuracy on {data.name}: {acc:.2%}")
+
+
+def train_teacher(args) -> None:
+    """``train-teacher``: the profile's teacher (or ``--arch``) on the profile's data."""
+    from .storage import CHECKPOINT_DIR
+    from .train import config_for, train_model
+
+    profile, data = _setup(args)
+    arch = args.arch or profile.teacher
+    cfg = config_for(arch, args.epochs or profile.teacher_epochs, profile.batch_size, args.seed)
+    out = args.out or CHECKPOINT_DIR / f"teacher_{profile.name}_{arch}_seed{args.seed}.pt"
+    result = train_model(arch, data, cfg, checkpoint=out, profile=profile.name, device=args.device)
+    print(f"checkpoint: {out}")
+    _report(result, data, args.device)
+
+
+def distill(args) -> None:
+    """``distill``: a student from a teacher checkpoint, with the combined KD loss."""
+    from .distill import distill_student
+    from .train import config_for, load_checkpoint
+
+    profile, data = _setup(args)
+    teacher, meta = load_checkpoint(args.teacher)
+    if meta["dataset"] != data.name:
+        raise SystemExit(f"the teacher was trained on {meta['dataset']!r}, but profile {profile.name} uses {data.name!r}")
+    arch = args.student or profile.student
+    cfg = config_for(arch, args.epochs or profile.student_epochs, profile.batch_size, args.seed)
+    result = distill_student(teacher, arch, data, cfg, T=args.T, alpha=args.alpha, mode=args.mode,
+                             checkpoint=args.out, profile=profile.name, device=args.device)
+    if args.out:
+        print(f"checkpoint: {args.out}")
+    _report(result, data, args.device)
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", help="smoke, cpu or gpu (sizes, data set, epochs)")
+    p.add_argument("--out", help="checkpoint path to write (resumed if it exists)")
+    p.add_argument("--epochs", type=int, help="override the profile's number of epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Run sizes: one switch, ``KDTUTOR_PROFILE``, picks how big every experiment is.
+
+=========  =======================================  ==============================
+profile    data                                     meant for
+=========  =======================================  ==============================
+``smoke``  generated stand-in, ~2k training images  CI and tests: seconds per lesson
+``cpu``    CIFAR-10 subset (stand-in if offline)    a laptop CPU: minutes per lesson
+``gpu``    full CIFAR-10 (stand-in if offline)      one GPU: the full recipe
+=========  =======================================  ==============================
+
+Without ``KDTUTOR_PROFILE`` the default is ``gpu`` when CUDA is available, else ``cpu``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import torch
+
+ENV_VAR = "KDTUTOR_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size knob of the course in one place.
+
+    Counts are numbers of images; ``None`` means "the whole split".
+    """
+
+    name: str
+    dataset: str  # "cifar10" (falls back to the stand-in offline) or "standin"
+    n_train: int | None
+    n_val: int | None
+    n_test: int | None
+    teacher: str  # a name for kdtutor.models.build_model
+    teacher_epochs: int
+    student: str
+    student_epochs: int
+    batch_size: int
+    seeds: tuple[int, ...]  # seeds for "mean ± std" comparisons
+    temperatures: tuple[float, ...]  # the T grid of the sweep
+    alphas: tuple[float, ...]  # the α grid of the sweep
+    description: str = ""
+
+    def with_(self, **changes) -> "Profile":
+        """A copy with some fields changed, e.g. ``profile.with_(teacher_epochs=2)``."""
+        return replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        dataset="standin",
+        n_train=2000,
+        n_val=500,
+        n_test=500,
+        teacher="airbench_small",
+        teacher_epochs=2,
+        student="cnn_tiny",
+        student_epochs=2,
+        batch_size=250,
+        seeds=(0, 1),
+        temperatures=(1.0, 4.0),
+        alphas=(0.5, 0.9),
+        description="CI-sized: generated stand-in data, a couple of epochs; numbers mean little.",
+    ),
+    "cpu": Profile(
+        name="cpu",
+        dataset="cifar10",
+        n_train=10000,
+        n_val=2000,
+        n_test=None,
+        teacher="airbench_small",
+        teacher_epochs=10,
+        student="cnn_tiny",
+        student_epochs=10,
+        batch_size=250,
+        seeds=(0, 1, 2),
+        temperatures=(2.0, 4.0),
+        alphas=(0.5, 0.9),
+        description="Laptop-sized: a 10k-image subset of CIFAR-10, a small teacher.",
+    ),
+    "gpu": Profile(
+        name="gpu",
+        dataset="cifar10",
+        n_train=None,
+        n_val=None,
+        n_test=None,
+        teacher="airbench",
+        teacher_epochs=10,
+        student="cnn_small",
+        student_epochs=15,
+        batch_size=1024,
+        seeds=(0, 1, 2),
+        temperatures=(1.0, 2.0, 4.0, 8.0),
+        alphas=(0.1, 0.5, 0.9),
+        description="Full CIFAR-10, an airbench94-style teacher, the full sweep.",
+    ),
+}
+
+
+def default_profile_name() -> str:
+    """``$KDTUTOR_PROFILE`` if set, else ``gpu`` with CUDA and ``cpu`` without."""
+    name = os.environ.get(ENV_VAR, "").strip().lower()
+    if name:
+        return name
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile called ``name`` (default: :func:`default_profile_name`).
+
+    >>> get_profile("smoke").n_train
+    2000
+    """
+    name = default_profile_name() if name is None else name.strip().lower()
+    if name not in PROFILES:
+        raise ValueError(
+            f"unknown profile {name!r} (from {ENV_VAR} or the argument); "
+            f"choose one of: {', '.join(PROFILES)}"
+        )
+    return PROFILES[name]

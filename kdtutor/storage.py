@@ -1,0 +1,119 @@
+"""Safe files: where they go, atomic writes, and checksummed ``torch.save`` payloads.
+
+Used by the data cache (lesson 03) and by checkpoints (lessons 03–05).
+
+A checksummed file is one header line followed by the bytes of ``torch.save``::
+
+    KDTUTOR1 <kind> <sha256 of the payload>\\n<payload>
+
+so a truncated or altered file is detected before anything is unpickled.
+Files are written to a temporary name in the same folder and renamed into place,
+so a crash or Ctrl-C mid-write never leaves a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+MAGIC = b"KDTUTOR1"
+
+# Where things go. The defaults sit beside the package (the repository's data/ and
+# results/); KDTUTOR_DATA and KDTUTOR_RESULTS move them.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("KDTUTOR_DATA", REPO_ROOT / "data"))
+CHECKPOINT_DIR = DATA_DIR / "checkpoints"
+RESULTS_DIR = Path(os.environ.get("KDTUTOR_RESULTS", REPO_ROOT / "results"))
+
+
+class CorruptFileError(ValueError):
+    """A file on disk is truncated, altered or of the wrong kind."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checked(obj, path: str | os.PathLike, kind: str) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically, behind a header with its SHA-256.
+
+    Args:
+        obj: tensors, dicts, lists, numbers and strings (what ``torch.load(weights_only=True)`` reads).
+        kind: a one-word label (e.g. ``"checkpoint"``), checked on load.
+    """
+    if not kind.isidentifier():
+        raise ValueError(f"kind must be one word, got {kind!r}")
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
+    header = MAGIC + b" " + kind.encode() + b" " + sha256_bytes(payload).encode() + b"\n"
+    return atomic_write_bytes(path, header + payload)
+
+
+def load_checked(path: str | os.PathLike, kind: str, map_location="cpu"):
+    """Load a file written by :func:`save_checked`, verifying kind and checksum first.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CorruptFileError: wrong format, wrong kind, or a checksum mismatch (truncated or altered file).
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    header, sep, payload = data.partition(b"\n")
+    parts = header.split(b" ")
+    advice = f"delete {path} and re-run the step that wrote it"
+    if not sep or len(parts) != 3 or parts[0] != MAGIC:
+        raise CorruptFileError(f"{path} is not a kdtutor file (bad header); {advice}")
+    if parts[1].decode(errors="replace") != kind:
+        raise CorruptFileError(f"{path} holds a {parts[1].decode(errors='replace')!r}, expected a {kind!r}")
+    if sha256_bytes(payload) != parts[2].decode(errors="replace"):
+        raise CorruptFileError(f"{path} is corrupt or truncated (checksum mismatch); {advice}")
+    try:
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except Exception as e:  # intact bytes, but not something we can read safely
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CorruptFileError(f"{path} is intact but cannot be loaded ({first}); "
+                               f"it may come from another version of kdtutor: {advice}") from e
+
+
+def save_json(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON, atomically (used for the metrics lessons save)."""
+    import json
+
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def load_json(path: str | os.PathLike):
+    import json
+
+    return json.loads(Path(path).read_text())
