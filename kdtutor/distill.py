@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .data import Batch, Dataset, DeviceLoader
 from .losses import check_alpha, distillation_loss
 from .softmax import check_temperature
-from .train import TrainConfig, TrainResult, _autocast, _results, fit, prepare_run
+from .train import TrainConfig, TrainResult, _autocast, _results, fit, prepare_run, train_model
 
 MODES = ("online", "cached", "fixed")
 
@@ -134,11 +134,13 @@ class DistillLoss:
     ``(1 − α)·CE(labels, student) + α·T²·KL(teacher ‖ student)`` at temperature T.
     """
 
-    def __init__(self, teacher_logits: TeacherLogits, T: float = 4.0, alpha: float = 0.9):
+    def __init__(self, teacher_logits: TeacherLogits, T: float = 4.0, alpha: float = 0.9, label_smoothing: float = 0.0):
         self.teacher_logits, self.T, self.alpha = teacher_logits, check_temperature(T), check_alpha(alpha)
+        self.label_smoothing = label_smoothing
 
     def __call__(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return distillation_loss(logits, self.teacher_logits(batch), batch.labels, self.T, self.alpha, check=False)
+        return distillation_loss(logits, self.teacher_logits(batch), batch.labels, self.T, self.alpha,
+                                 label_smoothing=self.label_smoothing, check=False)
 
 
 # --------------------------------------------------------------------------- runs
@@ -159,6 +161,99 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
     else:
         teacher_logits.attach(train_loader)
     meta.update({"kind": "distilled", "T": T, "alpha": alpha, "teacher_mode": teacher_logits.mode})
-    history = fit(model, train_loader, val_loader, cfg, loss_fn=DistillLoss(teacher_logits, T, alpha),
+    history = fit(model, train_loader, val_loader, cfg, loss_fn=DistillLoss(teacher_logits, T, alpha, cfg.label_smoothing),
                   checkpoint=checkpoint, meta=meta, progress=progress, desc=f"{arch} ← KD T={T:g} α={alpha:g}")
     return TrainResult(model.eval(), history, {**meta, **_results(history)})
+
+
+def split_accuracy(model: nn.Module, data: Dataset, split: str = "val", device=None) -> float:
+    """Top-1 accuracy of ``model`` on ``data.<split>`` (``"val"`` for choices, ``"test"`` once at the end)."""
+    from .train import accuracy, make_loaders, predict
+
+    loaders = dict(zip(("train", "val", "test"), make_loaders(data, 1024, device or next(model.parameters()).device)))
+    return accuracy(*predict(model, loaders[split]))
+
+
+@dataclass
+class Comparison:
+    """Student from scratch vs distilled, same seeds: per-seed accuracies and the runs."""
+
+    split: str
+    scratch: list[float]
+    distilled: list[float]
+    runs: dict = field(default_factory=dict, repr=False)  # (kind, seed) → TrainResult
+
+    @property
+    def gain(self) -> float:
+        """mean(distilled) − mean(scratch), as a fraction (0.05 = 5 points)."""
+        return statistics.mean(self.distilled) - statistics.mean(self.scratch)
+
+    def describe(self) -> str:
+        def ms(v):
+            sd = statistics.stdev(v) if len(v) > 1 else 0.0
+            return f"{100 * statistics.mean(v):.2f} ± {100 * sd:.2f} %"
+        return (f"{self.split} accuracy over {len(self.scratch)} seeds (mean ± std): scratch {ms(self.scratch)}, "
+                f"distilled {ms(self.distilled)}; gain {100 * self.gain:+.2f} points")
+
+
+def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float = 4.0,
+                          alpha: float = 0.9, split: str = "val", device=None, progress: bool = True,
+                          **kw) -> Comparison:
+    """Train ``arch`` from scratch and by distillation for each seed; compare accuracies on ``split``.
+
+    ``make_cfg(seed)`` gives the :class:`TrainConfig` of one seed; both runs of a
+    seed use it, so they share initial weights, data order, augmentation and
+    schedule — the loss is the only difference.
+    """
+    result = Comparison(split, [], [])
+    for seed in tqdm(list(seeds), desc="seeds", disable=not progress):
+        cfg = make_cfg(seed)
+        scratch = train_model(arch, data, cfg, device=device, augment=kw.get("augment"), progress=False)
+        kd = distill_student(teacher, arch, data, cfg, T=T, alpha=alpha, device=device, progress=False, **kw)
+        result.scratch.append(split_accuracy(scratch.model, data, split))
+        result.distilled.append(split_accuracy(kd.model, data, split))
+        result.runs[("scratch", seed)], result.runs[("distilled", seed)] = scratch, kd
+    return result
+
+
+@dataclass
+class Sweep:
+    """Validation accuracy of distilled students over a grid: ``val_acc[i][j]`` for
+    ``temperatures[i]`` and ``alphas[j]``."""
+
+    temperatures: list[float]
+    alphas: list[float]
+    val_acc: list[list[float]]
+    runs: dict = field(default_factory=dict, repr=False)  # (T, alpha) → TrainResult
+
+    @property
+    def best(self) -> tuple[float, float]:
+        """The ``(T, alpha)`` with the highest validation accuracy (the first, on ties)."""
+        flat = [(acc, i, j) for i, row in enumerate(self.val_acc) for j, acc in enumerate(row)]
+        _, i, j = max(flat, key=lambda t: (t[0], -t[1], -t[2]))
+        return self.temperatures[i], self.alphas[j]
+
+
+def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temperatures, alphas, device=None,
+          augment: bool | None = None, progress: bool = True) -> Sweep:
+    """Distil one student per ``(T, α)`` with the same seed; choose on the validation split.
+
+    All runs see the same views (same seed), so the teacher runs once per epoch
+    view and its logits are shared through a ``"cached"`` :class:`TeacherLogits`.
+    Only the chosen setting should then be evaluated on the test split.
+    """
+    from .train import default_augment, default_device, make_loaders
+
+    device = torch.device(device) if device else default_device()
+    augment = default_augment(data) if augment is None else augment
+    shared = TeacherLogits(teacher, make_loaders(data, cfg.batch_size, device, cfg.seed, augment)[0], "cached")
+    result = Sweep(list(temperatures), list(alphas), [])
+    grid = [(T, a) for T in temperatures for a in alphas]
+    accs = {}
+    for T, a in tqdm(grid, desc=f"sweep T×α ({len(grid)} runs)", disable=not progress):
+        run = distill_student(teacher, arch, data, cfg, T=T, alpha=a, teacher_logits=shared, device=device,
+                              augment=augment, progress=False)
+        accs[T, a] = run.history.last_val_acc
+        result.runs[T, a] = run
+    result.val_acc = [[accs[T, a] for a in alphas] for T in temperatures]
+    return result

@@ -89,9 +89,21 @@ def student_config(epochs: int = 10, batch_size: int = 256, seed: int = 0) -> Tr
                        weight_decay=5e-4, warmup=0.15, start_lr=0.1, final_lr=0.02, seed=seed)
 
 
+def digits_config(epochs: int = 40, batch_size: int = 64, seed: int = 0) -> TrainConfig:
+    """For the MLPs on 8×8 digits: Nesterov SGD at lr 0.05, short warm-up, decay to 1 %."""
+    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.05, momentum=0.9, weight_decay=5e-4,
+                       warmup=0.1, start_lr=0.1, final_lr=0.01, seed=seed)
+
+
 def config_for(arch: str, epochs: int, batch_size: int, seed: int = 0) -> TrainConfig:
-    """The recipe kdtutor uses for ``arch``: airbench's for airbench nets, the student one otherwise."""
-    make = airbench_config if arch.startswith("airbench") else student_config
+    """The recipe kdtutor uses for ``arch``: airbench's for airbench nets, the digits one for MLPs,
+    the student one otherwise."""
+    if arch.startswith("airbench"):
+        make = airbench_config
+    elif arch.startswith("mlp"):
+        make = digits_config
+    else:
+        make = student_config
     return make(epochs=epochs, batch_size=batch_size, seed=seed)
 
 
@@ -360,6 +372,11 @@ def make_loaders(data: Dataset, batch_size: int, device=None, seed: int = 0, aug
             DeviceLoader(data.test, 1024, **common))
 
 
+def default_augment(data: Dataset) -> bool:
+    """Flip + translate suit CIFAR-like 3×32×32 photos; not digits (a mirrored 3 is no 3)."""
+    return data.image_shape == (3, 32, 32)
+
+
 def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile: str = "", device=None,
                 augment: bool | None = None):
     """Seed, build ``arch`` and the loaders for ``data``: everything a run needs before :func:`fit`.
@@ -372,8 +389,7 @@ def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile: str = "", d
         ``(model, train_loader, val_loader, meta)``.
     """
     device = torch.device(device) if device else default_device()
-    if augment is None:
-        augment = data.image_shape == (3, 32, 32)
+    augment = default_augment(data) if augment is None else augment
     seed_everything(cfg.seed)
     c, h, _ = data.image_shape
     model = build_model(arch, data.num_classes, c, h)

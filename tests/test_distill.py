@@ -1,0 +1,163 @@
+"""kdtutor.distill: frozen teacher, teacher-logit modes, the cache check, fairness, and the proof
+that distillation works (on real data: scikit-learn's digits)."""
+
+import dataclasses
+import statistics
+
+import pytest
+import torch
+from torch import nn
+
+from kdtutor.data import Dataset, load_digits, make_standin
+from kdtutor.distill import (CachedLogitsMismatch, TeacherLogits, check_cached_logits, compare_scratch_vs_kd,
+                             distill_student, freeze, sweep, teacher_forward)
+from kdtutor.models import build_model
+from kdtutor.train import digits_config, make_loaders, student_config, train_model
+
+TINY = make_standin(120, 40, 40, seed=0)
+
+
+def tiny_teacher():
+    torch.manual_seed(0)
+    return freeze(build_model("cnn_tiny"))
+
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_freeze_sets_eval_and_stops_gradients():
+    m = build_model("mlp_large", in_channels=1, image_size=8).train()
+    freeze(m)
+    assert not m.training and not any(p.requires_grad for p in m.parameters())
+    out = teacher_forward(m, torch.randn(3, 1, 8, 8))
+    assert not out.requires_grad and out.dtype == torch.float32
+
+
+def test_cached_logits_equal_online_ones_for_every_batch():
+    teacher = tiny_teacher()
+    loader = make_loaders(TINY, 32, "cpu")[0]
+    online, cached = TeacherLogits(teacher, loader, "online"), TeacherLogits(teacher, loader, "cached")
+    for epoch in range(2):
+        loader.set_epoch(epoch)
+        for batch in loader:
+            assert torch.allclose(online(batch), cached(batch), atol=1e-5)
+    assert len(cached.cache) == 2  # one set of logits per epoch's views
+
+
+def test_fixed_teacher_uses_clean_images_not_the_students_view():
+    teacher = tiny_teacher()
+    loader = make_loaders(TINY, 32, "cpu")[0]
+    batch = next(iter(loader))
+    fixed = TeacherLogits(teacher, loader, "fixed")(batch)
+    assert torch.allclose(fixed, teacher_forward(teacher, loader.clean_images(batch.index)), atol=1e-5)
+    assert not torch.allclose(fixed, teacher_forward(teacher, batch.images), atol=1e-3)
+
+
+def test_batch_position_lookup_under_shuffling_is_caught():
+    """The bug from the wild: logits cached once, then looked up by batch number while the
+    loader shuffles. The spot check must catch it; the lookup by example index must pass."""
+    teacher = tiny_teacher()
+    loader = make_loaders(TINY, 32, "cpu", augment=False)[0]  # shuffled, not augmented
+    all_logits = teacher_forward(teacher, loader.clean_images(torch.arange(loader.num_examples)))
+    loader.set_epoch(1)
+    for b, batch in enumerate(loader):
+        by_index = all_logits[batch.index]
+        check_cached_logits(teacher, batch.images, by_index)  # correct: passes
+        by_position = all_logits[b * 32:(b + 1) * 32][: len(batch.labels)]  # buggy
+        with pytest.raises(CachedLogitsMismatch, match="by example index"):
+            check_cached_logits(teacher, batch.images, by_position)
+        break
+
+
+def test_logits_of_another_view_are_caught():
+    teacher = tiny_teacher()
+    loader = make_loaders(TINY, 32, "cpu")[0]  # augmented
+    batch = next(iter(loader))
+    clean = teacher_forward(teacher, loader.clean_images(batch.index))
+    with pytest.raises(CachedLogitsMismatch):
+        check_cached_logits(teacher, batch.images, clean)
+
+
+def test_cache_refuses_a_batch_from_another_epoch():
+    teacher = tiny_teacher()
+    loader = make_loaders(TINY, 32, "cpu")[0]
+    cached = TeacherLogits(teacher, loader, "cached")
+    stale = next(iter(loader))
+    loader.set_epoch(1)
+    with pytest.raises(CachedLogitsMismatch):
+        cached(stale)
+
+
+def test_alpha_zero_is_exactly_training_from_scratch():
+    """Fairness: same seed → same initial weights, order, views and schedule; only the loss differs."""
+    cfg = student_config(epochs=2, batch_size=40, seed=5)
+    scratch = train_model("cnn_tiny", TINY, cfg, device="cpu", progress=False)
+    kd0 = distill_student(tiny_teacher(), "cnn_tiny", TINY, cfg, T=4, alpha=0.0, device="cpu", progress=False)
+    kd = distill_student(tiny_teacher(), "cnn_tiny", TINY, cfg, T=4, alpha=0.9, device="cpu", progress=False)
+    assert same_weights(scratch.model, kd0.model)
+    assert not same_weights(scratch.model, kd.model)
+    assert kd.meta["alpha"] == 0.9 and kd.meta["T"] == 4 and kd.meta["kind"] == "distilled"
+
+
+def test_sweep_shares_teacher_logits_and_picks_on_validation():
+    cfg = student_config(epochs=1, batch_size=40)
+    s = sweep(tiny_teacher(), "cnn_tiny", TINY, cfg, [1.0, 4.0], [0.5, 0.9], device="cpu", progress=False)
+    assert len(s.val_acc) == 2 and len(s.val_acc[0]) == 2
+    T, a = s.best
+    i, j = s.temperatures.index(T), s.alphas.index(a)
+    assert s.val_acc[i][j] == max(max(r) for r in s.val_acc)
+    assert s.runs[T, a].meta["teacher_mode"] == "cached"
+
+
+def test_teacher_and_student_with_different_class_counts_are_refused():
+    teacher = freeze(build_model("cnn_tiny", num_classes=100))
+    with pytest.raises(ValueError, match="teacher has 100 classes but student has 10"):
+        distill_student(teacher, "cnn_tiny", TINY, student_config(epochs=1, batch_size=40), device="cpu",
+                        progress=False)
+
+
+# --------------------------------------------------------------------------- proof, on real data
+N_LABELLED, SEEDS, MARGIN = 50, (0, 1, 2), 0.05  # 5 labelled digits per class; gain ≥ 5 points
+
+
+@pytest.fixture(scope="module")
+def digits_setup():
+    digits = load_digits()
+    teacher = train_model("mlp_large", digits, digits_config(epochs=40), device="cpu", progress=False).model
+    few = Dataset(digits.name, digits.classes, digits.train.subset(N_LABELLED, seed=1), digits.val, digits.test)
+    return freeze(teacher), few
+
+
+def _gain(teacher, data, alpha=0.9):
+    cfg = lambda seed: digits_config(epochs=120, batch_size=50, seed=seed)  # noqa: E731
+    return compare_scratch_vs_kd(teacher, "mlp_small", data, cfg, SEEDS, T=4, alpha=alpha, split="test",
+                                 device="cpu", progress=False)
+
+
+class ShuffledTeacher(nn.Module):
+    """A broken teacher: its logits are shuffled across the examples of each batch."""
+
+    def __init__(self, teacher):
+        super().__init__()
+        self.teacher = teacher
+
+    def forward(self, x):
+        out = self.teacher(x)
+        return out[torch.randperm(len(out), generator=torch.Generator().manual_seed(len(out)))]
+
+
+def test_distillation_beats_scratch_with_little_labelled_data(digits_setup):
+    teacher, few = digits_setup
+    result = _gain(teacher, few)
+    assert result.gain >= MARGIN, result.describe()
+    assert min(result.distilled) > max(result.scratch), result.describe()
+
+
+def test_the_gain_disappears_when_distillation_is_switched_off_or_broken(digits_setup):
+    teacher, few = digits_setup
+    off = _gain(teacher, few, alpha=0.0)
+    assert off.gain == 0.0, off.describe()  # α = 0 is training from labels, bit for bit
+    broken = _gain(freeze(ShuffledTeacher(teacher)), few)
+    assert broken.gain < MARGIN / 2, broken.describe()

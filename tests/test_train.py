@@ -1,0 +1,175 @@
+"""kdtutor.train and kdtutor.storage: schedule, determinism, checkpoints, resume, NaN guard."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from kdtutor.data import make_standin
+from kdtutor.models import build_model, count_parameters
+from kdtutor.storage import CorruptFileError, load_checked, save_checked
+from kdtutor.train import (LossNotFiniteError, TrainConfig, airbench_config, fit, hard_label_loss, load_checkpoint, lr_factor,
+                           make_loaders, predict, prepare_run, save_checkpoint, student_config, train_model)
+
+TINY = make_standin(120, 40, 40, seed=0)
+
+
+def tiny_cfg(**kw):
+    return dataclasses.replace(student_config(epochs=2, batch_size=40), **kw)
+
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# --------------------------------------------------------------------------- schedule and recipes
+def test_lr_schedule_warms_up_then_decays_linearly():
+    cfg = TrainConfig(warmup=0.25, start_lr=0.2, final_lr=0.1)
+    f = [lr_factor(s, 100, cfg) for s in range(101)]
+    assert f[0] == pytest.approx(0.2) and f[25] == pytest.approx(1.0) and f[100] == pytest.approx(0.1)
+    assert all(a < b for a, b in zip(f[:25], f[1:26])) and all(a > b for a, b in zip(f[25:100], f[26:101]))
+    assert f[62] == pytest.approx(1 + (0.1 - 1) * 37 / 75)
+
+
+def test_airbench_recipe_rewritten_for_mean_loss():
+    cfg = airbench_config(batch_size=1024)
+    assert cfg.lr == pytest.approx(11.5 / (1 + 1 / 0.15))  # ≈ 1.5 per example-mean
+    assert cfg.lr * cfg.weight_decay == pytest.approx(0.0153 * 1024 / (1024 * (1 + 1 / 0.15)))  # decay per step
+    assert cfg.label_smoothing == 0.2 and cfg.momentum == 0.85 and cfg.bn_bias_lr_scale == 64
+
+
+def test_model_sizes_match_the_course_table():
+    assert 1.9e6 < count_parameters(build_model("airbench")) < 2.05e6  # airbench94: ~1.97M
+    assert 30e3 < count_parameters(build_model("cnn_tiny")) < 50e3
+    assert 100e3 < count_parameters(build_model("cnn_small")) < 200e3
+    m = build_model("airbench")
+    frozen = m.whiten.weight.numel() + sum(b.weight.numel() for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d))
+    assert count_parameters(m, trainable_only=True) == count_parameters(m) - frozen
+
+
+def test_whitening_layer_decorrelates_patches():
+    torch.manual_seed(0)
+    images = torch.randn(200, 3, 16, 16)
+    images = images + 0.8 * images.roll(1, dims=3) + 0.5 * images[:, :1]  # correlated pixels and channels
+    m = build_model("airbench")
+    m.init_whitening(images)
+    out = m.whiten(images)[:, :12] - m.whiten.bias[:12, None, None]  # the positive half of the filters
+    flat = out.permute(1, 0, 2, 3).reshape(12, -1)
+    cov = torch.cov(flat)
+    assert torch.allclose(cov, torch.eye(12), atol=0.05)
+
+
+# --------------------------------------------------------------------------- determinism
+def test_same_seed_gives_identical_weights_on_cpu():
+    a = train_model("cnn_tiny", TINY, tiny_cfg(seed=3), device="cpu", progress=False)
+    b = train_model("cnn_tiny", TINY, tiny_cfg(seed=3), device="cpu", progress=False)
+    c = train_model("cnn_tiny", TINY, tiny_cfg(seed=4), device="cpu", progress=False)
+    assert same_weights(a.model, b.model)
+    assert a.history.column("train_loss") == b.history.column("train_loss")
+    assert not same_weights(a.model, c.model)
+
+
+def test_history_reports_best_and_last_epoch():
+    r = train_model("cnn_tiny", TINY, tiny_cfg(epochs=3), device="cpu", progress=False)
+    h = r.history
+    assert len(h.epochs) == 3 and h.last_val_acc == h.epochs[-1]["val_acc"]
+    assert h.best_val_acc == max(h.column("val_acc")) and h.column("val_acc")[h.best_epoch - 1] == h.best_val_acc
+    assert all(e["images_per_s"] > 0 for e in h.epochs)
+    assert r.meta["val_acc"] == h.last_val_acc and r.meta["dataset"] == TINY.name
+
+
+# --------------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip(tmp_path):
+    r = train_model("cnn_tiny", TINY, tiny_cfg(epochs=1), device="cpu", progress=False)
+    path = save_checkpoint(tmp_path / "m.pt", r.model, r.meta)
+    model, meta = load_checkpoint(path, arch="cnn_tiny")
+    assert meta["arch"] == "cnn_tiny" and meta["dataset"] == TINY.name and meta["seed"] == 0
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.equal(model(x), r.model.eval()(x))
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file left behind"
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    m = build_model("cnn_tiny")
+    meta = {"arch": "cnn_tiny", "num_classes": 10, "in_channels": 3, "image_size": 32}
+    save_checkpoint(tmp_path / "m.pt", m, meta)
+    with pytest.raises(ValueError, match="holds a 'cnn_tiny' model, not 'airbench'"):
+        load_checkpoint(tmp_path / "m.pt", arch="airbench")
+    save_checkpoint(tmp_path / "lie.pt", m, {**meta, "arch": "cnn_small"})  # weights do not fit the name
+    with pytest.raises(ValueError, match="do not fit"):
+        load_checkpoint(tmp_path / "lie.pt")
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "header"])
+def test_corrupt_checkpoint_gives_a_clear_error(tmp_path, damage):
+    path = save_checkpoint(tmp_path / "m.pt", build_model("cnn_tiny"),
+                           {"arch": "cnn_tiny", "num_classes": 10, "in_channels": 3, "image_size": 32})
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[len(raw) // 2] ^= 0x01
+    elif damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[:8] = b"NOTOURS!"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match="delete"):
+        load_checkpoint(path)
+
+
+def test_checked_file_of_another_kind_is_refused(tmp_path):
+    save_checked({"x": torch.ones(2)}, tmp_path / "f.pt", kind="cifar10")
+    with pytest.raises(CorruptFileError, match="expected a 'checkpoint'"):
+        load_checked(tmp_path / "f.pt", kind="checkpoint")
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    cfg = tiny_cfg(epochs=3)
+    full = train_model("cnn_tiny", TINY, cfg, device="cpu", progress=False)
+
+    model, train_loader, val_loader, meta = prepare_run("cnn_tiny", TINY, cfg, device="cpu")
+    meta["kind"] = "trained from labels"  # as train_model records it
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_3(logits, batch):
+        calls["n"] += 1
+        if calls["n"] > 2 * len(train_loader):
+            raise KeyboardInterrupt
+        return hard_label_loss()(logits, batch)
+
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, train_loader, val_loader, cfg, loss_fn=interrupt_in_epoch_3, checkpoint=ckpt, meta=meta, progress=False)
+    assert load_checked(ckpt, "checkpoint")["epochs_done"] == 2  # nothing already saved was lost
+
+    resumed = train_model("cnn_tiny", TINY, cfg, checkpoint=ckpt, device="cpu", progress=False)
+    assert len(resumed.history.epochs) == 3
+    assert same_weights(resumed.model, full.model)
+    # a finished checkpoint is loaded, not retrained
+    again = train_model("cnn_tiny", TINY, cfg, checkpoint=ckpt, device="cpu", progress=False)
+    assert same_weights(again.model, full.model)
+
+
+def test_checkpoint_of_a_different_run_is_not_resumed(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    train_model("cnn_tiny", TINY, tiny_cfg(epochs=1), checkpoint=ckpt, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="different run"):
+        train_model("cnn_tiny", TINY, tiny_cfg(epochs=1, seed=9), checkpoint=ckpt, device="cpu", progress=False)
+
+
+def test_nan_loss_stops_training_with_a_clear_error():
+    model, train_loader, val_loader, _ = prepare_run("cnn_tiny", TINY, tiny_cfg(), device="cpu")
+    with pytest.raises(LossNotFiniteError, match="lower the learning rate"):
+        fit(model, train_loader, val_loader, tiny_cfg(lr=1e30), progress=False)
+
+
+def test_predict_returns_split_order_and_tta_averages_mirrors():
+    model = build_model("cnn_tiny").eval()
+    _, val_loader, _ = make_loaders(TINY, 16, "cpu")
+    logits, labels = predict(model, val_loader)
+    assert torch.equal(labels, TINY.val.labels)
+    x = val_loader.clean_images(torch.arange(len(TINY.val)))
+    with torch.no_grad():
+        assert torch.allclose(logits, model(x), atol=1e-5)
+        tta, _ = predict(model, val_loader, tta=True)
+        assert torch.allclose(tta, (model(x) + model(x.flip(-1))) / 2, atol=1e-5)
