@@ -198,18 +198,23 @@ class Comparison:
 
 def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float = 4.0,
                           alpha: float = 0.9, split: str = "val", device=None, progress: bool = True,
-                          **kw) -> Comparison:
+                          checkpoint_dir=None, augment: bool | None = None, profile: str = "") -> Comparison:
     """Train ``arch`` from scratch and by distillation for each seed; compare accuracies on ``split``.
 
     ``make_cfg(seed)`` gives the :class:`TrainConfig` of one seed; both runs of a
     seed use it, so they share initial weights, data order, augmentation and
-    schedule — the loss is the only difference.
+    schedule — the loss is the only difference. With ``checkpoint_dir`` every run
+    is saved there (and loaded instead of retrained when it is already there):
+    see :func:`student_paths`.
     """
     result = Comparison(split, [], [])
     for seed in tqdm(list(seeds), desc="seeds", disable=not progress):
         cfg = make_cfg(seed)
-        scratch = train_model(arch, data, cfg, device=device, augment=kw.get("augment"), progress=False)
-        kd = distill_student(teacher, arch, data, cfg, T=T, alpha=alpha, device=device, progress=False, **kw)
+        paths = student_paths(checkpoint_dir, arch, seed, T, alpha) if checkpoint_dir else (None, None)
+        scratch = train_model(arch, data, cfg, checkpoint=paths[0], device=device, augment=augment,
+                              profile=profile, progress=False)
+        kd = distill_student(teacher, arch, data, cfg, T=T, alpha=alpha, device=device, augment=augment,
+                             checkpoint=paths[1], profile=profile, progress=False)
         result.scratch.append(split_accuracy(scratch.model, data, split))
         result.distilled.append(split_accuracy(kd.model, data, split))
         result.runs[("scratch", seed)], result.runs[("distilled", seed)] = scratch, kd
@@ -257,3 +262,35 @@ def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temper
         result.runs[T, a] = run
     result.val_acc = [[accs[T, a] for a in alphas] for T in temperatures]
     return result
+
+
+def student_paths(checkpoint_dir, arch: str, seed: int, T: float, alpha: float):
+    """Checkpoint paths ``(scratch, distilled)`` of one seed's pair of students."""
+    from pathlib import Path
+
+    d = Path(checkpoint_dir)
+    return d / f"{arch}_scratch_seed{seed}.pt", d / f"{arch}_kd_T{T:g}_a{alpha:g}_seed{seed}.pt"
+
+
+# --------------------------------------------------------------------------- dark knowledge (Hinton et al. 2015)
+def without_class(data: Dataset, cls: int) -> Dataset:
+    """``data`` with every example of class ``cls`` removed from the *training* split only."""
+    from .data import Split
+
+    keep = data.train.labels != cls
+    return Dataset(data.name, data.classes, Split(data.train.images[keep], data.train.labels[keep]),
+                   data.val, data.test, data.is_standin)
+
+
+def shift_class_logit(logits: torch.Tensor, cls: int, shift: float) -> torch.Tensor:
+    """``logits (N, C)`` with ``shift`` added to column ``cls`` (raises that class's bias)."""
+    out = logits.clone()
+    out[:, cls] += shift
+    return out
+
+
+def best_class_shift(val_logits: torch.Tensor, val_labels: torch.Tensor, cls: int, shifts) -> float:
+    """The shift of class ``cls``'s logit that maximises *validation* accuracy (the smallest, on ties)."""
+    accs = [((shift_class_logit(val_logits, cls, s).argmax(1) == val_labels).float().mean().item(), -s, s)
+            for s in shifts]
+    return max(accs)[2]

@@ -410,3 +410,36 @@ def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, pro
     history = fit(model, train_loader, val_loader, cfg, checkpoint=checkpoint, meta=meta,
                   progress=progress, desc=f"{arch} on {data.name.split(' ')[0]}")
     return TrainResult(model.eval(), history, {**meta, **_results(history)})
+
+
+def teacher_path(profile) -> Path:
+    """Where the course keeps the teacher of ``profile``: ``data/checkpoints/teacher_<profile>_<arch>.pt``."""
+    from .storage import CHECKPOINT_DIR
+
+    return CHECKPOINT_DIR / f"teacher_{profile.name}_{profile.teacher}.pt"
+
+
+def get_teacher(profile, data: Dataset, retrain: bool = False, device=None, progress: bool = True) -> TrainResult:
+    """The teacher of lessons 03–05: loaded from :func:`teacher_path` if a finished checkpoint
+    of the same run is there, trained (or resumed) otherwise.
+
+    A checkpoint that is corrupt or belongs to another run (other data, settings or
+    code version) is moved aside to ``*.pt.old`` with a message, and the teacher is
+    retrained; ``retrain=True`` does that on purpose.
+    """
+    from .storage import CorruptFileError
+
+    path = teacher_path(profile)
+    cfg = config_for(profile.teacher, profile.teacher_epochs, profile.batch_size)
+    if retrain and path.exists():
+        path.replace(path.with_suffix(".pt.old"))
+    try:
+        return train_model(profile.teacher, data, cfg, checkpoint=path, profile=profile.name, device=device,
+                           progress=progress)
+    except (CorruptFileError, ValueError) as e:
+        if not path.exists():
+            raise
+        print(f"cannot use {path}: {e}\nmoving it to {path.with_suffix('.pt.old')} and training afresh")
+        path.replace(path.with_suffix(".pt.old"))
+        return train_model(profile.teacher, data, cfg, checkpoint=path, profile=profile.name, device=device,
+                           progress=progress)

@@ -1,18 +1,16 @@
 """kdtutor.distill: frozen teacher, teacher-logit modes, the cache check, fairness, and the proof
 that distillation works (on real data: scikit-learn's digits)."""
 
-import dataclasses
-import statistics
-
 import pytest
 import torch
 from torch import nn
 
 from kdtutor.data import Dataset, load_digits, make_standin
-from kdtutor.distill import (CachedLogitsMismatch, TeacherLogits, check_cached_logits, compare_scratch_vs_kd,
-                             distill_student, freeze, sweep, teacher_forward)
+from kdtutor.distill import (CachedLogitsMismatch, TeacherLogits, best_class_shift, check_cached_logits,
+                             compare_scratch_vs_kd, distill_student, freeze, shift_class_logit, sweep,
+                             teacher_forward, without_class)
 from kdtutor.models import build_model
-from kdtutor.train import digits_config, make_loaders, student_config, train_model
+from kdtutor.train import digits_config, make_loaders, predict, student_config, train_model
 
 TINY = make_standin(120, 40, 40, seed=0)
 
@@ -161,3 +159,32 @@ def test_the_gain_disappears_when_distillation_is_switched_off_or_broken(digits_
     assert off.gain == 0.0, off.describe()  # α = 0 is training from labels, bit for bit
     broken = _gain(freeze(ShuffledTeacher(teacher)), few)
     assert broken.gain < MARGIN / 2, broken.describe()
+
+
+def test_dark_knowledge_teaches_a_class_the_student_never_saw(digits_setup):
+    """Hinton et al. (2015), on digits: no 3 in the transfer set, yet the distilled student
+    recognises most test 3s; the same student trained from labels recognises none."""
+    teacher, _ = digits_setup
+    digits = load_digits()
+    transfer = without_class(digits, 3)
+    assert (transfer.train.labels == 3).sum() == 0 and len(transfer.test) == len(digits.test)
+    cfg = digits_config(epochs=40)
+    kd = distill_student(teacher, "mlp_small", transfer, cfg, T=8, alpha=0.9, device="cpu", progress=False)
+    scratch = train_model("mlp_small", transfer, cfg, device="cpu", progress=False)
+    _, val_loader, test_loader = make_loaders(digits, 512, "cpu")
+    recall3 = lambda z, y: (z.argmax(1)[y == 3] == 3).float().mean().item()  # noqa: E731
+    z, y = predict(kd.model, test_loader)
+    z_scratch, _ = predict(scratch.model, test_loader)
+    assert recall3(z_scratch, y) == 0.0
+    assert recall3(z, y) > 0.6, recall3(z, y)
+    zv, yv = predict(kd.model, val_loader)
+    shift = best_class_shift(zv, yv, 3, [0.25 * i for i in range(25)])
+    assert shift >= 0 and recall3(shift_class_logit(z, 3, shift), y) >= recall3(z, y)
+
+
+def test_best_class_shift_is_chosen_by_accuracy():
+    logits = torch.tensor([[2.0, 0.0], [2.0, 1.5], [0.0, 3.0]])
+    labels = torch.tensor([0, 1, 1])
+    assert torch.equal(shift_class_logit(logits, 1, 1.0)[:, 1], torch.tensor([1.0, 2.5, 4.0]))
+    # row 2 needs a shift > 0.5 on class 1; row 1 flips at 2.0, which costs an error
+    assert best_class_shift(logits, labels, 1, [0.0, 0.25, 1.0, 3.0]) == 1.0

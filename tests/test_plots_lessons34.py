@@ -1,0 +1,67 @@
+"""Lesson 03/04 figures: every axis labelled, every figure titled."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from kdtutor import plots  # noqa: E402
+from kdtutor.distill import Sweep  # noqa: E402
+from kdtutor.train import History  # noqa: E402
+
+
+def assert_labelled(fig):
+    try:
+        has_suptitle = fig._suptitle is not None and fig._suptitle.get_text()
+        data_axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        assert data_axes
+        for ax in data_axes:
+            if not ax.has_data() and not ax.images:
+                continue
+            if ax.images and not len(ax.get_xticks()):  # an image panel in a grid: the figure is titled
+                assert has_suptitle, "image grid without a title"
+                continue
+            assert ax.get_title() or has_suptitle, "axes without a title"
+            assert ax.get_xlabel() or fig.get_supxlabel(), "axes without an x label"
+            assert ax.get_ylabel(), "axes without a y label"
+    finally:
+        plt.close(fig)
+
+
+def _history(n=3):
+    return History([{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "train_acc": 0.5 + e / 10,
+                     "val_acc": 0.45 + e / 10} for e in range(1, n + 1)])
+
+
+CLASSES = [str(i) for i in range(4)]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: plots.class_balance(torch.tensor([0, 1, 1, 3]), CLASSES, "t"),
+    lambda: plots.augmentation_examples(torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8), "t"),
+    lambda: plots.lr_schedule([0.2, 0.6, 1.0, 0.5], 0.1, "t", steps_per_epoch=2),
+    lambda: plots.learning_curves({"a": _history(), "b": _history(2)}, "t"),
+    lambda: plots.sweep_heatmap(Sweep([1.0, 4.0], [0.5, 0.9], [[0.5, 0.6], [0.7, 0.55]]), "t"),
+    lambda: plots.seed_comparison({"scratch": [0.5, 0.52], "distilled": [0.55, 0.56]}, "t"),
+    lambda: plots.class_recall_bars({"a": torch.rand(4), "b": torch.rand(4)}, CLASSES, "t", highlight=2),
+], ids=["class_balance", "augmentation", "lr_schedule", "curves", "heatmap", "seeds", "recall"])
+def test_figures_are_labelled(make):
+    assert_labelled(make())
+
+
+def test_image_grid_labels_rows_with_class_names():
+    fig = plots.image_grid(torch.randint(0, 255, (8, 3, 8, 8), dtype=torch.uint8), torch.arange(8) % 4, CLASSES, "t")
+    try:
+        assert fig._suptitle.get_text() == "t"
+        assert [fig.axes[r * 8].get_ylabel() for r in range(4)] == CLASSES
+    finally:
+        plt.close(fig)
+
+
+def test_the_label_check_can_fail():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    with pytest.raises(AssertionError):
+        assert_labelled(fig)
