@@ -13,6 +13,7 @@ the smoke profile and stores them that way.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def run_course(profile: str | None = None, out: Path | None = None) -> Path:
 
     profile = get_profile(profile).name
     out = Path(out or RESULTS_DIR / profile)
+    for stale in ("metrics", "figures"):  # this run's summary must not mix in an older run's numbers
+        shutil.rmtree(out / stale, ignore_errors=True)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     timings = []
     for path in notebooks():
@@ -97,11 +100,84 @@ def run_course(profile: str | None = None, out: Path | None = None) -> Path:
 
 
 def write_summary(profile: str, out: Path, timings: list[tuple[str, float]]) -> Path:
-    """``summary.md``: how long each lesson took (the report card is added by lesson 05)."""
-    lines = [f"# kdtutor course run — profile `{profile}`", "", "| lesson | seconds |", "|---|---:|"]
+    """``summary.md``: one page built from the metrics the lessons saved, plus run times."""
+    metrics = _load_metrics(out / "metrics")
+    lines = [f"# kdtutor course run — profile `{profile}`", ""]
+    lines += _data_lines(metrics) + _report_lines(metrics) + _distill_lines(metrics)
+    figures = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
+    lines += ["## Run time", "", "| lesson | seconds |", "|---|---:|"]
     lines += [f"| {name} | {sec:.0f} |" for name, sec in timings]
     lines += ["", f"Total: {sum(s for _, s in timings):.0f} s. Executed notebooks are in `notebooks/`."]
     path = out / "summary.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     print(f"summary written to {path}")
     return path
+
+
+def _load_metrics(folder: Path) -> dict:
+    from .storage import load_json
+
+    return {p.stem: load_json(p) for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
+
+
+def _data_lines(metrics: dict) -> list[str]:
+    first = next(iter(metrics.values()), None)
+    if first is None:
+        return ["No lesson saved metrics in this run.", ""]
+    lines = [f"Data set: **{first['dataset']}**.", ""]
+    if first.get("is_standin"):
+        lines += ["> **Stand-in data** (generated shapes, not CIFAR-10): the numbers below demonstrate the",
+                  "> course's code paths and say nothing about CIFAR-10.", ""]
+    return lines
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def _report_lines(metrics: dict) -> list[str]:
+    report = metrics.get("05_report")
+    if not report:
+        return []
+    rows = report["card"]
+    any_row = next(iter(rows.values()))
+    lat = sorted(any_row["latency_ms"], key=int)
+    head = ["model", "test accuracy", "agreement with teacher", "ECE", "params", *[f"latency b{b} (ms)" for b in lat]]
+    lines = [f"## Report card — {report['dataset']}, test split (N = {any_row['n']}), seed {report['seeds'][0]}", "",
+             f"Student `{report['student']}` distilled from `{report['teacher']}` with T = {report['T']:g}, "
+             f"α = {report['alpha']:g}; latency on {any_row['device']}.", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for name, r in rows.items():
+        lines.append("| " + " | ".join([name, _pct(r["accuracy"]), _pct(r["agreement"]), _pct(r["ece"]),
+                                         f"{r['params']:,d}", *[f"{r['latency_ms'][b]:.3g}" for b in lat]]) + " |")
+    lines += ["", f"Over seeds {report['seeds']} (test split, mean ± sample std):", "",
+              "| student | accuracy | agreement | ECE |", "|---|---:|---:|---:|"]
+    for kind, m in report["per_seed"].items():
+        cells = [_mean_std(m[k]) for k in ("accuracy", "agreement", "ece")]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _mean_std(values) -> str:
+    import statistics
+
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f} %"
+
+
+def _distill_lines(metrics: dict) -> list[str]:
+    lines = []
+    if "03_teacher" in metrics:
+        t = metrics["03_teacher"]
+        lines += [f"Teacher `{t['arch']}`: test accuracy {_pct(t['test_acc'])} (flip TTA {_pct(t['test_acc_tta'])}), "
+                  f"{t['images_per_s']:,.0f} training images/s.", ""]
+    d = metrics.get("04_distill")
+    if d:
+        dk = d["dark_knowledge"]
+        lines += [f"Lesson 04 chose T = {d['T']:g}, α = {d['alpha']:g} on validation "
+                  f"(sweep T ∈ {d['sweep']['temperatures']}, α ∈ {d['sweep']['alphas']}).", "",
+                  f"Dark knowledge on {dk['dataset']}: with no 3 in the transfer set, test 3s recognised — "
+                  + ", ".join(f"{k}: {_pct(v)}" for k, v in dk["recall3"].items()) + ".", ""]
+    return lines

@@ -90,6 +90,8 @@ class TeacherLogits:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.teacher, self.loader, self.mode = freeze(teacher).to(loader.device), loader, mode
+        if loader.device.type == "cuda":
+            self.teacher.to(memory_format=torch.channels_last)
         self.cache: dict = {}  # view key → (N, C) logits
         self._checked: set = set()
 

@@ -266,6 +266,7 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader, 
     loss_fn = loss_fn or hard_label_loss(cfg.label_smoothing)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
     model.to(device)
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch, history, start = len(train_loader), History(), 0
