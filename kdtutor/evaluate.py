@@ -606,7 +606,7 @@ def report_table(card: dict[str, ReportRow], title: str = "Report card") -> str:
              + (f"; latency on {rows[0].device}" if batches else "; latency not measured") + ")", "",
              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for r in rows:
-        name = f"{r.name} (teacher)" if r.is_teacher else r.name
+        name = f"{r.name} (teacher)" if r.is_teacher and "teacher" not in r.name else r.name
         cells = [name, f"{100 * r.accuracy:.2f} %", f"{100 * r.agreement:.2f} %", f"{r.kl_to_teacher:.4f}",
                  f"{100 * r.ece:.2f} %", f"{r.nll:.4f}", _si(r.params), _si(r.flops),
                  *[f"{r.latency_ms.get(b, math.nan):.3g}" for b in batches], _si(r.size_bytes, "B")]
