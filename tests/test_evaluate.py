@@ -28,7 +28,14 @@ def random_case(n=400, c=7, seed=0, scale=2.0, never_predicted=(5,)):
     return logits, labels
 
 
-CASES = [random_case(seed=s) for s in range(3)] + [random_case(n=50, c=3, seed=7, never_predicted=())]
+def absent_class_case():
+    """Class 6 is neither predicted nor among the labels: its F1 is 0 (0/0 → 0) and still averaged."""
+    z, y = random_case(n=200, c=7, seed=9, never_predicted=(6,))
+    return z, y % 6
+
+
+CASES = [random_case(seed=s) for s in range(3)] + [random_case(n=50, c=3, seed=7, never_predicted=()),
+                                                  absent_class_case()]
 
 
 def np_pred(logits):
@@ -197,6 +204,14 @@ def test_confidence_exactly_one_falls_in_the_last_bin():
     bins = ev.reliability_bins(z, y)
     assert int(bins.count[-1]) == 2 and int(bins.count.sum()) == 2
     assert ev.expected_calibration_error(z, y) == pytest.approx(0.5)
+
+
+def test_a_confidence_on_a_bin_edge_goes_to_the_lower_bin():
+    # softmax of equal logits is exactly 1/C: 0.5 is the upper edge of bin 4 of 10, 0.25 of bin 0 of 4
+    bins = ev.reliability_bins(torch.zeros(6, 2), torch.zeros(6, dtype=torch.long), n_bins=10)
+    assert int(bins.count[4]) == 6 and bins.confidence[4] == 0.5
+    bins = ev.reliability_bins(torch.zeros(6, 4), torch.zeros(6, dtype=torch.long), n_bins=4)
+    assert int(bins.count[0]) == 6
 
 
 @pytest.mark.parametrize("n_bins", [1, 7, 10])
