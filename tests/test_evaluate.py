@@ -1,6 +1,7 @@
 """kdtutor.evaluate against independent references: scikit-learn, torchmetrics, numpy,
 statistics, scipy (if installed) and closed forms."""
 
+import json
 import math
 import statistics
 
@@ -367,6 +368,7 @@ def test_report_card_rows(digits_like):
     assert s.confusion.sum() == 300 and s.reliability.n == 300
     d = s.to_dict()
     assert d["accuracy"] == s.accuracy and "logits" not in d and d["latency_ms"].keys() == {"1", "16"}
+    assert json.loads(json.dumps(d))["confusion"] == s.confusion.tolist()  # ready for save_json
 
 
 def test_report_table_is_markdown_with_the_dataset_name(digits_like):
