@@ -1,0 +1,221 @@
+"""Lesson 05 exercise checks: the reference answers pass, stubs are "not attempted",
+typical wrong answers fail with a specific message."""
+
+import math
+
+import pytest
+import torch
+
+from kdtutor import checks, evaluate
+from kdtutor.evaluate import t_quantile_975
+from solutions import lesson05 as solutions
+
+EXERCISES = ["expected_calibration_error", "top1_agreement", "macro_f1", "summarize_seeds"]
+
+
+def run(name, fn):
+    return getattr(checks, name)(fn, verbose=False)
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_reference_answer_passes(name):
+    fn = getattr(solutions, name)
+    result = run(name, fn)
+    assert result.passed is True, result.message
+    assert result.fn is fn
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_stub_is_not_attempted_and_falls_back_to_the_reference(name):
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+
+    result = run(name, stub)
+    assert result.passed is None and "not attempted" in result.message
+    assert result.fn is not stub
+    # the fallback is kdtutor's reference: it passes its own check
+    assert run(name, result.fn).passed is True
+
+
+def test_fallbacks_are_kdtutors_references():
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+
+    assert run("expected_calibration_error", stub).fn is evaluate.expected_calibration_error
+    assert run("top1_agreement", stub).fn is evaluate.top1_agreement
+    assert run("macro_f1", stub).fn is evaluate.macro_f1
+
+
+def expect_failure(name, fn, *phrases):
+    result = run(name, fn)
+    assert result.passed is False, f"a wrong answer passed: {result.message}"
+    assert "Hint:" in result.message and result.fn is not fn
+    for phrase in phrases:
+        assert phrase in result.message, result.message
+    return result
+
+
+# --------------------------------------------------------------------------- ECE
+def _binned(logits, labels, n_bins, confidence_of, weighted=True, skip_empty=True, clamp=True):
+    """A configurable (mostly wrong) ECE for the tests below."""
+    probs = torch.softmax(logits, dim=1)
+    conf = confidence_of(probs, labels)
+    correct = (probs.argmax(1) == labels).float()
+    idx = torch.ceil(conf * n_bins).long() - 1
+    if clamp:
+        idx = idx.clamp(0, n_bins - 1)
+    terms, weights = [], []
+    for b in range(n_bins):
+        sel = idx == b
+        if skip_empty and not sel.any():
+            continue
+        terms.append(abs(correct[sel].mean().item() - conf[sel].mean().item()))
+        weights.append(sel.sum().item() / len(labels))
+    if weighted:
+        return sum(w * t for w, t in zip(weights, terms))
+    return sum(terms) / len(terms)
+
+
+def max_prob(probs, labels):
+    return probs.max(1).values
+
+
+def test_ece_unweighted_bins_fail():
+    expect_failure("expected_calibration_error",
+                   lambda z, y, n_bins=15: _binned(z, y, n_bins, max_prob, weighted=False), "without weighting")
+
+
+def test_ece_with_true_class_probability_fails():
+    expect_failure("expected_calibration_error",
+                   lambda z, y, n_bins=15: _binned(z, y, n_bins, lambda p, y: p.gather(1, y[:, None]).squeeze(1)),
+                   "*true* class")
+
+
+def test_ece_dropping_confidence_one_fails():
+    # floor(conf · n_bins) puts 1.0 in bin n_bins, which a loop over range(n_bins) never visits
+    def floor_bins(z, y, n_bins=15):
+        probs = torch.softmax(z, 1)
+        conf, pred = probs.max(1)
+        correct = (pred == y).float()
+        idx = (conf * n_bins).long()
+        return sum((idx == b).sum().item() / len(y) * abs(correct[idx == b].mean().item() - conf[idx == b].mean().item())
+                   for b in range(n_bins) if (idx == b).any())
+
+    result = expect_failure("expected_calibration_error", floor_bins)
+    assert "confidence exactly 1.0" in result.message
+
+
+def test_ece_with_nan_for_empty_bins_fails():
+    expect_failure("expected_calibration_error",
+                   lambda z, y, n_bins=15: _binned(z, y, n_bins, max_prob, skip_empty=False), "NaN")
+
+
+def test_ece_in_percent_and_ignoring_n_bins_fail():
+    expect_failure("expected_calibration_error",
+                   lambda z, y, n_bins=15: 100 * solutions.expected_calibration_error(z, y, n_bins), "percentage")
+    expect_failure("expected_calibration_error",
+                   lambda z, y, n_bins=15: solutions.expected_calibration_error(z, y, 15), "n_bins=10")
+
+
+def test_ece_returning_a_tensor_passes():
+    assert run("expected_calibration_error",
+               lambda z, y, n_bins=15: torch.tensor(solutions.expected_calibration_error(z, y, n_bins))).passed
+
+
+# --------------------------------------------------------------------------- agreement
+LABELS = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(0))
+
+
+def test_agreement_with_labels_instead_of_teacher_fails():
+    # a learner's notebook has `labels` lying around and compares with it
+    expect_failure("top1_agreement", lambda s, t: (s.argmax(1) == LABELS[: len(s)]).float().mean().item())
+
+
+def test_agreement_over_the_wrong_dimension_fails():
+    expect_failure("top1_agreement", lambda s, t: (s.argmax(0) == t.argmax(0)).float().mean().item(), "dim=0")
+
+
+def test_agreement_as_a_count_or_from_equal_probabilities_fails():
+    expect_failure("top1_agreement", lambda s, t: (s.argmax(1) == t.argmax(1)).sum().item(), "count")
+    expect_failure("top1_agreement",
+                   lambda s, t: torch.isclose(torch.softmax(s, 1), torch.softmax(t, 1)).all(1).float().mean(),
+                   "instead of the predicted classes")
+
+
+# --------------------------------------------------------------------------- macro-F1
+def test_macro_f1_as_accuracy_fails():
+    expect_failure("macro_f1", lambda z, y: (z.argmax(1) == y).float().mean().item(), "micro-F1")
+
+
+def test_support_weighted_f1_fails():
+    def weighted(z, y):
+        pred, C = z.argmax(1), z.shape[1]
+        total = 0.0
+        for c in range(C):
+            tp = ((pred == c) & (y == c)).sum().item()
+            den = (pred == c).sum().item() + (y == c).sum().item()
+            total += (y == c).sum().item() * (2 * tp / den if den else 0.0)
+        return total / len(y)
+
+    expect_failure("macro_f1", weighted, "weight each class")
+
+
+def test_f1_of_mean_precision_and_recall_fails():
+    def f1_of_means(z, y):
+        pred, C = z.argmax(1), z.shape[1]
+        p = [((pred == c) & (y == c)).sum().item() / max((pred == c).sum().item(), 1) for c in range(C)]
+        r = [((pred == c) & (y == c)).sum().item() / max((y == c).sum().item(), 1) for c in range(C)]
+        P, R = sum(p) / C, sum(r) / C
+        return 2 * P * R / (P + R)
+
+    expect_failure("macro_f1", f1_of_means, "mean precision and mean recall")
+
+
+def test_macro_f1_with_nan_for_never_predicted_classes_fails():
+    def nan_f1(z, y):
+        pred, C = z.argmax(1), z.shape[1]
+        scores = []
+        for c in range(C):
+            tp = ((pred == c) & (y == c)).sum().item()
+            precision = tp / (pred == c).sum().item() if (pred == c).any() else math.nan
+            recall = tp / (y == c).sum().item()
+            scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+        return sum(scores) / C
+
+    expect_failure("macro_f1", nan_f1, "NaN")
+
+
+def test_sklearn_macro_f1_passes():
+    from sklearn.metrics import f1_score
+
+    assert run("macro_f1", lambda z, y: f1_score(y, z.argmax(1), average="macro", zero_division=0)).passed
+
+
+# --------------------------------------------------------------------------- seeds
+def _seeds(values, ddof=1, quantile=None, standard_error=True):
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - ddof))
+    q = quantile(n) if quantile else t_quantile_975(n - 1)
+    half = q * (std / math.sqrt(n) if standard_error else std)
+    return mean, std, mean - half, mean + half
+
+
+def test_population_std_fails():
+    expect_failure("summarize_seeds", lambda v: _seeds(v, ddof=0), "n − 1")
+
+
+def test_normal_quantile_instead_of_t_fails():
+    expect_failure("summarize_seeds", lambda v: _seeds(v, quantile=lambda n: 1.96), "1.96")
+
+
+def test_interval_without_sqrt_n_fails():
+    expect_failure("summarize_seeds", lambda v: _seeds(v, standard_error=False), "std/√n")
+
+
+def test_n_degrees_of_freedom_fails():
+    expect_failure("summarize_seeds", lambda v: _seeds(v, quantile=lambda n: t_quantile_975(n)), "n degrees")
+
+
+def test_seeds_returning_only_mean_and_interval_fails():
+    expect_failure("summarize_seeds", lambda v: _seeds(v)[::2], "4 numbers")

@@ -1,0 +1,403 @@
+"""kdtutor.evaluate against independent references: scikit-learn, torchmetrics, numpy,
+statistics, scipy (if installed) and closed forms."""
+
+import json
+import math
+import statistics
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+from torch import nn
+
+from kdtutor import evaluate as ev
+from kdtutor.data import DeviceLoader, Split
+from kdtutor.losses import kl_divergence
+from kdtutor.models import build_model, count_parameters
+from kdtutor.train import predict
+
+
+def random_case(n=400, c=7, seed=0, scale=2.0, never_predicted=(5,)):
+    """Random logits and labels where the classes in ``never_predicted`` are never the argmax
+    (but do occur among the labels)."""
+    g = torch.Generator().manual_seed(seed)
+    logits = scale * torch.randn(n, c, generator=g)
+    for k in never_predicted:
+        logits[:, k] -= 20.0
+    labels = torch.randint(0, c, (n,), generator=g)
+    return logits, labels
+
+
+def absent_class_case():
+    """Class 6 is neither predicted nor among the labels: its F1 is 0 (0/0 → 0) and still averaged."""
+    z, y = random_case(n=200, c=7, seed=9, never_predicted=(6,))
+    return z, y % 6
+
+
+CASES = [random_case(seed=s) for s in range(3)] + [random_case(n=50, c=3, seed=7, never_predicted=()),
+                                                  absent_class_case()]
+
+
+def np_pred(logits):
+    return logits.argmax(1).numpy()
+
+
+# --------------------------------------------------------------------------- quality vs scikit-learn
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_accuracy_and_topk_match_sklearn(case):
+    z, y = CASES[case]
+    assert ev.top1_accuracy(z, y) == pytest.approx(skm.accuracy_score(y.numpy(), np_pred(z)), abs=1e-12)
+    C = z.shape[1]
+    for k in range(1, C):  # sklearn warns for k >= C (always 1)
+        want = skm.top_k_accuracy_score(y.numpy(), z.double().numpy(), k=k, labels=list(range(C)))
+        assert ev.topk_accuracy(z, y, k) == pytest.approx(want, abs=1e-12), k
+    assert ev.topk_accuracy(z, y, C) == 1.0
+
+
+def test_topk_with_k1_equals_top1_even_with_ties():
+    z = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, 3.0, 3.0]])
+    y = torch.tensor([1, 1, 0])
+    assert ev.topk_accuracy(z, y, 1) == ev.top1_accuracy(z, y) == pytest.approx(2 / 3)
+    assert ev.topk_accuracy(z, y, 2) == 1.0
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_precision_recall_f1_match_sklearn_zero_division_0(case):
+    z, y = CASES[case]
+    C = z.shape[1]
+    p, r, f, s = skm.precision_recall_fscore_support(y.numpy(), np_pred(z), labels=list(range(C)),
+                                                     zero_division=0)
+    got = ev.precision_recall_f1(z, y)
+    np.testing.assert_allclose(got["precision"].numpy(), p, atol=1e-12)
+    np.testing.assert_allclose(got["recall"].numpy(), r, atol=1e-12)
+    np.testing.assert_allclose(got["f1"].numpy(), f, atol=1e-12)
+    np.testing.assert_array_equal(got["support"].numpy(), s)
+    want = skm.f1_score(y.numpy(), np_pred(z), labels=list(range(C)), average="macro", zero_division=0)
+    assert ev.macro_f1(z, y) == pytest.approx(want, abs=1e-12)
+
+
+def test_a_never_predicted_class_has_precision_and_f1_zero_not_nan():
+    z, y = CASES[0]
+    got = ev.precision_recall_f1(z, y)
+    assert got["support"][5] > 0 and got["precision"][5] == 0 and got["f1"][5] == 0
+    assert torch.isfinite(got["f1"]).all()
+
+
+def test_macro_f1_differs_from_accuracy_when_a_class_is_ignored():
+    # 90 examples of class 0, 10 of class 1; the model always says 0: accuracy 0.9, macro-F1 ≈ 0.47
+    y = torch.tensor([0] * 90 + [1] * 10)
+    z = torch.tensor([[1.0, 0.0]]).repeat(100, 1)
+    assert ev.top1_accuracy(z, y) == pytest.approx(0.9)
+    assert ev.macro_f1(z, y) == pytest.approx((2 * 90 / (2 * 90 + 10) + 0) / 2)
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_confusion_matrix_matches_sklearn(case):
+    z, y = CASES[case]
+    C = z.shape[1]
+    want = skm.confusion_matrix(y.numpy(), np_pred(z), labels=list(range(C)))
+    got = ev.confusion_matrix(z, y)
+    assert got.dtype == torch.int64 and got.shape == (C, C)
+    np.testing.assert_array_equal(got.numpy(), want)
+    # rows are true classes: they sum to the label counts
+    np.testing.assert_array_equal(got.sum(1).numpy(), np.bincount(y.numpy(), minlength=C))
+
+
+def test_per_class_accuracy_is_recall_and_nan_for_absent_classes():
+    z, y = CASES[1]
+    np.testing.assert_allclose(ev.per_class_accuracy(z, y).numpy(), ev.precision_recall_f1(z, y)["recall"].numpy())
+    y2 = torch.zeros_like(y)  # only class 0 present
+    acc = ev.per_class_accuracy(z, y2)
+    assert not math.isnan(acc[0]) and torch.isnan(acc[1:]).all()
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_nll_matches_sklearn_log_loss(case):
+    z, y = CASES[case]
+    z = z.clamp_min(-15)  # sklearn clips probabilities at machine epsilon; stay clear of it
+    probs = torch.softmax(z.double(), dim=1).numpy()
+    want = skm.log_loss(y.numpy(), probs, labels=list(range(z.shape[1])))
+    assert ev.negative_log_likelihood(z, y) == pytest.approx(want, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- fidelity
+def test_a_model_against_itself_agrees_fully_with_zero_kl():
+    z, _ = CASES[0]
+    assert ev.top1_agreement(z, z) == 1.0
+    assert ev.teacher_kl(z, z) == pytest.approx(0.0, abs=1e-12)
+    # softmax ignores a constant per row: same distribution, same predictions
+    shifted = z + torch.randn(len(z), 1)
+    assert ev.top1_agreement(shifted, z) == 1.0
+    assert ev.teacher_kl(shifted, z) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_agreement_counts_matching_argmax_not_labels():
+    teacher = torch.eye(4)[[0, 1, 2, 3]] * 5
+    student = torch.eye(4)[[0, 1, 3, 3]] * 5
+    assert ev.top1_agreement(student, teacher) == 0.75
+    # against independent numpy
+    s, t = CASES[0][0], CASES[1][0]
+    assert ev.top1_agreement(s, t) == pytest.approx(np.mean(np_pred(s) == np_pred(t)))
+
+
+def test_teacher_kl_direction_and_value():
+    s, t = CASES[0][0], CASES[2][0]
+    p = torch.softmax(t.double(), 1)
+    want = (p * (torch.log_softmax(t.double(), 1) - torch.log_softmax(s.double(), 1))).sum(1).mean()
+    assert ev.teacher_kl(s, t) == pytest.approx(want.item(), rel=1e-9)
+    assert ev.teacher_kl(s, t) == pytest.approx(kl_divergence(t, s).item(), rel=1e-5)
+    assert ev.teacher_kl(s, t) != pytest.approx(ev.teacher_kl(t, s), rel=1e-3)  # KL is not symmetric
+
+
+# --------------------------------------------------------------------------- calibration
+@pytest.mark.parametrize("seed,scale", [(0, 1.0), (1, 3.0), (2, 8.0)])
+def test_ece_matches_torchmetrics(seed, scale):
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    z, y = random_case(n=2000, c=10, seed=seed, scale=scale, never_predicted=())
+    probs = torch.softmax(z, dim=1)
+    want = multiclass_calibration_error(probs, y, num_classes=10, n_bins=15, norm="l1").item()
+    assert ev.expected_calibration_error(z, y) == pytest.approx(want, abs=1e-5)
+
+
+def test_reliability_bins_are_consistent_with_ece():
+    z, y = random_case(n=3000, c=10, seed=3, scale=3.0, never_predicted=())
+    bins = ev.reliability_bins(z, y, n_bins=15)
+    assert bins.n_bins == 15 and int(bins.count.sum()) == 3000
+    torch.testing.assert_close(bins.lower, torch.arange(15, dtype=torch.float64) / 15)
+    torch.testing.assert_close(bins.upper, torch.arange(1, 16, dtype=torch.float64) / 15)
+    full = bins.count > 0
+    assert torch.isnan(bins.confidence[~full]).all() and torch.isnan(bins.accuracy[~full]).all()
+    # each bin's mean confidence lies inside it
+    assert (bins.confidence[full] > bins.lower[full]).all() and (bins.confidence[full] <= bins.upper[full]).all()
+    # recompute ECE by hand from the bins
+    ece = sum(int(n) / 3000 * abs(a - c) for n, a, c in
+              zip(bins.count, bins.accuracy.tolist(), bins.confidence.tolist()) if n > 0)
+    assert ev.expected_calibration_error(z, y) == pytest.approx(ece, abs=1e-12)
+    # and the bins' accuracies weighted by counts give back the accuracy
+    acc = (bins.count[full] * bins.accuracy[full]).sum().item() / 3000
+    assert acc == pytest.approx(ev.top1_accuracy(z, y), abs=1e-12)
+
+
+def test_perfectly_calibrated_toy_has_ece_near_zero():
+    # labels drawn from the model's own predicted distribution: calibrated by construction
+    g = torch.Generator().manual_seed(0)
+    z = 2.5 * torch.randn(40000, 5, generator=g)
+    y = torch.multinomial(torch.softmax(z, 1), 1, generator=g).squeeze(1)
+    assert ev.expected_calibration_error(z, y) < 0.02
+
+
+def test_over_confident_toy_has_the_closed_form_ece():
+    # always confidence 0.9 on class 0, right 60 % of the time → ECE = |0.6 − 0.9| = 0.3
+    C = 4
+    rest = math.log(0.1 / 3)
+    z = torch.tensor([[math.log(0.9)] + [rest] * (C - 1)], dtype=torch.float64).repeat(1000, 1)
+    y = torch.tensor([0] * 600 + [1, 2, 3, 1] * 100)
+    bins = ev.reliability_bins(z, y)
+    assert int(bins.count.sum()) == int(bins.count[13]) == 1000  # 0.9 lies in (13/15, 14/15]
+    assert ev.expected_calibration_error(z, y) == pytest.approx(0.3, abs=1e-9)
+
+
+def test_confidence_exactly_one_falls_in_the_last_bin():
+    z = torch.tensor([[100.0, 0.0, 0.0], [0.0, 100.0, 0.0]])  # softmax max is exactly 1.0 in float32/64
+    y = torch.tensor([0, 2])
+    bins = ev.reliability_bins(z, y)
+    assert int(bins.count[-1]) == 2 and int(bins.count.sum()) == 2
+    assert ev.expected_calibration_error(z, y) == pytest.approx(0.5)
+
+
+def test_a_confidence_on_a_bin_edge_goes_to_the_lower_bin():
+    # softmax of equal logits is exactly 1/C: 0.5 is the upper edge of bin 4 of 10, 0.25 of bin 0 of 4
+    bins = ev.reliability_bins(torch.zeros(6, 2), torch.zeros(6, dtype=torch.long), n_bins=10)
+    assert int(bins.count[4]) == 6 and bins.confidence[4] == 0.5
+    bins = ev.reliability_bins(torch.zeros(6, 4), torch.zeros(6, dtype=torch.long), n_bins=4)
+    assert int(bins.count[0]) == 6
+
+
+@pytest.mark.parametrize("n_bins", [1, 7, 10])
+def test_ece_uses_n_bins_like_torchmetrics(n_bins):
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    # labels drawn from a softer distribution than the model's: over-confident at the top,
+    # under-confident lower down, so the binning matters
+    g = torch.Generator().manual_seed(4)
+    z = 3 * torch.randn(3000, 10, generator=g)
+    y = torch.multinomial(torch.softmax(z / 2, 1), 1, generator=g).squeeze(1)
+    want = multiclass_calibration_error(torch.softmax(z, 1), y, num_classes=10, n_bins=n_bins, norm="l1").item()
+    assert ev.reliability_bins(z, y, n_bins=n_bins).n_bins == n_bins
+    assert ev.expected_calibration_error(z, y, n_bins) == pytest.approx(want, abs=1e-5)
+    if n_bins != 15:
+        assert ev.expected_calibration_error(z, y, n_bins) != pytest.approx(ev.expected_calibration_error(z, y, 15))
+
+
+# --------------------------------------------------------------------------- cost
+def test_flops_of_a_linear_layer_are_2_in_out_per_image():
+    layer = nn.Linear(64, 32)
+    assert ev.count_flops(layer, torch.randn(5, 64)) == 2 * 64 * 32  # one image, whatever the batch
+
+
+@pytest.mark.parametrize("stride,padding,groups", [(1, 1, 1), (2, 0, 1), (1, 1, 2)])
+def test_flops_of_a_conv_are_2_cin_cout_k2_hout_wout(stride, padding, groups):
+    c_in, c_out, k, h = 4, 8, 3, 11
+    conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, groups=groups)
+    h_out = (h + 2 * padding - k) // stride + 1
+    assert ev.count_flops(conv, torch.randn(2, c_in, h, h)) == 2 * (c_in // groups) * c_out * k * k * h_out * h_out
+
+
+def test_flops_of_an_mlp_and_a_cnn():
+    mlp = build_model("mlp_small", 10, 1, 8)  # Linear(64, 32) → ReLU → Linear(32, 10)
+    assert ev.count_flops(mlp, torch.randn(1, 1, 8, 8)) == 2 * (64 * 32 + 32 * 10)
+    cnn = build_model("cnn_tiny", 10, 3, 32)  # conv stages at 32², 16², 8² (×2), then Linear(48, 10)
+    convs = 3 * 16 * 9 * 32**2 + 16 * 32 * 9 * 16**2 + 32 * 48 * 9 * 8**2 + 48 * 48 * 9 * 8**2
+    was_training = cnn.training
+    assert ev.count_flops(cnn, torch.randn(1, 3, 32, 32)) == 2 * (convs + 48 * 10)
+    assert cnn.training == was_training  # mode restored
+
+
+def test_parameters_and_size_on_disk():
+    mlp = build_model("mlp_small", 10, 1, 8)
+    assert count_parameters(mlp) == (64 * 32 + 32) + (32 * 10 + 10)
+    size = ev.size_on_disk(mlp)
+    assert 4 * count_parameters(mlp) < size < 4 * count_parameters(mlp) + 10_000  # float32 + pickle overhead
+
+
+def test_latency_is_positive_and_names_the_device():
+    mlp = build_model("mlp_small", 10, 1, 8)
+    cost = ev.model_cost(mlp, torch.randn(3, 1, 8, 8), batch_sizes=(1, 8), warmup=1, repeats=2)
+    assert set(cost.latency_ms) == {1, 8} and all(t > 0 for t in cost.latency_ms.values())
+    assert cost.device == "cpu"
+    with pytest.raises(ValueError, match="repeats"):
+        ev.measure_latency(mlp, torch.randn(1, 1, 8, 8), repeats=0)
+
+
+# --------------------------------------------------------------------------- across seeds
+@pytest.mark.parametrize("values", [[0.91, 0.93, 0.92], [1.0, 2.0], list(np.linspace(0.5, 0.7, 12)),
+                                    list(np.random.default_rng(0).normal(0.8, 0.01, 40))])
+def test_summarize_seeds_matches_numpy_and_statistics(values):
+    s = ev.summarize_seeds(values)
+    assert s.n == len(values)
+    assert s.mean == pytest.approx(np.mean(values), rel=1e-12)
+    assert s.std == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+    assert s.std == pytest.approx(statistics.stdev(values), rel=1e-12)
+    assert s.low < s.mean < s.high and s.half_width == pytest.approx(s.mean - s.low)
+
+
+def test_summarize_seeds_interval_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for values in ([0.91, 0.93, 0.92], [1.0, 2.0], list(np.random.default_rng(1).normal(size=45))):
+        s = ev.summarize_seeds(values)
+        low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+        assert (s.low, s.high) == pytest.approx((low, high), rel=1e-6)
+
+
+def test_t_table_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in list(range(1, 61)) + [100, 1000, 10**6]:
+        assert ev.t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-6), df
+
+
+def test_t_quantiles_known_values_without_scipy():
+    assert ev.t_quantile_975(1) == pytest.approx(12.7062, abs=1e-4)
+    assert ev.t_quantile_975(4) == pytest.approx(2.7764, abs=1e-4)
+    assert ev.t_quantile_975(10**8) == pytest.approx(1.959964, abs=1e-6)
+    # continuous across the switch from table to expansion, and decreasing
+    qs = [ev.t_quantile_975(df) for df in range(1, 80)]
+    assert all(a > b for a, b in zip(qs, qs[1:]))
+
+
+def test_summarize_one_seed_gives_no_spread():
+    s = ev.summarize_seeds([0.9])
+    assert s.mean == 0.9 and s.n == 1 and math.isnan(s.std) and math.isnan(s.low)
+    assert "no spread" in str(s)
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("call,match", [
+    (lambda: ev.top1_accuracy(torch.randn(4, 3), torch.tensor([0, 1, 2, 3])), r"labels must lie in \[0, 3\)"),
+    (lambda: ev.macro_f1(torch.randn(4, 3), torch.tensor([0, -1, 2, 1])), r"labels must lie in"),
+    (lambda: ev.confusion_matrix(torch.randn(4, 3), torch.tensor([0, 1, 2])), r"labels must have shape \(N,\) = \(4,\)"),
+    (lambda: ev.expected_calibration_error(torch.randn(0, 3), torch.zeros(0, dtype=torch.long)), "empty split"),
+    (lambda: ev.top1_accuracy(torch.tensor([[0.0, math.nan]]), torch.tensor([0])), "NaN"),
+    (lambda: ev.negative_log_likelihood(torch.tensor([[0.0, math.inf]]), torch.tensor([0])), "infinite"),
+    (lambda: ev.top1_agreement(torch.randn(4, 3), torch.randn(5, 3)), "same batch, in the same order"),
+    (lambda: ev.teacher_kl(torch.randn(4, 3), torch.randn(4, 5)), "teacher has 5 classes but student has 3"),
+    (lambda: ev.top1_agreement(torch.randn(0, 3), torch.randn(0, 3)), "empty split"),
+    (lambda: ev.teacher_kl(torch.randn(2, 3), torch.tensor([[0.0, 1.0, math.nan]] * 2)), "teacher_logits contain 2 NaN"),
+    (lambda: ev.top1_accuracy(torch.randn(4), torch.tensor([0, 1, 2, 3])), r"shape \(N, C\)"),
+    (lambda: ev.topk_accuracy(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), k=4), r"k must lie in \[1, C\]"),
+    (lambda: ev.reliability_bins(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), n_bins=0), "n_bins"),
+    (lambda: ev.summarize_seeds([]), "at least one value"),
+    (lambda: ev.summarize_seeds([0.9, math.nan]), "finite"),
+    (lambda: ev.t_quantile_975(0), "degrees of freedom"),
+])
+def test_bad_input_raises_a_clear_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# --------------------------------------------------------------------------- the report card
+@pytest.fixture(scope="module")
+def digits_like():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 241, (300, 1, 8, 8), dtype=torch.uint8, generator=g)
+    labels = torch.arange(300) % 10
+    loader = DeviceLoader(Split(images, labels), 128, mean=(0.4,), std=(0.3,))
+    torch.manual_seed(0)
+    models = {"teacher": build_model("mlp_large", 10, 1, 8), "student": build_model("mlp_small", 10, 1, 8)}
+    card = ev.report_card(models, loader, "teacher", "toy digits (random)", batch_sizes=(1, 16),
+                          warmup=0, repeats=1)
+    return models, loader, card
+
+
+def test_report_card_rows(digits_like):
+    models, loader, card = digits_like
+    assert list(card) == ["teacher", "student"]
+    t, s = card["teacher"], card["student"]
+    assert t.is_teacher and not s.is_teacher and t.dataset == s.dataset == "toy digits (random)"
+    assert t.agreement == 1.0 and t.kl_to_teacher == pytest.approx(0.0, abs=1e-12) and t.compression == 1.0
+    z_s, y = predict(models["student"], loader)
+    z_t, _ = predict(models["teacher"], loader)
+    assert s.accuracy == ev.top1_accuracy(z_s, y) and s.n == 300 and s.num_classes == 10
+    assert s.agreement == ev.top1_agreement(z_s, z_t) and s.kl_to_teacher == pytest.approx(ev.teacher_kl(z_s, z_t))
+    assert s.ece == pytest.approx(ev.expected_calibration_error(z_s, y))
+    assert s.macro_f1 == pytest.approx(ev.macro_f1(z_s, y)) and s.nll == pytest.approx(ev.negative_log_likelihood(z_s, y))
+    assert s.params == count_parameters(models["student"]) and s.flops == 2 * (64 * 32 + 32 * 10)
+    assert s.compression == pytest.approx(t.params / s.params)
+    assert set(s.latency_ms) == {1, 16} and s.speedup[16] == pytest.approx(t.latency_ms[16] / s.latency_ms[16])
+    assert s.confusion.sum() == 300 and s.reliability.n == 300
+    d = s.to_dict()
+    assert d["accuracy"] == s.accuracy and "logits" not in d and d["latency_ms"].keys() == {"1", "16"}
+    assert json.loads(json.dumps(d))["confusion"] == s.confusion.tolist()  # ready for save_json
+
+
+def test_report_table_is_markdown_with_the_dataset_name(digits_like):
+    _, _, card = digits_like
+    table = ev.report_table(card)
+    lines = table.splitlines()
+    assert "toy digits (random)" in lines[0]
+    rows = [ln for ln in lines if ln.startswith("|")]
+    assert len(rows) == 2 + len(card)
+    assert len({ln.count("|") for ln in rows}) == 1  # every row has the same number of cells
+    for word in ("accuracy", "agreement", "KL", "ECE", "NLL", "params", "FLOPs", "latency b1", "size"):
+        assert word in rows[0], word
+    assert "| teacher |" in table and "| student |" in table and "100.00 %" in table
+
+
+def test_report_card_without_latency(digits_like):
+    models, loader, _ = digits_like
+    card = ev.report_card(models, loader, "teacher", "toy", latency=False)
+    assert card["student"].latency_ms == {} and "latency not measured" in ev.report_table(card)
+
+
+def test_report_card_bad_input(digits_like):
+    models, loader, _ = digits_like
+    with pytest.raises(ValueError, match="teacher 'nobody' is not among the models"):
+        ev.report_card(models, loader, "nobody", "toy", latency=False)
+    with pytest.raises(ValueError, match="dataset_name"):
+        ev.report_card(models, loader, "teacher", "", latency=False)
+    with pytest.raises(ValueError, match="at least one model"):
+        ev.report_card({}, loader, "teacher", "toy", latency=False)
+    other = {**models, "wide": build_model("mlp_small", 12, 1, 8)}
+    with pytest.raises(ValueError, match="12 classes but the teacher"):
+        ev.report_card(other, loader, "teacher", "toy", latency=False)
