@@ -451,6 +451,20 @@ def summarize_seeds(values) -> SeedSummary:
     return SeedSummary(mean, std, mean - half, mean + half, n)
 
 
+def binomial_interval(accuracy: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % interval of an accuracy measured on ``n`` independent test examples (normal approximation).
+
+    ``accuracy ± z · sqrt(accuracy · (1 − accuracy) / n)``, clipped to [0, 1]: the sampling
+    error of one test split, even for a perfectly reproducible model.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one test example, got n = {n}")
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"accuracy must lie in [0, 1], got {accuracy}")
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n)
+    return max(0.0, accuracy - half), min(1.0, accuracy + half)
+
+
 # --------------------------------------------------------------------------- the report card
 @dataclass
 class ReportRow:

@@ -149,24 +149,6 @@ def seed_comparison(groups: dict, title: str, ylabel: str = "accuracy (%)"):
     return fig
 
 
-def class_recall_bars(recalls: dict, classes: list[str], title: str, highlight: int | None = None):
-    """Grouped bars of per-class recall (%) for several models. ``recalls``: ``{label: (C,) fractions}``."""
-    fig, (ax,) = _new(width=10)
-    k, width = len(recalls), 0.8 / len(recalls)
-    for i, (label, r) in enumerate(recalls.items()):
-        ax.bar(np.arange(len(classes)) + (i - (k - 1) / 2) * width, 100 * np.asarray(r), width, label=label)
-    if highlight is not None:
-        ax.axvspan(highlight - 0.45, highlight + 0.45, color="gold", alpha=0.25, zorder=0,
-                   label=f"class {classes[highlight]}")
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set(xlabel="true class", ylabel="recall (% of the class found)", title=title)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    return fig
-
-
-
-
 # =========================================================================== lesson 05
 def _as_dict(x, name: str) -> dict:
     """``x`` itself if it is a dict, else ``{name: x}``."""
@@ -289,13 +271,16 @@ def accuracy_vs_cost(card: dict, dataset_name: str | None = None, batch_size: in
     return fig
 
 
-def per_class_accuracy(accuracies: dict, classes: list[str], dataset_name: str):
-    """Grouped bars: accuracy on each class, one bar per model (e.g. teacher vs student).
+def per_class_accuracy(accuracies: dict, classes: list[str], dataset_name: str, highlight: int | None = None,
+                       title: str | None = None):
+    """Grouped bars: accuracy on each class (its recall), one bar per model (e.g. teacher vs student).
 
     Args:
         accuracies: ``{model name: (C,) accuracies in [0, 1]}``, e.g. from
             :func:`kdtutor.evaluate.per_class_accuracy` (NaN: class absent, no bar).
         classes: the ``C`` class names.
+        highlight: index of a class to shade (e.g. the one left out of training).
+        title: replaces the default "Per-class accuracy — <data set>".
     """
     if not accuracies:
         raise ValueError("no accuracies to draw")
@@ -309,8 +294,11 @@ def per_class_accuracy(accuracies: dict, classes: list[str], dataset_name: str):
         values = 100 * torch.as_tensor(acc, dtype=torch.float64).numpy()
         ax.bar(x + (i - (k - 1) / 2) * width, values, width=width, label=name, color=f"C{i}")
     ax.set_xticks(x, classes, rotation=45 if C > 6 else 0, ha="right" if C > 6 else "center", fontsize=8)
+    if highlight is not None:
+        ax.axvspan(highlight - 0.45, highlight + 0.45, color="gold", alpha=0.25, zorder=0,
+                   label=f"class {classes[highlight]}")
     ax.set(ylim=(0, 105), xlabel="true class", ylabel="accuracy on the class (%)",
-           title=f"Per-class accuracy — {dataset_name}")
-    ax.legend(fontsize=8)
+           title=title or f"Per-class accuracy — {dataset_name}")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig

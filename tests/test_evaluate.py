@@ -401,3 +401,19 @@ def test_report_card_bad_input(digits_like):
     other = {**models, "wide": build_model("mlp_small", 12, 1, 8)}
     with pytest.raises(ValueError, match="12 classes but the teacher"):
         ev.report_card(other, loader, "teacher", "toy", latency=False)
+
+
+def test_binomial_interval_matches_closed_form_and_simulation():
+    from kdtutor.evaluate import binomial_interval
+
+    low, high = binomial_interval(0.9, 10_000)
+    assert high - 0.9 == pytest.approx(1.959964 * (0.9 * 0.1 / 10_000) ** 0.5)
+    # simulate many test splits of 500 examples from a model that is right with p = 0.8
+    g = torch.Generator().manual_seed(0)
+    accs = (torch.rand(20_000, 500, generator=g) < 0.8).double().mean(dim=1)
+    sim_low, sim_high = torch.quantile(accs, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    low, high = binomial_interval(0.8, 500)
+    assert low == pytest.approx(sim_low, abs=0.004) and high == pytest.approx(sim_high, abs=0.004)
+    assert binomial_interval(1.0, 50) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="at least one"):
+        binomial_interval(0.5, 0)

@@ -45,8 +45,8 @@ CLASSES = [str(i) for i in range(4)]
     lambda: plots.learning_curves({"a": _history(), "b": _history(2)}, "t"),
     lambda: plots.sweep_heatmap(Sweep([1.0, 4.0], [0.5, 0.9], [[0.5, 0.6], [0.7, 0.55]]), "t"),
     lambda: plots.seed_comparison({"scratch": [0.5, 0.52], "distilled": [0.55, 0.56]}, "t"),
-    lambda: plots.class_recall_bars({"a": torch.rand(4), "b": torch.rand(4)}, CLASSES, "t", highlight=2),
-], ids=["class_balance", "augmentation", "lr_schedule", "curves", "heatmap", "seeds", "recall"])
+    lambda: plots.per_class_accuracy({"a": torch.rand(4), "b": torch.rand(4)}, CLASSES, "d", highlight=2, title="t"),
+], ids=["class_balance", "augmentation", "lr_schedule", "curves", "heatmap", "seeds", "per_class_highlight"])
 def test_figures_are_labelled(make):
     assert_labelled(make())
 
