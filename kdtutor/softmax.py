@@ -151,7 +151,8 @@ def temperature_for_entropy(logits: torch.Tensor, target_entropy: float, rel_tol
     Args:
         logits: ``(C,)`` float, one example.
         target_entropy: nats, strictly between the two limits above.
-        rel_tol: stop when the bracket ``[T_lo, T_hi]`` satisfies ``T_hi / T_lo − 1 < rel_tol``.
+        rel_tol: stop when the bracket ``[T_lo, T_hi]`` satisfies ``log(T_hi / T_lo) < rel_tol``
+            (a relative precision of about ``rel_tol`` on T).
     Returns:
         ``T`` as a float.
     Raises:

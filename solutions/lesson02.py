@@ -5,6 +5,7 @@ formulas with input checks (shapes, NaN, labels, a teacher that still tracks gra
 """
 
 import torch
+import torch.nn.functional as F
 
 
 def _log_softmax(logits: torch.Tensor, T: float) -> torch.Tensor:
@@ -37,8 +38,6 @@ def kd_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float
     dropped T². Here: log-probabilities for both (``log_target=True``), the teacher as the
     target, ``'batchmean'``, and T². (Compute ``teacher_logits`` under ``torch.no_grad()``.)
     """
-    import torch.nn.functional as F
-
     log_q = F.log_softmax(student_logits / T, dim=1)
     log_p = F.log_softmax(teacher_logits / T, dim=1)
     return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True) * T * T
