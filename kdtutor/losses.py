@@ -63,7 +63,10 @@ def check_logit_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor)
 
 def check_alpha(alpha: float) -> float:
     """Return ``alpha`` as a float, or raise ``ValueError`` unless 0 ≤ α ≤ 1."""
-    alpha = float(alpha)
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
     if not (0.0 <= alpha <= 1.0):  # also false for NaN
         raise ValueError(f"alpha weighs the distillation term and must lie in [0, 1], got {alpha}")
     return alpha
@@ -72,8 +75,13 @@ def check_alpha(alpha: float) -> float:
 def _check_probs(probs: torch.Tensor, logits: torch.Tensor) -> None:
     if probs.shape != logits.shape:
         raise ValueError(f"target probabilities {tuple(probs.shape)} and logits {tuple(logits.shape)} differ in shape")
-    if not torch.isfinite(probs).all() or (probs < 0).any():
-        raise ValueError("target probabilities must be finite and ≥ 0")
+    if not torch.isfinite(probs).all():
+        raise ValueError("target probabilities must be finite (they contain NaN or inf)")
+    if (probs < 0).any():
+        raise ValueError(
+            f"target probabilities must be ≥ 0 (got a minimum of {float(probs.min()):.4g}); "
+            "did you pass logits instead of probabilities?"
+        )
     sums = probs.sum(dim=1)
     if not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
         raise ValueError(

@@ -19,9 +19,155 @@ def _new(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.6
 
 
 # =========================================================================== lesson 01
+def _np(x) -> np.ndarray:
+    """A float numpy array from a tensor, list or array."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double()
+    return np.asarray(x, dtype=float)
+
+
+def probabilities_vs_temperature(logits: torch.Tensor, class_names: list[str], temperatures,
+                                 title: str = "softmax(logits / T) at several temperatures"):
+    """Grouped bars of ``softmax(logits / T)`` per class, one bar per T: linear scale (left) and
+    log scale (right, where the small "dark knowledge" probabilities become visible).
+
+    Args:
+        logits: ``(C,)`` float, one example.
+        class_names: ``C`` names.
+        temperatures: the T values, each > 0.
+    """
+    from .softmax import softmax
+
+    if len(class_names) != logits.shape[-1]:
+        raise ValueError(f"{len(class_names)} class names for {logits.shape[-1]} logits")
+    temperatures = list(temperatures)
+    probs = np.stack([_np(softmax(logits, T=T)) for T in temperatures])  # (len(T), C)
+    fig, axes = _new(2, width=6.5, height=3.8)
+    x = np.arange(len(class_names))
+    width = 0.8 / len(temperatures)
+    for ax, scale in zip(axes, ("linear", "log")):
+        for i, T in enumerate(temperatures):
+            ax.bar(x + (i - (len(temperatures) - 1) / 2) * width, probs[i], width, label=f"T = {T:g}")
+        ax.set_yscale(scale)
+        ax.set_xticks(x, class_names, rotation=45, ha="right")
+        ax.set(xlabel="class", ylabel="probability" + (" (log scale)" if scale == "log" else ""),
+               title=f"{scale} scale")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def entropy_vs_temperature(logits: torch.Tensor, temperatures, title: str = "entropy of softmax(logits / T)"):
+    """Entropy (nats, left) and effective number of classes ``exp(H)`` (right) against T (log axis),
+    with their limits ``log C`` and ``C``. Values from :func:`kdtutor.softmax.temperature_summary`."""
+    from .softmax import temperature_summary
+
+    temperatures = _np(list(temperatures))
+    summaries = [temperature_summary(logits, float(T)) for T in temperatures]
+    C = logits.shape[-1]
+    fig, (ax_h, ax_k) = _new(2)
+    ax_h.plot(temperatures, [s["entropy"] for s in summaries], "o-", label="H(p)")
+    ax_h.axhline(np.log(C), color="gray", ls="--", label=f"log C = {np.log(C):.3f} (uniform)")
+    ax_h.set(xscale="log", xlabel="temperature T (log scale)", ylabel="entropy (nats)", title="entropy")
+    ax_h.legend(fontsize=8)
+    ax_k.plot(temperatures, [s["effective_classes"] for s in summaries], "o-", color="C1", label="exp(H)")
+    ax_k.axhline(C, color="gray", ls="--", label=f"C = {C}")
+    ax_k.set(xscale="log", xlabel="temperature T (log scale)", ylabel="effective number of classes",
+             title="effective number of classes, exp(H)")
+    ax_k.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def relative_probabilities(logits: torch.Tensor, class_names: list[str], temperatures,
+                           title: str = "each class's probability relative to the top class"):
+    """``p_c / p_top = exp((z_c − z_top) / T)`` against T for every other class (log–log).
+
+    The curves never cross: temperature keeps the teacher's ranking of the wrong
+    classes and only changes how visible it is.
+    """
+    if len(class_names) != logits.shape[-1]:
+        raise ValueError(f"{len(class_names)} class names for {logits.shape[-1]} logits")
+    z = _np(logits)
+    top = int(np.argmax(z))
+    T = _np(list(temperatures))
+    fig, (ax,) = _new(1, width=6.5, height=4.2)
+    for c in np.argsort(-z):
+        if c == top:
+            continue
+        ax.plot(T, np.exp((z[c] - z[top]) / T), label=class_names[c])
+    ax.set(xscale="log", yscale="log", xlabel="temperature T (log scale)",
+           ylabel=f"p(class) / p({class_names[top]}) (log scale)", title=title)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def temperature_panel(summary: dict, class_names: list[str]):
+    """One bar chart of ``summary["probs"]`` (from :func:`kdtutor.softmax.temperature_summary`),
+    titled with T, the entropy and the effective number of classes. Drawn by the T slider."""
+    probs = _np(summary["probs"])
+    if len(class_names) != len(probs):
+        raise ValueError(f"{len(class_names)} class names for {len(probs)} probabilities")
+    fig, (ax,) = _new(1, width=6.5, height=3.6)
+    ax.bar(np.arange(len(probs)), probs, color="C0")
+    ax.set_xticks(np.arange(len(probs)), class_names, rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set(xlabel="class", ylabel="probability",
+           title=f"T = {summary['T']:.3g}: entropy {summary['entropy']:.3f} of {summary['max_entropy']:.3f} nats, "
+                 f"{summary['effective_classes']:.2f} effective classes")
+    fig.tight_layout()
+    return fig
 
 
 # =========================================================================== lesson 02
+def forward_vs_reverse_kl(x, teacher_probs, fits: dict, title: str = "fitting a one-bump student to a two-bump teacher"):
+    """The teacher's distribution over ``x`` (shaded) and each fitted student's (lines).
+
+    Args:
+        x: ``(K,)`` positions of the K categories.
+        teacher_probs: ``(K,)`` probabilities.
+        fits: ``{label: (K,) probabilities}``, e.g. the student fitted with forward and with reverse KL.
+    """
+    x, p = _np(x), _np(teacher_probs)
+    fig, (ax,) = _new(1, width=6.5, height=3.8)
+    ax.fill_between(x, p, step="mid", alpha=0.3, color="gray", label="teacher p")
+    for i, (label, q) in enumerate(fits.items()):
+        ax.plot(x, _np(q), drawstyle="steps-mid", color=f"C{i}", lw=2, label=label)
+    ax.set(xlabel="category position x", ylabel="probability", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_norm_vs_temperature(temperatures, norms: dict,
+                                 title: str = "size of the distillation gradient on the student's logits"):
+    """Gradient norms against T on log–log axes, one line per ``{label: norms}`` entry."""
+    T = _np(list(temperatures))
+    fig, (ax,) = _new(1, width=6.0, height=4.0)
+    for label, values in norms.items():
+        ax.plot(T, _np(list(values)), "o-", label=label)
+    ax.set(xscale="log", yscale="log", xlabel="temperature T (log scale)",
+           ylabel="‖∂ loss / ∂ student logits‖ (log scale)", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def kd_over_mse_vs_temperature(temperatures, ratios: dict,
+                               title: str = "T²·KL divided by MSE/2: the high-temperature limit"):
+    """``T²·KL / (MSE/2)`` against T (log axis), one line per ``{label: ratios}``; 1 is logit matching."""
+    T = _np(list(temperatures))
+    fig, (ax,) = _new(1, width=6.0, height=4.0)
+    for label, values in ratios.items():
+        ax.plot(T, _np(list(values)), "o-", label=label)
+    ax.axhline(1.0, color="gray", ls="--", label="1 (logit matching)")
+    ax.set(xscale="log", xlabel="temperature T (log scale)", ylabel="T²·KL / (MSE / 2)", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 # =========================================================================== lesson 03

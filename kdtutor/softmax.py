@@ -71,6 +71,9 @@ def log_softmax(logits: torch.Tensor, T: float = 1.0, dim: int = -1, check: bool
 
         log p_c = (z_c − m) − log Σ_k exp(z_k − m),   z = logits / T,  m = max_k z_k
 
+    (computed as ``(logits − max logits) / T``, the same numbers, so that dividing by
+    a small T cannot overflow either).
+
     Args:
         logits: ``(..., C)`` float.
         T: temperature, finite and > 0.
@@ -83,8 +86,10 @@ def log_softmax(logits: torch.Tensor, T: float = 1.0, dim: int = -1, check: bool
     T = check_temperature(T)
     if check:
         logits = check_logits(logits)
-    z = logits / T
-    z = z - z.amax(dim=dim, keepdim=True)
+    # Shift first, then scale: (z − max z) / T is ≤ 0 whatever T is. Dividing first
+    # overflows when T < 1 and the logits are large (float16 logits of 1000 at T = 0.01
+    # give inf, and inf − inf = NaN).
+    z = (logits - logits.amax(dim=dim, keepdim=True)) / T
     return z - torch.log(torch.exp(z).sum(dim=dim, keepdim=True))
 
 
@@ -134,3 +139,55 @@ def temperature_summary(logits: torch.Tensor, T: float) -> dict:
         "top_prob": float(probs.max()),
         "effective_classes": math.exp(H),
     }
+
+
+def temperature_for_entropy(logits: torch.Tensor, target_entropy: float, rel_tol: float = 1e-10) -> float:
+    """The temperature ``T`` at which ``H(softmax(logits / T))`` equals ``target_entropy`` (nats).
+
+    For logits that are not all equal the entropy grows strictly with ``T``: from
+    ``log k`` as ``T → 0`` (``k`` = how many logits tie for the maximum, usually 1) to
+    ``log C`` as ``T → ∞``. So one bisection on ``log T`` finds the answer.
+
+    Args:
+        logits: ``(C,)`` float, one example.
+        target_entropy: nats, strictly between the two limits above.
+        rel_tol: stop when the bracket ``[T_lo, T_hi]`` satisfies ``log(T_hi / T_lo) < rel_tol``
+            (a relative precision of about ``rel_tol`` on T).
+    Returns:
+        ``T`` as a float.
+    Raises:
+        ValueError: for a target outside ``(0, log C)``, all-equal logits, or a target
+            that no temperature in ``[1e-4, 1e4] × (max − min logit)`` reaches.
+    """
+    logits = check_logits(logits)
+    if logits.ndim != 1:
+        raise ValueError(f"expected one logit vector of shape (C,), got shape {tuple(logits.shape)}")
+    target = float(target_entropy)
+    h_max = math.log(logits.numel())
+    if not (0.0 < target < h_max):  # also false for NaN
+        raise ValueError(
+            f"target entropy must lie strictly between 0 and log C = {h_max:.4f} nats "
+            f"for C = {logits.numel()} classes, got {target}"
+        )
+    z = logits.double()
+    spread = float(z.max() - z.min())
+    if spread == 0.0:
+        raise ValueError("all logits are equal: the entropy is log C at every temperature")
+
+    def h(log_t: float) -> float:
+        return float(entropy_from_logits(z, T=math.exp(log_t)))
+
+    lo, hi = math.log(spread * 1e-4), math.log(spread * 1e4)
+    h_lo, h_hi = h(lo), h(hi)
+    if not (h_lo < target < h_hi):
+        raise ValueError(
+            f"no temperature in [{math.exp(lo):.3g}, {math.exp(hi):.3g}] reaches {target} nats "
+            f"(the entropy there goes from {h_lo:.4f} to {h_hi:.4f})"
+        )
+    while hi - lo > rel_tol:
+        mid = 0.5 * (lo + hi)
+        if h(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))

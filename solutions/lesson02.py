@@ -1,0 +1,43 @@
+"""Reference answers to the exercises of lesson 02 (``02_losses_ce_kl_mse``).
+
+Written from scratch with plain torch operations; ``kdtutor.losses`` holds the same
+formulas with input checks (shapes, NaN, labels, a teacher that still tracks gradients).
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def _log_softmax(logits: torch.Tensor, T: float) -> torch.Tensor:
+    z = logits / T
+    z = z - z.amax(dim=1, keepdim=True)
+    return z - torch.log(torch.exp(z).sum(dim=1, keepdim=True))
+
+
+def kl_batchmean(target_logits: torch.Tensor, input_logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
+    """``KL(p ‖ q)``, p = softmax(target/T), q = softmax(input/T): sum over classes, mean over the batch."""
+    logp = _log_softmax(target_logits, T)
+    logq = _log_softmax(input_logits, T)
+    per_example = (logp.exp() * (logp - logq)).sum(dim=1)  # (N,)
+    return per_example.mean()
+
+
+def combined_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                     T: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
+    """``(1 − α)·CE(labels, student) + α·T²·KL(p_teacher^T ‖ q_student^T)``; α weighs the distillation term."""
+    logq = _log_softmax(student_logits, 1.0)  # the CE term uses the ordinary (T = 1) logits
+    ce = -logq.gather(1, labels.long()[:, None]).mean()
+    kd = T * T * kl_batchmean(teacher_logits, student_logits, T)
+    return (1 - alpha) * ce + alpha * kd
+
+
+def kd_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
+    """The fixed snippet: ``T² · KL(softmax(teacher/T) ‖ softmax(student/T))``, batch-mean.
+
+    The buggy version fed probabilities to ``F.kl_div``, used ``reduction='mean'`` and
+    dropped T². Here: log-probabilities for both (``log_target=True``), the teacher as the
+    target, ``'batchmean'``, and T². (Compute ``teacher_logits`` under ``torch.no_grad()``.)
+    """
+    log_q = F.log_softmax(student_logits / T, dim=1)
+    log_p = F.log_softmax(teacher_logits / T, dim=1)
+    return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True) * T * T

@@ -1,0 +1,42 @@
+"""The warm-up check of lesson 00: the reference passes, a stub is 'not attempted', wrong answers fail."""
+
+import torch
+
+from kdtutor import checks
+from solutions import lesson00 as sol
+
+
+def test_reference_passes():
+    r = checks.warmup_argmax(sol.warmup_argmax, verbose=False)
+    assert r.passed is True, r.message
+    assert r.fn is sol.warmup_argmax
+
+
+def test_stub_is_not_attempted_and_falls_back():
+    def stub(logits):
+        raise NotImplementedError
+
+    r = checks.warmup_argmax(stub, verbose=False)
+    assert r.passed is None and "not attempted" in r.message
+    assert r.fn(torch.tensor([0.0, 3.0, 1.0])) == 1
+
+
+def test_returning_the_largest_value_fails():
+    r = checks.warmup_argmax(lambda z: z.max().item(), verbose=False)
+    assert r.passed is False and "largest *value*" in r.message
+
+
+def test_argmin_fails():
+    r = checks.warmup_argmax(lambda z: int(torch.argmin(z)), verbose=False)
+    assert r.passed is False and "expected" in r.message and "Hint" in r.message
+
+
+def test_counting_from_one_fails():
+    r = checks.warmup_argmax(lambda z: int(torch.argmax(z)) + 1, verbose=False)
+    assert r.passed is False and "from 0" in r.message
+
+
+def test_a_crash_is_reported_as_a_failure(capsys):
+    r = checks.warmup_argmax(lambda z: z.no_such_method())
+    assert r.passed is False and "AttributeError" in r.message
+    assert "✗ warmup_argmax" in capsys.readouterr().out

@@ -1,0 +1,140 @@
+"""Lesson 02's checks: each reference answer passes, a stub is 'not attempted' (and falls back
+to kdtutor's reference), and typical wrong answers fail with a specific message."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdtutor import checks
+from kdtutor import losses as L
+from solutions import lesson02 as sol
+
+# the wrong answers below use reduction="mean" on purpose; PyTorch warns about it
+pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
+
+NAMES = ["kl_batchmean", "combined_kd_loss", "kd_term"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_answer_passes(name):
+    r = getattr(checks, name)(getattr(sol, name), verbose=False)
+    assert r.passed is True, r.message
+    assert r.fn is getattr(sol, name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stub_is_not_attempted_and_fn_is_the_reference(name):
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+
+    r = getattr(checks, name)(stub, verbose=False)
+    assert r.passed is None, r.message
+    assert r.fn is not stub
+
+
+def test_fallbacks_compute_the_right_thing():
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    y = torch.tensor([0, 3, 1])
+    ref_kl = F.kl_div(F.log_softmax(s / 2, 1), F.log_softmax(t / 2, 1), reduction="batchmean", log_target=True)
+    torch.testing.assert_close(checks.kl_batchmean(stub, verbose=False).fn(t, s, 2.0), ref_kl)
+    torch.testing.assert_close(checks.kd_term(stub, verbose=False).fn(s, t, 2.0), 4 * ref_kl)
+    torch.testing.assert_close(checks.combined_kd_loss(stub, verbose=False).fn(s, t, y, 2.0, 0.25),
+                               0.75 * F.cross_entropy(s, y) + 0.25 * 4 * ref_kl)
+
+
+def _fails(check, fn, *fragments):
+    r = check(fn, verbose=False)
+    assert r.passed is False, r.message
+    for fragment in fragments:
+        assert fragment in r.message, r.message
+    assert "Hint:" in r.message
+
+
+def _kl(target, inp, T, reduction="batchmean"):
+    return F.kl_div(F.log_softmax(inp / T, 1), F.log_softmax(target / T, 1), reduction=reduction, log_target=True)
+
+
+# --------------------------------------------------------------------------- kl_batchmean
+def test_reversed_kl_fails():
+    _fails(checks.kl_batchmean, lambda t, s, T=1.0: _kl(s, t, T), "reverse KL")
+
+
+def test_reduction_mean_fails():
+    _fails(checks.kl_batchmean, lambda t, s, T=1.0: _kl(t, s, T, reduction="mean"), "averaged over the classes")
+
+
+def test_summing_over_the_batch_fails():
+    _fails(checks.kl_batchmean, lambda t, s, T=1.0: _kl(t, s, T, reduction="sum"), "summed over the batch")
+
+
+def test_forgetting_the_temperature_fails():
+    _fails(checks.kl_batchmean, lambda t, s, T=1.0: _kl(t, s, 1.0), "temperature is missing")
+
+
+def test_log_of_probabilities_fails_on_large_logits():
+    def naive(t, s, T=1.0):
+        p, q = torch.softmax(t / T, 1), torch.softmax(s / T, 1)
+        return (p * (torch.log(p) - torch.log(q))).sum(1).mean()
+
+    _fails(checks.kl_batchmean, naive, "large logits")
+
+
+# --------------------------------------------------------------------------- kd_term
+def test_missing_t_squared_fails():
+    _fails(checks.kd_term, lambda s, t, T: _kl(t, s, T), "T² factor is missing")
+
+
+def test_probabilities_fed_to_kl_div_fail():
+    def buggy(s, t, T):
+        return F.kl_div(F.softmax(s / T, 1), F.softmax(t / T, 1), reduction="batchmean") * T * T
+
+    _fails(checks.kd_term, buggy, "log-probabilities")
+
+
+def test_reduction_mean_in_kd_term_fails():
+    _fails(checks.kd_term, lambda s, t, T: _kl(t, s, T, reduction="mean") * T * T, "averaged over the classes")
+
+
+def test_swapped_arguments_in_kd_term_fail():
+    _fails(checks.kd_term, lambda s, t, T: _kl(s, t, T) * T * T, "reverse KL")
+
+
+def test_detached_result_fails_the_gradient_case():
+    _fails(checks.kd_term, lambda s, t, T: L.kd_loss(s.detach(), t, T), "not connected to student_logits")
+
+
+def test_returning_a_float_fails():
+    _fails(checks.kd_term, lambda s, t, T: L.kd_loss(s, t, T).item(), "expected a torch.Tensor")
+
+
+# --------------------------------------------------------------------------- combined_kd_loss
+def test_torchdistill_alpha_convention_fails():
+    def swapped(s, t, y, T=4.0, alpha=0.9):
+        return alpha * F.cross_entropy(s, y) + (1 - alpha) * T * T * _kl(t, s, T)
+
+    _fails(checks.combined_kd_loss, swapped, "weighs the cross-entropy")
+
+
+def test_combined_without_t_squared_fails():
+    def no_t2(s, t, y, T=4.0, alpha=0.9):
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * _kl(t, s, T)
+
+    _fails(checks.combined_kd_loss, no_t2, "T² factor")
+
+
+def test_softened_cross_entropy_fails():
+    def soft_ce(s, t, y, T=4.0, alpha=0.9):
+        return (1 - alpha) * F.cross_entropy(s / T, y) + alpha * T * T * _kl(t, s, T)
+
+    _fails(checks.combined_kd_loss, soft_ce, "ordinary logits")
+
+
+def test_combined_with_reduction_mean_fails():
+    def mean_kl(s, t, y, T=4.0, alpha=0.9):
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * _kl(t, s, T, reduction="mean")
+
+    _fails(checks.combined_kd_loss, mean_kl, "divided by C")
