@@ -8,26 +8,8 @@ import torch
 
 from kdtutor import checks
 from kdtutor import softmax as sm
-from solutions import lesson01 as sol
 
 NAMES = ["stable_log_softmax", "entropy_nats", "temperature_for_entropy"]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_reference_answer_passes(name):
-    r = getattr(checks, name)(getattr(sol, name), verbose=False)
-    assert r.passed is True, r.message
-    assert r.fn is getattr(sol, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_stub_is_not_attempted_and_fn_is_the_reference(name):
-    def stub(*args, **kwargs):
-        raise NotImplementedError
-
-    r = getattr(checks, name)(stub, verbose=False)
-    assert r.passed is None, r.message
-    assert r.fn is not stub
 
 
 def test_fallbacks_compute_the_right_thing():

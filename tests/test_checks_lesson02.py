@@ -7,29 +7,11 @@ import torch.nn.functional as F
 
 from kdtutor import checks
 from kdtutor import losses as L
-from solutions import lesson02 as sol
 
 # the wrong answers below use reduction="mean" on purpose; PyTorch warns about it
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
 
 NAMES = ["kl_batchmean", "combined_kd_loss", "kd_term"]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_reference_answer_passes(name):
-    r = getattr(checks, name)(getattr(sol, name), verbose=False)
-    assert r.passed is True, r.message
-    assert r.fn is getattr(sol, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_stub_is_not_attempted_and_fn_is_the_reference(name):
-    def stub(*args, **kwargs):
-        raise NotImplementedError
-
-    r = getattr(checks, name)(stub, verbose=False)
-    assert r.passed is None, r.message
-    assert r.fn is not stub
 
 
 def test_fallbacks_compute_the_right_thing():

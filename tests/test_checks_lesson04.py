@@ -4,21 +4,6 @@ import torch
 import torch.nn.functional as F
 
 from kdtutor import checks, distill
-from solutions import lesson04
-
-
-def test_reference_answers_pass():
-    for name in ("kd_step", "cached_lookup", "best_class_shift"):
-        result = getattr(checks, name)(getattr(lesson04, name), verbose=False)
-        assert result.passed is True, result.message
-        assert result.fn is getattr(lesson04, name)
-
-
-def test_stub_falls_back_to_the_reference():
-    def stub(*args):
-        raise NotImplementedError
-    result = checks.best_class_shift(stub, verbose=False)
-    assert result.passed is None and result.fn is distill.best_class_shift
 
 
 def _step(student, teacher, images, labels, optimizer, T, alpha, *, eval_teacher=True, no_grad=True,

@@ -3,7 +3,6 @@ typical wrong answers fail with a specific message."""
 
 import math
 
-import pytest
 import torch
 
 from kdtutor import checks, evaluate
@@ -15,26 +14,6 @@ EXERCISES = ["expected_calibration_error", "top1_agreement", "macro_f1", "summar
 
 def run(name, fn):
     return getattr(checks, name)(fn, verbose=False)
-
-
-@pytest.mark.parametrize("name", EXERCISES)
-def test_reference_answer_passes(name):
-    fn = getattr(solutions, name)
-    result = run(name, fn)
-    assert result.passed is True, result.message
-    assert result.fn is fn
-
-
-@pytest.mark.parametrize("name", EXERCISES)
-def test_stub_is_not_attempted_and_falls_back_to_the_reference(name):
-    def stub(*args, **kwargs):
-        raise NotImplementedError
-
-    result = run(name, stub)
-    assert result.passed is None and "not attempted" in result.message
-    assert result.fn is not stub
-    # the fallback is kdtutor's reference: it passes its own check
-    assert run(name, result.fn).passed is True
 
 
 def test_fallbacks_are_kdtutors_references():

@@ -14,19 +14,10 @@ import torch  # noqa: E402
 
 from kdtutor import plots  # noqa: E402
 from kdtutor.softmax import temperature_summary  # noqa: E402
+from plotting import assert_labelled  # noqa: E402
 
 CAT = torch.tensor([-1.0, -2.0, 2.0, 9.0, 3.0, 6.5, 2.5, 1.5, -1.5, -2.5])
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def assert_labelled(fig):
-    """Every axes of ``fig`` has a non-empty xlabel, ylabel and title (a suptitle counts for the title)."""
-    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
-    assert fig.axes, "the figure has no axes"
-    for i, ax in enumerate(fig.axes):
-        assert ax.get_xlabel().strip(), f"axes {i} has no x label"
-        assert ax.get_ylabel().strip(), f"axes {i} has no y label"
-        assert ax.get_title().strip() or suptitle.strip(), f"axes {i} has no title and the figure no suptitle"
 
 
 @pytest.fixture(autouse=True)

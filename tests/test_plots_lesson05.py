@@ -13,6 +13,7 @@ from kdtutor import evaluate as ev  # noqa: E402
 from kdtutor import plots  # noqa: E402
 from kdtutor.data import DeviceLoader, Split  # noqa: E402
 from kdtutor.models import build_model  # noqa: E402
+from plotting import assert_labelled  # noqa: E402
 
 DATASET = "toy digits (random, NOT CIFAR-10)"
 CLASSES = [f"class {i}" for i in range(10)]
@@ -23,13 +24,7 @@ def check_figure(fig):
     suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
     titles = [suptitle] + [ax.get_title() for ax in fig.axes]
     assert any(DATASET in t for t in titles), titles
-    for ax in fig.axes:
-        if ax.get_label() == "<colorbar>":
-            assert ax.get_ylabel() or ax.get_xlabel(), "colour bar without a label"
-            continue
-        assert ax.get_xlabel(), f"axes {ax.get_title()!r} has no x label"
-        assert ax.get_ylabel(), f"axes {ax.get_title()!r} has no y label"
-        assert ax.get_title() or suptitle, "axes without a title in a figure without a suptitle"
+    assert_labelled(fig)
     plt.close(fig)
 
 
