@@ -149,12 +149,14 @@ def _report_lines(metrics: dict) -> list[str]:
              f"Student `{report['student']}` distilled from `{report['teacher']}` with T = {report['T']:g}, "
              f"α = {report['alpha']:g}; latency on {any_row['device']}.", "",
              "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for name, r in rows.items():
+    order = sorted(rows, key=lambda n: (["teacher", "scratch", "distilled"] + [n]).index(n))
+    for name in order:
+        r = rows[name]
         lines.append("| " + " | ".join([name, _pct(r["accuracy"]), _pct(r["agreement"]), _pct(r["ece"]),
                                          f"{r['params']:,d}", *[f"{r['latency_ms'][b]:.3g}" for b in lat]]) + " |")
     lines += ["", f"Over seeds {report['seeds']} (test split, mean ± sample std):", "",
               "| student | accuracy | agreement | ECE |", "|---|---:|---:|---:|"]
-    for kind, m in report["per_seed"].items():
+    for kind, m in sorted(report["per_seed"].items(), key=lambda kv: kv[0] != "scratch"):
         cells = [_mean_std(m[k]) for k in ("accuracy", "agreement", "ece")]
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     return lines + [""]
