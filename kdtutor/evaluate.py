@@ -451,6 +451,30 @@ def summarize_seeds(values) -> SeedSummary:
     return SeedSummary(mean, std, mean - half, mean + half, n)
 
 
+def mean_confidence(logits: torch.Tensor) -> float:
+    """Mean of the largest softmax probability over the rows of ``logits (N, C)``, in [0, 1].
+
+    Above the accuracy: the model is over-confident on average; below: under-confident.
+    """
+    logits = check_logits(logits)
+    if logits.ndim != 2 or len(logits) == 0:
+        raise ValueError(f"logits must have shape (N, C) with N ≥ 1, got {tuple(logits.shape)}")
+    return softmax(logits.double(), check=False).max(dim=1).values.mean().item()
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, temperatures=None) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 that minimises the NLL of ``softmax(logits / T)``.
+
+    Fit it on the **validation** split, then divide the test logits by it. One scalar, so
+    the predicted classes (and accuracy) do not change, only the confidence.
+    Searches a log-spaced grid (default 0.05 to 20, 400 points) — simple and robust.
+    """
+    logits = check_predictions(logits, labels)
+    grid = torch.logspace(math.log10(0.05), math.log10(20), 400) if temperatures is None else torch.as_tensor(temperatures)
+    nll = [cross_entropy(logits.double() / float(t), labels, check=False).item() for t in grid]
+    return float(grid[min(range(len(nll)), key=nll.__getitem__)])
+
+
 def binomial_interval(accuracy: float, n: int, z: float = 1.959964) -> tuple[float, float]:
     """95 % interval of an accuracy measured on ``n`` independent test examples (normal approximation).
 

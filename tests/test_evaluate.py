@@ -417,3 +417,21 @@ def test_binomial_interval_matches_closed_form_and_simulation():
     assert binomial_interval(1.0, 50) == (1.0, 1.0)
     with pytest.raises(ValueError, match="at least one"):
         binomial_interval(0.5, 0)
+
+
+def test_mean_confidence_and_temperature_scaling_recover_a_known_temperature():
+    from kdtutor.evaluate import expected_calibration_error, fit_temperature, mean_confidence
+
+    g = torch.Generator().manual_seed(0)
+    true_logits = 3 * torch.randn(8_000, 5, generator=g)
+    labels = torch.multinomial(torch.softmax(true_logits, 1), 1, generator=g).squeeze(1)  # calibrated at T = 1
+    sharp = true_logits * 2.5  # an over-confident model: its logits are 2.5× too large
+    assert mean_confidence(sharp) > ev.top1_accuracy(sharp, labels) + 0.05
+    T = fit_temperature(sharp, labels)
+    assert T == pytest.approx(2.5, rel=0.05)
+    # a finer brute force over the same objective agrees with the grid search
+    fine = torch.linspace(2.0, 3.0, 201)
+    nll = torch.stack([torch.nn.functional.cross_entropy(sharp / t, labels) for t in fine])
+    assert T == pytest.approx(fine[nll.argmin()].item(), abs=0.03)
+    assert expected_calibration_error(sharp / T, labels) < 0.3 * expected_calibration_error(sharp, labels)
+    assert mean_confidence(torch.zeros(4, 5)) == pytest.approx(0.2)
