@@ -1,0 +1,31 @@
+"""python -m kdtutor: the batch-run commands use the lessons' code and write checkpoints."""
+
+import pytest
+
+from kdtutor.__main__ import main
+from kdtutor.train import load_checkpoint
+
+
+def test_train_teacher_then_distill(tmp_path, capsys):
+    teacher = tmp_path / "teacher.pt"
+    assert main(["train-teacher", "--profile", "smoke", "--epochs", "1", "--arch", "cnn_tiny",
+                 "--out", str(teacher), "--device", "cpu"]) == 0
+    model, meta = load_checkpoint(teacher, arch="cnn_tiny")
+    assert meta["profile"] == "smoke" and meta["epochs_done"] == 1 and "NOT CIFAR-10" in meta["dataset"]
+    student = tmp_path / "student.pt"
+    assert main(["distill", "--profile", "smoke", "--teacher", str(teacher), "--student", "cnn_tiny", "--T", "2",
+                 "--alpha", "0.5", "--epochs", "1", "--out", str(student), "--device", "cpu"]) == 0
+    _, smeta = load_checkpoint(student)
+    assert (smeta["kind"], smeta["T"], smeta["alpha"]) == ("distilled", 2.0, 0.5)
+    out = capsys.readouterr().out
+    assert "test accuracy on stand-in (synthetic shapes, NOT CIFAR-10)" in out
+
+
+def test_distill_refuses_a_teacher_from_other_data(tmp_path):
+    from kdtutor.data import load_digits
+    from kdtutor.train import digits_config, save_checkpoint, train_model
+
+    r = train_model("mlp_small", load_digits(), digits_config(epochs=1), device="cpu", progress=False)
+    path = save_checkpoint(tmp_path / "digits.pt", r.model, r.meta)
+    with pytest.raises(SystemExit, match="trained on 'digits"):
+        main(["distill", "--profile", "smoke", "--teacher", str(path), "--epochs", "1", "--device", "cpu"])
