@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .data import Batch, Dataset, DeviceLoader
 from .losses import check_alpha, distillation_loss
 from .softmax import check_temperature
-from .train import TrainConfig, TrainResult, _autocast, _results, fit, prepare_run, train_model
+from .train import TrainConfig, TrainResult, autocast, fit, history_meta, prepare_run, train_model
 
 MODES = ("online", "cached", "fixed")
 
@@ -40,7 +40,7 @@ def freeze(teacher: nn.Module) -> nn.Module:
 @torch.no_grad()
 def teacher_forward(teacher: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Logits ``(B, C) float32`` of the frozen teacher (bf16 autocast on CUDA)."""
-    with _autocast(images.device):
+    with autocast(images.device):
         return teacher(images).float()
 
 
@@ -165,7 +165,7 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
     meta.update({"kind": "distilled", "T": T, "alpha": alpha, "teacher_mode": teacher_logits.mode})
     history = fit(model, train_loader, val_loader, cfg, loss_fn=DistillLoss(teacher_logits, T, alpha, cfg.label_smoothing),
                   checkpoint=checkpoint, meta=meta, progress=progress, desc=f"{arch} ← KD T={T:g} α={alpha:g}")
-    return TrainResult(model.eval(), history, {**meta, **_results(history)})
+    return TrainResult(model.eval(), history, {**meta, **history_meta(history)})
 
 
 def split_accuracy(model: nn.Module, data: Dataset, split: str = "val", device=None) -> float:

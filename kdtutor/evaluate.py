@@ -45,6 +45,7 @@ from torch import nn
 from .losses import check_labels, check_logit_pair, cross_entropy, kl_divergence
 from .models import count_parameters
 from .softmax import check_logits, softmax
+from .train import autocast, predict, sync
 
 
 # --------------------------------------------------------------------------- input checks
@@ -300,11 +301,6 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def measure_latency(model: nn.Module, example: torch.Tensor, batch_size: int = 1, warmup: int = 3,
                     repeats: int = 10) -> float:
@@ -328,12 +324,12 @@ def measure_latency(model: nn.Module, example: torch.Tensor, batch_size: int = 1
     model.eval()
     times = []
     try:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device):
             for i in range(warmup + repeats):
-                _sync(device)
+                sync(device)
                 t0 = time.perf_counter()
                 model(x)
-                _sync(device)
+                sync(device)
                 if i >= warmup:
                     times.append(time.perf_counter() - t0)
     finally:
@@ -578,8 +574,6 @@ def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: i
     Returns:
         ``{name: ReportRow}`` in the order of ``models``.
     """
-    from .train import predict
-
     if not models:
         raise ValueError("report_card needs at least one model")
     if teacher_name not in models:

@@ -154,7 +154,7 @@ def predict(model: nn.Module, loader: DeviceLoader, tta: bool = False) -> tuple[
     was_training = model.training
     model.eval()
     outs, labels, index = [], [], []
-    with _autocast(loader.device):
+    with autocast(loader.device):
         for batch in loader:
             z = model(batch.images).float()
             if tta:
@@ -172,7 +172,8 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == labels).float().mean().item()
 
 
-def _autocast(device: torch.device):
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (tensor cores); a no-op on the CPU, where bf16 is slow."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
@@ -285,14 +286,15 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader, 
         history.epochs.append(record)
         bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_acc']:.3f}")
         if checkpoint is not None:
-            save_checkpoint(checkpoint, model, {**run_id["meta"], **_results(history)}, run=run_id,
+            save_checkpoint(checkpoint, model, {**run_id["meta"], **history_meta(history)}, run=run_id,
                             history=history.epochs, optimizer=optimizer.state_dict(),
                             rng=torch.get_rng_state(), epochs_done=epoch + 1)
     bar.close()
     return history
 
 
-def _results(history: History) -> dict:
+def history_meta(history: History) -> dict:
+    """What a finished run records about itself: accuracies, best epoch, epochs done, versions."""
     return {"val_acc": history.last_val_acc, "best_val_acc": history.best_val_acc,
             "best_epoch": history.best_epoch, "epochs_done": len(history.epochs), "versions": versions()}
 
@@ -320,12 +322,12 @@ def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConf
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen, step0 = 0, epoch * len(loader)
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     for i, batch in enumerate(loader):
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(step0 + i, total, cfg)
-        with _autocast(device):
+        with autocast(device):
             logits = model(batch.images)
             loss = loss_fn(logits.float(), batch)
         optimizer.zero_grad(set_to_none=True)
@@ -344,13 +346,14 @@ def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConf
                 )
             bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", acc=f"{correct.item() / seen:.3f}")
         bar.update(1)
-    _sync(device)
+    sync(device)
     seconds = time.perf_counter() - t0
     return {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
             "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": seen / seconds}
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work (needed before reading a clock); nothing to do on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -410,7 +413,7 @@ def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, pro
     meta["kind"] = "trained from labels"
     history = fit(model, train_loader, val_loader, cfg, checkpoint=checkpoint, meta=meta,
                   progress=progress, desc=f"{arch} on {data.name.split(' ')[0]}")
-    return TrainResult(model.eval(), history, {**meta, **_results(history)})
+    return TrainResult(model.eval(), history, {**meta, **history_meta(history)})
 
 
 def teacher_path(profile) -> Path:
