@@ -21,10 +21,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import Batch, Dataset, DeviceLoader
+from .data import Batch, Dataset, DeviceLoader, Split
 from .losses import check_alpha, distillation_loss
 from .softmax import check_temperature
-from .train import TrainConfig, TrainResult, autocast, fit, history_meta, prepare_run, train_model
+from .train import (TrainConfig, TrainResult, accuracy, autocast, default_augment, default_device, fit,
+                    history_meta, make_loaders, predict, prepare_run, train_model)
 
 MODES = ("online", "cached", "fixed")
 
@@ -170,8 +171,6 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
 
 def split_accuracy(model: nn.Module, data: Dataset, split: str = "val", device=None) -> float:
     """Top-1 accuracy of ``model`` on ``data.<split>`` (``"val"`` for choices, ``"test"`` once at the end)."""
-    from .train import accuracy, make_loaders, predict
-
     loaders = dict(zip(("train", "val", "test"), make_loaders(data, 1024, device or next(model.parameters()).device)))
     return accuracy(*predict(model, loaders[split]))
 
@@ -249,8 +248,6 @@ def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temper
     view and its logits are shared through a ``"cached"`` :class:`TeacherLogits`.
     Only the chosen setting should then be evaluated on the test split.
     """
-    from .train import default_augment, default_device, make_loaders
-
     device = torch.device(device) if device else default_device()
     augment = default_augment(data) if augment is None else augment
     shared = TeacherLogits(teacher, make_loaders(data, cfg.batch_size, device, cfg.seed, augment)[0], "cached")
@@ -277,8 +274,6 @@ def student_paths(checkpoint_dir, arch: str, seed: int, T: float, alpha: float):
 # --------------------------------------------------------------------------- dark knowledge (Hinton et al. 2015)
 def without_class(data: Dataset, cls: int) -> Dataset:
     """``data`` with every example of class ``cls`` removed from the *training* split only."""
-    from .data import Split
-
     keep = data.train.labels != cls
     return Dataset(data.name, data.classes, Split(data.train.images[keep], data.train.labels[keep]),
                    data.val, data.test, data.is_standin)

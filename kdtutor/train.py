@@ -27,7 +27,7 @@ from . import __version__
 from .data import Batch, Dataset, DeviceLoader
 from .losses import cross_entropy
 from .models import build_model
-from .storage import load_checked, save_checked
+from .storage import CHECKPOINT_DIR, CorruptFileError, load_checked, save_checked
 
 
 # --------------------------------------------------------------------------- basics
@@ -418,8 +418,6 @@ def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, pro
 
 def teacher_path(profile) -> Path:
     """Where the course keeps the teacher of ``profile``: ``data/checkpoints/teacher_<profile>_<arch>.pt``."""
-    from .storage import CHECKPOINT_DIR
-
     return CHECKPOINT_DIR / f"teacher_{profile.name}_{profile.teacher}.pt"
 
 
@@ -431,8 +429,6 @@ def get_teacher(profile, data: Dataset, retrain: bool = False, device=None, prog
     code version) is moved aside to ``*.pt.old`` with a message, and the teacher is
     retrained; ``retrain=True`` does that on purpose.
     """
-    from .storage import CorruptFileError
-
     path = teacher_path(profile)
     cfg = config_for(profile.teacher, profile.teacher_epochs, profile.batch_size)
     if retrain and path.exists():
