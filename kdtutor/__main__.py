@@ -62,9 +62,9 @@ def _setup(args):
 
 
 def _report(result, data, device) -> None:
-    from .train import accuracy, make_loaders, predict
+    from .train import accuracy, eval_loader, predict
 
-    _, _, test_loader = make_loaders(data, 1024, device)
+    test_loader = eval_loader(data, "test", device)
     acc = accuracy(*predict(result.model.to(test_loader.device), test_loader))
     print(result.history.summary())
     print(f"test accuracy on {data.name}: {acc:.2%}")

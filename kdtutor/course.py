@@ -163,10 +163,10 @@ def _report_lines(metrics: dict) -> list[str]:
 
 
 def _mean_std(values) -> str:
-    import statistics
+    from .evaluate import summarize_seeds
 
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f} %"
+    s = summarize_seeds(values)
+    return f"{100 * s.mean:.2f} ± {100 * s.std:.2f} %"
 
 
 def _distill_lines(metrics: dict) -> list[str]:

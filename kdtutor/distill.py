@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,8 +25,8 @@ from tqdm.auto import tqdm
 from .data import Batch, Dataset, DeviceLoader, Split
 from .losses import check_alpha, distillation_loss
 from .softmax import check_temperature
-from .train import (TrainConfig, TrainResult, accuracy, autocast, default_augment, default_device, fit,
-                    history_meta, make_loaders, predict, prepare_run, train_model)
+from .train import (TrainConfig, TrainResult, accuracy, autocast, default_augment, default_device, eval_loader,
+                    fit, history_meta, make_loaders, predict, prepare_run, train_model)
 
 MODES = ("online", "cached", "fixed")
 
@@ -171,8 +172,7 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
 
 def split_accuracy(model: nn.Module, data: Dataset, split: str = "val", device=None) -> float:
     """Top-1 accuracy of ``model`` on ``data.<split>`` (``"val"`` for choices, ``"test"`` once at the end)."""
-    loaders = dict(zip(("train", "val", "test"), make_loaders(data, 1024, device or next(model.parameters()).device)))
-    return accuracy(*predict(model, loaders[split]))
+    return accuracy(*predict(model, eval_loader(data, split, device or next(model.parameters()).device)))
 
 
 @dataclass
@@ -265,8 +265,6 @@ def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temper
 
 def student_paths(checkpoint_dir, arch: str, seed: int, T: float, alpha: float):
     """Checkpoint paths ``(scratch, distilled)`` of one seed's pair of students."""
-    from pathlib import Path
-
     d = Path(checkpoint_dir)
     return d / f"{arch}_scratch_seed{seed}.pt", d / f"{arch}_kd_T{T:g}_a{alpha:g}_seed{seed}.pt"
 

@@ -369,11 +369,15 @@ class TrainResult:
 def make_loaders(data: Dataset, batch_size: int, device=None, seed: int = 0, augment: bool = True):
     """Train (shuffled, augmented when ``augment``), validation and test loaders for ``data``."""
     device = device or default_device()
-    common = dict(mean=data.mean, std=data.std, device=device)
-    return (DeviceLoader(data.train, batch_size, train=True, flip=augment, translate=2 if augment else 0,
-                         seed=seed, **common),
-            DeviceLoader(data.val, 1024, **common),
-            DeviceLoader(data.test, 1024, **common))
+    return (DeviceLoader(data.train, batch_size, data.mean, data.std, device=device, train=True, flip=augment,
+                         translate=2 if augment else 0, seed=seed),
+            eval_loader(data, "val", device),
+            eval_loader(data, "test", device))
+
+
+def eval_loader(data: Dataset, split: str = "val", device=None, batch_size: int = 1024) -> DeviceLoader:
+    """A loader over ``data.<split>`` (``"train"``, ``"val"`` or ``"test"``) in split order, not augmented."""
+    return DeviceLoader(getattr(data, split), batch_size, data.mean, data.std, device=device or default_device())
 
 
 def default_augment(data: Dataset) -> bool:
