@@ -247,6 +247,10 @@ class LossNotFiniteError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+class CheckpointMismatch(ValueError):
+    """A checkpoint on disk belongs to another run (model, data, profile, seed or settings)."""
+
+
 def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader, cfg: TrainConfig,
         loss_fn=None, checkpoint=None, meta: dict | None = None, progress: bool = True,
         desc: str = "training") -> History:
@@ -302,11 +306,14 @@ def history_meta(history: History) -> dict:
 def _resume(path, run_id: dict, model, optimizer, history: History) -> int:
     ckpt = load_checked(path, kind="checkpoint")
     if ckpt.get("run") != run_id:
-        raise ValueError(
+        raise CheckpointMismatch(
             f"{path} is a checkpoint of a different run (other model, data, profile, seed or settings); "
             "delete it or choose another path to start afresh"
         )
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:  # same run description, other weights: written by another code version
+        raise CheckpointMismatch(f"weights in {path} do not fit this model ({e}); delete the file to start afresh") from e
     optimizer.load_state_dict(ckpt["optimizer"])
     torch.set_rng_state(ckpt["rng"])
     history.epochs.extend(ckpt["history"])
@@ -440,9 +447,7 @@ def get_teacher(profile, data: Dataset, retrain: bool = False, device=None, prog
     try:
         return train_model(profile.teacher, data, cfg, checkpoint=path, profile=profile.name, device=device,
                            progress=progress)
-    except (CorruptFileError, ValueError) as e:
-        if not path.exists():
-            raise
+    except (CorruptFileError, CheckpointMismatch) as e:  # only problems with the file on disk
         print(f"cannot use {path}: {e}\nmoving it to {path.with_suffix('.pt.old')} and training afresh")
         path.replace(path.with_suffix(".pt.old"))
         return train_model(profile.teacher, data, cfg, checkpoint=path, profile=profile.name, device=device,

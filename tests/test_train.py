@@ -173,3 +173,46 @@ def test_predict_returns_split_order_and_tta_averages_mirrors():
         assert torch.allclose(logits, model(x), atol=1e-5)
         tta, _ = predict(model, val_loader, tta=True)
         assert torch.allclose(tta, (model(x) + model(x.flip(-1))) / 2, atol=1e-5)
+
+
+def _tiny_profile():
+    from kdtutor.profiles import get_profile
+
+    return get_profile("smoke").with_(teacher="cnn_tiny", teacher_epochs=1, batch_size=40)
+
+
+def test_get_teacher_trains_loads_and_replaces_an_unusable_checkpoint(tmp_path, monkeypatch, capsys):
+    import kdtutor.train as train
+
+    monkeypatch.setattr(train, "CHECKPOINT_DIR", tmp_path)
+    profile = _tiny_profile()
+    first = train.get_teacher(profile, TINY, device="cpu", progress=False)
+    path = train.teacher_path(profile)
+    assert path.parent == tmp_path and path.exists()
+    again = train.get_teacher(profile, TINY, device="cpu", progress=False)  # loaded, not retrained
+    assert same_weights(first.model, again.model) and "already complete" in capsys.readouterr().out
+    path.write_bytes(path.read_bytes()[:-100])  # a truncated file
+    redone = train.get_teacher(profile, TINY, device="cpu", progress=False)
+    assert "moving it to" in capsys.readouterr().out and path.with_suffix(".pt.old").exists()
+    assert same_weights(first.model, redone.model)  # retrained, with the same seed
+
+
+def test_get_teacher_does_not_swallow_errors_raised_while_training(tmp_path, monkeypatch):
+    """Only an unusable checkpoint file is moved aside; an error in epoch 2 (after epoch 1 was
+    checkpointed) reaches the learner, and the saved epoch stays where it is."""
+    import kdtutor.train as train
+
+    monkeypatch.setattr(train, "CHECKPOINT_DIR", tmp_path)
+    original = train._train_epoch
+
+    def fails_in_epoch_2(model, loader, optimizer, loss_fn, cfg, epoch, total, bar):
+        if epoch == 1:
+            raise ValueError("boom in epoch 2")
+        return original(model, loader, optimizer, loss_fn, cfg, epoch, total, bar)
+
+    monkeypatch.setattr(train, "_train_epoch", fails_in_epoch_2)
+    profile = _tiny_profile().with_(teacher_epochs=2)
+    with pytest.raises(ValueError, match="boom in epoch 2"):
+        train.get_teacher(profile, TINY, device="cpu", progress=False)
+    assert not list(tmp_path.glob("*.old"))
+    assert load_checked(train.teacher_path(profile), "checkpoint")["epochs_done"] == 1
