@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdtutor import data
+from kdtutor import cifar10, data
 from kdtutor.data import (DeviceLoader, Split, flip_batch, load_cifar10, load_dataset, make_standin,
                           pad_images, parse_cifar_archive, translate_batch)
 from kdtutor.profiles import get_profile
@@ -104,7 +104,7 @@ def test_download_removes_partial_file_and_checks_md5(tmp_path, monkeypatch):
 
     fake = tmp_path / "source.tar.gz"
     write_fake_cifar(fake)
-    monkeypatch.setattr(data, "CIFAR10_MD5", md5(fake))
+    monkeypatch.setattr(cifar10, "CIFAR10_MD5", md5(fake))
     calls = []
 
     def fake_download(url, root, filename=None, md5=None, **kw):
@@ -114,7 +114,7 @@ def test_download_removes_partial_file_and_checks_md5(tmp_path, monkeypatch):
         target.write_bytes(fake.read_bytes()[: len(calls) == 1 and 100 or None])  # 1st: cut short
 
     monkeypatch.setattr(tvu, "download_url", fake_download)
-    with pytest.raises(CorruptFileError, match="incomplete or corrupt"):
+    with pytest.raises(CorruptFileError, match="incomplete or not the CIFAR-10 archive"):
         data.download_cifar10(tmp_path)
     assert not (tmp_path / (data.CIFAR10_ARCHIVE + ".part")).exists()
     (tmp_path / (data.CIFAR10_ARCHIVE + ".part")).write_bytes(b"leftover")
@@ -124,10 +124,12 @@ def test_download_removes_partial_file_and_checks_md5(tmp_path, monkeypatch):
 
 def test_offline_cifar_profile_falls_back_to_labelled_standin(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KDTUTOR_OFFLINE", "1")
+    monkeypatch.delenv("KDTUTOR_CIFAR10", raising=False)
     profile = get_profile("cpu").with_(n_train=200, n_val=50, n_test=50)
     ds = load_dataset(profile, root=tmp_path)
     assert ds.is_standin and "NOT CIFAR-10" in ds.name
-    assert "STAND-IN" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "STAND-IN" in out and "downloading is switched off" in out  # the true reason
     assert (len(ds.train), len(ds.val), len(ds.test)) == (200, 50, 50)
 
 
