@@ -1,8 +1,11 @@
 """Command line for batch runs: the same code the lessons use.
 
     python -m kdtutor course [--profile cpu]
-    python -m kdtutor train-teacher --profile gpu --out data/checkpoints/teacher_gpu.pt
-    python -m kdtutor distill --teacher data/checkpoints/teacher_gpu.pt --student cnn_small --T 4 --alpha 0.9
+    python -m kdtutor train-teacher --profile gpu
+    python -m kdtutor distill --profile gpu --student cnn_small --T 4 --alpha 0.9
+
+train-teacher writes, and distill reads, the teacher where lessons 03–05 keep it
+(data/checkpoints/teacher_<profile>_<arch>.pt); --out and --teacher choose another file.
     python -m kdtutor refresh-notebooks        (maintainers: re-store the outputs nbval compares)
 """
 
@@ -29,7 +32,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("distill", help="distil a student from a teacher checkpoint")
     _run_args(p)
-    p.add_argument("--teacher", required=True, help="teacher checkpoint (from train-teacher)")
+    p.add_argument("--teacher", help="teacher checkpoint (default: the profile's, as train-teacher and the lessons save it)")
     p.add_argument("--student", help="student model name (default: the profile's student)")
     p.add_argument("--T", type=float, default=4.0, help="temperature (default 4)")
     p.add_argument("--alpha", type=float, default=0.9, help="weight of the distillation term (default 0.9)")
@@ -51,12 +54,17 @@ def main(argv=None) -> int:
     return 0
 
 
-def _setup(args):
+def _setup(args, role: str):
+    import torch
+
     from .data import load_dataset
     from .profiles import get_profile
 
+    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
+                         f"torch.cuda.is_available() is False); use --device cpu or leave --device out")
     profile = get_profile(args.profile)
-    data = load_dataset(profile)
+    data = load_dataset(profile, role=role)
     print(f"profile {profile.name}: {data}")
     return profile, data
 
@@ -72,13 +80,13 @@ def _report(result, data, device) -> None:
 
 def train_teacher(args) -> None:
     """``train-teacher``: the profile's teacher (or ``--arch``) on the profile's data."""
-    from .storage import CHECKPOINT_DIR
-    from .train import config_for, train_model
+    from .train import config_for, teacher_path, train_model
 
-    profile, data = _setup(args)
+    profile, data = _setup(args, "teacher")
     arch = args.arch or profile.teacher
-    cfg = config_for(arch, args.epochs or profile.teacher_epochs, profile.batch_size, args.seed)
-    out = args.out or CHECKPOINT_DIR / f"teacher_{profile.name}_{arch}_seed{args.seed}.pt"
+    epochs = profile.teacher_epochs if args.epochs is None else args.epochs
+    cfg = config_for(arch, epochs, profile.batch_size, args.seed)
+    out = args.out or teacher_path(profile, arch, args.seed)
     result = train_model(arch, data, cfg, checkpoint=out, profile=profile.name, device=args.device)
     print(f"checkpoint: {out}")
     _report(result, data, args.device)
@@ -87,14 +95,20 @@ def train_teacher(args) -> None:
 def distill(args) -> None:
     """``distill``: a student from a teacher checkpoint, with the combined KD loss."""
     from .distill import distill_student
-    from .train import config_for, load_checkpoint
+    from .train import config_for, load_checkpoint, teacher_path
 
-    profile, data = _setup(args)
-    teacher, meta = load_checkpoint(args.teacher)
+    profile, data = _setup(args, "student")
+    path = args.teacher or teacher_path(profile)
+    try:
+        teacher, meta = load_checkpoint(path)
+    except FileNotFoundError:
+        raise SystemExit(f"no teacher at {path}: train one first (python -m kdtutor train-teacher --profile "
+                         f"{profile.name}) or pass --teacher") from None
     if meta["dataset"] != data.name:
         raise SystemExit(f"the teacher was trained on {meta['dataset']!r}, but profile {profile.name} uses {data.name!r}")
     arch = args.student or profile.student
-    cfg = config_for(arch, args.epochs or profile.student_epochs, profile.batch_size, args.seed)
+    epochs = profile.student_epochs if args.epochs is None else args.epochs
+    cfg = config_for(arch, epochs, profile.batch_size, args.seed)
     result = distill_student(teacher, arch, data, cfg, T=args.T, alpha=args.alpha, mode=args.mode,
                              checkpoint=args.out, profile=profile.name, device=args.device)
     if args.out:
@@ -102,10 +116,20 @@ def distill(args) -> None:
     _report(result, data, args.device)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="smoke, cpu or gpu (sizes, data set, epochs)")
     p.add_argument("--out", help="checkpoint path to write (resumed if it exists)")
-    p.add_argument("--epochs", type=int, help="override the profile's number of epochs")
+    p.add_argument("--epochs", type=_positive_int, help="override the profile's number of epochs (≥ 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
 

@@ -26,7 +26,8 @@ from .data import Batch, Dataset, DeviceLoader, Split
 from .losses import check_alpha, distillation_loss
 from .softmax import check_temperature
 from .train import (TrainConfig, TrainResult, accuracy, autocast, default_augment, default_device, eval_loader,
-                    fit, history_meta, make_loaders, predict, prepare_run, train_model)
+                    fit, history_meta, make_loaders, predict, prepare_run, recovering, train_model,
+                    weights_fingerprint)
 
 MODES = ("online", "cached", "fixed")
 
@@ -44,6 +45,21 @@ def teacher_forward(teacher: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Logits ``(B, C) float32`` of the frozen teacher (bf16 autocast on CUDA)."""
     with autocast(images.device):
         return teacher(images).float()
+
+
+@torch.no_grad()
+def all_teacher_logits(teacher: nn.Module, loader: DeviceLoader, view: str = "clean", batch_size: int = 1024) -> torch.Tensor:
+    """The teacher's logits ``(N, C) float32`` for every example of ``loader``, in split order.
+
+    ``view="clean"``: the un-augmented images; ``"epoch"``: this epoch's augmented
+    views. Computed ``batch_size`` images at a time, so memory stays bounded whatever N is.
+    """
+    if view not in ("clean", "epoch"):
+        raise ValueError(f"view must be 'clean' or 'epoch', got {view!r}")
+    images = loader.clean_images if view == "clean" else loader.view_images
+    idx = torch.arange(loader.num_examples, device=loader.device)
+    return torch.cat([teacher_forward(teacher, images(idx[i:i + batch_size]))
+                      for i in range(0, loader.num_examples, batch_size)])
 
 
 class CachedLogitsMismatch(ValueError):
@@ -106,10 +122,7 @@ class TeacherLogits:
     def _all_logits(self, key) -> torch.Tensor:
         """Teacher logits for every example of the loader, for the view named ``key``."""
         if key not in self.cache:
-            n, bs = self.loader.num_examples, 1024
-            views = self.loader.clean_images if key == "clean" else self.loader.view_images
-            idx = torch.arange(n, device=self.loader.device)
-            self.cache[key] = torch.cat([teacher_forward(self.teacher, views(idx[i:i + bs])) for i in range(0, n, bs)])
+            self.cache[key] = all_teacher_logits(self.teacher, self.loader, "clean" if key == "clean" else "epoch")
         return self.cache[key]
 
     def __call__(self, batch: Batch) -> torch.Tensor:
@@ -146,6 +159,14 @@ class DistillLoss:
         return distillation_loss(logits, self.teacher_logits(batch), batch.labels, self.T, self.alpha,
                                  label_smoothing=self.label_smoothing, check=False)
 
+    def explain_not_finite(self, batch: Batch) -> str | None:
+        """Called by the training loop when the loss is NaN/inf: is the teacher to blame?"""
+        z = self.teacher_logits(batch)
+        if not torch.isfinite(z).all():
+            return (f"the teacher's logits are not finite ({int((~torch.isfinite(z)).sum())} NaN/inf values in this "
+                    "batch): the teacher checkpoint is broken, so lowering the student's learning rate will not help")
+        return None
+
 
 # --------------------------------------------------------------------------- runs
 def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, T: float = 4.0,
@@ -164,7 +185,8 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
         teacher_logits = TeacherLogits(teacher, train_loader, mode)
     else:
         teacher_logits.attach(train_loader)
-    meta.update({"kind": "distilled", "T": T, "alpha": alpha, "teacher_mode": teacher_logits.mode})
+    meta.update({"kind": "distilled", "T": T, "alpha": alpha, "teacher_mode": teacher_logits.mode,
+                 "teacher_sha256": weights_fingerprint(teacher)})
     history = fit(model, train_loader, val_loader, cfg, loss_fn=DistillLoss(teacher_logits, T, alpha, cfg.label_smoothing),
                   checkpoint=checkpoint, meta=meta, progress=progress, desc=f"{arch} ← KD T={T:g} α={alpha:g}")
     return TrainResult(model.eval(), history, {**meta, **history_meta(history)})
@@ -189,12 +211,29 @@ class Comparison:
         """mean(distilled) − mean(scratch), as a fraction (0.05 = 5 points)."""
         return statistics.mean(self.distilled) - statistics.mean(self.scratch)
 
+    @property
+    def differences(self) -> list[float]:
+        """distilled − scratch for each seed: paired, since both runs of a seed share everything but the loss."""
+        return [d - s for d, s in zip(self.distilled, self.scratch)]
+
+    @property
+    def robust(self) -> bool:
+        """Distillation won on every seed and the mean gain is at least twice the standard deviation of
+        the paired differences (needs ≥ 2 seeds)."""
+        diffs = self.differences
+        return len(diffs) > 1 and min(diffs) > 0 and self.gain >= 2 * statistics.stdev(diffs)
+
     def describe(self) -> str:
         def ms(v):
             sd = statistics.stdev(v) if len(v) > 1 else 0.0
             return f"{100 * statistics.mean(v):.2f} ± {100 * sd:.2f} %"
+        diffs = self.differences
+        sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+        wins = sum(d > 0 for d in diffs)
         return (f"{self.split} accuracy over {len(self.scratch)} seeds (mean ± std): scratch {ms(self.scratch)}, "
-                f"distilled {ms(self.distilled)}; gain {100 * self.gain:+.2f} points")
+                f"distilled {ms(self.distilled)}; gain {100 * self.gain:+.2f} points, paired differences "
+                f"{', '.join(f'{100 * d:+.2f}' for d in diffs)} (std {100 * sd:.2f}); distillation won on "
+                f"{wins} of {len(diffs)} seeds")
 
 
 def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float = 4.0,
@@ -206,16 +245,18 @@ def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg
     seed use it, so they share initial weights, data order, augmentation and
     schedule — the loss is the only difference. With ``checkpoint_dir`` every run
     is saved there (and loaded instead of retrained when it is already there):
-    see :func:`student_paths`.
+    see :func:`student_paths`. A saved run that cannot be used (truncated, other
+    data, or distilled from another teacher) is moved aside and trained again.
     """
     result = Comparison(split, [], [])
     for seed in tqdm(list(seeds), desc="seeds", disable=not progress):
         cfg = make_cfg(seed)
         paths = student_paths(checkpoint_dir, arch, seed, T, alpha) if checkpoint_dir else (None, None)
-        scratch = train_model(arch, data, cfg, checkpoint=paths[0], device=device, augment=augment,
-                              profile=profile, progress=False)
-        kd = distill_student(teacher, arch, data, cfg, T=T, alpha=alpha, device=device, augment=augment,
-                             checkpoint=paths[1], profile=profile, progress=False)
+        scratch = recovering(paths[0], lambda: train_model(arch, data, cfg, checkpoint=paths[0], device=device,
+                                                           augment=augment, profile=profile, progress=False))
+        kd = recovering(paths[1], lambda: distill_student(teacher, arch, data, cfg, T=T, alpha=alpha, device=device,
+                                                          augment=augment, checkpoint=paths[1], profile=profile,
+                                                          progress=False))
         result.scratch.append(split_accuracy(scratch.model, data, split))
         result.distilled.append(split_accuracy(kd.model, data, split))
         result.runs[("scratch", seed)], result.runs[("distilled", seed)] = scratch, kd
@@ -274,7 +315,7 @@ def without_class(data: Dataset, cls: int) -> Dataset:
     """``data`` with every example of class ``cls`` removed from the *training* split only."""
     keep = data.train.labels != cls
     return Dataset(data.name, data.classes, Split(data.train.images[keep], data.train.labels[keep]),
-                   data.val, data.test, data.is_standin)
+                   data.val, data.test, data.is_standin, data.source)
 
 
 def shift_class_logit(logits: torch.Tensor, cls: int, shift: float) -> torch.Tensor:

@@ -35,6 +35,21 @@ class CorruptFileError(ValueError):
     """A file on disk is truncated, altered or of the wrong kind."""
 
 
+def move_aside(path: str | os.PathLike) -> Path:
+    """Rename ``path`` to ``<path>.old`` (or ``.old1``, ``.old2``, … if taken) and return the new path.
+
+    For a file kdtutor cannot use (corrupt, or from another run): it is kept, never
+    deleted, and never overwrites an earlier one set aside.
+    """
+    path = Path(path)
+    target, n = path.with_name(path.name + ".old"), 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.old{n}")
+    path.replace(target)
+    return target
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -47,12 +62,25 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (e.g. ``0o022``), read without changing it for long."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give (0666 minus
+    the user's umask, e.g. 0644), not the 0600 of a temporary file, so a shared data
+    folder stays readable to the people it is shared with.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -11,6 +11,7 @@ convolutions); on the CPU it stays in float32 (bf16 is ~10× slower on CPUs).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import platform
 import random
@@ -27,7 +28,7 @@ from . import __version__
 from .data import Batch, Dataset, DeviceLoader
 from .losses import cross_entropy
 from .models import build_model
-from .storage import CHECKPOINT_DIR, CorruptFileError, load_checked, save_checked
+from .storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside, save_checked
 
 
 # --------------------------------------------------------------------------- basics
@@ -242,6 +243,20 @@ def load_checkpoint(path, arch: str | None = None, device=None) -> tuple[nn.Modu
     return model.to(device or "cpu").eval(), meta
 
 
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 (first 16 hex digits) of the model's state dict: names, shapes, dtypes and values.
+
+    Two models with the same fingerprint compute the same function; a distilled run
+    records its teacher's, so a student is never reused with a teacher it did not learn from.
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
 # --------------------------------------------------------------------------- the loop
 class LossNotFiniteError(FloatingPointError):
     """The training loss became NaN or infinite."""
@@ -347,9 +362,10 @@ def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConf
         if i % 20 == 19 or i == len(loader) - 1:  # look at the loss: one synchronisation
             mean_loss = loss_sum.item() / seen
             if not math.isfinite(mean_loss):
+                why = getattr(loss_fn, "explain_not_finite", lambda b: None)(batch)
                 raise LossNotFiniteError(
                     f"the training loss became {mean_loss} in epoch {epoch + 1}, step {i + 1}: "
-                    "lower the learning rate, or check the inputs and the loss function"
+                    + (why or "lower the learning rate, or check the inputs and the loss function")
                 )
             bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", acc=f"{correct.item() / seen:.3f}")
         bar.update(1)
@@ -413,6 +429,7 @@ def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile: str = "", d
         model.init_whitening(train_loader.clean_images(torch.arange(min(5000, len(data.train)), device=device)).cpu())
     meta = {"arch": arch, "num_classes": data.num_classes, "in_channels": c, "image_size": h,
             "dataset": data.name, "is_standin": data.is_standin, "n_train": len(data.train),
+            "data_sha256": data.fingerprint(),
             "profile": profile, "seed": cfg.seed, "augment": augment}
     return model, train_loader, val_loader, meta
 
@@ -427,9 +444,29 @@ def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, pro
     return TrainResult(model.eval(), history, {**meta, **history_meta(history)})
 
 
-def teacher_path(profile) -> Path:
-    """Where the course keeps the teacher of ``profile``: ``data/checkpoints/teacher_<profile>_<arch>.pt``."""
-    return CHECKPOINT_DIR / f"teacher_{profile.name}_{profile.teacher}.pt"
+def teacher_path(profile, arch: str | None = None, seed: int = 0) -> Path:
+    """Where the course keeps a teacher: ``data/checkpoints/teacher_<profile>_<arch>.pt``
+    (``…_seed<k>.pt`` for a seed other than 0). Lessons 03–05 and ``python -m kdtutor
+    train-teacher`` / ``distill`` all use this path by default."""
+    arch = arch or profile.teacher
+    return CHECKPOINT_DIR / (f"teacher_{profile.name}_{arch}" + (f"_seed{seed}" if seed else "") + ".pt")
+
+
+def recovering(path, run):
+    """``run()``, but if the checkpoint at ``path`` is unusable (corrupt, or from another run:
+    other data, settings, teacher or code version), move it aside with a message and run again.
+
+    Only problems with the file on disk are handled: an error raised while training
+    reaches the caller, and the epochs already saved stay where they are.
+    """
+    try:
+        return run()
+    except (CorruptFileError, CheckpointMismatch) as e:
+        if path is None or not Path(path).exists():
+            raise
+        old = move_aside(path)
+        print(f"cannot use {path}: {e}\nmoved it to {old} (kept, not deleted) and training afresh")
+        return run()
 
 
 def get_teacher(profile, data: Dataset, retrain: bool = False, device=None, progress: bool = True) -> TrainResult:
@@ -443,12 +480,6 @@ def get_teacher(profile, data: Dataset, retrain: bool = False, device=None, prog
     path = teacher_path(profile)
     cfg = config_for(profile.teacher, profile.teacher_epochs, profile.batch_size)
     if retrain and path.exists():
-        path.replace(path.with_suffix(".pt.old"))
-    try:
-        return train_model(profile.teacher, data, cfg, checkpoint=path, profile=profile.name, device=device,
-                           progress=progress)
-    except (CorruptFileError, CheckpointMismatch) as e:  # only problems with the file on disk
-        print(f"cannot use {path}: {e}\nmoving it to {path.with_suffix('.pt.old')} and training afresh")
-        path.replace(path.with_suffix(".pt.old"))
-        return train_model(profile.teacher, data, cfg, checkpoint=path, profile=profile.name, device=device,
-                           progress=progress)
+        print(f"retraining: moved the old teacher to {move_aside(path)}")
+    return recovering(path, lambda: train_model(profile.teacher, data, cfg, checkpoint=path, profile=profile.name,
+                                                device=device, progress=progress))

@@ -188,3 +188,18 @@ def test_best_class_shift_is_chosen_by_accuracy():
     assert torch.equal(shift_class_logit(logits, 1, 1.0)[:, 1], torch.tensor([1.0, 2.5, 4.0]))
     # row 2 needs a shift > 0.5 on class 1; row 1 flips at 2.0, which costs an error
     assert best_class_shift(logits, labels, 1, [0.0, 0.25, 1.0, 3.0]) == 1.0
+
+
+def test_comparison_pairs_seeds_and_judges_robustness_by_paired_differences():
+    from kdtutor.distill import Comparison
+
+    # a small gain on every seed, far larger than its own spread: robust
+    c = Comparison("test", scratch=[0.60, 0.70, 0.65], distilled=[0.61, 0.71, 0.66])
+    assert c.differences == pytest.approx([0.01, 0.01, 0.01]) and c.robust
+    assert "won on 3 of 3 seeds" in c.describe()
+    # the same mean gain, but one seed loses: not robust
+    assert not Comparison("test", [0.60, 0.70, 0.65], [0.64, 0.69, 0.65]).robust
+    # every seed wins, but the gain is small against the spread of the differences
+    noisy = Comparison("test", [0.60, 0.70, 0.65], [0.601, 0.73, 0.651])
+    assert min(noisy.differences) > 0 and not noisy.robust
+    assert not Comparison("test", [0.6], [0.7]).robust  # one seed proves nothing

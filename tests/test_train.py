@@ -193,7 +193,7 @@ def test_get_teacher_trains_loads_and_replaces_an_unusable_checkpoint(tmp_path, 
     assert same_weights(first.model, again.model) and "already complete" in capsys.readouterr().out
     path.write_bytes(path.read_bytes()[:-100])  # a truncated file
     redone = train.get_teacher(profile, TINY, device="cpu", progress=False)
-    assert "moving it to" in capsys.readouterr().out and path.with_suffix(".pt.old").exists()
+    assert "moved it to" in capsys.readouterr().out and path.with_suffix(".pt.old").exists()
     assert same_weights(first.model, redone.model)  # retrained, with the same seed
 
 
