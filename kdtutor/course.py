@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -44,14 +45,16 @@ def strip_outputs(nb) -> None:
     nb.metadata.pop("widgets", None)
 
 
-def execute(path: Path, profile: str, timeout: int = 3600):
-    """Run the notebook at ``path`` in a fresh kernel with ``KDTUTOR_PROFILE=profile``; return it."""
+def execute(path: Path, profile: str, timeout: int = 3600, env: dict | None = None):
+    """Run the notebook at ``path`` in a fresh kernel with ``KDTUTOR_PROFILE=profile`` (and the
+    variables in ``env``); return it."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    old = {k: os.environ.get(k) for k in ("KDTUTOR_PROFILE", "MPLBACKEND")}
-    os.environ["KDTUTOR_PROFILE"] = profile
+    env = {"KDTUTOR_PROFILE": profile, **(env or {})}
+    old = {k: os.environ.get(k) for k in ("MPLBACKEND", *env)}
+    os.environ.update(env)
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -77,22 +80,32 @@ def refresh_notebooks(paths=None) -> None:
         print(f"refreshed {Path(path).name} in {time.perf_counter() - t0:.0f} s")
 
 
-def run_course(profile: str | None = None, out: Path | None = None) -> Path:
-    """Execute every lesson in order; write executed copies and ``summary.md``; return the summary path."""
+def run_course(profile: str | None = None, results_dir: Path | None = None, lessons=None) -> Path:
+    """Execute every lesson in order; write executed copies and ``summary.md`` to
+    ``<results_dir>/<profile>/`` (default ``results/``); return the summary path.
+
+    The lessons write their metrics and figures there too (their ``KDTUTOR_RESULTS``
+    is ``results_dir``). ``lessons``: only those whose file names start with one of
+    these (e.g. ``["03", "04"]``).
+    """
     import nbformat
 
     from .profiles import get_profile
 
     profile = get_profile(profile).name
-    out = Path(out or RESULTS_DIR / profile)
+    results_dir = Path(results_dir or RESULTS_DIR).resolve()
+    out = results_dir / profile
     for stale in ("metrics", "figures"):  # this run's summary must not mix in an older run's numbers
         shutil.rmtree(out / stale, ignore_errors=True)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     timings = []
-    for path in notebooks():
+    chosen = [p for p in notebooks() if lessons is None or p.name.startswith(tuple(lessons))]
+    if not chosen:
+        raise ValueError(f"no lesson matches {lessons}; the lessons are {[p.name for p in notebooks()]}")
+    for path in chosen:
         t0 = time.perf_counter()
         print(f"running {path.name} (profile {profile}) …", flush=True)
-        nb = execute(path, profile)
+        nb = execute(path, profile, env={"KDTUTOR_RESULTS": str(results_dir)})
         nbformat.write(nb, out / "notebooks" / path.name)
         timings.append((path.name, time.perf_counter() - t0))
         print(f"  done in {timings[-1][1]:.0f} s", flush=True)
@@ -169,17 +182,41 @@ def _mean_std(values) -> str:
     return f"{100 * s.mean:.2f} ± {100 * s.std:.2f} %"
 
 
+def _paired_lines(d: dict) -> list[str]:
+    """Scratch vs distilled on test, seed by seed, with the paired differences (lesson 04's metrics)."""
+    from .distill import Comparison
+
+    test = d.get("test_acc")
+    if not test:
+        return []
+    c = Comparison("test", test["scratch"], test["distilled"])
+    n_students = f" on {d['n_train']:,d} training images" if "n_train" in d else ""
+    lines = [f"### Scratch vs distilled `{d['student']}`{n_students}, test accuracy", "",
+             "| seed | scratch | distilled | distilled − scratch (points) |", "|---:|---:|---:|---:|"]
+    for seed, s, k, diff in zip(d["seeds"], c.scratch, c.distilled, c.differences):
+        lines.append(f"| {seed} | {_pct(s)} | {_pct(k)} | {100 * diff:+.2f} |")
+    sd = statistics.stdev(c.differences) if len(c.differences) > 1 else float("nan")
+    verdict = ("won on every seed, by more than twice the spread of the paired differences" if c.robust
+               else "not a reliable gain at this budget")
+    return lines + ["", f"Mean gain {100 * c.gain:+.2f} points, standard deviation of the paired differences "
+                        f"{100 * sd:.2f}: distillation {verdict}.", ""]
+
+
 def _distill_lines(metrics: dict) -> list[str]:
     lines = []
     if "03_teacher" in metrics:
         t = metrics["03_teacher"]
-        lines += [f"Teacher `{t['arch']}`: test accuracy {_pct(t['test_acc'])} (flip TTA {_pct(t['test_acc_tta'])}), "
-                  f"{t['images_per_s']:,.0f} training images/s.", ""]
+        trained_on = f" on {t['n_train']:,d} training images" if "n_train" in t else ""
+        lines += [f"Teacher `{t['arch']}`{trained_on}: test accuracy {_pct(t['test_acc'])} (flip TTA "
+                  f"{_pct(t['test_acc_tta'])}), {t['images_per_s']:,.0f} training images/s.", ""]
     d = metrics.get("04_distill")
     if d:
         dk = d["dark_knowledge"]
-        lines += [f"Lesson 04 chose T = {d['T']:g}, α = {d['alpha']:g} on validation "
-                  f"(sweep T ∈ {d['sweep']['temperatures']}, α ∈ {d['sweep']['alphas']}).", "",
+        sweep_seed = f" with seed {d['sweep_seed']}" if "sweep_seed" in d else ""
+        lines += [f"Lesson 04 chose T = {d['T']:g}, α = {d['alpha']:g} on validation{sweep_seed} "
+                  f"(sweep T ∈ {d['sweep']['temperatures']}, α ∈ {d['sweep']['alphas']}).", ""]
+        lines += _paired_lines(d)
+        lines += [
                   f"Dark knowledge on {dk['dataset']}: with no 3 in the transfer set, test 3s recognised — "
                   + ", ".join(f"{k}: {_pct(v)}" for k, v in dk["recall3"].items()) + ".", ""]
     return lines

@@ -424,12 +424,14 @@ class SeedSummary:
         return f"{self.mean:.4g} ± {self.half_width:.2g} (95 % CI, n = {self.n}; std {self.std:.2g})"
 
 
-def summarize_seeds(values) -> SeedSummary:
+def summarize_seeds(values, bounds: tuple[float, float] | None = None) -> SeedSummary:
     """Mean, sample standard deviation and 95 % confidence interval of one metric across seeds.
 
     The interval is ``mean ± t_{0.975, n−1} · std / √n`` (Student's t, for few runs
     whose metric is roughly normal). It says where the *mean over seeds* probably
-    lies, not where a single new run will land.
+    lies, not where a single new run will land. With 2 seeds t = 12.71, so the
+    interval is very wide, and can leave the metric's range: ``bounds`` (e.g.
+    ``(0, 100)`` for a percentage) clips it to what the metric can be.
 
     Args:
         values: ``n ≥ 1`` finite numbers (e.g. test accuracies of one recipe, one per seed).
@@ -444,7 +446,29 @@ def summarize_seeds(values) -> SeedSummary:
         return SeedSummary(mean, math.nan, math.nan, math.nan, 1)
     std = statistics.stdev(xs)
     half = t_quantile_975(n - 1) * std / math.sqrt(n)
-    return SeedSummary(mean, std, mean - half, mean + half, n)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        if bounds[0] > bounds[1]:
+            raise ValueError(f"bounds must be (low, high) with low ≤ high, got {bounds}")
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return SeedSummary(mean, std, low, high, n)
+
+
+def bootstrap_std(metric, logits: torch.Tensor, labels: torch.Tensor, n_resamples: int = 200, seed: int = 0) -> float:
+    """Standard deviation of ``metric(logits, labels)`` over bootstrap resamples of the rows.
+
+    How much the metric would move with another test set of the same size: e.g. for
+    accuracy p on N images it is close to ``sqrt(p (1 − p) / N)``. ``metric`` takes
+    ``(logits (N, C), labels (N,))`` and returns a float.
+    """
+    check_predictions(logits, labels)
+    if n_resamples < 2:
+        raise ValueError(f"n_resamples must be at least 2, got {n_resamples}")
+    g = torch.Generator().manual_seed(seed)
+    n = len(labels)
+    values = [metric(logits[idx], labels[idx]) for idx in (torch.randint(0, n, (n,), generator=g)
+                                                           for _ in range(n_resamples))]
+    return statistics.stdev(values)
 
 
 def mean_confidence(logits: torch.Tensor) -> float:

@@ -4,7 +4,7 @@
 profile    data                                     meant for
 =========  =======================================  ==============================
 ``smoke``  generated stand-in, ~2k training images  CI and tests: seconds per lesson
-``cpu``    CIFAR-10 subset (stand-in if offline)    a laptop CPU: minutes per lesson
+``cpu``    CIFAR-10; students on a 10k subset        a laptop CPU: minutes per lesson
 ``gpu``    full CIFAR-10 (stand-in if offline)      one GPU: the full recipe
 =========  =======================================  ==============================
 
@@ -25,12 +25,16 @@ ENV_VAR = "KDTUTOR_PROFILE"
 class Profile:
     """Every size knob of the course in one place.
 
-    Counts are numbers of images; ``None`` means "the whole split".
+    Counts are numbers of images; ``None`` means "the whole split". The teacher
+    may train on more images (``n_train_teacher``) than the students'
+    ``n_train``: the students' images are always a subset of the teacher's, and
+    every student — from scratch or distilled — gets the same ones.
     """
 
     name: str
     dataset: str  # "cifar10" (falls back to the stand-in offline) or "standin"
-    n_train: int | None
+    n_train: int | None  # the students' training images (the distillation transfer set)
+    n_train_teacher: int | None  # the teacher's training images
     n_val: int | None
     n_test: int | None
     teacher: str  # a name for kdtutor.models.build_model
@@ -38,10 +42,11 @@ class Profile:
     student: str
     student_epochs: int
     batch_size: int
-    seeds: tuple[int, ...]  # seeds for "mean ± std" comparisons
+    seeds: tuple[int, ...]  # seeds of the scratch-vs-distilled comparison ("mean ± std")
     temperatures: tuple[float, ...]  # the T grid of the sweep
     alphas: tuple[float, ...]  # the α grid of the sweep
     description: str = ""
+    sweep_seed: int = 0  # the T × α sweep's seed: not one of ``seeds``, so the comparison is not chosen on itself
 
     def with_(self, **changes) -> "Profile":
         """A copy with some fields changed, e.g. ``profile.with_(teacher_epochs=2)``."""
@@ -53,6 +58,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         dataset="standin",
         n_train=2000,
+        n_train_teacher=2000,
         n_val=500,
         n_test=500,
         teacher="airbench_small",
@@ -60,7 +66,7 @@ PROFILES: dict[str, Profile] = {
         student="cnn_tiny",
         student_epochs=2,
         batch_size=250,
-        seeds=(0, 1),
+        seeds=(1, 2),
         temperatures=(1.0, 4.0),
         alphas=(0.5, 0.9),
         description="CI-sized: generated stand-in data, a couple of epochs; numbers mean little.",
@@ -69,22 +75,24 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         dataset="cifar10",
         n_train=10000,
+        n_train_teacher=None,
         n_val=2000,
         n_test=None,
         teacher="airbench_small",
-        teacher_epochs=10,
+        teacher_epochs=5,
         student="cnn_tiny",
         student_epochs=10,
         batch_size=250,
-        seeds=(0, 1, 2),
+        seeds=(1, 2, 3),
         temperatures=(2.0, 4.0),
         alphas=(0.5, 0.9),
-        description="Laptop-sized: a 10k-image subset of CIFAR-10, a small teacher.",
+        description="Laptop-sized: a small teacher on CIFAR-10's 45k training images, students on a 10k subset.",
     ),
     "gpu": Profile(
         name="gpu",
         dataset="cifar10",
         n_train=None,
+        n_train_teacher=None,
         n_val=None,
         n_test=None,
         teacher="airbench",
@@ -92,7 +100,7 @@ PROFILES: dict[str, Profile] = {
         student="cnn_small",
         student_epochs=15,
         batch_size=1024,
-        seeds=(0, 1, 2),
+        seeds=(1, 2, 3),
         temperatures=(1.0, 2.0, 4.0, 8.0),
         alphas=(0.1, 0.5, 0.9),
         description="Full CIFAR-10, an airbench94-style teacher, the full sweep.",

@@ -43,3 +43,37 @@ def test_summary_is_built_from_saved_metrics_and_labels_the_standin(tmp_path):
     assert "| distilled | 75.00 % | 50.00 % | 5.00 % | 1,000 | 1 | 9 |" in text
     assert "| distilled | 76.00 ± 1.41 % |" in text  # mean ± sample std over seeds
     assert "| 05_evaluating_distillation.ipynb | 12 |" in text
+
+
+def test_summary_shows_the_paired_comparison_seed_by_seed(tmp_path):
+    save_json({"dataset": "CIFAR-10 (JPEG copy)", "is_standin": False, "student": "cnn_tiny", "teacher": "t",
+               "T": 4.0, "alpha": 0.9, "seeds": [1, 2, 3], "sweep_seed": 0, "n_train": 10000,
+               "sweep": {"temperatures": [2.0, 4.0], "alphas": [0.5, 0.9], "val_acc": [[0.5, 0.6], [0.55, 0.6]]},
+               "test_acc": {"scratch": [0.66, 0.67, 0.68], "distilled": [0.67, 0.68, 0.69]},
+               "dark_knowledge": {"dataset": "digits", "recall3": {"distilled": 0.8}}},
+              tmp_path / "metrics" / "04_distill.json")
+    text = course.write_summary("cpu", tmp_path, []).read_text()
+    assert "| 2 | 67.00 % | 68.00 % | +1.00 |" in text
+    assert "won on every seed" in text and "seed 0" in text and "10,000 training images" in text
+
+
+def test_a_smoke_course_run_labels_every_data_result_as_standin(tmp_path):
+    """Executes lessons 03–05 (smoke profile) and reads what a learner would see: the summary and
+    every printed output. Nothing computed on the stand-in may be shown as a CIFAR-10 result."""
+    import re
+
+    summary_path = course.run_course("smoke", results_dir=tmp_path, lessons=["03", "04", "05"])
+    assert summary_path == tmp_path / "smoke" / "summary.md"
+    summary = summary_path.read_text()
+    assert "Data set: **stand-in (synthetic shapes, NOT CIFAR-10)**" in summary and "Stand-in data" in summary
+    assert "CIFAR-10 (JPEG copy)" not in summary
+    executed = sorted((tmp_path / "smoke" / "notebooks").glob("*.ipynb"))
+    assert [p.name[:2] for p in executed] == ["03", "04", "05"]
+    for path in executed:
+        nb = nbformat.read(path, as_version=4)
+        shown = "\n".join(str(out.get("text", "")) + str(out.get("data", {}).get("text/markdown", ""))
+                          for cell in nb.cells for out in getattr(cell, "outputs", []))
+        assert "NOT CIFAR-10" in shown, f"{path.name} never names the stand-in in what it prints"
+        for line in shown.splitlines():
+            if re.search(r"\d\s?%", line) and ("CIFAR-10" in line or "stand-in" in line):
+                assert "NOT CIFAR-10" in line, f"{path.name}: {line}"

@@ -435,3 +435,33 @@ def test_mean_confidence_and_temperature_scaling_recover_a_known_temperature():
     assert T == pytest.approx(fine[nll.argmin()].item(), abs=0.03)
     assert expected_calibration_error(sharp / T, labels) < 0.3 * expected_calibration_error(sharp, labels)
     assert mean_confidence(torch.zeros(4, 5)) == pytest.approx(0.2)
+
+
+def test_bootstrap_std_of_accuracy_matches_the_binomial_standard_error():
+    import math
+
+    from kdtutor.evaluate import bootstrap_std, top1_accuracy
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (2000,), generator=g)
+    logits = torch.randn(2000, 10, generator=g)
+    right = torch.rand(2000, generator=g) < 0.7
+    logits[right, labels[right]] += 10  # about 70 % right
+    p = top1_accuracy(logits, labels)
+    se = math.sqrt(p * (1 - p) / 2000)
+    got = bootstrap_std(top1_accuracy, logits, labels, n_resamples=400)
+    assert abs(got - se) < 0.15 * se, (got, se)
+    with pytest.raises(ValueError, match="n_resamples"):
+        bootstrap_std(top1_accuracy, logits, labels, n_resamples=1)
+
+
+def test_summarize_seeds_bounds_clip_an_interval_that_leaves_the_range():
+    from kdtutor.evaluate import summarize_seeds
+
+    wide = summarize_seeds([10.0, 30.0])  # t = 12.71 with two seeds
+    assert wide.low < 0 and wide.high > 100  # an "interval" for a percentage from −107 to 147
+    assert wide.low == pytest.approx(20 - 12.7062 * math.sqrt(200) / math.sqrt(2), rel=1e-3)
+    clipped = summarize_seeds([10.0, 30.0], bounds=(0, 100))
+    assert clipped.low == 0 and clipped.high == 100 and clipped.mean == wide.mean
+    with pytest.raises(ValueError, match="low ≤ high"):
+        summarize_seeds([1.0, 2.0], bounds=(1, 0))
