@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import time
 from pathlib import Path
 
@@ -195,11 +194,7 @@ def _paired_lines(d: dict) -> list[str]:
              "| seed | scratch | distilled | distilled − scratch (points) |", "|---:|---:|---:|---:|"]
     for seed, s, k, diff in zip(d["seeds"], c.scratch, c.distilled, c.differences):
         lines.append(f"| {seed} | {_pct(s)} | {_pct(k)} | {100 * diff:+.2f} |")
-    sd = statistics.stdev(c.differences) if len(c.differences) > 1 else float("nan")
-    verdict = ("won on every seed, by more than twice the spread of the paired differences" if c.robust
-               else "not a reliable gain at this budget")
-    return lines + ["", f"Mean gain {100 * c.gain:+.2f} points, standard deviation of the paired differences "
-                        f"{100 * sd:.2f}: distillation {verdict}.", ""]
+    return lines + ["", f"Mean gain {100 * c.gain:+.2f} points: {c.verdict()}.", ""]
 
 
 def _distill_lines(metrics: dict) -> list[str]:

@@ -223,6 +223,27 @@ class Comparison:
         diffs = self.differences
         return len(diffs) > 1 and min(diffs) > 0 and self.gain >= 2 * statistics.stdev(diffs)
 
+    def verdict(self, better: str = "distillation", worse: str = "training from scratch") -> str:
+        """One sentence on what the paired differences show, for any outcome (``better`` is the
+        ``distilled`` arm, ``worse`` the ``scratch`` arm)."""
+        diffs = self.differences
+        listed = ", ".join(f"{100 * d:+.2f}" for d in diffs)
+        if len(diffs) < 2:
+            return f"one seed ({listed} points) cannot separate {better} from {worse}: run more seeds"
+        sd = statistics.stdev(diffs)
+        if self.robust:
+            return (f"{better} won on every seed (paired differences {listed} points), and the mean gain "
+                    f"({100 * self.gain:+.2f}) is more than twice their spread (std {100 * sd:.2f}): a reliable difference")
+        if Comparison(self.split, self.distilled, self.scratch).robust:
+            return (f"{worse} won on every seed (paired differences {listed} points), by more than twice their "
+                    f"spread (std {100 * sd:.2f}): a reliable difference in its favour")
+        if min(diffs) > 0:
+            return (f"{better} won on every seed (paired differences {listed} points), but they spread too much "
+                    f"(std {100 * sd:.2f}) for the mean gain ({100 * self.gain:+.2f}) to be twice that: by that rule "
+                    "not yet a reliable difference; more seeds or a longer schedule would tell")
+        return (f"the paired differences ({listed} points, mean {100 * self.gain:+.2f}) go both ways: "
+                "no reliable difference at this budget")
+
     def describe(self) -> str:
         def ms(v):
             sd = statistics.stdev(v) if len(v) > 1 else 0.0

@@ -54,7 +54,7 @@ def test_summary_shows_the_paired_comparison_seed_by_seed(tmp_path):
               tmp_path / "metrics" / "04_distill.json")
     text = course.write_summary("cpu", tmp_path, []).read_text()
     assert "| 2 | 67.00 % | 68.00 % | +1.00 |" in text
-    assert "won on every seed" in text and "seed 0" in text and "10,000 training images" in text
+    assert "distillation won on every seed" in text and "seed 0" in text and "10,000 training images" in text
 
 
 def test_a_smoke_course_run_labels_every_data_result_as_standin(tmp_path):

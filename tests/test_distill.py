@@ -203,3 +203,16 @@ def test_comparison_pairs_seeds_and_judges_robustness_by_paired_differences():
     noisy = Comparison("test", [0.60, 0.70, 0.65], [0.601, 0.73, 0.651])
     assert min(noisy.differences) > 0 and not noisy.robust
     assert not Comparison("test", [0.6], [0.7]).robust  # one seed proves nothing
+
+
+@pytest.mark.parametrize("scratch, distilled, expected", [
+    ([0.60, 0.70, 0.65], [0.61, 0.71, 0.66], "distillation won on every seed (paired differences +1.00, +1.00, +1.00 points), and"),
+    ([0.61, 0.71, 0.66], [0.60, 0.70, 0.65], "training from scratch won on every seed"),
+    ([0.60, 0.70, 0.65], [0.601, 0.73, 0.651], "but they spread too much"),
+    ([0.60, 0.70, 0.65], [0.64, 0.69, 0.65], "go both ways"),
+    ([0.6], [0.7], "one seed"),
+])
+def test_comparison_verdict_names_what_the_paired_differences_show(scratch, distilled, expected):
+    from kdtutor.distill import Comparison
+
+    assert expected in Comparison("test", scratch, distilled).verdict()
