@@ -12,7 +12,7 @@ One module per lesson step; data flows one way:
     evaluate   the report card                                    (lesson 05)
     plots      every figure of the course
     widgets    thin ipywidgets wrappers around tested functions
-    checks     exercise checks with hints
+    checks     exercise checks with hints, one module per lesson (checks.lesson00 …)
     profiles   smoke / cpu / gpu run sizes (KDTUTOR_PROFILE)
 """
 

@@ -197,7 +197,7 @@ def teacher_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> fl
     by :func:`kdtutor.losses.kl_divergence` (sum over classes, batch mean), in float64.
     """
     _check_pair(student_logits, teacher_logits)
-    return kl_divergence(teacher_logits.double(), student_logits.double(), T=1.0, check=False).item()
+    return kl_divergence(student_logits.double(), teacher_logits.double(), T=1.0, check=False).item()
 
 
 # --------------------------------------------------------------------------- calibration

@@ -1,21 +1,30 @@
 """Lesson 02 — the losses of knowledge distillation, with one convention.
 
-Shapes: ``logits: (N, C) float``, ``labels: (N,) int64`` in ``[0, C)``,
-``probs: (N, C)`` rows summing to 1. Every loss is summed over classes and
-averaged over the batch (PyTorch's ``reduction="batchmean"``), in nats.
+Shapes: ``logits: (N, C) float``, ``labels: (N,) int64`` in ``[0, C)``. Every loss is
+summed over classes and averaged over the batch (PyTorch's ``reduction="batchmean"``),
+in nats.
+
+**One argument order**, in every loss here and in every exercise of the course: the
+student's logits first, then the teacher's, like ``F.kl_div(input, target)``::
+
+    kl_divergence(student_logits, teacher_logits, T)  = KL(p ‖ q)
+    p = softmax(teacher_logits / T)   (the target),   q = softmax(student_logits / T)
+
+Swapping the two arguments gives the *reverse* KL, ``KL(q ‖ p)``.
 
 The combined loss (Hinton et al. 2015; the same convention as RepDistiller and
 mdistiller), where α is the weight of the *distillation* term::
 
-    loss = (1 − α) · CE(labels, student) + α · T² · KL(softmax(teacher/T) ‖ softmax(student/T))
+    loss = (1 − α) · CE(labels, softmax(student)) + α · T² · KL(p ‖ q)
 
-Why T²: the gradient of the KL term with respect to the student logits is
-``(q − p) / T`` (``p``, ``q`` the teacher's and student's softened probabilities),
-so it shrinks like 1/T² as T grows (``q − p`` itself is O(1/T)); multiplying by
-T² keeps its size comparable to the CE term whatever T is.
+Why T²: the gradient of ``KL(p ‖ q)`` with respect to the student's logits is
+``(q − p) / T`` per example, and ``q − p`` itself shrinks like 1/T for large T, so the
+gradient shrinks like 1/T²; multiplying by T² keeps its size comparable to the CE term's.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -27,6 +36,8 @@ def check_labels(labels: torch.Tensor, logits: torch.Tensor) -> None:
     """Raise ``ValueError`` unless ``labels`` is ``(N,)`` int64 in ``[0, C)`` for ``logits`` ``(N, C)``."""
     if logits.ndim != 2:
         raise ValueError(f"logits must have shape (N, C), got {tuple(logits.shape)}")
+    if not isinstance(labels, torch.Tensor):
+        raise ValueError(f"labels must be a tensor of class indices, got {type(labels).__name__}")
     if labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
         raise ValueError(
             f"labels must have shape (N,) = ({logits.shape[0]},) to match logits {tuple(logits.shape)}, "
@@ -72,21 +83,11 @@ def check_alpha(alpha: float) -> float:
     return alpha
 
 
-def _check_probs(probs: torch.Tensor, logits: torch.Tensor) -> None:
-    if probs.shape != logits.shape:
-        raise ValueError(f"target probabilities {tuple(probs.shape)} and logits {tuple(logits.shape)} differ in shape")
-    if not torch.isfinite(probs).all():
-        raise ValueError("target probabilities must be finite (they contain NaN or inf)")
-    if (probs < 0).any():
+def _check_teacher_is_constant(teacher_logits: torch.Tensor) -> None:
+    if teacher_logits.requires_grad:
         raise ValueError(
-            f"target probabilities must be ≥ 0 (got a minimum of {float(probs.min()):.4g}); "
-            "did you pass logits instead of probabilities?"
-        )
-    sums = probs.sum(dim=1)
-    if not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
-        raise ValueError(
-            "each row of target probabilities must sum to 1 (got sums from "
-            f"{float(sums.min()):.4g} to {float(sums.max()):.4g}); did you pass logits instead of probabilities?"
+            "teacher_logits require grad, so the loss would back-propagate into the teacher: "
+            "compute them under torch.no_grad() with teacher.eval(), or pass teacher_logits.detach()"
         )
 
 
@@ -94,10 +95,10 @@ def _check_probs(probs: torch.Tensor, logits: torch.Tensor) -> None:
 def cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0, check: bool = True
 ) -> torch.Tensor:
-    """Hard-label cross-entropy ``−log q_y``, mean over the batch.
+    """Hard-label cross-entropy ``−log q_y`` with ``q = softmax(logits)`` (T = 1), mean over the batch.
 
     With ``label_smoothing = ε`` the target is ``(1 − ε)·onehot(y) + ε/C``, as in
-    ``torch.nn.functional.cross_entropy``.
+    ``torch.nn.functional.cross_entropy``. Its gradient is ``(q − target) / N``.
 
     Args:
         logits: ``(N, C)`` student logits.
@@ -118,37 +119,51 @@ def cross_entropy(
     return nll.mean()
 
 
-def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor, T: float = 1.0) -> torch.Tensor:
-    """Cross-entropy against a distribution: ``H(p, q) = −Σ_c p_c log q_c``, q = softmax(logits/T).
-
-    Args:
-        logits: ``(N, C)`` student logits.
-        target_probs: ``(N, C)`` target probabilities p (rows sum to 1), *not* logits.
-    Returns:
-        scalar, nats, mean over the batch. Equals ``H(p) + KL(p ‖ q)``.
-    """
-    logits = check_logits(logits)
-    _check_probs(target_probs, logits)
-    return -(target_probs * log_softmax(logits, T=T)).sum(dim=1).mean()
-
-
 def kl_divergence(
-    target_logits: torch.Tensor, input_logits: torch.Tensor, T: float = 1.0, check: bool = True
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 1.0, check: bool = True
 ) -> torch.Tensor:
-    """``KL(p ‖ q) = Σ_c p_c (log p_c − log q_c)`` with p = softmax(target/T), q = softmax(input/T).
+    """``KL(p ‖ q) = Σ_c p_c (log p_c − log q_c)``, p = softmax(teacher/T), q = softmax(student/T).
 
     Summed over classes, mean over the batch, in nats; ≥ 0, and 0 only when p = q.
-    Note the order: the *target* (for distillation: the teacher) comes first,
-    like the ``p`` in ``KL(p ‖ q)``. Swapping the arguments gives the reverse KL.
+    The order is ``F.kl_div(input, target)``'s: the distribution being fitted (the
+    student, q) first, the target (the teacher, p) second; p weights the sum.
+    ``kl_divergence(teacher_logits, student_logits)`` is the reverse KL ``KL(q ‖ p)``.
 
     Args:
-        target_logits: ``(N, C)``, defines p.
-        input_logits: ``(N, C)``, defines q.
+        student_logits: ``(N, C)``, defines q.
+        teacher_logits: ``(N, C)``, defines p.
+        T: temperature > 0, applied to both.
+    Returns:
+        scalar, nats. Its gradient with respect to ``student_logits`` is ``(q − p) / (T·N)``.
     """
-    check_logit_pair(input_logits, target_logits)
-    logp = log_softmax(target_logits, T=T, check=check)
-    logq = log_softmax(input_logits, T=T, check=check)
+    check_logit_pair(student_logits, teacher_logits)
+    logq = log_softmax(student_logits, T=T, check=check)
+    logp = log_softmax(teacher_logits, T=T, check=check)
     return (logp.exp() * (logp - logq)).sum(dim=1).mean()
+
+
+def soft_cross_entropy(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 1.0, check: bool = True
+) -> torch.Tensor:
+    """Cross-entropy against the teacher's softened distribution: ``H(p, q) = −Σ_c p_c log q_c``.
+
+    p = softmax(teacher/T), q = softmax(student/T); both arguments are *logits*, the
+    student's first. Equals ``H(p) + KL(p ‖ q)``: the same gradient as
+    :func:`kl_divergence` (``H(p)`` does not depend on the student), but its minimum is
+    the teacher's entropy ``H(p)``, not 0. Hinton et al. (2015) wrote the distillation
+    objective in this form; the PyTorch KD tutorial uses it too.
+
+    Args:
+        student_logits: ``(N, C)``.
+        teacher_logits: ``(N, C)``, no gradients needed.
+        T: temperature > 0, applied to both.
+    Returns:
+        scalar, nats, mean over the batch.
+    """
+    check_logit_pair(student_logits, teacher_logits)
+    logq = log_softmax(student_logits, T=T, check=check)
+    p = log_softmax(teacher_logits, T=T, check=check).exp()
+    return -(p * logq).sum(dim=1).mean()
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float, check: bool = True) -> torch.Tensor:
@@ -166,29 +181,54 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float
     """
     T = check_temperature(T)
     check_logit_pair(student_logits, teacher_logits)
-    if teacher_logits.requires_grad:
-        raise ValueError(
-            "teacher_logits require grad, so the loss would back-propagate into the teacher: "
-            "compute them under torch.no_grad() with teacher.eval(), or pass teacher_logits.detach()"
-        )
-    return T * T * kl_divergence(teacher_logits, student_logits, T=T, check=check)
+    _check_teacher_is_constant(teacher_logits)
+    return T * T * kl_divergence(student_logits, teacher_logits, T=T, check=check)
 
 
 def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between logits, ``mean over N and C of (z_s − z_t)²``.
+    """Mean squared error between logits, ``mean over N and C of (s − z)²``.
 
-    Same as ``F.mse_loss(student, teacher)``. For zero-mean logits and large T,
-    ``kd_loss(·, ·, T) → logit_mse / 2`` (lesson 02: the high-temperature limit).
+    Same as ``F.mse_loss(student, teacher)``. For large T,
+    ``kd_loss(s, z, T) → ½ · logit_mse(s − mean s, z − mean z)``, the MSE of the
+    *centred* logits (each row minus its own mean): lesson 02's high-temperature limit
+    (Hinton et al. 2015; regressing logits is how Ba & Caruana 2014 trained their students).
     """
     check_logit_pair(student_logits, teacher_logits)
     s, t = check_logits(student_logits, "student_logits"), check_logits(teacher_logits, "teacher_logits")
     return ((s - t) ** 2).mean()
 
 
+def probability_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
+    """``½ · Σ_c (q_c − p_c)²`` between the softened probabilities, mean over the batch.
+
+    p = softmax(teacher/T), q = softmax(student/T). A common alternative to the KL; its
+    gradient with respect to the student's logits is, per example,
+
+        ``q_j · [(q_j − p_j) − Σ_c q_c (q_c − p_c)] / T``,
+
+    the KL's ``(q − p)/T`` multiplied by the student's own probability (and centred),
+    so it vanishes where the student's softmax saturates (q one-hot), even when the
+    student is confidently wrong. For large T, ``C · T² · probability_mse`` tends to the
+    same limit as ``kd_loss``: ½ · MSE of the centred logits.
+
+    Args:
+        student_logits: ``(N, C)``.
+        teacher_logits: ``(N, C)``.
+        T: temperature > 0.
+    Returns:
+        scalar (probability² units).
+    """
+    T = check_temperature(T)
+    check_logit_pair(student_logits, teacher_logits)
+    q = log_softmax(student_logits, T=T).exp()
+    p = log_softmax(teacher_logits, T=T).exp()
+    return 0.5 * ((q - p) ** 2).sum(dim=1).mean()
+
+
 def distillation_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
-    labels: torch.Tensor,
+    labels: torch.Tensor | None,
     T: float = 4.0,
     alpha: float = 0.9,
     label_smoothing: float = 0.0,
@@ -196,13 +236,14 @@ def distillation_loss(
 ) -> torch.Tensor:
     """``(1 − α)·CE(labels, student) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T))``.
 
-    α is the weight of the distillation term: α = 0 is training from labels
-    alone, α = 1 is pure distillation (no labels needed).
+    α is the weight of the distillation term: α = 0 is training from labels alone
+    (exactly :func:`cross_entropy`), α = 1 is pure distillation, which needs no labels
+    (pass ``labels=None``).
 
     Args:
         student_logits: ``(N, C)`` float.
         teacher_logits: ``(N, C)`` float, no gradients.
-        labels: ``(N,)`` int64.
+        labels: ``(N,)`` int64, or ``None`` when ``alpha == 1``.
         T: temperature > 0 (used for the KL term only).
         alpha: in [0, 1].
         label_smoothing: applied to the CE term only.
@@ -212,6 +253,113 @@ def distillation_loss(
         scalar loss.
     """
     alpha = check_alpha(alpha)
-    ce = cross_entropy(student_logits, labels, label_smoothing=label_smoothing, check=check)
     kd = kd_loss(student_logits, teacher_logits, T=T, check=check)
+    if labels is None:
+        if alpha != 1.0:
+            raise ValueError(f"labels=None is only allowed for pure distillation (alpha = 1), got alpha = {alpha}: "
+                             "the cross-entropy term (weight 1 − alpha) needs the labels")
+        return kd
+    ce = cross_entropy(student_logits, labels, label_smoothing=label_smoothing, check=check)
     return (1 - alpha) * ce + alpha * kd
+
+
+# --------------------------------------------------------------------------- diagnostics
+def teacher_gradient_effect(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                            student_logits: torch.Tensor, teacher_logits: torch.Tensor, seed: int = 0) -> float:
+    """Does the teacher reach the student? How much the student's gradient changes with the teacher.
+
+    Computes ``g = ∂ loss_fn(s, z) / ∂ s`` once with the real teacher logits ``z`` and once
+    with random teacher logits ``z'`` of the same shape and spread (seeded), and returns
+    ``‖g(z) − g(z')‖ / ‖g(z)‖``. A distillation loss gives a clearly positive number; **0
+    means the student's update does not depend on the teacher at all** (soft labels
+    computed but never used, or α = 0, which must then equal training from scratch).
+
+    Args:
+        loss_fn: ``(student_logits, teacher_logits) -> scalar``, e.g.
+            ``lambda s, z: distillation_loss(s, z, labels, T=4, alpha=0.9)``.
+        student_logits: ``(N, C)`` float.
+        teacher_logits: ``(N, C)`` float.
+        seed: for the random replacement teacher.
+    Returns:
+        a float ≥ 0 (no unit).
+    """
+    check_logit_pair(student_logits, teacher_logits)
+    teacher = teacher_logits.detach()
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    spread = float(teacher.std()) if teacher.numel() > 1 and float(teacher.std()) > 0 else 1.0
+    other = (spread * torch.randn(teacher.shape, generator=g, dtype=torch.float64)).to(teacher)
+
+    def grad(z: torch.Tensor) -> torch.Tensor:
+        s = student_logits.detach().clone().requires_grad_(True)
+        loss = loss_fn(s, z)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+        if not loss.requires_grad:
+            raise ValueError("loss_fn's result does not depend on the student's logits (it carries no gradient)")
+        (gs,) = torch.autograd.grad(loss, s, allow_unused=True)
+        return torch.zeros_like(s) if gs is None else gs
+
+    g_real, g_other = grad(teacher), grad(other)
+    norm = float(g_real.norm())
+    if norm == 0.0:
+        return 0.0 if float(g_other.norm()) == 0.0 else float("inf")
+    return float((g_real - g_other).norm()) / norm
+
+
+# --------------------------------------------------------------------------- lesson 02's toy: forward vs reverse KL
+def _kl_in_direction(student_logits: torch.Tensor, teacher_logits: torch.Tensor, direction: str) -> torch.Tensor:
+    if direction == "forward":
+        return kl_divergence(student_logits, teacher_logits, check=False)  # KL(p ‖ q), what KD uses
+    if direction == "reverse":
+        return kl_divergence(teacher_logits, student_logits, check=False)  # KL(q ‖ p)
+    raise ValueError(f"direction must be 'forward' (KL(p ‖ q)) or 'reverse' (KL(q ‖ p)), got {direction!r}")
+
+
+def one_bump_logits(x: torch.Tensor, mu, sigma) -> torch.Tensor:
+    """``(1, K)`` logits ``−(x − μ)² / (2σ²)`` over the K positions ``x``: a student that can make one bump."""
+    return (-(x - mu) ** 2 / (2 * sigma ** 2))[None]
+
+
+def kl_landscape(teacher_logits: torch.Tensor, x: torch.Tensor, mus, sigmas, direction: str = "forward"):
+    """The loss of the one-bump student against its centre μ, each μ at its best width σ.
+
+    Args:
+        teacher_logits: ``(1, K)``.
+        x: ``(K,)`` positions.
+        mus: ``M`` centres to try; sigmas: widths to try (> 0).
+        direction: ``"forward"`` for ``KL(teacher ‖ student)``, ``"reverse"`` for ``KL(student ‖ teacher)``.
+    Returns:
+        ``(losses, best_sigmas)``, two ``(M,)`` float64 tensors: nats, and the σ reaching each.
+    """
+    x = x.double()
+    t = teacher_logits.double()
+    losses, best = [], []
+    for mu in mus:
+        values = torch.stack([_kl_in_direction(one_bump_logits(x, float(mu), float(s)), t, direction)
+                              for s in sigmas])
+        i = int(values.argmin())
+        losses.append(values[i])
+        best.append(float(sigmas[i]))
+    return torch.stack(losses), torch.tensor(best, dtype=torch.float64)
+
+
+def fit_one_bump(teacher_logits: torch.Tensor, x: torch.Tensor, direction: str, mu0: float = 1.0,
+                 sigma0: float = 1.0, steps: int = 400, lr: float = 0.05) -> tuple[float, float, float]:
+    """Fit the one-bump student's μ and σ by gradient descent (Adam) on the forward or reverse KL.
+
+    Returns:
+        ``(μ, σ, final loss in nats)``. Which local minimum the reverse KL ends in depends on ``mu0``.
+    """
+    x = x.double()
+    t = teacher_logits.double()
+    mu = torch.tensor(float(mu0), dtype=torch.float64, requires_grad=True)
+    log_sigma = torch.tensor(float(sigma0), dtype=torch.float64).log().requires_grad_(True)
+    opt = torch.optim.Adam([mu, log_sigma], lr=lr)
+    for _ in range(steps):
+        loss = _kl_in_direction(one_bump_logits(x, mu, log_sigma.exp()), t, direction)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        final = _kl_in_direction(one_bump_logits(x, mu, log_sigma.exp()), t, direction)
+    return mu.item(), log_sigma.exp().item(), final.item()

@@ -123,21 +123,33 @@ def temperature_panel(summary: dict, class_names: list[str]):
 
 
 # =========================================================================== lesson 02
-def forward_vs_reverse_kl(x, teacher_probs, fits: dict, title: str = "fitting a one-bump student to a two-bump teacher"):
-    """The teacher's distribution over ``x`` (shaded) and each fitted student's (lines).
+def forward_vs_reverse_kl(x, teacher_probs, fits: dict, title: str = "fitting a one-bump student to a two-bump teacher",
+                          mus=None, landscapes: dict | None = None):
+    """The teacher's distribution over ``x`` (shaded) and each fitted student's (lines); with
+    ``landscapes``, a second panel: each loss against the student's centre μ (at its best width).
 
     Args:
         x: ``(K,)`` positions of the K categories.
         teacher_probs: ``(K,)`` probabilities.
         fits: ``{label: (K,) probabilities}``, e.g. the student fitted with forward and with reverse KL.
+        mus: ``(M,)`` centres, with ``landscapes`` = ``{label: (M,) losses in nats}``
+            (see :func:`kdtutor.losses.kl_landscape`).
     """
     x, p = _np(x), _np(teacher_probs)
-    fig, (ax,) = _new(1, width=6.5, height=3.8)
+    fig, axes = _new(2 if landscapes else 1, width=6.0 if landscapes else 6.5, height=3.8)
+    ax = axes[0]
     ax.fill_between(x, p, step="mid", alpha=0.3, color="gray", label="teacher p")
     for i, (label, q) in enumerate(fits.items()):
         ax.plot(x, _np(q), drawstyle="steps-mid", color=f"C{i}", lw=2, label=label)
     ax.set(xlabel="category position x", ylabel="probability", title=title)
     ax.legend(fontsize=8)
+    if landscapes:
+        ax = axes[1]
+        for label, values in landscapes.items():
+            ax.plot(_np(mus), _np(values), lw=2, label=label)
+        ax.set(xlabel="student's centre μ (each at its best width σ)", ylabel="loss (nats)",
+               title="the loss against μ: local minima are where a fit can stop")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -52,11 +52,23 @@ def check_logits(logits: torch.Tensor, name: str = "logits") -> torch.Tensor:
     return logits
 
 
+def exp_overflow_threshold(dtype: torch.dtype = torch.float32) -> float:
+    """The largest ``x`` for which ``exp(x)`` is still finite in ``dtype``: ``log(finfo(dtype).max)``.
+
+    About 88.72 for float32 and bfloat16 (same exponent range), 11.09 for float16
+    (largest value 65504), 709.78 for float64.
+    """
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point type, got {dtype}")
+    return math.log(torch.finfo(dtype).max)
+
+
 def naive_softmax(logits: torch.Tensor, T: float = 1.0, dim: int = -1) -> torch.Tensor:
     """The textbook formula ``exp(z/T) / Σ exp(z/T)``, for teaching only.
 
-    It overflows: ``exp(89.)`` is already ``inf`` in float32, so logits of a few
-    hundred give ``inf / inf = NaN``. Use :func:`softmax` instead.
+    It overflows as soon as a logit / T exceeds :func:`exp_overflow_threshold`:
+    ``exp(89.)`` is already ``inf`` in float32 (and ``exp(12.)`` in float16), and
+    ``inf / inf = NaN``. Use :func:`softmax` instead.
     """
     e = torch.exp(logits / T)
     return e / e.sum(dim=dim, keepdim=True)

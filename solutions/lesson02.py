@@ -2,6 +2,8 @@
 
 Written from scratch with plain torch operations; ``kdtutor.losses`` holds the same
 formulas with input checks (shapes, NaN, labels, a teacher that still tracks gradients).
+Every function takes the student's logits first, then the teacher's (like
+``F.kl_div(input, target)``), and returns a loss connected to the student's logits.
 """
 
 import torch
@@ -14,10 +16,10 @@ def _log_softmax(logits: torch.Tensor, T: float) -> torch.Tensor:
     return z - torch.log(torch.exp(z).sum(dim=1, keepdim=True))
 
 
-def kl_batchmean(target_logits: torch.Tensor, input_logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
-    """``KL(p ‖ q)``, p = softmax(target/T), q = softmax(input/T): sum over classes, mean over the batch."""
-    logp = _log_softmax(target_logits, T)
-    logq = _log_softmax(input_logits, T)
+def kl_batchmean(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
+    """``KL(p ‖ q)``, p = softmax(teacher/T), q = softmax(student/T): sum over classes, mean over the batch."""
+    logp = _log_softmax(teacher_logits, T)
+    logq = _log_softmax(student_logits, T)
     per_example = (logp.exp() * (logp - logq)).sum(dim=1)  # (N,)
     return per_example.mean()
 
@@ -27,7 +29,7 @@ def combined_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     """``(1 − α)·CE(labels, student) + α·T²·KL(p_teacher^T ‖ q_student^T)``; α weighs the distillation term."""
     logq = _log_softmax(student_logits, 1.0)  # the CE term uses the ordinary (T = 1) logits
     ce = -logq.gather(1, labels.long()[:, None]).mean()
-    kd = T * T * kl_batchmean(teacher_logits, student_logits, T)
+    kd = T * T * kl_batchmean(student_logits, teacher_logits, T)
     return (1 - alpha) * ce + alpha * kd
 
 

@@ -144,3 +144,29 @@ def test_returning_one_over_t_fails():
 
 def test_not_raising_for_an_unreachable_target_fails():
     _fails(checks.temperature_for_entropy, lambda z, h: _bisection(z, h), "above log C", "expected ValueError")
+
+
+def test_entropy_as_a_python_float_fails():
+    # passes every value, but lesson 01 calls .item() on the result later
+    _fails(checks.entropy_nats, lambda p: float(-torch.special.xlogy(p, p).sum(dim=-1)), "got a float",
+           "expected a tensor")
+
+
+def test_entropy_via_item_on_a_batch_fails_too():
+    _fails(checks.entropy_nats, lambda p: -torch.special.xlogy(p, p).sum(dim=-1).sum().item(), "expected a tensor")
+
+
+def test_accepting_a_target_of_exactly_log_c_fails():
+    def lenient(logits, target):  # rejects only targets *above* log C
+        if not 0 < target <= math.log(logits.numel()):
+            raise ValueError("target out of range")
+        return _bisection(logits, target)
+
+    _fails(checks.temperature_for_entropy, lenient, "exactly log C", "expected ValueError")
+
+
+def test_the_reference_answers_pass_the_new_cases():
+    from solutions import lesson01
+
+    for name in NAMES:
+        assert getattr(checks, name)(getattr(lesson01, name), verbose=False).passed is True

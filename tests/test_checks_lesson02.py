@@ -22,7 +22,7 @@ def test_fallbacks_compute_the_right_thing():
     s, t = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
     y = torch.tensor([0, 3, 1])
     ref_kl = F.kl_div(F.log_softmax(s / 2, 1), F.log_softmax(t / 2, 1), reduction="batchmean", log_target=True)
-    torch.testing.assert_close(checks.kl_batchmean(stub, verbose=False).fn(t, s, 2.0), ref_kl)
+    torch.testing.assert_close(checks.kl_batchmean(stub, verbose=False).fn(s, t, 2.0), ref_kl)
     torch.testing.assert_close(checks.kd_term(stub, verbose=False).fn(s, t, 2.0), 4 * ref_kl)
     torch.testing.assert_close(checks.combined_kd_loss(stub, verbose=False).fn(s, t, y, 2.0, 0.25),
                                0.75 * F.cross_entropy(s, y) + 0.25 * 4 * ref_kl)
@@ -36,38 +36,67 @@ def _fails(check, fn, *fragments):
     assert "Hint:" in r.message
 
 
-def _kl(target, inp, T, reduction="batchmean"):
-    return F.kl_div(F.log_softmax(inp / T, 1), F.log_softmax(target / T, 1), reduction=reduction, log_target=True)
+def _kl(student, teacher, T, reduction="batchmean"):
+    """KL(softmax(teacher/T) ‖ softmax(student/T)) by torch.nn.functional: the student first, like F.kl_div."""
+    return F.kl_div(F.log_softmax(student / T, 1), F.log_softmax(teacher / T, 1), reduction=reduction,
+                    log_target=True)
+
+
+def _soft_ce(s, t, T):
+    return -(F.softmax(t / T, 1) * F.log_softmax(s / T, 1)).sum(1).mean()
 
 
 # --------------------------------------------------------------------------- kl_batchmean
 def test_reversed_kl_fails():
-    _fails(checks.kl_batchmean, lambda t, s, T=1.0: _kl(s, t, T), "reverse KL")
+    _fails(checks.kl_batchmean, lambda s, t, T=1.0: _kl(t, s, T), "reverse KL", "did you swap them")
+
+
+def test_the_old_teacher_first_order_is_caught_as_the_reverse_kl():
+    from solutions.lesson02 import kl_batchmean
+
+    _fails(checks.kl_batchmean, lambda s, t, T=1.0: kl_batchmean(t, s, T), "reverse KL")
 
 
 def test_reduction_mean_fails():
-    _fails(checks.kl_batchmean, lambda t, s, T=1.0: _kl(t, s, T, reduction="mean"), "averaged over the classes")
+    _fails(checks.kl_batchmean, lambda s, t, T=1.0: _kl(s, t, T, reduction="mean"), "averaged over the classes")
 
 
 def test_summing_over_the_batch_fails():
-    _fails(checks.kl_batchmean, lambda t, s, T=1.0: _kl(t, s, T, reduction="sum"), "summed over the batch")
+    _fails(checks.kl_batchmean, lambda s, t, T=1.0: _kl(s, t, T, reduction="sum"), "summed over the batch")
 
 
 def test_forgetting_the_temperature_fails():
-    _fails(checks.kl_batchmean, lambda t, s, T=1.0: _kl(t, s, 1.0), "temperature is missing")
+    _fails(checks.kl_batchmean, lambda s, t, T=1.0: _kl(s, t, 1.0), "temperature is missing")
 
 
 def test_log_of_probabilities_fails_on_large_logits():
-    def naive(t, s, T=1.0):
+    def naive(s, t, T=1.0):
         p, q = torch.softmax(t / T, 1), torch.softmax(s / T, 1)
         return (p * (torch.log(p) - torch.log(q))).sum(1).mean()
 
-    _fails(checks.kl_batchmean, naive, "large logits")
+    _fails(checks.kl_batchmean, naive, "large logits", "log_softmax instead")
+
+
+def test_t_squared_in_kl_batchmean_fails_with_a_targeted_hint():
+    _fails(checks.kl_batchmean, lambda s, t, T=1.0: T * T * _kl(s, t, T), "multiplied by T²")
+
+
+def test_soft_cross_entropy_instead_of_kl_fails():
+    _fails(checks.kl_batchmean, lambda s, t, T=1.0: _soft_ce(s, t, T), "soft cross-entropy", "H(p) + KL")
+
+
+def test_detached_kl_fails_the_gradient_case():
+    _fails(checks.kl_batchmean, lambda s, t, T=1.0: _kl(s.detach(), t, T), "not connected to student_logits")
+
+
+def test_kl_rebuilt_from_item_fails_the_gradient_case():
+    _fails(checks.kl_batchmean, lambda s, t, T=1.0: torch.tensor(_kl(s, t, T).item()),
+           "not connected to student_logits")
 
 
 # --------------------------------------------------------------------------- kd_term
 def test_missing_t_squared_fails():
-    _fails(checks.kd_term, lambda s, t, T: _kl(t, s, T), "T² factor is missing")
+    _fails(checks.kd_term, lambda s, t, T: _kl(s, t, T), "T² factor is missing")
 
 
 def test_probabilities_fed_to_kl_div_fail():
@@ -78,11 +107,11 @@ def test_probabilities_fed_to_kl_div_fail():
 
 
 def test_reduction_mean_in_kd_term_fails():
-    _fails(checks.kd_term, lambda s, t, T: _kl(t, s, T, reduction="mean") * T * T, "averaged over the classes")
+    _fails(checks.kd_term, lambda s, t, T: _kl(s, t, T, reduction="mean") * T * T, "averaged over the classes")
 
 
 def test_swapped_arguments_in_kd_term_fail():
-    _fails(checks.kd_term, lambda s, t, T: _kl(s, t, T) * T * T, "reverse KL")
+    _fails(checks.kd_term, lambda s, t, T: _kl(t, s, T) * T * T, "reverse KL")
 
 
 def test_detached_result_fails_the_gradient_case():
@@ -93,30 +122,76 @@ def test_returning_a_float_fails():
     _fails(checks.kd_term, lambda s, t, T: L.kd_loss(s, t, T).item(), "expected a torch.Tensor")
 
 
+def test_pytorch_tutorial_form_of_kd_term_fails_with_a_targeted_hint():
+    def tutorial(s, t, T):
+        soft_targets = F.softmax(t / T, dim=-1)
+        soft_prob = F.log_softmax(s / T, dim=-1)
+        return -torch.sum(soft_targets * soft_prob) / soft_prob.size()[0] * (T ** 2)
+
+    _fails(checks.kd_term, tutorial, "PyTorch KD tutorial", "T²·H(p)")
+
+
+def test_older_tutorial_form_with_log_of_probabilities_gives_nan_and_says_why():
+    def older(s, t, T):
+        soft_targets = F.softmax(t / T, dim=-1)
+        soft_prob = F.log_softmax(s / T, dim=-1)
+        return torch.sum(soft_targets * (soft_targets.log() - soft_prob)) / soft_prob.size()[0] * (T ** 2)
+
+    _fails(checks.kd_term, older, "large logits", "log_softmax instead")
+
+
 # --------------------------------------------------------------------------- combined_kd_loss
 def test_torchdistill_alpha_convention_fails():
     def swapped(s, t, y, T=4.0, alpha=0.9):
-        return alpha * F.cross_entropy(s, y) + (1 - alpha) * T * T * _kl(t, s, T)
+        return alpha * F.cross_entropy(s, y) + (1 - alpha) * T * T * _kl(s, t, T)
 
     _fails(checks.combined_kd_loss, swapped, "weighs the cross-entropy")
 
 
 def test_combined_without_t_squared_fails():
     def no_t2(s, t, y, T=4.0, alpha=0.9):
-        return (1 - alpha) * F.cross_entropy(s, y) + alpha * _kl(t, s, T)
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * _kl(s, t, T)
 
     _fails(checks.combined_kd_loss, no_t2, "T² factor")
 
 
 def test_softened_cross_entropy_fails():
     def soft_ce(s, t, y, T=4.0, alpha=0.9):
-        return (1 - alpha) * F.cross_entropy(s / T, y) + alpha * T * T * _kl(t, s, T)
+        return (1 - alpha) * F.cross_entropy(s / T, y) + alpha * T * T * _kl(s, t, T)
 
     _fails(checks.combined_kd_loss, soft_ce, "ordinary logits")
 
 
 def test_combined_with_reduction_mean_fails():
     def mean_kl(s, t, y, T=4.0, alpha=0.9):
-        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * _kl(t, s, T, reduction="mean")
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * _kl(s, t, T, reduction="mean")
 
     _fails(checks.combined_kd_loss, mean_kl, "divided by C")
+
+
+def test_combined_with_soft_cross_entropy_fails():
+    def tutorial_like(s, t, y, T=4.0, alpha=0.9):
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * _soft_ce(s, t, T)
+
+    _fails(checks.combined_kd_loss, tutorial_like, "soft cross-entropy", "α·T²·H(p)")
+
+
+def test_detached_combined_loss_fails():
+    def detached(s, t, y, T=4.0, alpha=0.9):
+        return L.distillation_loss(s, t, y, T=T, alpha=alpha).detach()
+
+    _fails(checks.combined_kd_loss, detached, "not connected to student_logits")
+
+
+def test_combined_loss_rebuilt_from_item_fails():
+    def from_item(s, t, y, T=4.0, alpha=0.9):
+        return torch.tensor(L.distillation_loss(s, t, y, T=T, alpha=alpha).item(), requires_grad=True)
+
+    _fails(checks.combined_kd_loss, from_item, "not connected to student_logits")
+
+
+def test_teacher_first_combined_loss_fails():
+    def swapped(s, t, y, T=4.0, alpha=0.9):
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * _kl(t, s, T)
+
+    _fails(checks.combined_kd_loss, swapped, "KL is reversed")

@@ -52,21 +52,23 @@ def test_cross_entropy_accepts_int32_labels_and_float32_logits():
 @pytest.mark.parametrize("T", [1.0, 2.0, 5.0])
 def test_soft_cross_entropy_matches_torch_with_probability_targets(T):
     s, t = _logits(N, C), _logits(N, C, seed=1)
-    p = torch.softmax(t, dim=1)
-    torch.testing.assert_close(L.soft_cross_entropy(s, p, T=T), F.cross_entropy(s / T, p))
+    p = torch.softmax(t / T, dim=1)  # soft_cross_entropy takes the teacher's logits and softens them itself
+    torch.testing.assert_close(L.soft_cross_entropy(s, t, T=T), F.cross_entropy(s / T, p))
 
 
 @pytest.mark.parametrize("T", [0.5, 1.0, 4.0, 20.0])
 def test_kl_divergence_matches_torch_batchmean(T):
     s, t = _logits(N, C), _logits(N, C, seed=1)
-    torch.testing.assert_close(L.kl_divergence(t, s, T=T), _torch_kl(t, s, T))
+    torch.testing.assert_close(L.kl_divergence(s, t, T=T), _torch_kl(t, s, T))
 
 
-def test_kl_divergence_argument_order_is_target_first():
+def test_kl_divergence_argument_order_is_student_first_like_f_kl_div():
     s, t = _logits(N, C), _logits(N, C, seed=1)
-    forward, reverse = L.kl_divergence(t, s), L.kl_divergence(s, t)
-    torch.testing.assert_close(reverse, _torch_kl(s, t, 1.0))
-    assert abs(forward - reverse) > 1e-3  # KL is not symmetric
+    forward, reverse = L.kl_divergence(s, t), L.kl_divergence(t, s)
+    # F.kl_div(input = the student's log-probabilities, target = the teacher's): KL(teacher ‖ student)
+    torch.testing.assert_close(forward, F.kl_div(F.log_softmax(s, 1), F.softmax(t, 1), reduction="batchmean"))
+    torch.testing.assert_close(reverse, F.kl_div(F.log_softmax(t, 1), F.softmax(s, 1), reduction="batchmean"))
+    assert abs(forward - reverse) > 1e-3  # KL is not symmetric, so the order matters
 
 
 @pytest.mark.parametrize("T", [1.0, 4.0, 8.0])
@@ -105,8 +107,8 @@ def test_soft_cross_entropy_is_entropy_plus_kl(T):
     s, t = _logits(N, C), _logits(N, C, seed=1)
     p = torch.softmax(t / T, dim=1)
     H = torch.distributions.Categorical(probs=p).entropy().mean()
-    torch.testing.assert_close(L.soft_cross_entropy(s, p, T=T), H + _torch_kl(t, s, T))
-    torch.testing.assert_close(L.soft_cross_entropy(s, p, T=T), H + L.kl_divergence(t, s, T=T))
+    torch.testing.assert_close(L.soft_cross_entropy(s, t, T=T), H + _torch_kl(t, s, T))
+    torch.testing.assert_close(L.soft_cross_entropy(s, t, T=T), H + L.kl_divergence(s, t, T=T))
 
 
 def test_kl_of_identical_logits_is_zero_and_ce_of_one_hot_is_minus_log_q():
@@ -122,17 +124,17 @@ def test_kl_of_two_point_distributions_closed_form():
     t = torch.tensor([[math.log(p), math.log(1 - p)]], dtype=torch.float64)
     s = torch.tensor([[math.log(q), math.log(1 - q)]], dtype=torch.float64)
     want = p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
-    assert L.kl_divergence(t, s).item() == pytest.approx(want)
+    assert L.kl_divergence(s, t).item() == pytest.approx(want)
 
 
 def test_losses_stay_finite_for_huge_logits():
     s = torch.tensor([[1e4, -1e4, 0.0], [-5e3, 5e3, 0.0]])
     t = torch.tensor([[-1e4, 1e4, 0.0], [5e3, -5e3, 1.0]])
     y = torch.tensor([0, 1])
-    for v in (L.cross_entropy(s, y), L.kl_divergence(t, s), L.kd_loss(s, t, T=4.0),
+    for v in (L.cross_entropy(s, y), L.kl_divergence(s, t), L.kd_loss(s, t, T=4.0),
               L.distillation_loss(s, t, y, T=4.0, alpha=0.5)):
         assert torch.isfinite(v), v
-    torch.testing.assert_close(L.kl_divergence(t, s, T=4.0).double(), _torch_kl(t.double(), s.double(), 4.0),
+    torch.testing.assert_close(L.kl_divergence(s, t, T=4.0).double(), _torch_kl(t.double(), s.double(), 4.0),
                                rtol=1e-5, atol=1e-2)
 
 
@@ -145,7 +147,7 @@ def test_reduction_mean_divides_batchmean_by_the_number_of_classes():
         mean = F.kl_div(logq, p, reduction="mean")
     batchmean = F.kl_div(logq, p, reduction="batchmean")
     torch.testing.assert_close(mean, batchmean / C)
-    ours = L.kl_divergence(t, s)
+    ours = L.kl_divergence(s, t)
     torch.testing.assert_close(ours, batchmean)
     assert not torch.isclose(ours, mean)
 
@@ -155,9 +157,9 @@ def test_reduction_mean_divides_batchmean_by_the_number_of_classes():
 def test_kl_gradient_is_q_minus_p_over_t_per_example(T):
     s, t = _logits(N, C), _logits(N, C, seed=1)
     p, q = torch.softmax(t / T, dim=1), torch.softmax(s / T, dim=1)
-    grad = _grad(lambda z: L.kl_divergence(t, z, T=T), s)
+    grad = _grad(lambda z: L.kl_divergence(z, t, T=T), s)
     torch.testing.assert_close(grad, (q - p) / (T * N))  # batchmean divides by N
-    grad_sum = _grad(lambda z: N * L.kl_divergence(t, z, T=T), s)
+    grad_sum = _grad(lambda z: N * L.kl_divergence(z, t, T=T), s)
     torch.testing.assert_close(grad_sum, (q - p) / T)  # per example
 
 
@@ -209,7 +211,7 @@ def test_high_temperature_limit_needs_zero_mean_logits():
 
 def test_without_t_squared_the_gradient_shrinks_like_one_over_t_squared():
     s, t = _logits(N, C), _logits(N, C, seed=1)
-    norms = {T: _grad(lambda z: L.kl_divergence(t, z, T=T), s).norm().item() for T in (50.0, 100.0, 200.0)}
+    norms = {T: _grad(lambda z: L.kl_divergence(z, t, T=T), s).norm().item() for T in (50.0, 100.0, 200.0)}
     assert norms[50.0] / norms[100.0] == pytest.approx(4.0, rel=2e-2)
     assert norms[100.0] / norms[200.0] == pytest.approx(4.0, rel=1e-2)
     scaled = {T: _grad(lambda z: L.kd_loss(z, t, T=T), s).norm().item() for T in (100.0, 200.0)}
@@ -217,26 +219,82 @@ def test_without_t_squared_the_gradient_shrinks_like_one_over_t_squared():
 
 
 # --------------------------------------------------------------------------- forward vs reverse KL (lesson 02)
-def test_forward_kl_covers_both_modes_reverse_kl_picks_one():
+def _two_bumps():
     x = torch.linspace(-6, 6, 61, dtype=torch.float64)
     two_bumps = torch.exp(-(x + 2.5) ** 2 / (2 * 0.7 ** 2)) + torch.exp(-(x - 2.5) ** 2 / (2 * 0.7 ** 2))
-    teacher = torch.log(two_bumps)[None]
+    return x, torch.log(two_bumps)[None]
 
-    def fit(direction):
-        mu = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)  # start nearer the right-hand mode
-        log_sigma = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.Adam([mu, log_sigma], lr=0.05)
-        for _ in range(400):
-            student = (-(x - mu) ** 2 / (2 * torch.exp(2 * log_sigma)))[None]
-            loss = L.kl_divergence(teacher, student) if direction == "forward" else L.kl_divergence(student, teacher)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return mu.item(), log_sigma.exp().item()
 
-    (mu_f, sd_f), (mu_r, sd_r) = fit("forward"), fit("reverse")
-    assert abs(mu_f) < 0.2 and sd_f > 2.0, (mu_f, sd_f)  # between the modes, wide
-    assert abs(mu_r - 2.5) < 0.2 and sd_r < 1.0, (mu_r, sd_r)  # on one mode, narrow
+def _local_minima(values):
+    v = values.tolist()
+    return [i for i in range(1, len(v) - 1) if v[i] < v[i - 1] and v[i] < v[i + 1]]
+
+
+MUS = torch.linspace(-4, 4, 81, dtype=torch.float64)
+SIGMAS = torch.exp(torch.linspace(math.log(0.3), math.log(6.0), 120, dtype=torch.float64))
+
+
+def test_one_bump_logits_are_a_discretised_gaussian():
+    x = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    q = torch.softmax(L.one_bump_logits(x, 0.5, 1.5), dim=1)[0]
+    want = torch.distributions.Normal(0.5, 1.5).log_prob(x).exp()
+    torch.testing.assert_close(q, want / want.sum())
+
+
+def test_forward_kl_has_one_minimum_and_it_covers_both_bumps():
+    x, teacher = _two_bumps()
+    losses, sigmas = L.kl_landscape(teacher, x, MUS, SIGMAS, "forward")
+    minima = _local_minima(losses)
+    assert len(minima) == 1, [MUS[i].item() for i in minima]
+    i = minima[0]
+    assert abs(MUS[i].item()) < 0.05 and sigmas[i].item() > 2.0  # between the bumps, wide
+
+
+def test_reverse_kl_is_lowest_on_one_bump_and_has_a_worse_covering_minimum():
+    x, teacher = _two_bumps()
+    losses, sigmas = L.kl_landscape(teacher, x, MUS, SIGMAS, "reverse")
+    minima = _local_minima(losses)
+    assert sorted(round(MUS[i].item(), 1) for i in minima) == [-2.5, 0.0, 2.5]
+    best = int(losses.argmin())
+    assert abs(abs(MUS[best].item()) - 2.5) < 0.05 and sigmas[best].item() < 1.0  # on one bump, narrow
+    # on one of two equal, well-separated bumps, q = 2p there, so KL(q ‖ p) = log 2
+    assert losses[best].item() == pytest.approx(math.log(2), abs=2e-3)
+    centre = int((MUS.abs()).argmin())
+    assert centre in minima and losses[centre] > losses[best] + 0.5  # covering both is a worse local minimum
+
+
+def test_reverse_kl_fit_lands_where_it_starts_forward_kl_fit_does_not():
+    x, teacher = _two_bumps()
+    # forward: one minimum, reached from either start
+    for mu0 in (0.0, 2.0):
+        mu, sigma, _ = L.fit_one_bump(teacher, x, "forward", mu0=mu0)
+        assert abs(mu) < 0.05 and sigma > 2.0, (mu0, mu, sigma)
+    # reverse from μ0 = 0: by symmetry dKL/dμ = 0 there, so it can only widen: the covering minimum
+    mu_c, sigma_c, loss_c = L.fit_one_bump(teacher, x, "reverse", mu0=0.0)
+    assert abs(mu_c) < 1e-6 and sigma_c > 2.0
+    # reverse from μ0 = 2: the right-hand bump, with a lower loss
+    mu_b, sigma_b, loss_b = L.fit_one_bump(teacher, x, "reverse", mu0=2.0)
+    assert abs(mu_b - 2.5) < 0.05 and sigma_b < 1.0
+    assert loss_b < loss_c - 0.5
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_a_student_that_can_match_exactly_reaches_q_equals_p_in_either_direction(direction):
+    x, teacher = _two_bumps()
+    s = torch.zeros_like(teacher, requires_grad=True)  # one free logit per category
+    opt = torch.optim.Adam([s], lr=0.1)
+    for _ in range(1500):
+        loss = L.kl_divergence(s, teacher) if direction == "forward" else L.kl_divergence(teacher, s)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.testing.assert_close(torch.softmax(s.detach(), 1), torch.softmax(teacher, 1), atol=2e-3, rtol=0)
+
+
+def test_bad_direction_is_named():
+    x, teacher = _two_bumps()
+    with pytest.raises(ValueError, match="direction must be 'forward'"):
+        L.fit_one_bump(teacher, x, "sideways")
 
 
 # --------------------------------------------------------------------------- properties
@@ -254,7 +312,7 @@ def _pair(draw):
 @given(pair=_pair(), T=st.floats(0.1, 20.0))
 def test_kl_is_nonnegative_and_bounded_below_by_pinsker(pair, T):
     t, s = pair
-    kl = L.kl_divergence(t, s, T=T).item()
+    kl = L.kl_divergence(s, t, T=T).item()
     assert kl >= -1e-12
     p, q = torch.softmax(t / T, 1), torch.softmax(s / T, 1)
     l1 = (p - q).abs().sum().item()
@@ -268,14 +326,14 @@ def test_kl_is_zero_only_for_equal_distributions(pair):
     assert L.kl_divergence(t, t).item() == pytest.approx(0.0, abs=1e-12)
     p, q = torch.softmax(t, 1), torch.softmax(s, 1)
     assume((p - q).abs().max().item() > 1e-3)
-    assert L.kl_divergence(t, s).item() > 0
+    assert L.kl_divergence(s, t).item() > 0
 
 
 @settings(max_examples=100, deadline=None)
 @given(pair=_pair(), T=st.floats(0.2, 20.0), c_t=st.floats(-100, 100), c_s=st.floats(-100, 100))
 def test_kl_and_kd_loss_ignore_a_constant_added_to_a_row(pair, T, c_t, c_s):
     t, s = pair
-    torch.testing.assert_close(L.kl_divergence(t + c_t, s + c_s, T=T), L.kl_divergence(t, s, T=T),
+    torch.testing.assert_close(L.kl_divergence(s + c_s, t + c_t, T=T), L.kl_divergence(s, t, T=T),
                                atol=1e-9, rtol=1e-6)
     torch.testing.assert_close(L.kd_loss(s + c_s, t + c_t, T=T), L.kd_loss(s, t, T=T), atol=1e-9, rtol=1e-6)
 
@@ -289,7 +347,8 @@ def test_per_row_constants_may_differ_between_rows():
 # --------------------------------------------------------------------------- errors
 def test_different_class_counts_name_both():
     s, t = torch.zeros(8, 10), torch.zeros(8, 1000)
-    for fn in (lambda: L.kd_loss(s, t, T=4.0), lambda: L.kl_divergence(t, s), lambda: L.logit_mse(s, t),
+    for fn in (lambda: L.kd_loss(s, t, T=4.0), lambda: L.kl_divergence(s, t), lambda: L.logit_mse(s, t),
+               lambda: L.soft_cross_entropy(s, t), lambda: L.probability_mse(s, t),
                lambda: L.distillation_loss(s, t, torch.zeros(8, dtype=torch.long))):
         with pytest.raises(ValueError, match=r"teacher has 1000 classes but student has 10"):
             fn()
@@ -334,12 +393,14 @@ def test_bad_labels(labels, match):
         L.cross_entropy(torch.zeros(2, 10), labels)
 
 
-def test_soft_targets_must_be_probabilities():
+def test_soft_cross_entropy_takes_logits_and_checks_them():
     s, t = _logits(N, C), _logits(N, C, seed=1)
-    with pytest.raises(ValueError, match="did you pass logits instead of probabilities"):
-        L.soft_cross_entropy(s, t)
-    with pytest.raises(ValueError, match="differ in shape"):
-        L.soft_cross_entropy(s, torch.softmax(t, 1)[:, :5])
+    with pytest.raises(ValueError, match="teacher has 5 classes but student has 10"):
+        L.soft_cross_entropy(s, t[:, :5])
+    bad = t.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        L.soft_cross_entropy(s, bad)
 
 
 @pytest.mark.parametrize("eps", [-0.1, 1.0, float("nan")])
@@ -360,13 +421,3 @@ def test_nan_logits_raise_in_losses():
 def test_bad_temperature_in_losses(T):
     with pytest.raises(ValueError, match="temperature T"):
         L.kd_loss(torch.zeros(2, 3), torch.zeros(2, 3), T=T)
-
-
-def test_soft_targets_must_sum_to_one_and_be_finite():
-    s = _logits(N, C)
-    with pytest.raises(ValueError, match="must sum to 1"):
-        L.soft_cross_entropy(s, torch.full((N, C), 0.5, dtype=torch.float64))
-    bad = torch.softmax(s, 1)
-    bad[0, 0] = float("nan")
-    with pytest.raises(ValueError, match="finite"):
-        L.soft_cross_entropy(s, bad)

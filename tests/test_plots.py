@@ -88,6 +88,17 @@ def test_forward_vs_reverse_kl():
     assert [line.get_label() for line in fig.axes[0].lines] == ["forward", "reverse"]
 
 
+def test_forward_vs_reverse_kl_with_the_loss_landscape():
+    x = torch.linspace(-3, 3, 7)
+    p = torch.softmax(-x ** 2, 0)
+    mus = torch.linspace(-2, 2, 5)
+    fig = plots.forward_vs_reverse_kl(x, p, {"forward": p}, mus=mus,
+                                      landscapes={"forward": mus ** 2, "reverse": (mus ** 2 - 1) ** 2})
+    assert_labelled(fig)
+    assert len(fig.axes) == 2
+    np.testing.assert_allclose(fig.axes[1].lines[1].get_ydata(), ((mus ** 2 - 1) ** 2).numpy())
+
+
 def test_gradient_norm_vs_temperature():
     fig = plots.gradient_norm_vs_temperature([1, 2, 4], {"with T²": [1, 1, 1], "without": [1, 0.25, 1 / 16]})
     assert_labelled(fig)

@@ -248,3 +248,13 @@ def test_softmax_ignores_a_constant_added_to_every_logit(row, T, shift):
 def test_entropy_lies_between_zero_and_log_c(row, T):
     h = sm.entropy_from_logits(torch.tensor(row, dtype=torch.float64), T=T).item()
     assert -1e-12 <= h <= math.log(len(row)) + 1e-12
+
+
+def test_high_temperature_keeps_the_centred_logits_lesson_01_reads_them_back():
+    # p_c = softmax(z / T)_c ≈ (1 + (z_c − mean z) / T) / C, so C·T·(p − 1/C) → z − mean z as T grows
+    z = torch.tensor([-1.0, -2.0, 2.0, 9.0, 3.0, 6.5, 2.5, 1.5, -1.5, -2.5], dtype=torch.float64)
+    C, centred = z.numel(), z - z.mean()
+    errors = [(C * T * (sm.softmax(z, T=T) - 1 / C) - centred).abs().max().item() for T in (10.0, 100.0, 1000.0)]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 0.05, errors
+    # the error shrinks like 1/T (the next term of the expansion)
+    assert errors[1] / errors[2] == pytest.approx(10.0, rel=0.05)

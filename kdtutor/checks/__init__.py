@@ -1,0 +1,43 @@
+"""Exercise checks: each runs your function on test cases and prints ✓ or ✗ with a hint.
+
+One module per lesson, so you find a lesson's checks by its number:
+
+    lesson00   warmup_argmax
+    lesson01   stable_log_softmax, entropy_nats, temperature_for_entropy
+    lesson02   kl_batchmean, combined_kd_loss, kd_term
+    lesson03   flip_batch, translate_batch, conv_bn_params
+    lesson04   kd_step, cached_lookup, best_class_shift
+    lesson05   expected_calibration_error, top1_agreement, macro_f1, summarize_seeds
+    core       what they share: run_check, CheckResult, the hints, comparisons
+
+Every check is also available here, as ``kdtutor.checks.<name>``. Use in a lesson::
+
+    def stable_log_softmax(logits, T=1.0):
+        raise NotImplementedError  # your code here
+
+    stable_log_softmax = checks.stable_log_softmax(stable_log_softmax).fn
+
+A check returns a :class:`CheckResult`. Its ``fn`` is your function when it passed,
+and kdtutor's reference otherwise, so the lesson always continues. A stub that
+still raises ``NotImplementedError`` counts as "not attempted", not as a failure.
+The first ✗ of a check gives a nudge; a second ✗ of the same check adds the full
+answer, and ``checks.answer("stable_log_softmax")`` prints it at any time.
+"""
+
+from .core import CheckResult, Failed, answer, reset, run_check
+from .lesson00 import warmup_argmax
+from .lesson01 import entropy_nats, stable_log_softmax, temperature_for_entropy
+from .lesson02 import combined_kd_loss, kd_term, kl_batchmean
+from .lesson03 import conv_bn_params, flip_batch, translate_batch
+from .lesson04 import best_class_shift, cached_lookup, kd_step
+from .lesson05 import expected_calibration_error, macro_f1, summarize_seeds, top1_agreement
+
+__all__ = [
+    "CheckResult", "Failed", "answer", "reset", "run_check",
+    "warmup_argmax",
+    "stable_log_softmax", "entropy_nats", "temperature_for_entropy",
+    "kl_batchmean", "combined_kd_loss", "kd_term",
+    "flip_batch", "translate_batch", "conv_bn_params",
+    "kd_step", "cached_lookup", "best_class_shift",
+    "expected_calibration_error", "top1_agreement", "macro_f1", "summarize_seeds",
+]

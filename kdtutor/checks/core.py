@@ -1,0 +1,241 @@
+"""The machinery every exercise check shares: running a check, hints, answers, comparisons.
+
+A check runs the learner's function on test cases. The first ✗ of a check shows what
+went wrong and a *nudge*; the full answer comes only with a second ✗ of the same check
+(or on request: ``checks.answer("name")``), so a learner gets a chance to find it first.
+A pass resets the count. ``reset()`` forgets every count (tests call it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class CheckResult:
+    """``passed`` is True, False, or None (not attempted); ``fn`` is what the lesson uses next."""
+
+    name: str
+    passed: bool | None
+    message: str
+    fn: Callable
+
+    def __bool__(self) -> bool:
+        return bool(self.passed)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What a failing check says: ``nudge`` first, ``answer`` (the full solution) on request."""
+
+    nudge: str
+    answer: str
+
+
+class Failed(AssertionError):
+    """Raised inside a check when a case fails; its message is shown to the learner."""
+
+
+HINTS: dict[str, Hint] = {}
+_failures: dict[str, int] = {}
+
+
+def register(name: str, nudge: str, answer: str) -> str:
+    """Declare the hints of the check ``name`` (called once per check, at import)."""
+    HINTS[name] = Hint(nudge, answer)
+    return name
+
+
+def answer(name: str, verbose: bool = True) -> str:
+    """The full answer of the exercise checked by ``checks.<name>``; printed unless ``verbose=False``."""
+    if name not in HINTS:
+        raise ValueError(f"no exercise check is named {name!r}; the checks are: {', '.join(sorted(HINTS))}")
+    if verbose:
+        print(f"{name}: {HINTS[name].answer}")
+    return HINTS[name].answer
+
+
+def reset(name: str | None = None) -> None:
+    """Forget how often the check ``name`` (default: every check) has failed."""
+    if name is None:
+        _failures.clear()
+    else:
+        _failures.pop(name, None)
+
+
+def failures(name: str) -> int:
+    """How many times the check ``name`` has failed since it last passed (or since ``reset``)."""
+    return _failures.get(name, 0)
+
+
+def run_check(name: str, fn: Callable, reference: Callable, test: Callable[[Callable], None],
+              verbose: bool = True) -> CheckResult:
+    """Run ``test(fn)``; report ✓, ✗ (nudge, then the answer) or "not attempted"; return a :class:`CheckResult`.
+
+    ``test`` raises :class:`Failed` with a specific message at the first wrong case.
+    Any other exception raised by the learner's code counts as a failure too.
+    """
+    hint = HINTS[name]
+    fallback = "  The lesson continues with kdtutor's reference."
+    try:
+        test(fn)
+    except NotImplementedError:
+        result = CheckResult(name, None, f"… {name}: not attempted yet (the stub raises NotImplementedError). "
+                                         "The lesson continues with kdtutor's reference.", reference)
+    except Exception as e:  # Failed, or the learner's code crashed
+        detail = str(e) if isinstance(e, Failed) else f"your function raised {type(e).__name__}: {e}"
+        _failures[name] = _failures.get(name, 0) + 1
+        if _failures[name] >= 2:
+            more = f"  Answer: {hint.answer}\n"
+        else:
+            more = f"  Fix it and run the check again; a second ✗ shows the answer (or: checks.answer(\"{name}\")).\n"
+        result = CheckResult(name, False, f"✗ {name}: {detail}\n  Hint: {hint.nudge}\n{more}{fallback}", reference)
+    else:
+        _failures.pop(name, None)
+        result = CheckResult(name, True, f"✓ {name}: all cases pass.", fn)
+    if verbose:
+        print(result.message)
+    return result
+
+
+# --------------------------------------------------------------------------- comparisons
+def fmt(x) -> str:
+    """A short printable form of a tensor (its values, or its shape when large) or any value."""
+    if isinstance(x, torch.Tensor):
+        if x.numel() > 8:
+            return f"tensor of shape {tuple(x.shape)}"
+        return str([round(v, 4) for v in x.detach().flatten().tolist()])
+    return repr(x)
+
+
+def expect_tensor_close(got, want: torch.Tensor, what: str, atol: float = 1e-5, rtol: float = 1e-4) -> None:
+    """Fail unless ``got`` is a finite tensor of ``want``'s shape and close to it."""
+    if not isinstance(got, torch.Tensor):
+        raise Failed(f"{what}: expected a torch.Tensor, got {type(got).__name__}")
+    if tuple(got.shape) != tuple(want.shape):
+        raise Failed(f"{what}: result has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+    if not torch.isfinite(got).all():
+        raise Failed(f"{what}: result contains NaN or inf: {fmt(got)}")
+    if not torch.allclose(got.double(), want.double(), atol=atol, rtol=rtol):
+        raise Failed(f"{what}: got {fmt(got)}, expected {fmt(want)}")
+
+
+def expect_number_close(got, want: float, what: str, rel: float = 1e-4, abs_: float = 1e-6) -> None:
+    """Fail unless ``got`` is a number (or one-element tensor) close to ``want``."""
+    if isinstance(got, torch.Tensor):
+        if got.numel() != 1:
+            raise Failed(f"{what}: expected a single number, got a tensor of shape {tuple(got.shape)}")
+        got = got.item()
+    if not isinstance(got, (int, float)):
+        raise Failed(f"{what}: expected a number, got {type(got).__name__}")
+    if not math.isclose(float(got), want, rel_tol=rel, abs_tol=abs_):
+        raise Failed(f"{what}: got {got:.6g}, expected {want:.6g}")
+
+
+def expect_raises(fn: Callable, exc: type, what: str) -> None:
+    """Fail unless calling ``fn()`` raises ``exc``."""
+    try:
+        fn()
+    except exc:
+        return
+    except NotImplementedError:
+        raise
+    except Exception as e:
+        raise Failed(f"{what}: raised {type(e).__name__} ({e}), expected {exc.__name__}") from None
+    raise Failed(f"{what}: nothing was raised, expected {exc.__name__}")
+
+
+def call_on_copies(f: Callable, what: str, *args):
+    """Call the learner's ``f`` on copies of ``args``; fail if it changed a tensor argument in place."""
+    copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+    got = f(*copies)
+    for a, c in zip(args, copies):
+        if isinstance(a, torch.Tensor) and not torch.equal(a, c.detach()):
+            raise Failed(f"{what}: your function changed its input tensor in place (e.g. `z -= z.max()`); "
+                         "compute a new tensor instead (`z = z - z.max(...)`) so the caller's data stay intact")
+    return got
+
+
+def _close(got, value, atol: float, rtol: float) -> bool:
+    """Whether ``got`` is a finite number or tensor close to ``value`` (of the same shape)."""
+    try:
+        got_t = torch.as_tensor(got, dtype=torch.float64)
+        value_t = torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return (got_t.shape == value_t.shape and bool(torch.isfinite(got_t).all())
+            and torch.allclose(got_t, value_t, atol=atol, rtol=rtol))
+
+
+def _non_finite(got) -> bool:
+    try:
+        return not bool(torch.isfinite(torch.as_tensor(got, dtype=torch.float64)).all())
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+def expect_close_or_explain(got, want, what: str, mistakes=(), atol: float = 1e-5, rtol: float = 1e-4,
+                            nan_hint: str = "") -> None:
+    """Fail unless ``got`` is close to ``want``; if it matches a known mistake, say which.
+
+    ``want``: a tensor, or a number / one-element tensor for a scalar result.
+    ``mistakes``: ``(value that mistake produces, explanation)`` pairs, consulted only on failure.
+    ``nan_hint``: added when ``got`` holds NaN or inf.
+    """
+    try:
+        if isinstance(want, torch.Tensor) and want.ndim > 0:
+            expect_tensor_close(got, want, what, atol=atol, rtol=rtol)
+        else:
+            expect_number_close(got, float(want), what, rel=rtol, abs_=atol)
+    except Failed as e:
+        for value, why in mistakes:
+            if _close(got, value, atol, rtol):
+                raise Failed(f"{e}. {why}") from None
+        if nan_hint and _non_finite(got):
+            raise Failed(f"{e}. {nan_hint}") from None
+        raise
+
+
+def scalar_result(got, what: str) -> torch.Tensor:
+    """``got`` if it is a one-element tensor (a loss you can call ``.backward()`` on), else :class:`Failed`."""
+    if not isinstance(got, torch.Tensor):
+        raise Failed(f"{what}: expected a torch.Tensor (a scalar loss you can call .backward() on), "
+                     f"got {type(got).__name__}")
+    if got.numel() != 1:
+        raise Failed(f"{what}: expected a single number (mean over the batch), got a tensor of shape "
+                     f"{tuple(got.shape)}")
+    return got
+
+
+def expect_student_gradient(f: Callable, args: tuple, want_grad: torch.Tensor, what: str, index: int = 0) -> None:
+    """Fail unless ``f(*args)`` is a loss connected to ``args[index]`` (the student's logits) whose
+    gradient with respect to it is ``want_grad``. Catches ``.detach()``, ``.item()``,
+    ``torch.tensor(loss.item())``, numpy and ``torch.no_grad()``: training could not move the student."""
+    args = list(args)
+    student = args[index].detach().clone().requires_grad_(True)
+    args[index] = student
+    loss = scalar_result(f(*args), what)
+    grad = None
+    if loss.requires_grad:
+        (grad,) = torch.autograd.grad(loss, student, allow_unused=True)
+    if grad is None:
+        raise Failed(f"{what}: your loss is not connected to student_logits, so backward() could not move the "
+                     "student (did you use .item(), .detach(), torch.tensor(...), numpy, or torch.no_grad()?). "
+                     "Return the loss tensor itself")
+    expect_tensor_close(grad, want_grad, f"{what}, the gradient with respect to student_logits",
+                        atol=1e-6, rtol=1e-4)
+
+
+def as_number(got, what: str) -> float:
+    """``got`` as a float (a Python number or a one-element tensor), or :class:`Failed`."""
+    if isinstance(got, torch.Tensor):
+        if got.numel() != 1:
+            raise Failed(f"{what}: expected a single number, got a tensor of shape {tuple(got.shape)}")
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        raise Failed(f"{what}: expected a number, got {type(got).__name__}")
+    return float(got)
