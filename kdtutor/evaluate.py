@@ -308,8 +308,11 @@ def measure_latency(model: nn.Module, example: torch.Tensor, batch_size: int = 1
 
     Runs ``warmup`` untimed passes first (allocations, cuDNN autotuning), then
     ``repeats`` timed ones; on CUDA each timing is bracketed by
-    ``torch.cuda.synchronize`` (GPU work is asynchronous) and uses bf16 autocast
-    like :func:`kdtutor.train.predict`. The model runs in eval mode on its own device.
+    ``torch.cuda.synchronize`` (GPU work is asynchronous) and runs in the device's
+    fast precision (:func:`kdtutor.precision.amp_dtype`: bf16 or fp16 autocast on CUDA,
+    float32 on the CPU), as a deployed model would. Accuracy and the other quality
+    numbers come from :func:`kdtutor.train.predict`, always in float32.
+    The model runs in eval mode on its own device.
 
     Args:
         example: ``(B, C, H, W)`` images; cycled to make a batch of ``batch_size``.
