@@ -186,7 +186,7 @@ class Stopwatch:
         if self.cuda:
             self._begin = torch.cuda.Event(enable_timing=True)
             self._end = torch.cuda.Event(enable_timing=True)
-            self._begin.record()
+            self._begin.record(torch.cuda.current_stream(self.device))  # the stream of *this* device
         else:
             self._t0 = time.perf_counter()
         return self
@@ -194,7 +194,7 @@ class Stopwatch:
     def stop(self) -> float:
         """Seconds since :meth:`start` (waits for the GPU to finish the work queued meanwhile)."""
         if self.cuda:
-            self._end.record()
+            self._end.record(torch.cuda.current_stream(self.device))
             self._end.synchronize()
             return self._begin.elapsed_time(self._end) / 1000
         return time.perf_counter() - self._t0

@@ -239,3 +239,27 @@ def test_stopwatch_measures_seconds():
     time.sleep(0.02)
     assert 0.015 < clock.stop() < 5
     assert grad_scaler("cpu", torch.float16).is_enabled() is False
+
+
+def test_stopwatch_on_cuda_times_with_events_on_that_devices_stream(monkeypatch):
+    """The CUDA branch, with torch.cuda's events and streams mocked."""
+    log = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing=False):
+            assert enable_timing
+
+        def record(self, stream=None):
+            log.append(("record", stream))
+
+        def synchronize(self):
+            log.append(("synchronize",))
+
+        def elapsed_time(self, other):
+            return 1500.0  # milliseconds, as CUDA reports them
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: f"stream of {device}")
+    seconds = Stopwatch("cuda:1").start().stop()
+    assert seconds == 1.5
+    assert log == [("record", "stream of cuda:1"), ("record", "stream of cuda:1"), ("synchronize",)]
