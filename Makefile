@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # JupyterLab refuses to start as root (containers, many cloud machines) without --allow-root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help install lab course test unit notebooks benchmark clean
+.PHONY: help install lab course test unit notebooks benchmark gpu-check clean
 
 help:
 	@echo "make lab        open the course in JupyterLab"
@@ -17,6 +17,7 @@ help:
 	@echo "make unit       unit tests only"
 	@echo "make notebooks  (maintainers) re-run notebooks and store the outputs nbval compares"
 	@echo "make benchmark  training speed on this machine"
+	@echo "make gpu-check  train the gpu profile's teacher and a student on this GPU, report against the targets"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "kdtutor needs Python >= 3.10; run e.g. make PYTHON=python3.11")'
@@ -44,6 +45,9 @@ notebooks: install
 
 benchmark: install
 	$(BIN)/python benchmarks/train_speed.py
+
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf results .pytest_cache

@@ -7,7 +7,11 @@ One module per lesson step; data flows one way:
     losses     CE, soft CE, KL·T², MSE on logits, the KD loss     (lesson 02)
     data       CIFAR-10, stand-in, digits, device-resident loader (lesson 03)
     models     teacher and students, built by name                (lesson 03)
-    train      the training loop, checkpoints, seeds              (lesson 03)
+    train      the training loop, seeds; re-exports the three below (lesson 03)
+      recipes      TrainConfig and the recipes per architecture
+      checkpoints  atomic, checksummed checkpoints
+      precision    training precision per device, fp32 evaluation, determinism, clocks
+      airbench     airbench94's extras: Lookahead/EMA, six-view TTA, identity init
     distill    frozen teacher, consistent views, logit caching    (lesson 04)
     evaluate   the report card                                    (lesson 05)
     plots      every figure of the course

@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 from .data import Batch, Dataset, DeviceLoader, Split
 from .losses import check_alpha, distillation_loss
 from .softmax import check_temperature
-from .train import (TrainConfig, TrainResult, accuracy, autocast, default_augment, default_device, eval_loader,
-                    fit, history_meta, make_loaders, predict, prepare_run, recovering, train_model,
+from .precision import autocast, full_precision, place
+from .train import (TrainConfig, TrainResult, accuracy, default_augment, default_device, eval_loader, fit,
+                    history_meta, make_train_loader, predict, prepare_run, recovering, train_model,
                     weights_fingerprint)
 
 MODES = ("online", "cached", "fixed")
@@ -41,24 +42,35 @@ def freeze(teacher: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def teacher_forward(teacher: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Logits ``(B, C) float32`` of the frozen teacher (bf16 autocast on CUDA)."""
-    with autocast(images.device):
+def teacher_forward(teacher: nn.Module, images: torch.Tensor, amp: bool = True) -> torch.Tensor:
+    """Logits ``(B, C) float32`` of the frozen teacher on ``images (B, C_in, H, W)``.
+
+    ``amp=True`` (training targets): under the device's training autocast
+    (:func:`kdtutor.precision.amp_dtype`: bf16 or fp16 on CUDA, none on the CPU), as fast
+    as the student's own forward pass. ``amp=False`` (evaluation): in float32, no TF32.
+    """
+    if amp:
+        with autocast(images.device):
+            return teacher(images).float()
+    with full_precision(images.device):
         return teacher(images).float()
 
 
 @torch.no_grad()
-def all_teacher_logits(teacher: nn.Module, loader: DeviceLoader, view: str = "clean", batch_size: int = 1024) -> torch.Tensor:
+def all_teacher_logits(teacher: nn.Module, loader: DeviceLoader, view: str = "clean", batch_size: int = 1024,
+                       amp: bool = False) -> torch.Tensor:
     """The teacher's logits ``(N, C) float32`` for every example of ``loader``, in split order.
 
     ``view="clean"``: the un-augmented images; ``"epoch"``: this epoch's augmented
     views. Computed ``batch_size`` images at a time, so memory stays bounded whatever N is.
+    In float32 by default (for evaluation); ``amp=True`` computes them as training
+    targets, in the same precision as the online teacher (:func:`teacher_forward`).
     """
     if view not in ("clean", "epoch"):
         raise ValueError(f"view must be 'clean' or 'epoch', got {view!r}")
     images = loader.clean_images if view == "clean" else loader.view_images
     idx = torch.arange(loader.num_examples, device=loader.device)
-    return torch.cat([teacher_forward(teacher, images(idx[i:i + batch_size]))
+    return torch.cat([teacher_forward(teacher, images(idx[i:i + batch_size]), amp=amp)
                       for i in range(0, loader.num_examples, batch_size)])
 
 
@@ -107,9 +119,7 @@ class TeacherLogits:
     def __init__(self, teacher: nn.Module, loader: DeviceLoader, mode: str = "online"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.teacher, self.loader, self.mode = freeze(teacher).to(loader.device), loader, mode
-        if loader.device.type == "cuda":
-            self.teacher.to(memory_format=torch.channels_last)
+        self.teacher, self.loader, self.mode = place(freeze(teacher), loader.device), loader, mode
         self.cache: dict = {}  # view key → (N, C) logits
         self._checked: set = set()
 
@@ -122,7 +132,8 @@ class TeacherLogits:
     def _all_logits(self, key) -> torch.Tensor:
         """Teacher logits for every example of the loader, for the view named ``key``."""
         if key not in self.cache:
-            self.cache[key] = all_teacher_logits(self.teacher, self.loader, "clean" if key == "clean" else "epoch")
+            self.cache[key] = all_teacher_logits(self.teacher, self.loader, "clean" if key == "clean" else "epoch",
+                                                 amp=True)  # training targets: as the online teacher computes them
         return self.cache[key]
 
     def __call__(self, batch: Batch) -> torch.Tensor:
@@ -312,7 +323,7 @@ def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temper
     """
     device = torch.device(device) if device else default_device()
     augment = default_augment(data) if augment is None else augment
-    shared = TeacherLogits(teacher, make_loaders(data, cfg.batch_size, device, cfg.seed, augment)[0], "cached")
+    shared = TeacherLogits(teacher, make_train_loader(data, cfg, device, augment), "cached")
     result = Sweep(list(temperatures), list(alphas), [])
     grid = [(T, a) for T in temperatures for a in alphas]
     accs = {}

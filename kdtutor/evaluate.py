@@ -308,8 +308,11 @@ def measure_latency(model: nn.Module, example: torch.Tensor, batch_size: int = 1
 
     Runs ``warmup`` untimed passes first (allocations, cuDNN autotuning), then
     ``repeats`` timed ones; on CUDA each timing is bracketed by
-    ``torch.cuda.synchronize`` (GPU work is asynchronous) and uses bf16 autocast
-    like :func:`kdtutor.train.predict`. The model runs in eval mode on its own device.
+    ``torch.cuda.synchronize`` (GPU work is asynchronous) and runs in the device's
+    fast precision (:func:`kdtutor.precision.amp_dtype`: bf16 or fp16 autocast on CUDA,
+    float32 on the CPU), as a deployed model would. Accuracy and the other quality
+    numbers come from :func:`kdtutor.train.predict`, always in float32.
+    The model runs in eval mode on its own device.
 
     Args:
         example: ``(B, C, H, W)`` images; cycled to make a batch of ``batch_size``.
@@ -583,7 +586,7 @@ def quality_row(name: str, logits: torch.Tensor, labels: torch.Tensor, teacher_l
 
 def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: int = 5, n_bins: int = 15,
                 latency: bool = True, batch_sizes=(1, 256), warmup: int = 3, repeats: int = 10,
-                tta: bool = False) -> dict[str, ReportRow]:
+                tta: bool | int = False) -> dict[str, ReportRow]:
     """Evaluate every model on ``loader`` once and fill in its :class:`ReportRow`.
 
     Args:
@@ -594,7 +597,8 @@ def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: i
         k: for top-k accuracy (capped at the number of classes).
         latency: measure latency (set False for a fast card; latency then stays empty).
         batch_sizes, warmup, repeats: see :func:`measure_latency`.
-        tta: average with mirrored images, as :func:`kdtutor.train.predict` does.
+        tta: test-time augmentation level of :func:`kdtutor.train.predict`: True / 1 averages each
+            image with its mirror, 2 airbench94's six views (mirror × one-pixel shifts).
     Returns:
         ``{name: ReportRow}`` in the order of ``models``.
     """

@@ -214,9 +214,12 @@ def learning_curves(histories: dict, title: str):
         color = f"C{i}"
         ep = h.column("epoch")
         ax_loss.plot(ep, h.column("train_loss"), "--", color=color, label=f"{label} (train)")
-        ax_loss.plot(ep, h.column("val_loss"), "-", color=color, label=f"{label} (val)")
         ax_acc.plot(ep, [100 * a for a in h.column("train_acc")], "--", color=color, label=f"{label} (train)")
-        ax_acc.plot(ep, [100 * a for a in h.column("val_acc")], "-", color=color, label=f"{label} (val)")
+        val_ep, val_acc = h.points("val_acc")  # the validated epochs: all, unless it validated every k
+        style = "-" if len(val_ep) == len(ep) else "-o"
+        if val_ep:
+            ax_loss.plot(*h.points("val_loss"), style, color=color, markersize=3, label=f"{label} (val)")
+            ax_acc.plot(val_ep, [100 * a for a in val_acc], style, color=color, markersize=3, label=f"{label} (val)")
     ax_loss.set(xlabel="epoch", ylabel="loss (nats)", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):

@@ -191,6 +191,73 @@ def test_reflect_padding_matches_torch():
     assert torch.equal(pad_images(x, 2).double(), want)
 
 
+@pytest.mark.parametrize("pad", [1, 2, 5])
+def test_reflect_padding_keeps_dtype_and_matches_torch_on_non_square_images(pad):
+    x = torch.randint(0, 255, (2, 3, 6, 9), dtype=torch.uint8)
+    out = pad_images(x, pad)
+    assert out.dtype == torch.uint8  # padded in place of the data, no float copy
+    want = torch.nn.functional.pad(x.double(), (pad,) * 4, mode="reflect")
+    assert torch.equal(out.double(), want)
+    with pytest.raises(ValueError, match="pad < min"):
+        pad_images(x, 6)
+
+
+def test_loaders_over_one_split_share_a_single_device_copy():
+    ds = make_standin(64, 8, 8)
+    a = DeviceLoader(ds.train, 16, ds.mean, ds.std, train=True)
+    b = DeviceLoader(ds.train, 32, ds.mean, ds.std, train=True, seed=4)
+    c = DeviceLoader(ds.train, 16, ds.mean, ds.std)  # not padded: the split itself on the CPU
+    assert a.images is b.images and a.images.shape[-1] == 36
+    assert c.images is ds.train.images
+    other = make_standin(64, 8, 8)  # equal values, another tensor: its own copy
+    assert DeviceLoader(other.train, 16, other.mean, other.std, train=True).images is not a.images
+
+
+def test_drop_last_gives_equal_batches_and_changes_nothing_when_the_batch_divides_n():
+    ds = make_standin(100, 10, 10)
+    kept = list(DeviceLoader(ds.train, 32, ds.mean, ds.std, train=True, drop_last=True))
+    assert [len(b.labels) for b in kept] == [32, 32, 32]
+    full = list(DeviceLoader(ds.train, 25, ds.mean, ds.std, train=True, drop_last=False))
+    same = list(DeviceLoader(ds.train, 25, ds.mean, ds.std, train=True, drop_last=True))
+    assert len(full) == len(same) == 4
+    assert all(torch.equal(p.images, q.images) and torch.equal(p.index, q.index) for p, q in zip(full, same))
+
+
+def test_alternating_flips_mirror_each_image_on_alternate_epochs():
+    ds = make_standin(100, 10, 10)
+    alt = DeviceLoader(ds.train, 32, ds.mean, ds.std, train=True, seed=3, alternate_flip=True)
+    ind = DeviceLoader(ds.train, 32, ds.mean, ds.std, train=True, seed=3)
+    flips, ind_flips = [], []
+    for epoch in range(4):
+        alt.set_epoch(epoch)
+        ind.set_epoch(epoch)
+        (o, f, dx, dy), (o2, f2, dx2, dy2) = alt.view_params(), ind.view_params()
+        assert torch.equal(o, o2) and torch.equal(dx, dx2) and torch.equal(dy, dy2)  # only the flips differ
+        flips.append(f)
+        ind_flips.append(f2)
+    assert torch.equal(flips[0], ind_flips[0])  # epoch 0: a coin per image, as with independent flips
+    for e in range(1, 4):
+        assert torch.equal(flips[e], ~flips[e - 1])  # then every image alternates
+    assert not torch.equal(ind_flips[2], ~ind_flips[1])
+    # a loader that starts at a later epoch (a resumed run) agrees
+    late = DeviceLoader(ds.train, 32, ds.mean, ds.std, train=True, seed=3, alternate_flip=True)
+    late.set_epoch(3)
+    assert torch.equal(late.view_params()[1], flips[3])
+
+
+def test_alternating_flips_have_their_own_view_key_and_consistent_views():
+    ds = make_standin(100, 10, 10)
+    alt = DeviceLoader(ds.train, 32, ds.mean, ds.std, train=True, alternate_flip=True)
+    ind = DeviceLoader(ds.train, 32, ds.mean, ds.std, train=True)
+    assert ind.view_key() == ("views", 0, 0, True, 2)  # unchanged for the usual flips
+    assert alt.view_key() != ind.view_key()
+    alt.set_epoch(1)
+    for batch in alt:
+        assert batch.view == alt.view_key() and torch.equal(alt.view_images(batch.index), batch.images)
+    plain = DeviceLoader(ds.train, 32, ds.mean, ds.std, train=True, flip=False, alternate_flip=True)
+    assert not plain.alternate_flip and plain.view_key() == ("views", 0, 0, False, 2)
+
+
 def _loader(seed=0, **kw):
     ds = make_standin(100, 10, 10)
     return DeviceLoader(ds.train, 32, ds.mean, ds.std, train=True, seed=seed, **kw), ds

@@ -36,6 +36,16 @@ def test_figures_are_labelled(make):
     plt.close(fig)
 
 
+def test_learning_curves_plot_only_the_validated_epochs():
+    sparse = History([{k: v for k, v in e.items() if e["epoch"] % 2 == 0 or not k.startswith("val")}
+                      for e in _history(5).epochs])
+    fig = plots.learning_curves({"every 2nd epoch": sparse}, "t")
+    assert_labelled(fig)
+    val_line = [line for line in fig.axes[1].lines if line.get_label().endswith("(val)")][0]
+    assert list(val_line.get_xdata()) == [2, 4] and val_line.get_marker() == "o"
+    plt.close(fig)
+
+
 def test_image_grid_labels_rows_with_class_names():
     fig = plots.image_grid(torch.randint(0, 255, (8, 3, 8, 8), dtype=torch.uint8), torch.arange(8) % 4, CLASSES, "t")
     try:

@@ -79,7 +79,46 @@ def test_history_reports_best_and_last_epoch():
     assert r.meta["val_acc"] == h.last_val_acc and r.meta["dataset"] == TINY.name
 
 
+def test_validation_every_k_epochs_and_always_after_the_last():
+    h = train_model("cnn_tiny", TINY, tiny_cfg(epochs=5, val_every=2), device="cpu", progress=False).history
+    assert h.points("val_acc")[0] == [2, 4, 5] and len(h.column("train_loss")) == 5
+    assert h.best_epoch in (2, 4, 5) and h.last_val_acc == h.epochs[-1]["val_acc"]
+    only_last = train_model("cnn_tiny", TINY, tiny_cfg(epochs=3, val_every=0), device="cpu", progress=False).history
+    assert only_last.points("val_acc")[0] == [3]
+
+
+def test_training_loaders_drop_the_last_partial_batch():
+    loader = make_loaders(TINY, 50, "cpu")[0]
+    assert len(loader) == 2 and {len(b.labels) for b in loader} == {50}
+    assert len(make_loaders(TINY, 50, "cpu", drop_last=False)[0]) == 3
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        model, train_loader, val_loader, _ = prepare_run("cnn_tiny", TINY, tiny_cfg(batch_size=200), device="cpu")
+        fit(model, train_loader, val_loader, tiny_cfg(batch_size=200), progress=False)
+
+
 # --------------------------------------------------------------------------- checkpoints
+def test_checkpoint_every_k_epochs_and_after_the_last(tmp_path, monkeypatch):
+    import kdtutor.train as train
+
+    written = []
+    original = train.save_checkpoint
+    monkeypatch.setattr(train, "save_checkpoint",
+                        lambda *a, **k: written.append(k["epochs_done"]) or original(*a, **k))
+    train_model("cnn_tiny", TINY, tiny_cfg(epochs=5, checkpoint_every=2), checkpoint=tmp_path / "c.pt",
+                device="cpu", progress=False)
+    assert written == [2, 4, 5]
+    written.clear()  # the cadence is bookkeeping: a run with another cadence loads the finished checkpoint
+    again = train_model("cnn_tiny", TINY, tiny_cfg(epochs=5), checkpoint=tmp_path / "c.pt", device="cpu", progress=False)
+    assert written == [] and len(again.history.epochs) == 5
+
+
+def test_config_values_are_checked():
+    for bad in (dict(epochs=0), dict(batch_size=0), dict(val_every=-1), dict(checkpoint_every=0),
+                dict(whiten_bias_epochs=-1)):
+        with pytest.raises(ValueError):
+            tiny_cfg(**bad)
+
+
 def test_checkpoint_round_trip(tmp_path):
     r = train_model("cnn_tiny", TINY, tiny_cfg(epochs=1), device="cpu", progress=False)
     path = save_checkpoint(tmp_path / "m.pt", r.model, r.meta)
@@ -205,10 +244,10 @@ def test_get_teacher_does_not_swallow_errors_raised_while_training(tmp_path, mon
     monkeypatch.setattr(train, "CHECKPOINT_DIR", tmp_path)
     original = train._train_epoch
 
-    def fails_in_epoch_2(model, loader, optimizer, loss_fn, cfg, epoch, total, bar):
+    def fails_in_epoch_2(model, loader, optimizer, loss_fn, cfg, epoch, total, bar, **kw):
         if epoch == 1:
             raise ValueError("boom in epoch 2")
-        return original(model, loader, optimizer, loss_fn, cfg, epoch, total, bar)
+        return original(model, loader, optimizer, loss_fn, cfg, epoch, total, bar, **kw)
 
     monkeypatch.setattr(train, "_train_epoch", fails_in_epoch_2)
     profile = _tiny_profile().with_(teacher_epochs=2)

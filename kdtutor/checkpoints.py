@@ -1,0 +1,72 @@
+"""Lesson 03 — model checkpoints: written atomically with a checksum, rebuilt by architecture name.
+
+All names here are also importable from ``kdtutor.train``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .models import build_model
+from .precision import place
+from .storage import load_checked, save_checked
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint on disk belongs to another run (model, data, profile, seed or settings)."""
+
+
+def save_checkpoint(path, model: nn.Module, meta: dict, **state) -> Path:
+    """Write model weights + metadata (+ optional training state) atomically, with a checksum.
+
+    ``meta`` must hold ``arch``, ``num_classes``, ``in_channels`` and ``image_size``
+    so the model can be rebuilt; add anything else (data set, accuracy, seed, …).
+    """
+    for key in ("arch", "num_classes", "in_channels", "image_size"):
+        if key not in meta:
+            raise ValueError(f"checkpoint metadata needs {key!r}")
+    model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return save_checked({"meta": meta, "model": model_state, **state}, path, kind="checkpoint")
+
+
+def load_checkpoint(path, arch: str | None = None, device=None) -> tuple[nn.Module, dict]:
+    """Rebuild the model saved at ``path``; return ``(model in eval mode, meta)``.
+
+    The model is on ``device`` (default: the CPU), channels-last on CUDA, as the
+    training loop keeps it there.
+
+    Raises:
+        FileNotFoundError: no file there.
+        CorruptFileError: truncated or altered file.
+        ValueError: the checkpoint holds another architecture than ``arch``, or
+            weights that do not fit the architecture it names.
+    """
+    ckpt = load_checked(path, kind="checkpoint")
+    meta = ckpt["meta"]
+    if arch is not None and meta["arch"] != arch:
+        raise ValueError(f"{path} holds a {meta['arch']!r} model, not {arch!r}")
+    model = build_model(meta["arch"], meta["num_classes"], meta["in_channels"], meta["image_size"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ValueError(f"weights in {path} do not fit a {meta['arch']!r} model: {e}") from e
+    return place(model, device or "cpu").eval(), meta
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 (first 16 hex digits) of the model's state dict: names, shapes, dtypes and values.
+
+    Two models with the same fingerprint compute the same function; a distilled run
+    records its teacher's, so a student is never reused with a teacher it did not learn from.
+    The memory layout (channels-last or not) does not change it.
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
