@@ -202,8 +202,9 @@ def _distill_lines(metrics: dict) -> list[str]:
     if "03_teacher" in metrics:
         t = metrics["03_teacher"]
         trained_on = f" on {t['n_train']:,d} training images" if "n_train" in t else ""
+        six = f", six-view TTA {_pct(t['test_acc_tta6'])}" if "test_acc_tta6" in t else ""
         lines += [f"Teacher `{t['arch']}`{trained_on}: test accuracy {_pct(t['test_acc'])} (flip TTA "
-                  f"{_pct(t['test_acc_tta'])}), {t['images_per_s']:,.0f} training images/s.", ""]
+                  f"{_pct(t['test_acc_tta'])}{six}), {t['images_per_s']:,.0f} training images/s.", ""]
     d = metrics.get("04_distill")
     if d:
         dk = d["dark_knowledge"]
