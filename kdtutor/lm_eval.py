@@ -1,0 +1,111 @@
+"""Lesson 07 — judging a character model: bits per character, closeness to the teacher, diversity.
+
+* **Bits per character** (bpc): the mean cross-entropy of the next character on held-out
+  text, in bits (nats / ln 2). Lower is better; a uniform guess over V characters scores
+  log2 V (6.02 bits for 65 characters). Measured on non-overlapping windows of the
+  held-out split (:func:`kdtutor.text.tiled_windows`): every character but the first is
+  predicted exactly once, from the characters before it in its window.
+* **KL to the teacher** on the same positions, both directions, in bits per character:
+  ``KL(teacher ‖ student)`` (what forward-KL training minimises) and ``KL(student ‖ teacher)``.
+* **Entropy** of the model's next-character distribution, bits: how spread its bets are.
+* **Diversity of samples** (Li et al. 2016; Welleck et al. 2019): *distinct-n*, the fraction
+  of word n-grams over all samples that are different; *repetition*, the fraction of a
+  sample's word n-grams that already occurred earlier in the same sample (mean over
+  samples). Mode-seeking students tend to lower distinct-n and raise repetition.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LN2 = math.log(2.0)
+
+
+@torch.no_grad()
+def heldout_scores(model, windows: torch.Tensor, teacher=None, batch_size: int = 256) -> dict:
+    """Scores of ``model`` on ``windows (M, L + 1) int64``, all in **bits per character**.
+
+    Returns:
+        ``{"bpc", "entropy", "n_chars"}``, plus ``"kl_teacher_student"`` (KL(teacher ‖ model))
+        and ``"kl_student_teacher"`` (KL(model ‖ teacher)) when ``teacher`` is given.
+    """
+    if windows.ndim != 2 or windows.shape[1] < 2:
+        raise ValueError(f"windows must be (M, L + 1) with L ≥ 1, got {tuple(windows.shape)}")
+    model.eval()
+    device = next(model.parameters()).device
+    sums = {"bpc": 0.0, "entropy": 0.0, "kl_teacher_student": 0.0, "kl_student_teacher": 0.0}
+    n = 0
+    for i in range(0, len(windows), batch_size):
+        w = windows[i:i + batch_size].to(device)
+        log_q = F.log_softmax(model(w[:, :-1]).double(), dim=-1)  # (B, L, V)
+        sums["bpc"] += -log_q.gather(-1, w[:, 1:, None]).sum().item()
+        sums["entropy"] += -(log_q.exp() * log_q).sum().item()
+        if teacher is not None:
+            log_p = F.log_softmax(teacher.eval()(w[:, :-1]).double(), dim=-1)
+            sums["kl_teacher_student"] += (log_p.exp() * (log_p - log_q)).sum().item()
+            sums["kl_student_teacher"] += (log_q.exp() * (log_q - log_p)).sum().item()
+        n += w[:, 1:].numel()
+    out = {k: v / n / LN2 for k, v in sums.items() if teacher is not None or not k.startswith("kl")}
+    out["n_chars"] = n
+    return out
+
+
+def bits_per_char(model, windows: torch.Tensor) -> float:
+    """Mean next-character cross-entropy of ``model`` on ``windows (M, L + 1)``, bits."""
+    return heldout_scores(model, windows)["bpc"]
+
+
+# --------------------------------------------------------------------------- samples
+@torch.no_grad()
+def samples(model, prompts: torch.Tensor, n_chars: int, decode, temperature: float = 1.0, seed: int = 0) -> list[str]:
+    """One sample of ``n_chars`` characters per row of ``prompts (B, P)`` (the prompt not included),
+    drawn at ``temperature`` with a generator seeded by ``seed``: the same seed gives every model
+    the same random numbers."""
+    from .lm import generate
+
+    device = next(model.parameters()).device
+    g = torch.Generator(device=device).manual_seed(seed)
+    out = generate(model, prompts.to(device), n_chars, temperature, g)[:, prompts.shape[1]:]
+    return [decode(row) for row in out.cpu()]
+
+
+def _ngrams(words: list[str], n: int) -> list[tuple]:
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
+def distinct_n(texts: list[str], n: int = 2) -> float:
+    """Distinct word n-grams over all ``texts`` ÷ all word n-grams (1.0: no n-gram repeats). NaN if none."""
+    if n < 1:
+        raise ValueError(f"n must be ≥ 1, got {n}")
+    grams = [g for t in texts for g in _ngrams(t.split(), n)]
+    return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+def repetition(texts: list[str], n: int = 2) -> float:
+    """Mean over texts of the fraction of a text's word n-grams seen earlier in the same text. NaN if none."""
+    if n < 1:
+        raise ValueError(f"n must be ≥ 1, got {n}")
+    rates = []
+    for t in texts:
+        grams = _ngrams(t.split(), n)
+        if grams:
+            rates.append(1 - len(set(grams)) / len(grams))
+    return sum(rates) / len(rates) if rates else float("nan")
+
+
+def diversity(texts: list[str]) -> dict:
+    """``{"distinct_1", "distinct_2", "repetition_2"}`` of a list of samples (see the module doc)."""
+    return {"distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2), "repetition_2": repetition(texts, 2)}
+
+
+def side_by_side(texts: dict[str, str], width: int = 60) -> str:
+    """Samples of several models in labelled blocks of at most ``width`` characters per line (newlines shown as ⏎)."""
+    out = []
+    for name, text in texts.items():
+        flat = text.replace("\n", "⏎")
+        lines = [flat[i:i + width] for i in range(0, len(flat), width)] or [""]
+        out.append(f"── {name} " + "─" * max(0, width - len(name) - 4) + "\n" + "\n".join(lines))
+    return "\n".join(out)
