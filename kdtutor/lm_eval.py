@@ -109,3 +109,27 @@ def side_by_side(texts: dict[str, str], width: int = 60) -> str:
         lines = [flat[i:i + width] for i in range(0, len(flat), width)] or [""]
         out.append(f"── {name} " + "─" * max(0, width - len(name) - 4) + "\n" + "\n".join(lines))
     return "\n".join(out)
+
+
+COLUMNS = [("bpc", "bits/char", "{:.3f}"), ("kl_teacher_student", "KL(teacher‖model)", "{:.3f}"),
+           ("kl_student_teacher", "KL(model‖teacher)", "{:.3f}"), ("entropy", "entropy (bits)", "{:.3f}"),
+           ("distinct_2", "distinct-2", "{:.3f}"), ("repetition_2", "repetition-2", "{:.3f}")]
+
+
+def markdown_table(results: dict, reference: dict | None = None, seconds: dict | None = None) -> list[str]:
+    """Lines of a markdown table: one row per model of ``results`` (as made by
+    ``LMLesson.evaluate``), the held-out text's own diversity (``reference``) as a last row,
+    and training seconds per model when given. KLs in bits per character; "—" where undefined."""
+    def cell(row, key, fmt):
+        v = row.get(key)
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+
+    head = ["model"] + [c[1] for c in COLUMNS] + (["training (s)"] if seconds else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for name, row in results.items():
+        extra = [f"{seconds[name]:.0f}" if name in seconds else "—"] if seconds else []
+        lines.append("| " + " | ".join([name] + [cell(row, k, f) for k, _, f in COLUMNS] + extra) + " |")
+    if reference:
+        cells = ["held-out text itself"] + [cell(reference, k, f) for k, _, f in COLUMNS] + (["—"] if seconds else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
