@@ -116,7 +116,7 @@ def write_summary(profile: str, out: Path, timings: list[tuple[str, float]]) -> 
     """``summary.md``: one page built from the metrics the lessons saved, plus run times."""
     metrics = _load_metrics(out / "metrics")
     lines = [f"# kdtutor course run — profile `{profile}`", ""]
-    lines += _data_lines(metrics) + _report_lines(metrics) + _distill_lines(metrics)
+    lines += _data_lines(metrics) + _report_lines(metrics) + _distill_lines(metrics) + _lm_lines(metrics)
     figures = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
@@ -220,3 +220,28 @@ def _distill_lines(metrics: dict) -> list[str]:
                   f"Dark knowledge on {dk['dataset']}: with no 3 in the transfer set, test 3s recognised — "
                   + ", ".join(f"{k}: {_pct(v)}" for k, v in dk["recall3"].items()) + ".", ""]
     return lines
+
+
+def _lm_lines(metrics: dict) -> list[str]:
+    """Lesson 07: bits/char, KL to the teacher and sample diversity per method (its own text, its own label)."""
+    from .lm_eval import markdown_table
+
+    d = metrics.get("07_lm")
+    if not d:
+        return []
+    lines = [f"## Lesson 07 — distilling a character model on {d['dataset']}", ""]
+    if d.get("is_standin"):
+        lines += ["> **Stand-in text** (generated words, not Shakespeare): the numbers below only show that the",
+                  "> code runs.", ""]
+    s = d["sizes"]
+    lines += [f"Teacher {d['params']['teacher']:,d} parameters, {s['teacher_steps']} steps; students "
+              f"{d['params']['student']:,d} parameters, {s['student_steps']} steps each of {s['batch']} windows × "
+              f"{s['block']} characters, same initial weights. Held-out ({d['split']}) scores on "
+              f"{d['n_chars']:,d} characters; KLs in bits per character; diversity of {s['n_samples']} samples of "
+              f"{s['sample_len']} characters per model.", ""]
+    lines += markdown_table(d["results"], d.get("reference_diversity"), d.get("seconds"))
+    top = d.get("topk")
+    if top:
+        lines += ["", f"Top-{top['k']} teacher targets: {top['bytes_per_position']:.0f} bytes per position instead of "
+                      f"{top['full_bytes_per_position']:.0f} for all logits ({top['full_bytes_per_position'] / top['bytes_per_position']:.1f}× less)."]
+    return lines + [""]

@@ -53,6 +53,29 @@ def heldout_scores(model, windows: torch.Tensor, teacher=None, batch_size: int =
     return out
 
 
+@torch.no_grad()
+def window_bits(model, windows: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """``(M,) float64``: the mean bits per character of ``model`` on each window of ``windows (M, L + 1)``."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(windows), batch_size):
+        w = windows[i:i + batch_size].to(device)
+        log_q = F.log_softmax(model(w[:, :-1]).double(), dim=-1)
+        out.append(-log_q.gather(-1, w[:, 1:, None])[..., 0].mean(-1).cpu() / LN2)
+    return torch.cat(out)
+
+
+def paired_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard error of ``a − b`` over paired measurements ``(M,)`` (e.g. :func:`window_bits`
+    of two models on the same windows). It measures how sure the *evaluation* is; the spread between
+    training seeds is not in it."""
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"need two (M,) tensors with M ≥ 2, got {tuple(a.shape)} and {tuple(b.shape)}")
+    d = (a - b).double()
+    return d.mean().item(), (d.std() / math.sqrt(len(d))).item()
+
+
 def bits_per_char(model, windows: torch.Tensor) -> float:
     """Mean next-character cross-entropy of ``model`` on ``windows (M, L + 1)``, bits."""
     return heldout_scores(model, windows)["bpc"]

@@ -160,6 +160,18 @@ def test_heldout_scores_are_direct_computations_in_bits():
     assert scores["n_chars"] == 320 and E.heldout_scores(teacher, WINDOWS, teacher)["kl_student_teacher"] == 0
 
 
+def test_window_bits_average_to_the_bpc_and_paired_differences():
+    model = build_lm(CFG, seed=11).eval()
+    per = E.window_bits(model, WINDOWS, batch_size=6)
+    assert per.shape == (40,) and per.mean().item() == pytest.approx(E.bits_per_char(model, WINDOWS), rel=1e-9)
+    mean, se = E.paired_difference(per + 0.5, per)
+    assert mean == pytest.approx(0.5) and se == pytest.approx(0.0, abs=1e-12)
+    d = torch.tensor([1.0, 3.0])
+    assert E.paired_difference(d, torch.zeros(2)) == pytest.approx((2.0, 1.0))  # std 1.414 / sqrt 2
+    with pytest.raises(ValueError):
+        E.paired_difference(d, torch.zeros(3))
+
+
 def test_a_uniform_model_scores_log2_v():
     model = build_lm(CFG, seed=0)
     with torch.no_grad():
