@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .lm import build_lm
 from .lm_distill import TopK, teacher_corpus, topk_cache
 from .lm_eval import diversity, heldout_scores, samples
 from .lm_train import (LMRun, LMSizes, LMTrainConfig, NextChar, OnPolicyKD, TokenKD, TopKKD, lm_sizes, model_config,
@@ -73,6 +74,10 @@ class LMLesson:
         steps = s.teacher_steps if role == "teacher" else s.student_steps
         return LMTrainConfig(steps=steps, lr=s.lr_teacher if role == "teacher" else s.lr_student, seed=s.seed,
                              save_every=max(10, steps // 10))
+
+    def student_model(self):
+        """A new, untrained student: the initial weights every student of the lesson starts from."""
+        return build_lm(model_config(self.sizes, len(self.data.vocab), "student"), seed=self.sizes.seed).to(self.device)
 
     def teacher(self) -> LMRun:
         """The teacher: cross-entropy on random windows of the whole training split."""
