@@ -27,7 +27,7 @@ from kdtutor.lm_eval import markdown_table, side_by_side
 from kdtutor.lm_lesson import method_names, setup
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     t0 = time.perf_counter()
@@ -49,13 +49,15 @@ def main(argv=None) -> dict:
     lesson = setup(args.profile, progress=False, folder=folder)
     print(f"{lesson.data}; profile {lesson.profile}; {lesson.device}, {torch.get_num_threads()} threads; "
           f"fp32 matmul {before:.0f} GFLOP/s before", flush=True)
-    seconds = {}
+    seconds, cpu_seconds, gflops = {}, {}, {}
 
     def timed(name, fn):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        seconds[name] = time.perf_counter() - t0
-        print(f"  {name:28s} {seconds[name]:7.1f} s", flush=True)
+        seconds[name], cpu_seconds[name] = time.perf_counter() - t0, time.process_time() - c0
+        gflops[name] = matmul_gflops()  # how much of the machine we had, just after
+        print(f"  {name:28s} {seconds[name]:7.1f} s wall, {cpu_seconds[name]:7.1f} s CPU; "
+              f"matmul {gflops[name]:.0f} GFLOP/s after", flush=True)
         return out
 
     models = {"teacher": timed("teacher", lesson.teacher).model}
@@ -63,19 +65,21 @@ def main(argv=None) -> dict:
     timed(f"top-{lesson.sizes.k} cache", lesson.topk)
     for m in method_names(lesson.sizes):
         models[m] = timed(m, lambda: lesson.student(m)).model
-    train_total = sum(seconds.values())
+    train_total, train_cpu = sum(seconds.values()), sum(cpu_seconds.values())
     results = timed("evaluation + samples", lambda: lesson.evaluate(models))
     total = time.perf_counter() - t_all
     after = matmul_gflops()
     print(f"teacher {count_parameters(models['teacher']):,d} parameters, students "
           f"{count_parameters(models['scratch']):,d}")
-    print(f"teacher + all students (with the seq-KD text and the top-k cache): {train_total:.0f} s; "
+    print(f"teacher + all students (with the seq-KD text and the top-k cache): {train_total:.0f} s wall, "
+          f"{train_cpu:.0f} s CPU (all threads); "
           f"everything incl. loading and evaluation: {total:.0f} s; fp32 matmul {after:.0f} GFLOP/s after "
           f"({platform.processor() or platform.machine()})")
     print("\n".join(markdown_table(results, lesson.reference_diversity())))
     for name, r in results.items():
         print(side_by_side({f"{name}, sample {i + 1}": s for i, s in enumerate(r["samples"][:3])}, width=100))
-    report = {"profile": lesson.profile, "text": lesson.data.name, "seconds": seconds, "train_total_s": train_total,
+    report = {"profile": lesson.profile, "text": lesson.data.name, "seconds": seconds, "cpu_seconds": cpu_seconds,
+              "gflops_after_each": gflops, "train_total_s": train_total, "train_cpu_s": train_cpu,
               "total_s": total, "gflops_before": before, "gflops_after": after, "threads": torch.get_num_threads(),
               "results": results}
     if args.json:

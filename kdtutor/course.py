@@ -242,6 +242,7 @@ def _lm_lines(metrics: dict) -> list[str]:
     lines += markdown_table(d["results"], d.get("reference_diversity"), d.get("seconds"))
     top = d.get("topk")
     if top:
+        ratio = top["full_bytes_per_position"] / top["bytes_per_position"]
         lines += ["", f"Top-{top['k']} teacher targets: {top['bytes_per_position']:.0f} bytes per position instead of "
-                      f"{top['full_bytes_per_position']:.0f} for all logits ({top['full_bytes_per_position'] / top['bytes_per_position']:.1f}× less)."]
+                      f"{top['full_bytes_per_position']:.0f} for all logits ({ratio:.1f}× less)."]
     return lines + [""]

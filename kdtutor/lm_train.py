@@ -161,7 +161,7 @@ def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=Non
                   + (", loaded, not retrained" if start == cfg.steps else ", resuming"))
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, leave=False)
-    t0, seconds = time.perf_counter(), sum(h.get("seconds", 0.0) for h in history[-1:])
+    t0, seconds = time.perf_counter(), history[-1]["seconds"] if history else 0.0  # seconds: of earlier sessions
     for step in range(start, cfg.steps):
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)

@@ -34,7 +34,8 @@ def _check(lesson: str, name: str):
 
 def _is_check(fn) -> bool:
     params = list(inspect.signature(fn).parameters)
-    return params[:2] == ["fn", "verbose"] and fn.__module__ in {checks.__name__} | {m.__name__ for m in CHECK_MODULES.values()}
+    modules = {checks.__name__} | {m.__name__ for m in CHECK_MODULES.values()}
+    return params[:2] == ["fn", "verbose"] and fn.__module__ in modules
 
 
 def stub(*args, **kwargs):

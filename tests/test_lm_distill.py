@@ -14,7 +14,8 @@ from kdtutor import lm_distill as D
 
 def _pair(shape=(2, 3, 7), seed=0, scale=2.0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(*shape, generator=g, dtype=dtype), scale * torch.randn(*shape, generator=g, dtype=dtype))
+    draw = lambda: scale * torch.randn(*shape, generator=g, dtype=dtype)  # noqa: E731
+    return draw(), draw()
 
 
 def _positions(shape):
@@ -175,7 +176,8 @@ def test_k_equal_to_the_vocabulary_reproduces_the_full_loss(rest, T):
     got = D.topk_kd_loss(s, D.topk_from_logits(t, 11, T), rest=rest)
     torch.testing.assert_close(got, D.forward_kl(s, t, T=T), rtol=1e-13, atol=1e-13)
     s32, t32 = s.float(), t.float()
-    torch.testing.assert_close(D.topk_kd_loss(s32, D.topk_from_logits(t32, 11, T), rest=rest), D.forward_kl(s32, t32, T=T))
+    got32 = D.topk_kd_loss(s32, D.topk_from_logits(t32, 11, T), rest=rest)
+    torch.testing.assert_close(got32, D.forward_kl(s32, t32, T=T))
 
 
 def test_bucket_never_exceeds_the_full_kl_and_is_exact_with_one_character_left():

@@ -223,3 +223,20 @@ def test_every_method_trains_and_is_loaded_the_second_time(tmp_path, capsys):
         assert torch.equal(again.student(m).model(data.val[None, :8]), models[m](data.val[None, :8]))
     assert capsys.readouterr().out.count("loaded, not retrained") == 1 + len(method_names(TINY))
     assert set(lesson.reference_diversity()) == {"distinct_1", "distinct_2", "repetition_2"}
+
+
+def test_smoke_setup_never_downloads(monkeypatch, capsys):
+    from kdtutor import text as tx
+    from kdtutor.lm_lesson import setup
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the smoke profile must not download")
+
+    monkeypatch.delenv(tx.TEXT_ENV, raising=False)
+    monkeypatch.setattr(tx, "download_text", no_download)
+    lesson = setup("smoke", device="cpu", progress=False)
+    if not lesson.data.is_standin:  # a copy already in the data folder is fine too
+        assert lesson.data.name == tx.NAME
+    else:
+        assert "STAND-IN" in capsys.readouterr().out
+    assert len(lesson.data.train) <= LM_SIZES["smoke"].n_train and lesson.sizes is LM_SIZES["smoke"]
