@@ -142,7 +142,10 @@ def make_optimizer(model, cfg: LMTrainConfig) -> torch.optim.AdamW:
 
 def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=None, meta: dict | None = None,
            progress: bool = True, desc: str = "training") -> LMRun:
-    """Train ``model`` for ``cfg.steps`` steps of ``objective``; checkpoint and resume (see the module doc)."""
+    """Train ``model`` for ``cfg.steps`` steps of ``objective``; checkpoint and resume (see the module doc).
+
+    ``history`` gets one dict per step: ``step``, ``loss``, ``lr``, ``seconds`` (since the start, over
+    all sessions) and whatever the objective reports in its ``step_info`` dict (e.g. ``on_policy``)."""
     device = next(model.parameters()).device
     opt = make_optimizer(model, cfg)
     meta = {"model": model.cfg.as_dict(), **(meta or {}), "objective": objective.identity()}
@@ -174,7 +177,7 @@ def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=Non
         if not math.isfinite(value):
             raise FloatingPointError(f"the training loss became {value} at step {step + 1}: lower the learning rate")
         history.append({"step": step + 1, "loss": value, "lr": cfg.lr_at(step),
-                        "seconds": seconds + time.perf_counter() - t0})
+                        "seconds": seconds + time.perf_counter() - t0, **getattr(objective, "step_info", {})})
         bar.set_postfix(loss=f"{value:.3f}")
         bar.update(1)
         done = step + 1
@@ -269,7 +272,9 @@ class OnPolicyKD(TokenKD):
     def __call__(self, model, step: int, g: torch.Generator) -> torch.Tensor:
         device = next(model.parameters()).device
         w = _windows(self.windows, self.batch, g, False, 0).to(device)
-        if torch.rand((), generator=g).item() >= self.lmbda:
+        on_policy = torch.rand((), generator=g).item() < self.lmbda
+        self.step_info = {"on_policy": on_policy}  # recorded in the run's history
+        if not on_policy:
             return self.loss_on(model, w, None)
         self.on_policy_steps += 1
         sampler = torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (), generator=g)))

@@ -120,6 +120,10 @@ def test_on_policy_fraction_and_loss_on_the_students_own_samples():
         never(student, step, step_generator(0, step))
         half(student, step, step_generator(0, step))
     assert never.on_policy_steps == 0 and 10 <= half.on_policy_steps <= 30
+    run = fit_lm(build_lm(CFG, seed=6), OnPolicyKD(teacher, WINDOWS, 4, lmbda=0.5, prompt_len=3),
+                 LMTrainConfig(steps=12), progress=False)
+    flags = [h["on_policy"] for h in run.history]
+    assert len(flags) == 12 and 0 < sum(flags) < 12  # each step's kind is in the history
     off = TokenKD(teacher, WINDOWS, 4, "jsd", 0.5)(student, 7, step_generator(0, 7))
     torch.testing.assert_close(never(student, 7, step_generator(0, 7)), off)
     on = always(student, 7, step_generator(0, 7))
