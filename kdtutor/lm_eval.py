@@ -8,6 +8,9 @@
 * **KL to the teacher** on the same positions, both directions, in bits per character:
   ``KL(teacher ‖ student)`` (what forward-KL training minimises) and ``KL(student ‖ teacher)``.
 * **Entropy** of the model's next-character distribution, bits: how spread its bets are.
+* **The teacher's bits/char on a model's samples**: how plausible the teacher finds what the
+  model writes (its own samples score about its entropy). Mode-seeking students write text the
+  teacher finds likelier, even when their held-out bits/char are worse.
 * **Diversity of samples** (Li et al. 2016; Welleck et al. 2019): *distinct-n*, the fraction
   of word n-grams over all samples that are different; *repetition*, the fraction of a
   sample's word n-grams that already occurred earlier in the same sample (mean over
@@ -83,16 +86,29 @@ def bits_per_char(model, windows: torch.Tensor) -> float:
 
 # --------------------------------------------------------------------------- samples
 @torch.no_grad()
-def samples(model, prompts: torch.Tensor, n_chars: int, decode, temperature: float = 1.0, seed: int = 0) -> list[str]:
-    """One sample of ``n_chars`` characters per row of ``prompts (B, P)`` (the prompt not included),
-    drawn at ``temperature`` with a generator seeded by ``seed``: the same seed gives every model
-    the same random numbers."""
+def sample_ids(model, prompts: torch.Tensor, n_chars: int, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """``(B, n_chars) int64``: one sample per row of ``prompts (B, P)`` (the prompt not included), drawn
+    at ``temperature`` with a generator seeded by ``seed`` (every model gets the same random numbers)."""
     from .lm import generate
 
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
-    out = generate(model, prompts.to(device), n_chars, temperature, g)[:, prompts.shape[1]:]
-    return [decode(row) for row in out.cpu()]
+    return generate(model, prompts.to(device), n_chars, temperature, g)[:, prompts.shape[1]:].cpu()
+
+
+def samples(model, prompts: torch.Tensor, n_chars: int, decode, temperature: float = 1.0, seed: int = 0) -> list[str]:
+    """The texts of :func:`sample_ids`."""
+    return [decode(row) for row in sample_ids(model, prompts, n_chars, temperature, seed)]
+
+
+def teacher_bits_on(teacher, ids: torch.Tensor, length: int) -> float:
+    """How surprising the ``teacher`` finds generated text ``ids (B, N)``: its mean bits per character
+    on the non-overlapping windows of ``length`` + 1 characters of each row (each window read on its
+    own, as in the held-out bits/char). Lower: text more like what the teacher would write."""
+    from .text import tiled_windows
+
+    windows = torch.cat([tiled_windows(row, length) for row in ids])
+    return bits_per_char(teacher, windows)
 
 
 def _ngrams(words: list[str], n: int) -> list[tuple]:
@@ -136,6 +152,7 @@ def side_by_side(texts: dict[str, str], width: int = 60) -> str:
 
 COLUMNS = [("bpc", "bits/char", "{:.3f}"), ("kl_teacher_student", "KL(teacher‖model)", "{:.3f}"),
            ("kl_student_teacher", "KL(model‖teacher)", "{:.3f}"), ("entropy", "entropy (bits)", "{:.3f}"),
+           ("teacher_bpc_on_samples", "teacher bits/char on its samples", "{:.3f}"),
            ("distinct_2", "distinct-2", "{:.3f}"), ("repetition_2", "repetition-2", "{:.3f}")]
 
 

@@ -20,7 +20,7 @@ import torch
 
 from .lm import build_lm
 from .lm_distill import TopK, teacher_corpus, topk_cache
-from .lm_eval import diversity, heldout_scores, samples
+from .lm_eval import diversity, heldout_scores, sample_ids, teacher_bits_on
 from .lm_train import (LMRun, LMSizes, LMTrainConfig, NextChar, OnPolicyKD, TokenKD, TopKKD, lm_sizes, model_config,
                        train_lm)
 from .storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside, save_checked
@@ -102,7 +102,8 @@ class LMLesson:
         if method == names[4]:
             return NextChar(self.corpus(), s.batch, s.block, prompt_len=s.prompt_len, name="sequence-level KD")
         if method == names[5]:
-            return OnPolicyKD(t, self.transfer, s.batch, "jsd", s.beta, s.T, s.lmbda, s.prompt_len)
+            return OnPolicyKD(t, self.transfer, s.batch, "jsd", s.beta, s.T, s.lmbda, s.prompt_len,
+                              warm_steps=int(s.onpolicy_warm * s.student_steps))
         if method == names[6]:
             return TopKKD(self.topk(), self.transfer, s.batch, "bucket", weights_fingerprint(t))
         raise ValueError(f"unknown method {method!r}; the methods are {names}")
@@ -158,22 +159,28 @@ class LMLesson:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, models: dict, split: str = "test", temperature: float = 1.0) -> dict:
-        """Per model: held-out scores (bits/char, entropy, both KLs to the teacher), the diversity of
-        its samples, and the samples themselves (same prompts and random numbers for every model)."""
+        """Per model: held-out scores (bits/char, entropy, both KLs to the teacher), the teacher's bits/char
+        on its samples, their diversity, and the samples themselves (same prompts and random numbers for
+        every model)."""
         teacher, windows, prompts = self.teacher().model, self.heldout(split), self.prompts(split)
         out = {}
         for name, model in models.items():
-            texts = samples(model, prompts, self.sizes.sample_len, self.data.vocab.decode, temperature, self.sizes.seed)
+            ids = sample_ids(model, prompts, self.sizes.sample_len, temperature, self.sizes.seed)
+            texts = [self.data.vocab.decode(row) for row in ids]
             scores = heldout_scores(model, windows, None if model is teacher else teacher)
-            out[name] = {**scores, **diversity(texts), "samples": texts}
+            out[name] = {**scores, "teacher_bpc_on_samples": teacher_bits_on(teacher, ids, self.sizes.block),
+                         **diversity(texts), "samples": texts}
         return out
 
     def reference_diversity(self, split: str = "test") -> dict:
-        """The diversity of the held-out text itself, cut into pieces as long as the samples."""
+        """The held-out text itself, cut into ``n_samples`` pieces as long as the samples: their diversity,
+        and the teacher's bits/char on them (what "plausible to the teacher" is for real text)."""
         ids = getattr(self.data, split)
         n, m = self.sizes.sample_len, self.sizes.n_samples
         starts = torch.linspace(0, len(ids) - n - 1, m).long().tolist()
-        return diversity([self.data.vocab.decode(ids[a:a + n]) for a in starts])
+        pieces = torch.stack([ids[a:a + n] for a in starts])
+        return {**diversity([self.data.vocab.decode(p) for p in pieces]),
+                "teacher_bpc_on_samples": teacher_bits_on(self.teacher().model, pieces, self.sizes.block)}
 
 
 def setup(profile: str | None = None, device=None, progress: bool = True, verbose: bool = True,

@@ -56,7 +56,8 @@ class LMSizes:
     eval_windows: int | None  # held-out windows for bits/char and KL (None: the whole split)
     k: int  # top-k kept per position
     prompt_len: int  # on-policy and sequence-level prompts, characters
-    lmbda: float = 0.5  # on-policy: fraction of steps on the student's own samples
+    lmbda: float = 0.5  # on-policy: fraction of steps on the student's own samples (after the warm-up)
+    onpolicy_warm: float = 0.5  # on-policy: the first fraction of steps is off-policy (the student learns to write)
     beta: float = 0.5  # the JSD's β
     T: float = 1.0  # distillation temperature
     n_samples: int = 32  # samples per model for the diversity measures
@@ -71,7 +72,7 @@ LM_SIZES: dict[str, LMSizes] = {
                      student=(1, 2, 32), teacher_steps=50, student_steps=24, transfer_windows=384, eval_windows=48,
                      k=4, prompt_len=8, n_samples=8, sample_len=64),
     "cpu": LMSizes(n_train=None, n_val=None, n_test=None, block=64, batch=32, teacher=(4, 4, 128),
-                   student=(2, 4, 64), teacher_steps=700, student_steps=350, transfer_windows=8192,
+                   student=(2, 4, 64), teacher_steps=2000, student_steps=800, transfer_windows=8192,
                    eval_windows=600, k=8, prompt_len=16),
     "gpu": LMSizes(n_train=None, n_val=None, n_test=None, block=256, batch=64, teacher=(6, 6, 384),
                    student=(3, 4, 128), teacher_steps=4000, student_steps=2000, transfer_windows=None,
@@ -255,24 +256,27 @@ class OnPolicyKD(TokenKD):
     """GKD-style: on a fraction ``lmbda`` of steps (drawn per step) the student continues the first
     ``prompt_len`` characters of each window with its own samples and the teacher scores every
     sampled position; on the other steps it learns on the fixed windows, as :class:`TokenKD`.
-    (``lmbda`` is TRL's: the fraction of *student-generated* batches; 1 − λ is fixed data.)"""
+    (``lmbda`` is TRL's: the fraction of *student-generated* batches; 1 − λ is fixed data.)
+
+    GKD and MiniLLM start from a student that can already write (fine-tuned first); ours starts from
+    random weights, so the first ``warm_steps`` steps are all off-policy."""
 
     def __init__(self, teacher, windows, batch, divergence="jsd", beta=0.5, T=1.0, lmbda=0.5, prompt_len=16,
-                 sample_temperature: float = 1.0):
+                 sample_temperature: float = 1.0, warm_steps: int = 0):
         super().__init__(teacher, windows, batch, divergence, beta, T, alpha=1.0)
         if not 0.0 <= lmbda <= 1.0:
             raise ValueError(f"lmbda must be in [0, 1], got {lmbda!r}")
         self.lmbda, self.prompt_len, self.sample_temperature = lmbda, prompt_len, sample_temperature
-        self.on_policy_steps = 0
+        self.warm_steps, self.on_policy_steps = warm_steps, 0
 
     def identity(self) -> dict:
         return {**super().identity(), "name": "on-policy KD", "lmbda": self.lmbda, "prompt_len": self.prompt_len,
-                "sample_temperature": self.sample_temperature}
+                "sample_temperature": self.sample_temperature, "warm_steps": self.warm_steps}
 
     def __call__(self, model, step: int, g: torch.Generator) -> torch.Tensor:
         device = next(model.parameters()).device
         w = _windows(self.windows, self.batch, g, False, 0).to(device)
-        on_policy = torch.rand((), generator=g).item() < self.lmbda
+        on_policy = torch.rand((), generator=g).item() < self.lmbda and step >= self.warm_steps
         self.step_info = {"on_policy": on_policy}  # recorded in the run's history
         if not on_policy:
             return self.loss_on(model, w, None)

@@ -37,7 +37,8 @@ def training_losses(histories: dict, title: str, window: int = 10, ncols: int = 
 
 def method_comparison(results: dict, title: str, reference: dict | None = None):
     """Four panels, one bar per model: held-out bits/char; KL to the teacher in both directions
-    (bits/char); the entropy of the next-character distribution (bits); distinct-2 of the samples
+    (bits/char); the entropy of the next-character distribution and the teacher's bits/char on the
+    model's samples; distinct-2 of the samples
     (the held-out text's own value as a dashed line). ``results``: name → ``LMLesson.evaluate`` row."""
     names = list(results)
     y = np.arange(len(names))
@@ -53,8 +54,11 @@ def method_comparison(results: dict, title: str, reference: dict | None = None):
     ax.set(xlabel="bits per character", title="distance to the teacher")
     ax.legend(fontsize=8)
     ax = axes[2]
-    ax.barh(y, [results[n]["entropy"] for n in names], color="C4")
-    ax.set(xlabel="entropy of next-char distribution (bits)", title="how spread its bets are")
+    ax.barh(y - 0.2, [results[n]["entropy"] for n in names], 0.4, color="C4", label="entropy of its next-char bets")
+    ax.barh(y + 0.2, [results[n].get("teacher_bpc_on_samples", np.nan) for n in names], 0.4, color="C5",
+            label="teacher's bits/char on its samples")
+    ax.set(xlabel="bits per character", title="spread of bets; plausibility of samples")
+    ax.legend(fontsize=8)
     ax = axes[3]
     ax.barh(y, [results[n]["distinct_2"] for n in names], color="C3")
     if reference and not math.isnan(reference.get("distinct_2", math.nan)):

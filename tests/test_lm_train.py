@@ -124,6 +124,9 @@ def test_on_policy_fraction_and_loss_on_the_students_own_samples():
                  LMTrainConfig(steps=12), progress=False)
     flags = [h["on_policy"] for h in run.history]
     assert len(flags) == 12 and 0 < sum(flags) < 12  # each step's kind is in the history
+    warm = fit_lm(build_lm(CFG, seed=6), OnPolicyKD(teacher, WINDOWS, 4, lmbda=1.0, prompt_len=3, warm_steps=5),
+                  LMTrainConfig(steps=8), progress=False)
+    assert [h["on_policy"] for h in warm.history] == [False] * 5 + [True] * 3
     off = TokenKD(teacher, WINDOWS, 4, "jsd", 0.5)(student, 7, step_generator(0, 7))
     torch.testing.assert_close(never(student, 7, step_generator(0, 7)), off)
     on = always(student, 7, step_generator(0, 7))
@@ -176,6 +179,17 @@ def test_window_bits_average_to_the_bpc_and_paired_differences():
         E.paired_difference(d, torch.zeros(3))
 
 
+def test_teacher_bits_on_samples_reads_each_row_in_windows():
+    from kdtutor.text import tiled_windows
+
+    teacher = build_lm(CFG, seed=12).eval()
+    ids = torch.randint(0, 11, (3, 30), generator=torch.Generator().manual_seed(3))
+    want = E.bits_per_char(teacher, torch.cat([tiled_windows(r, 8) for r in ids]))
+    assert E.teacher_bits_on(teacher, ids, 8) == pytest.approx(want) and len(tiled_windows(ids[0], 8)) == 3
+    got = E.sample_ids(teacher, ids[:, :4], 10, seed=1)
+    assert got.shape == (3, 10) and torch.equal(got, E.sample_ids(teacher, ids[:, :4], 10, seed=1))
+
+
 def test_a_uniform_model_scores_log2_v():
     model = build_lm(CFG, seed=0)
     with torch.no_grad():
@@ -226,7 +240,8 @@ def test_every_method_trains_and_is_loaded_the_second_time(tmp_path, capsys):
     for m in method_names(TINY):
         assert torch.equal(again.student(m).model(data.val[None, :8]), models[m](data.val[None, :8]))
     assert capsys.readouterr().out.count("loaded, not retrained") == 1 + len(method_names(TINY))
-    assert set(lesson.reference_diversity()) == {"distinct_1", "distinct_2", "repetition_2"}
+    assert set(lesson.reference_diversity()) == {"distinct_1", "distinct_2", "repetition_2", "teacher_bpc_on_samples"}
+    assert all(r["teacher_bpc_on_samples"] > 0 for r in results.values())
 
 
 def test_smoke_setup_never_downloads(monkeypatch, capsys):
