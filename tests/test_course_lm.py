@@ -32,6 +32,7 @@ def test_summary_labels_the_standin_text(tmp_path):
     save_json(_metrics("stand-in text (generated, NOT Shakespeare)", True), tmp_path / "metrics" / "07_lm.json")
     text = course.write_summary("smoke", tmp_path, []).read_text()
     assert "**Stand-in text**" in text and "NOT Shakespeare" in text
+    assert "Stand-in data" not in text and "CIFAR" not in text  # the image data's banner is not about this text
 
 
 def test_no_lesson_07_metrics_no_section(tmp_path):
