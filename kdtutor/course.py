@@ -241,7 +241,9 @@ def _lm_lines(metrics: dict) -> list[str]:
               f"{s['block']} characters, same initial weights. Held-out ({d['split']}) scores on "
               f"{d['n_chars']:,d} characters; KLs in bits per character; diversity of {s['n_samples']} samples of "
               f"{s['sample_len']} characters per model.", ""]
-    lines += markdown_table(d["results"], d.get("reference_diversity"), d.get("seconds"))
+    order = [n for n in ["teacher", *d.get("methods", [])] if n in d["results"]]  # the JSON's keys are sorted
+    results = {n: d["results"][n] for n in order + sorted(set(d["results"]) - set(order))}
+    lines += markdown_table(results, d.get("reference_diversity"), d.get("seconds"))
     top = d.get("topk")
     if top:
         ratio = top["full_bytes_per_position"] / top["bytes_per_position"]

@@ -15,7 +15,7 @@ def _metrics(name, standin):
                                                        "kl_student_teacher": 0.2}},
             "reference_diversity": {"distinct_1": 0.6, "distinct_2": 0.95, "repetition_2": 0.0,
                                     "teacher_bpc_on_samples": 2.7},
-            "seconds": {"teacher": 200.0, "reverse KL": 50.0},
+            "seconds": {"teacher": 200.0, "reverse KL": 50.0}, "methods": ["scratch", "reverse KL"],
             "topk": {"k": 8, "bytes_per_position": 44.0, "full_bytes_per_position": 260.0}}
 
 
@@ -26,6 +26,7 @@ def test_summary_has_lesson_07s_table(tmp_path):
     assert "| reverse KL | 2.750 | 0.400 | 0.200 | 2.400 | 2.600 | 0.910 | 0.010 | 50 |" in text
     assert "| held-out text itself | — | — | — | — | 2.700 | 0.950 | 0.000 | — |" in text
     assert "44 bytes per position instead of 260" in text and "Stand-in text" not in text
+    assert text.index("| teacher |") < text.index("| reverse KL |")  # the lesson's order, not the JSON's
 
 
 def test_summary_labels_the_standin_text(tmp_path):
