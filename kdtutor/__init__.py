@@ -14,6 +14,9 @@ One module per lesson step; data flows one way:
       airbench     airbench94's extras: Lookahead/EMA, six-view TTA, identity init
     distill    frozen teacher, consistent views, logit caching    (lesson 04)
     evaluate   the report card                                    (lesson 05)
+    text, lm, lm_distill, lm_train, lm_eval, lm_lesson
+               tiny Shakespeare, a char transformer, token-level / on-policy /
+               top-k KD, training, scores, the lesson's runs      (lesson 07)
     plots      every figure of the course
     widgets    thin ipywidgets wrappers around tested functions
     checks     exercise checks with hints, one module per lesson (checks.lesson00 …)

@@ -115,7 +115,7 @@ def write_summary(profile: str, out: Path, timings: list[tuple[str, float]]) -> 
     """``summary.md``: one page built from the metrics the lessons saved, plus run times."""
     metrics = _load_metrics(out / "metrics")
     lines = [f"# kdtutor course run — profile `{profile}`", ""]
-    lines += _data_lines(metrics) + _report_lines(metrics) + _distill_lines(metrics)
+    lines += _data_lines(metrics) + _report_lines(metrics) + _distill_lines(metrics) + _lm_lines(metrics)
     figures = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
@@ -135,9 +135,11 @@ def _load_metrics(folder: Path) -> dict:
 
 
 def _data_lines(metrics: dict) -> list[str]:
-    first = next(iter(metrics.values()), None)
-    if first is None:
+    if not metrics:
         return ["No lesson saved metrics in this run.", ""]
+    first = next((m for name, m in metrics.items() if name != "07_lm"), None)  # lesson 07 names its text itself
+    if first is None:
+        return []
     lines = [f"Data set: **{first['dataset']}**.", ""]
     if first.get("is_standin"):
         lines += ["> **Stand-in data** (generated shapes, not CIFAR-10): the numbers below demonstrate the",
@@ -216,3 +218,31 @@ def _distill_lines(metrics: dict) -> list[str]:
                   f"Dark knowledge on {dk['dataset']}: with no 3 in the transfer set, test 3s recognised — "
                   + ", ".join(f"{k}: {_pct(v)}" for k, v in dk["recall3"].items()) + ".", ""]
     return lines
+
+
+def _lm_lines(metrics: dict) -> list[str]:
+    """Lesson 07: bits/char, KL to the teacher and sample diversity per method (its own text, its own label)."""
+    from .lm_eval import markdown_table
+
+    d = metrics.get("07_lm")
+    if not d:
+        return []
+    lines = [f"## Lesson 07 — distilling a character model on {d['dataset']}", ""]
+    if d.get("is_standin"):
+        lines += ["> **Stand-in text** (generated words, not Shakespeare): the numbers below only show that the",
+                  "> code runs.", ""]
+    s = d["sizes"]
+    lines += [f"Teacher {d['params']['teacher']:,d} parameters, {s['teacher_steps']} steps; students "
+              f"{d['params']['student']:,d} parameters, {s['student_steps']} steps each of {s['batch']} windows × "
+              f"{s['block']} characters, same initial weights. Held-out ({d['split']}) scores on "
+              f"{d['n_chars']:,d} characters; KLs in bits per character; diversity of {s['n_samples']} samples of "
+              f"{s['sample_len']} characters per model.", ""]
+    order = [n for n in ["teacher", *d.get("methods", [])] if n in d["results"]]  # the JSON's keys are sorted
+    results = {n: d["results"][n] for n in order + sorted(set(d["results"]) - set(order))}
+    lines += markdown_table(results, d.get("reference_diversity"), d.get("seconds"))
+    top = d.get("topk")
+    if top:
+        ratio = top["full_bytes_per_position"] / top["bytes_per_position"]
+        lines += ["", f"Top-{top['k']} teacher targets: {top['bytes_per_position']:.0f} bytes per position instead of "
+                      f"{top['full_bytes_per_position']:.0f} for all logits ({ratio:.1f}× less)."]
+    return lines + [""]

@@ -8,6 +8,7 @@ One module per lesson, so you find a lesson's checks by its number:
     lesson03   flip_batch, translate_batch, conv_bn_params
     lesson04   kd_step, cached_lookup, best_class_shift
     lesson05   expected_calibration_error, top1_agreement, macro_f1, summarize_seeds
+    lesson07   reverse_kl_tokens, masked_token_mean, topk_renormalized_kl
     core       what they share: run_check, CheckResult, the hints, comparisons
 
 Every check is also available here, as ``kdtutor.checks.<name>``. Use in a lesson::
@@ -31,6 +32,7 @@ from .lesson02 import combined_kd_loss, kd_term, kl_batchmean
 from .lesson03 import conv_bn_params, flip_batch, translate_batch
 from .lesson04 import best_class_shift, cached_lookup, kd_step
 from .lesson05 import expected_calibration_error, macro_f1, summarize_seeds, top1_agreement
+from .lesson07 import masked_token_mean, reverse_kl_tokens, topk_renormalized_kl
 
 __all__ = [
     "CheckResult", "Failed", "answer", "reset", "run_check",
@@ -40,4 +42,5 @@ __all__ = [
     "flip_batch", "translate_batch", "conv_bn_params",
     "kd_step", "cached_lookup", "best_class_shift",
     "expected_calibration_error", "top1_agreement", "macro_f1", "summarize_seeds",
+    "reverse_kl_tokens", "masked_token_mean", "topk_renormalized_kl",
 ]
