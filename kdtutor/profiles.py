@@ -22,6 +22,21 @@ ENV_VAR = "KDTUTOR_PROFILE"
 
 
 @dataclass(frozen=True)
+class BeyondBudget:
+    """Lesson 06's own, smaller student budget: six methods × (a 2-value grid + ``seeds``) runs
+    must fit the lesson's time. The students train on the first ``n_train`` of the profile's
+    student images (``None``: all of them) for ``epochs``; function matching's "patient" runs
+    last ``patient_epochs``."""
+
+    n_train: int | None
+    epochs: int
+    patient_epochs: int
+    seeds: tuple[int, ...] = (1, 2, 3)
+    sweep_seed: int = 0  # the grid's seed: not one of ``seeds``
+    n_eval: int | None = None  # validation and test images (None: the profile's)
+
+
+@dataclass(frozen=True)
 class Profile:
     """Every size knob of the course in one place.
 
@@ -47,6 +62,7 @@ class Profile:
     alphas: tuple[float, ...]  # the α grid of the sweep
     description: str = ""
     sweep_seed: int = 0  # the T × α sweep's seed: not one of ``seeds``, so the comparison is not chosen on itself
+    beyond: BeyondBudget = BeyondBudget(n_train=None, epochs=2, patient_epochs=4)  # lesson 06
 
     def with_(self, **changes) -> "Profile":
         """A copy with some fields changed, e.g. ``profile.with_(teacher_epochs=2)``."""
@@ -69,6 +85,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(1, 2),
         temperatures=(1.0, 4.0),
         alphas=(0.5, 0.9),
+        beyond=BeyondBudget(n_train=500, epochs=1, patient_epochs=3, seeds=(1, 2), n_eval=250),
         description="CI-sized: generated stand-in data, a couple of epochs; numbers mean little.",
     ),
     "cpu": Profile(
@@ -86,6 +103,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(1, 2, 3),
         temperatures=(2.0, 4.0),
         alphas=(0.5, 0.9),
+        beyond=BeyondBudget(n_train=4000, epochs=5, patient_epochs=15, seeds=(1, 2, 3)),
         description="Laptop-sized: a small teacher on CIFAR-10's 45k training images, students on a 10k subset.",
     ),
     "gpu": Profile(
@@ -103,6 +121,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(1, 2, 3),
         temperatures=(1.0, 2.0, 4.0, 8.0),
         alphas=(0.1, 0.5, 0.9),
+        beyond=BeyondBudget(n_train=None, epochs=15, patient_epochs=60, seeds=(1, 2, 3)),
         description="Full CIFAR-10, an airbench94-style teacher, the full sweep.",
     ),
 }

@@ -150,7 +150,7 @@ class LossNotFiniteError(FloatingPointError):
 
 def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader | None, cfg: TrainConfig,
         loss_fn=None, checkpoint=None, meta: dict | None = None, progress: bool = True,
-        desc: str = "training") -> History:
+        desc: str = "training", probes: dict | None = None) -> History:
     """Train ``model`` for ``cfg.epochs`` epochs; validate and checkpoint as ``cfg`` says.
 
     Args:
@@ -164,6 +164,9 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader |
             atomically every ``cfg.checkpoint_every`` epochs and after the last, so an
             interrupted run loses at most the epochs since.
         meta: what the run is (``arch``, data set, …), stored in the checkpoint.
+        probes: ``{name: loader}`` measured after every epoch as ``<name>_acc`` in the history
+            (e.g. ``{"test": test_loader}`` to *show* what choosing an epoch on the test split
+            does — lesson 06; never use it to choose anything).
     Returns:
         the :class:`History`; the model holds the weights of the last epoch.
     Raises:
@@ -202,6 +205,8 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader |
                 record["val_loss"] = cross_entropy(val_logits, val_labels, check=False).item()
                 record["val_acc"] = accuracy(val_logits, val_labels)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_acc']:.3f}")
+            for name, loader in (probes or {}).items():
+                record[f"{name}_acc"] = accuracy(*predict(model, loader))
             history.epochs.append(record)
             if checkpoint is not None and (last or (epoch + 1) % cfg.checkpoint_every == 0):
                 save_checkpoint(checkpoint, model, {**run_id["meta"], **history_meta(history)}, run=run_id,

@@ -8,6 +8,7 @@ One module per lesson, so you find a lesson's checks by its number:
     lesson03   flip_batch, translate_batch, conv_bn_params
     lesson04   kd_step, cached_lookup, best_class_shift
     lesson05   expected_calibration_error, top1_agreement, macro_f1, summarize_seeds
+    lesson06   nckd_per_example, standardize, paired_gain
     lesson07   reverse_kl_tokens, masked_token_mean, topk_renormalized_kl
     core       what they share: run_check, CheckResult, the hints, comparisons
 
@@ -32,6 +33,7 @@ from .lesson02 import combined_kd_loss, kd_term, kl_batchmean
 from .lesson03 import conv_bn_params, flip_batch, translate_batch
 from .lesson04 import best_class_shift, cached_lookup, kd_step
 from .lesson05 import expected_calibration_error, macro_f1, summarize_seeds, top1_agreement
+from .lesson06 import nckd_per_example, paired_gain, standardize
 from .lesson07 import masked_token_mean, reverse_kl_tokens, topk_renormalized_kl
 
 __all__ = [
@@ -42,5 +44,6 @@ __all__ = [
     "flip_batch", "translate_batch", "conv_bn_params",
     "kd_step", "cached_lookup", "best_class_shift",
     "expected_calibration_error", "top1_agreement", "macro_f1", "summarize_seeds",
+    "nckd_per_example", "standardize", "paired_gain",
     "reverse_kl_tokens", "masked_token_mean", "topk_renormalized_kl",
 ]

@@ -1,0 +1,137 @@
+"""Lesson 06's harness: feature hooks and projector, mixup views, the teacher cache, the comparison's numbers."""
+
+import pytest
+import torch
+from torch import nn
+
+from kdtutor import beyond_lesson as bl
+from kdtutor import beyond_runs as br
+from kdtutor import hints
+from kdtutor.data import DeviceLoader, Split
+from kdtutor.models import build_model
+from kdtutor.train import History
+
+
+def test_feature_hook_records_the_named_layer_and_rejects_unknown_names():
+    torch.manual_seed(0)
+    m = build_model("cnn_tiny").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with hints.FeatureHook(m, "7") as hook:
+        m(x)
+        got = hook.take()
+    assert torch.equal(got, nn.Sequential(*list(m)[:8])(x))
+    with pytest.raises(ValueError, match="no layer named 'body.9'"):
+        hints.FeatureHook(m, "body.9")
+    with hints.FeatureHook(m, "7") as hook, pytest.raises(ValueError, match="no output yet"):
+        hook.take()
+
+
+def test_projector_maps_student_features_to_the_teachers_shape():
+    p = hints.HintProjector((32, 8, 8), (64, 7, 7))
+    assert p(torch.randn(3, 32, 8, 8)).shape == (3, 64, 7, 7)
+    with pytest.raises(ValueError, match="expected student features"):
+        p(torch.randn(3, 16, 8, 8))
+    with pytest.raises(ValueError, match="smaller than the teacher"):
+        hints.HintProjector((32, 4, 4), (64, 7, 7))
+    assert hints.feature_shape(build_model("airbench_small"), "body.2") == (64, 7, 7)
+
+
+def _loader(seed=3, n=40):
+    g = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (n, 3, 8, 8), generator=g, dtype=torch.uint8), torch.arange(n) % 4)
+    return DeviceLoader(split, 10, mean=(0.5,) * 3, std=(0.25,) * 3, train=True, flip=True, translate=2, seed=seed)
+
+
+def test_mixup_views_are_a_function_of_seed_epoch_and_index():
+    plain = _loader()
+    mix = br.MixupLoader.like(plain)
+    mix.set_epoch(2)
+    plain.set_epoch(2)
+    idx = torch.tensor([0, 5, 7])
+    partner, lam = mix._mix()
+    lam_i = lam[idx].view(-1, 1, 1, 1)
+    want = lam_i * plain.view_images(idx) + (1 - lam_i) * plain.view_images(partner[idx])
+    assert torch.allclose(mix.view_images(idx), want)
+    again = br.MixupLoader.like(_loader())
+    again.set_epoch(2)
+    assert torch.equal(again.view_images(idx), mix.view_images(idx))  # same (seed, epoch, index): same view
+    assert torch.equal(mix.view_params()[0], plain.view_params()[0])  # same order as the plain loader
+    assert mix.view_key() != plain.view_key()
+    mix.set_epoch(3)
+    assert not torch.equal(mix._mix()[1], lam)
+
+
+class _Teacher(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 4))
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_teacher_cache_serves_the_teachers_outputs_for_the_batchs_own_view():
+    torch.manual_seed(0)
+    teacher, loader = _Teacher(), _loader()
+    cache = br.TeacherCache(teacher, "body")
+    for epoch in (0, 1):
+        loader.set_epoch(epoch)
+        for batch in loader:
+            z, f = cache(loader, batch)
+            with torch.no_grad():
+                assert torch.allclose(z, teacher(batch.images), atol=1e-5)
+                assert torch.allclose(f, teacher.body(batch.images), atol=1e-5)
+    assert len(cache.views) == 2
+    z, _ = cache(loader, batch, clean=True)  # a fixed teacher: the clean images whatever the view
+    with torch.no_grad():
+        assert torch.allclose(z, teacher(loader.clean_images(batch.index)), atol=1e-5)
+    other = _loader(n=30)
+    with pytest.raises(ValueError, match="one split"):
+        cache(other, next(iter(other)))
+
+
+def test_method_loss_rejects_unknown_methods_and_parameters():
+    with pytest.raises(ValueError, match="unknown method"):
+        br.check_method("CRD", {"T": 4})
+    with pytest.raises(ValueError, match="exactly one parameter, 'T'"):
+        br.check_method("KD", {"alpha": 0.5})
+    with pytest.raises(ValueError, match="needs a TeacherCache"):
+        br.MethodLoss("DKD", {"beta": 8.0}, None, _loader())
+    with pytest.raises(ValueError, match="HintedStudent"):
+        br.MethodLoss("FitNets", {"beta": 1.0}, br.TeacherCache(_Teacher(), "body"), _loader(), nn.Linear(2, 2))
+
+
+def _run(method, seed, test_accs, correct_final):
+    """A fake run: its history's per-epoch test accuracies and final logits right on ``correct_final`` of 10."""
+    logits = torch.zeros(10, 2)
+    logits[:correct_final, 0] = 1.0  # labels are all 0
+    logits[correct_final:, 1] = 1.0
+    h = History([{"epoch": i + 1, "val_acc": 0.5, "test_acc": a} for i, a in enumerate(test_accs)])
+    return br.MethodRun(method, {}, seed, h, logits, 1.0)
+
+
+def test_published_style_gains_from_known_runs():
+    c = bl.MethodComparison("toy", True, 2, 10, [1, 2, 3], 0, torch.zeros(10, dtype=torch.long), torch.zeros(10, 2))
+    final = {"KD": [6, 6, 6], "DKD": [5, 6, 7]}
+    for m in br.METHODS:
+        f = final.get(m, [6, 6, 6])
+        c.runs[m] = {s: _run(m, s, [0.9 if m == "DKD" else 0.1, f[i] / 10], f[i]) for i, s in enumerate([1, 2, 3])}
+        c.grid[m] = {v: _run(m, 0, [0.5], 6) for v in br.GRID[m][1]}
+        c.chosen[m] = br.GRID[m][1][0]
+    c.grid["KD"][br.GRID["KD"][1][0]] = _run("KD", 0, [0.4], 4)  # KD's first grid value: 40 %
+    c.grid["DKD"][br.GRID["DKD"][1][1]] = _run("DKD", 0, [0.8], 8)  # DKD's better value on test: 80 %
+    g = bl.published_style_gains(c)["DKD"]
+    assert g["honest"] == pytest.approx(0.0, abs=1e-4)
+    assert g["best_epoch_on_test"] == pytest.approx(100 * (0.9 - 0.6), abs=1e-4)
+    assert g["best_of_seeds"] == pytest.approx(100 * (0.7 - 0.6), abs=1e-4)
+    assert g["unequal_tuning"] == pytest.approx(100 * (0.8 - 0.4), abs=1e-4)
+    row = {r["method"]: r for r in c.table()}["DKD"]
+    assert row["diffs"] == pytest.approx([-10.0, 0.0, 10.0], abs=1e-4) and row["acc_mean"] == pytest.approx(60.0, abs=1e-4)
+    assert "go both ways" in row["verdict"]
+    assert any(line.startswith("| DKD | beta = 2 | 60.00 ± 10.00 |") for line in c.markdown())
+
+
+def test_compare_methods_refuses_a_sweep_seed_among_the_seeds():
+    with pytest.raises(ValueError, match="chosen on itself"):
+        bl.compare_methods(_Teacher(), "airbench_small", "cnn_tiny", None, None, [0, 1], 0, torch.zeros(1))
