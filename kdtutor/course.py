@@ -115,7 +115,8 @@ def write_summary(profile: str, out: Path, timings: list[tuple[str, float]]) -> 
     """``summary.md``: one page built from the metrics the lessons saved, plus run times."""
     metrics = _load_metrics(out / "metrics")
     lines = [f"# kdtutor course run — profile `{profile}`", ""]
-    lines += _data_lines(metrics) + _report_lines(metrics) + _distill_lines(metrics) + _lm_lines(metrics)
+    lines += (_data_lines(metrics) + _report_lines(metrics) + _distill_lines(metrics) + _beyond_lines(metrics)
+              + _lm_lines(metrics))
     figures = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
@@ -217,6 +218,32 @@ def _distill_lines(metrics: dict) -> list[str]:
         lines += [
                   f"Dark knowledge on {dk['dataset']}: with no 3 in the transfer set, test 3s recognised — "
                   + ", ".join(f"{k}: {_pct(v)}" for k, v in dk["recall3"].items()) + ".", ""]
+    return lines
+
+
+def _beyond_lines(metrics: dict) -> list[str]:
+    """Lesson 06: the fair comparison of six methods and the gains the usual shortcuts would report."""
+    from .beyond_lesson import markdown_table, published_style_lines
+
+    d = metrics.get("06_beyond")
+    if not d:
+        return []
+    lines = [f"## Lesson 06 — beyond Hinton's loss, compared fairly on {d['dataset']}", ""]
+    if d.get("is_standin"):
+        lines += ["> **Stand-in data** (generated shapes, not CIFAR-10): these numbers only show that the code runs.", ""]
+    lines += [f"Student `{d['student']}` on {d['n_train']:,d} training images, {d['epochs']} epochs; teacher "
+              f"`{d['teacher']}` ({_pct(d['teacher_test_acc'])} test). Each method: one parameter, two values tried at "
+              f"seed {d['sweep_seed']} and chosen on validation; then seeds {d['seeds']}, test split "
+              f"(N = {d['n_test']:,d}), mean ± std.", ""]
+    lines += markdown_table(d["table"], d["seeds"]) + [""]
+    lines += [f"- {r['method']}: {r['verdict']}." for r in d["table"] if r["verdict"]] + [""]
+    lines += ["Gain over KD (points) read from the same runs honestly and with three common shortcuts:", ""]
+    lines += published_style_lines(d["published_style"]) + [""]
+    p = d.get("patient")
+    if p:
+        last = {k: v[-1] for k, v in p["val_acc"].items()}
+        lines += [f"Function matching for {p['epochs']} epochs (seed {p['seed']}, T = {p['T']:g}), validation accuracy: "
+                  + ", ".join(f"{k} {_pct(v)}" for k, v in last.items()) + ".", ""]
     return lines
 
 
