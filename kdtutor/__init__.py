@@ -14,6 +14,11 @@ One module per lesson step; data flows one way:
       airbench     airbench94's extras: Lookahead/EMA, six-view TTA, identity init
     distill    frozen teacher, consistent views, logit caching    (lesson 04)
     evaluate   the report card                                    (lesson 05)
+    beyond     DKD, logit standardisation, FitNets hint losses     (lesson 06)
+    hints      forward hooks at named layers, the 1×1 hint projector (lesson 06)
+    beyond_runs, beyond_lesson
+               one run per method (mixup views, teacher cache), the fair
+               comparison and published-style gains              (lesson 06)
     text, lm, lm_distill, lm_train, lm_eval, lm_lesson
                tiny Shakespeare, a char transformer, token-level / on-policy /
                top-k KD, training, scores, the lesson's runs      (lesson 07)

@@ -100,6 +100,13 @@ def test_method_loss_rejects_unknown_methods_and_parameters():
         br.MethodLoss("DKD", {"beta": 8.0}, None, _loader())
     with pytest.raises(ValueError, match="HintedStudent"):
         br.MethodLoss("FitNets", {"beta": 1.0}, br.TeacherCache(_Teacher(), "body"), _loader(), nn.Linear(2, 2))
+    student = hints.HintedStudent(build_model("cnn_tiny"), "7", (4, 8, 8))
+    with pytest.raises(ValueError, match="teacher features"):
+        br.MethodLoss("FitNets", {"beta": 1.0}, br.TeacherCache(_Teacher()), _loader(), student)
+    with pytest.raises(ValueError, match="pass clean=True"):
+        plain = DeviceLoader(Split(
+            torch.zeros(20, 3, 8, 8, dtype=torch.uint8), torch.zeros(20, dtype=torch.long)), 10, (0.5,) * 3, (0.25,) * 3)
+        br.TeacherCache(_Teacher())(plain, next(iter(plain)))
 
 
 def _run(method, seed, test_accs, correct_final):
