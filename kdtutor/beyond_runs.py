@@ -11,7 +11,7 @@ method         loss (student logits s, teacher logits z, labels y)              
 ``scratch``    CE(y, s) with label smoothing ε                                       ε
 ``KD``         (1 − 0.9)·CE + 0.9·T²·KL(z/T ‖ s/T)                                   T
 ``FitNets``    CE + β·MSE(r(f_s), f_t)   (RepDistiller's FitNet: CE weight 1, no KD)  β
-``DKD``        CE + T²·(1·TCKD + β·NCKD), T = 4   (mdistiller's defaults but β)      β
+``DKD``        CE + T²·(1·TCKD + β·NCKD), T = 4   (mdistiller's, no warm-up)         β
 ``LS-KD``      0.1·CE + w·T²·KL(Z(z)/T ‖ Z(s)/T), T = 2   (the reference code's)     w
 ``FM``         T²·KL(z/T ‖ s/T) on mixup views, no labels (function matching)        T
 =============  ====================================================================  ==========
