@@ -77,3 +77,23 @@ def reported_vs_honest(gains: dict, title: str):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def feature_maps(image: torch.Tensor, features: torch.Tensor, title: str, n: int = 6):
+    """One image ``(3, H, W)`` (normalised is fine) and the first ``n`` channels of a feature map ``(D, h, w)``."""
+    import matplotlib.pyplot as plt
+
+    n = min(n, features.shape[0])
+    fig, axes = plt.subplots(1, n + 1, figsize=(1.6 * (n + 1), 2.2))
+    img = image.detach().float().cpu()
+    img = (img - img.min()) / (img.max() - img.min() + 1e-8)
+    axes[0].imshow(img.permute(1, 2, 0).numpy())
+    axes[0].set_title("image", fontsize=8)
+    for j in range(n):
+        axes[j + 1].imshow(features[j].detach().float().cpu().numpy(), cmap="viridis")
+        axes[j + 1].set_title(f"channel {j}", fontsize=8)
+    for ax in axes:
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -85,7 +85,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(1, 2),
         temperatures=(1.0, 4.0),
         alphas=(0.5, 0.9),
-        beyond=BeyondBudget(n_train=500, epochs=1, patient_epochs=3, seeds=(1, 2), n_eval=250),
+        beyond=BeyondBudget(n_train=250, epochs=1, patient_epochs=2, seeds=(1, 2), n_eval=200),
         description="CI-sized: generated stand-in data, a couple of epochs; numbers mean little.",
     ),
     "cpu": Profile(

@@ -18,3 +18,4 @@ def test_lesson06_figures_are_labelled():
     assert_labelled(plots_beyond.accuracy_per_epoch({"a": h, "b": h}, "curves"))
     g = {"DKD": {"honest": -0.2, "best_epoch_on_test": 0.3, "best_of_seeds": 0.5, "unequal_tuning": 1.0}}
     assert_labelled(plots_beyond.reported_vs_honest(g, "gains"))
+    assert_labelled(plots_beyond.feature_maps(torch.rand(3, 32, 32), torch.rand(64, 7, 7), "hint layer"))
