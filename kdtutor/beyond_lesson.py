@@ -135,7 +135,8 @@ def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data
         if value is None:
             value = result.chosen.setdefault(method, _choose(result.grid[method]))
         bar.set_postfix(seed=seed, method=method, **{GRID[method][0]: value})
-        run = train_method(method, {GRID[method][0]: value}, arch, data, make_cfg(seed), cache, device=device)
+        run = train_method(method, {GRID[method][0]: value}, arch, data, make_cfg(seed), cache, device=device,
+                           probe_test=seed != sweep_seed)  # per-epoch test accuracy: only the seeds' runs use it
         if seed == sweep_seed:
             result.grid.setdefault(method, {})[value] = run
         else:
@@ -151,7 +152,7 @@ def patient_runs(teacher: torch.nn.Module, arch: str, data: Dataset, cfg: TrainC
     out = {}
     for name, fixed in (("consistent teacher", False), ("fixed teacher", True)):
         cache = TeacherCache(teacher)
-        out[name] = train_method("FM", {"T": T}, arch, data, cfg, cache, fixed=fixed, device=device)
+        out[name] = train_method("FM", {"T": T}, arch, data, cfg, cache, fixed=fixed, device=device, probe_test=False)
         cache.clear()
     return out
 

@@ -204,10 +204,10 @@ class MethodRun:
 
 
 def train_method(method: str, params: dict, arch: str, data: Dataset, cfg: TrainConfig,
-                 cache: TeacherCache | None, fixed: bool = False, device=None) -> MethodRun:
-    """Train ``arch`` with ``method`` on ``data`` (seed and schedule from ``cfg``), validating and
-    probing the test split after every epoch (the probe only feeds lesson 06's "how comparisons
-    go wrong"; choices use validation)."""
+                 cache: TeacherCache | None, fixed: bool = False, device=None, probe_test: bool = True) -> MethodRun:
+    """Train ``arch`` with ``method`` on ``data`` (seed and schedule from ``cfg``), validating after
+    every epoch and, with ``probe_test``, also measuring the test split after every epoch (the
+    probe only feeds lesson 06's "how comparisons go wrong"; choices use validation)."""
     import time
 
     check_method(method, params)
@@ -221,7 +221,7 @@ def train_method(method: str, params: dict, arch: str, data: Dataset, cfg: Train
     t0 = time.perf_counter()
     history = fit(model, train_loader, val_loader, cfg, loss_fn=MethodLoss(method, params, cache, train_loader, model,
                                                                              fixed), progress=False,
-                  probes={"test": test_loader})
+                  probes={"test": test_loader} if probe_test else None)
     seconds = time.perf_counter() - t0
     student = model.student if isinstance(model, HintedStudent) else model
     if isinstance(model, HintedStudent):
