@@ -8,7 +8,8 @@ train-teacher writes, and distill reads, the teacher where lessons 03–05 keep 
 (data/checkpoints/teacher_<profile>_<arch>.pt); --out and --teacher choose another file.
 
 On several GPUs (or CPU processes, or nodes) the same commands run data-parallel under
-PyTorch's launcher; --profile's batch size is then the global batch, split over the processes:
+PyTorch's launcher; the batch size (--batch-size, default the profile's) is then the global
+batch, split over the processes:
     torchrun --nproc_per_node 4 -m kdtutor train-teacher --profile gpu
     srun torchrun --nnodes $SLURM_NNODES --nproc_per_node 4 --rdzv_backend c10d \
          --rdzv_endpoint $MASTER_ADDR:29500 -m kdtutor distill --profile gpu
@@ -88,8 +89,8 @@ def _setup(args, role: str):
     world = distributed.init_from_env(args.device)
     profile = get_profile(args.profile)
     data = load_dataset(profile, role=role)
-    _say(f"profile {profile.name}: {data}" + (f" — {world} processes, global batch {profile.batch_size}"
-                                              if world > 1 else ""))
+    batch = args.batch_size or profile.batch_size
+    _say(f"profile {profile.name}: {data}" + (f" — {world} processes, global batch {batch}" if world > 1 else ""))
     return profile, data
 
 
@@ -109,7 +110,7 @@ def train_teacher(args) -> None:
     profile, data = _setup(args, "teacher")
     arch = args.arch or profile.teacher
     epochs = profile.teacher_epochs if args.epochs is None else args.epochs
-    cfg = config_for(arch, epochs, profile.batch_size, args.seed)
+    cfg = config_for(arch, epochs, args.batch_size or profile.batch_size, args.seed)
     out = args.out or teacher_path(profile, arch, args.seed)
     result = train_model(arch, data, cfg, checkpoint=out, profile=profile.name, device=args.device)
     _say(f"checkpoint: {out}")
@@ -132,7 +133,7 @@ def distill(args) -> None:
         raise SystemExit(f"the teacher was trained on {meta['dataset']!r}, but profile {profile.name} uses {data.name!r}")
     arch = args.student or profile.student
     epochs = profile.student_epochs if args.epochs is None else args.epochs
-    cfg = config_for(arch, epochs, profile.batch_size, args.seed)
+    cfg = config_for(arch, epochs, args.batch_size or profile.batch_size, args.seed)
     shared = None
     if args.teacher_logits:
         from .distill import CachedLogitsMismatch
@@ -167,6 +168,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="smoke, cpu or gpu (sizes, data set, epochs)")
     p.add_argument("--out", help="checkpoint path to write (resumed if it exists)")
     p.add_argument("--epochs", type=_positive_int, help="override the profile's number of epochs (≥ 1)")
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="global batch: images per step over all processes (default: the profile's); the recipes "
+                        "scale the learning rate with it (linear scaling rule, with warm-up)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
 
