@@ -122,6 +122,8 @@ def distill(args) -> None:
     from .distill import distill_student
     from .train import config_for, load_checkpoint, teacher_path
 
+    if args.teacher_logits and args.mode not in (None, "cached"):
+        raise SystemExit(f"--teacher-logits serves cached teacher logits; it cannot be used with --mode {args.mode}")
     profile, data = _setup(args, "student")
     path = args.teacher or teacher_path(profile)
     try:
@@ -140,8 +142,6 @@ def distill(args) -> None:
         from .logit_cache import cached_teacher_logits
         from .train import default_augment, make_train_loader
 
-        if args.mode not in (None, "cached"):
-            raise SystemExit(f"--teacher-logits serves cached teacher logits; it cannot be used with --mode {args.mode}")
         loader = make_train_loader(data, cfg, args.device, default_augment(data))
         try:
             shared = cached_teacher_logits(args.teacher_logits, teacher, loader, cfg.epochs)

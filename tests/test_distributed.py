@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 
 from kdtutor import distributed
+from kdtutor.__main__ import main
 from kdtutor.data import load_dataset
 from kdtutor.distill import CachedLogitsMismatch, TeacherLogits
 from kdtutor.loader import DeviceLoader
@@ -227,3 +228,14 @@ def test_teacher_logits_computed_by_two_processes_are_those_of_one(cli_runs):
     load_teacher_logits(out / "logits.pt", theirs, cfg.epochs)  # the key matches: same teacher, data, views
     key = loader.view_key()
     assert torch.allclose(theirs.cache[key], mine._all_logits(key), atol=1e-5)
+
+
+@needs_gloo
+def test_the_command_line_refuses_teacher_logits_of_other_views_or_another_mode(cli_runs):
+    out, _, _ = cli_runs
+    run = ["distill", "--profile", "smoke", "--teacher", str(out / "teacher.pt"), "--student", "cnn_tiny",
+           "--teacher-logits", str(out / "logits.pt"), "--epochs", "1", "--device", "cpu"]
+    with pytest.raises(SystemExit, match="made from other views"):
+        main(run + ["--seed", "1"])  # the file holds seed 0's views
+    with pytest.raises(SystemExit, match="cannot be used with --mode fixed"):
+        main(run + ["--mode", "fixed"])
