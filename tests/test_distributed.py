@@ -58,6 +58,16 @@ def max_difference(a: dict, b: dict, buffers: bool = True) -> float:
     return max((a[n].double() - b[n].double()).abs().max().item() for n in names)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread per process, here as in the workers: the same kernels sum in the same order, and
+    on a busy machine no thread spins waiting for another."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --------------------------------------------------------------------------- in one process
 def tiny_split(n: int = 10) -> Split:
     return Split(torch.arange(n * 3 * 4 * 4, dtype=torch.int64).remainder(256).to(torch.uint8).view(n, 3, 4, 4),
@@ -142,14 +152,9 @@ def worker_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     proc = torchrun(HERE / "ddp_worker.py", out, cwd=HERE.parent)
     two = load_checked(out / "results_world2.pt", kind="test_results")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the workers (the same kernels: sums in the same order within a process)
-    try:
-        data = ddp_worker.smoke_data()
-        one = {"mlp": ddp_worker.run("mlp_small", ddp_worker.mlp_config(), data),
-               "cnn": ddp_worker.run("cnn_tiny", ddp_worker.cnn_config(), data)}
-    finally:
-        torch.set_num_threads(threads)
+    data = ddp_worker.smoke_data()
+    one = {"mlp": ddp_worker.run("mlp_small", ddp_worker.mlp_config(), data),
+           "cnn": ddp_worker.run("cnn_tiny", ddp_worker.cnn_config(), data)}
     return out, one, two, proc.stdout
 
 
@@ -183,12 +188,7 @@ def test_a_checkpoint_of_two_processes_resumes_on_one_and_ends_as_a_one_process_
     path = shutil.copy(out / "interrupted.pt", tmp_path / "resumed.pt")
     _, meta = load_checkpoint(path)
     assert (meta["world_size"], meta["global_batch"], meta["epochs_done"]) == (2, 100, 1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        resumed = ddp_worker.run("mlp_small", ddp_worker.mlp_config(), ddp_worker.smoke_data(), checkpoint=path)
-    finally:
-        torch.set_num_threads(threads)
+    resumed = ddp_worker.run("mlp_small", ddp_worker.mlp_config(), ddp_worker.smoke_data(), checkpoint=path)
     assert max_difference(resumed["state"], one["mlp"]["state"]) < 1e-5
     assert resumed["history"][-1]["val_loss"] == pytest.approx(one["mlp"]["history"][-1]["val_loss"], abs=1e-5)
     _, meta = load_checkpoint(path)
