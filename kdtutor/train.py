@@ -9,7 +9,8 @@ Precision follows the device (:mod:`kdtutor.precision`): bf16 autocast on GPUs o
 compute capability ≥ 8.0, fp16 with loss scaling on older ones, float32 on the CPU;
 channels-last memory on CUDA. Evaluation (:func:`predict`) always runs in float32.
 Recipes live in :mod:`kdtutor.recipes`, checkpoints in :mod:`kdtutor.checkpoints`,
-airbench94's extras in :mod:`kdtutor.airbench`; their public names are importable from here.
+airbench94's extras in :mod:`kdtutor.airbench`, predictions in :mod:`kdtutor.predict`, the
+per-epoch record in :mod:`kdtutor.history`; their public names are importable from here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 import platform
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ from .precision import (Stopwatch, amp_dtype, autocast, determinism, full_precis
                         place, resolve_amp, sync)
 from .recipes import (TrainConfig, airbench_config, config_for, config_identity, digits_config,  # noqa: F401
                       lr_factor, make_optimizer, student_config)
+from .history import History
+from .predict import accuracy, predict, split_metrics  # noqa: F401
 from .storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside
 
 
@@ -64,111 +67,6 @@ def hard_label_loss(label_smoothing: float = 0.0):
         return cross_entropy(logits, batch.labels, label_smoothing=label_smoothing, check=False)
 
     return loss_fn
-
-
-# --------------------------------------------------------------------------- prediction
-@torch.no_grad()
-def predict(model: nn.Module, loader: DeviceLoader, tta: bool | int = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """All logits and labels of a (non-shuffled) loader, in split order, computed in float32.
-
-    Evaluation never uses autocast or TF32, on any device: accuracy, agreement, KL,
-    ECE and the rest do not depend on the GPU's training precision.
-
-    Args:
-        tta: test-time augmentation level (:func:`kdtutor.airbench.tta_views`):
-            0 / False none; 1 / True the image and its mirror; 2 airbench94's six views
-            (mirror × {no shift, one pixel up-left, one pixel down-right}), weighted as airbench.
-    Returns:
-        ``logits (N, C) float32`` and ``labels (N,) int64``, on the loader's device.
-    """
-    level = int(tta)
-    was_training = model.training
-    model.eval()
-    outs, labels, index = [], [], []
-    with full_precision(loader.device):
-        for batch in loader:
-            outs.append(tta_logits(model, batch.images, level))
-            labels.append(batch.labels)
-            index.append(batch.index)
-    model.train(was_training)
-    order = torch.argsort(torch.cat(index))
-    return torch.cat(outs)[order], torch.cat(labels)[order]
-
-
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of rows whose largest logit is at the label."""
-    return (logits.argmax(dim=1) == labels).float().mean().item()
-
-
-@torch.no_grad()
-def split_metrics(model: nn.Module, loader: DeviceLoader) -> tuple[float, float]:
-    """``(mean cross-entropy, accuracy)`` of ``model`` on every example of ``loader``, in float32.
-
-    In a data-parallel run (:mod:`kdtutor.distributed`) process r evaluates batches
-    r, r + W, … and the sums of losses, correct answers and counts are all-reduced, so
-    every process gets the numbers of the whole split. At world size 1: :func:`predict`.
-    """
-    if not distributed.active():
-        logits, labels = predict(model, loader)
-        return cross_entropy(logits, labels, check=False).item(), accuracy(logits, labels)
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(3, device=loader.device, dtype=torch.float64)  # loss sum, correct, count
-    with full_precision(loader.device):
-        for i, batch in enumerate(loader):
-            if i % distributed.world_size() != distributed.rank():
-                continue
-            logits = model(batch.images).float()
-            sums[0] += torch.nn.functional.cross_entropy(logits, batch.labels, reduction="sum").double()
-            sums[1] += (logits.argmax(dim=1) == batch.labels).sum()
-            sums[2] += len(batch.labels)
-    model.train(was_training)
-    (total,) = distributed.all_reduce_sum(sums)
-    return (total[0] / total[2]).item(), (total[1] / total[2]).item()
-
-
-# --------------------------------------------------------------------------- history
-@dataclass
-class History:
-    """Per-epoch records: ``epoch``, ``train_loss``, ``train_acc``, ``lr``, ``seconds`` (training
-    time of the epoch, measured on the device's clock) and ``images_per_s``; ``val_loss`` and
-    ``val_acc`` for the epochs that were validated (all of them unless ``val_every`` > 1)."""
-
-    epochs: list[dict] = field(default_factory=list)
-
-    def column(self, key: str) -> list:
-        """``key`` of every epoch that has it (e.g. ``val_acc``: the validated epochs)."""
-        return [e[key] for e in self.epochs if key in e]
-
-    def points(self, key: str) -> tuple[list, list]:
-        """``(epochs, values)`` of the epochs that have ``key``: for plotting."""
-        return [e["epoch"] for e in self.epochs if key in e], self.column(key)
-
-    @property
-    def validated(self) -> bool:
-        return any("val_acc" in e for e in self.epochs)
-
-    @property
-    def best_epoch(self) -> int | None:
-        """1-based epoch with the highest validation accuracy (the first, on ties); None without validation."""
-        ep, acc = self.points("val_acc")
-        return ep[acc.index(max(acc))] if acc else None
-
-    @property
-    def best_val_acc(self) -> float | None:
-        return max(self.column("val_acc"), default=None)
-
-    @property
-    def last_val_acc(self) -> float | None:
-        """Validation accuracy of the last validated epoch (the last epoch, when any was validated)."""
-        acc = self.column("val_acc")
-        return acc[-1] if acc else None
-
-    def summary(self) -> str:
-        if not self.validated:
-            return f"{len(self.epochs)} epochs, no validation (nothing held out to validate on)"
-        return (f"last epoch ({len(self.epochs)}): val acc {self.last_val_acc:.2%}; "
-                f"best epoch ({self.best_epoch}): val acc {self.best_val_acc:.2%}")
 
 
 # --------------------------------------------------------------------------- the loop
