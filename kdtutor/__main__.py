@@ -12,6 +12,7 @@ Classrooms and workshops:
     python -m kdtutor prepare [--profile cpu] [--pretrain]   data, environment check, optional checkpoints
     python -m kdtutor grade alice.ipynb bob.ipynb --out grades.csv
     python -m kdtutor generate                 (maintainers: badges, setup cells, instructor/ versions)
+    python -m kdtutor book [--profile smoke]   the course website (make book)
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def main(argv=None) -> int:
     p.add_argument("--data-only", action="store_true", help="only fetch data (the notebooks' setup cell)")
     p.add_argument("--need", action="append", choices=["images", "text"],
                    help="data to fetch (default: all; repeatable)")
+
+    p = sub.add_parser("book", help="build the course website (build/book/html) from a course run")
+    p.add_argument("--profile", default="smoke", help="profile of the course run (default smoke)")
+    p.add_argument("--reuse", action="store_true", help="use the existing results/<profile>/ run as it is")
+    p.add_argument("--lessons", nargs="*", help="only these lessons (e.g. 00 01)")
 
     p = sub.add_parser("train-teacher", help="train (or resume) a teacher and save its checkpoint")
     _run_args(p)
@@ -87,6 +93,10 @@ def main(argv=None) -> int:
         from .prepare import prepare
 
         return prepare(args.profile, pretrain=args.pretrain, data_only=args.data_only, needs=args.need)
+    elif args.command == "book":
+        from .book import build
+
+        build(args.profile, reuse=args.reuse, lessons=args.lessons)
     elif args.command == "train-teacher":
         train_teacher(args)
     else:
