@@ -54,12 +54,13 @@ def test_badges_point_at_the_configured_repository_branch_and_this_lesson(path):
 def test_a_fork_changes_one_file_and_every_link_follows(tmp_path):
     (tmp_path / "d.json").write_text(json.dumps({"repository": "someone/fork", "branch": "spring-2027"}))
     cfg = delivery.config(tmp_path / "d.json")
-    nb = delivery.decorate(_read(LESSONS[0]), LESSONS[0].name, cfg) and _read(LESSONS[0])
     out = instructor.student_version(_read(LESSONS[0]), LESSONS[0], cfg)
     text = out.cells[1].source + out.cells[2].source
     assert "someone/fork/blob/spring-2027/notebooks/" in text and "gh/someone/fork/spring-2027?" in text
-    assert delivery.config()["repository"] not in text
-    assert nb is not None
+    assert "--branch\", \"spring-2027\", \"https://github.com/someone/fork\"" in text
+    assert delivery.config()["repository"] + "/" not in text
+    assert delivery.decorate(out, LESSONS[0].name, cfg) is False  # generating again changes nothing
+    assert delivery.decorate(out, LESSONS[0].name) is True  # back to the course's own repository
 
 
 @pytest.mark.parametrize("bad", [{"repository": "no-slash", "branch": "main"},
@@ -123,6 +124,17 @@ def test_each_instructor_answer_passes_its_check_and_each_student_stub_is_not_at
     for s, t in zip(student.cells, teacher.cells):
         if s.id not in unchanged:
             assert s.source == t.source
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_check_of_a_lesson_is_an_exercise_the_generator_and_the_grader_find(path):
+    import importlib
+    import inspect
+
+    module = importlib.import_module(f"kdtutor.checks.{instructor.lesson_module(path)}")
+    declared = {name for name, fn in inspect.getmembers(module, inspect.isfunction)
+                if fn.__module__ == module.__name__ and list(inspect.signature(fn).parameters)[:2] == ["fn", "verbose"]}
+    assert {ex.check for ex in instructor.exercises(_read(path))} == declared
 
 
 def test_the_exercise_finder_refuses_a_check_without_a_stub():
