@@ -62,7 +62,7 @@ prepare: install
 	$(BIN)/python -m kdtutor prepare $(if $(PROFILE),--profile $(PROFILE)) $(if $(PRETRAIN),--pretrain)
 
 book: install
-	MPLBACKEND=Agg $(BIN)/python -m kdtutor book --profile $(BOOK_PROFILE)
+	$(BIN)/python -m kdtutor book --profile $(BOOK_PROFILE)
 
 book-check: install
 	KDTUTOR_BOOK_HTML=build/book/html $(BIN)/python -m pytest tests/test_book.py

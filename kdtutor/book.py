@@ -16,6 +16,7 @@ Binder) point at the same repository and branch (``kdtutor/delivery.json``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from .storage import REPO_ROOT, RESULTS_DIR
 
 BOOK_DIR = REPO_ROOT / "book"
 BUILD_DIR = REPO_ROOT / "build" / "book"
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def index_page(lessons: list[Path], profile: str, has_summary: bool) -> str:
@@ -75,7 +77,17 @@ def build(profile: str = "smoke", reuse: bool = False, lessons=None, results_dir
     results_dir = Path(results_dir or RESULTS_DIR)
     run_dir = results_dir / profile
     if not reuse:
-        run_course(profile, results_dir=results_dir, lessons=lessons)
+        # The kernels must draw figures inline (into the notebook), whatever backend this
+        # process was given: MPLBACKEND=Agg (as in make test) would leave the pages without figures.
+        old = os.environ.get("MPLBACKEND")
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
+        try:
+            run_course(profile, results_dir=results_dir, lessons=lessons)
+        finally:
+            if old is None:
+                os.environ.pop("MPLBACKEND", None)
+            else:
+                os.environ["MPLBACKEND"] = old
     stage(run_dir, out / "src")
     html = out / "html"
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(BOOK_DIR), str(out / "src"), str(html)]

@@ -27,7 +27,7 @@ BINDER_BADGE = "https://mybinder.org/badge_logo.svg"
 
 # What a lesson needs fetched, found from the kdtutor functions its code calls.
 NEEDS = {
-    "images": re.compile(r"\b(load_dataset|get_teacher|lesson_data)\b"),
+    "images": re.compile(r"\b(load_dataset|get_teacher)\b"),
     "text": re.compile(r"\b(load_text|lm_lesson)\b"),
 }
 

@@ -139,7 +139,7 @@ def test_every_page_renders_offline_with_its_images_and_math_and_no_console_erro
 def test_the_browser_check_fails_on_a_missing_figure_broken_math_and_a_cdn_script(site, tmp_path):
     broken = tmp_path / "site"
     shutil.copytree(site, broken)
-    page = next(p for p in _pages(broken) if p.startswith("01_"))
+    page = next(p for p in _pages(broken) if p[:2].isdigit() and "_images/" in (broken / p).read_text(encoding="utf-8"))
     html = (broken / page).read_text(encoding="utf-8")
     figure = re.search(r'src="(_images/[^"]+)"', html).group(1)
     (broken / figure).unlink()
