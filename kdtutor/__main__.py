@@ -16,6 +16,12 @@ batch, split over the processes:
 distill --teacher-logits FILE computes the teacher's logits once (all processes together)
 and saves them; later runs with the same teacher, data and seed load them.
     python -m kdtutor refresh-notebooks        (maintainers: re-store the outputs nbval compares)
+
+Classrooms and workshops:
+    python -m kdtutor prepare [--profile cpu] [--pretrain]   data, environment check, optional checkpoints
+    python -m kdtutor grade alice.ipynb bob.ipynb --out grades.csv
+    python -m kdtutor generate                 (maintainers: badges, setup cells, instructor/ versions)
+    python -m kdtutor book [--profile smoke]   the course website (make book)
 """
 
 from __future__ import annotations
@@ -34,6 +40,28 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("refresh-notebooks", help="re-run notebooks (smoke) and store only the checked outputs")
     p.add_argument("paths", nargs="*", help="notebooks (default: all lessons)")
+
+    p = sub.add_parser("generate", help="badges, setup cells and instructor/ notebooks from notebooks/ + solutions/")
+    p.add_argument("paths", nargs="*", help="lesson notebooks (default: all in notebooks/)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
+
+    p = sub.add_parser("grade", help="run submitted notebooks headless and grade every exercise")
+    p.add_argument("submissions", nargs="+", help="submitted lesson notebooks (.ipynb)")
+    p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv)")
+    p.add_argument("--time-limit", type=float, default=600, help="seconds per notebook (default 600)")
+    p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
+
+    p = sub.add_parser("prepare", help="fetch the data, check this machine, optionally pre-train checkpoints")
+    p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
+    p.add_argument("--pretrain", action="store_true", help="also train the teacher and lesson 04's students")
+    p.add_argument("--data-only", action="store_true", help="only fetch data (the notebooks' setup cell)")
+    p.add_argument("--need", action="append", choices=["images", "text"],
+                   help="data to fetch (default: all; repeatable)")
+
+    p = sub.add_parser("book", help="build the course website (build/book/html) from a course run")
+    p.add_argument("--profile", default="smoke", help="profile of the course run (default smoke)")
+    p.add_argument("--reuse", action="store_true", help="use the existing results/<profile>/ run as it is")
+    p.add_argument("--lessons", nargs="*", help="only these lessons (e.g. 00 01)")
 
     p = sub.add_parser("train-teacher", help="train (or resume) a teacher and save its checkpoint")
     _run_args(p)
@@ -59,6 +87,28 @@ def main(argv=None) -> int:
         from .course import refresh_notebooks
 
         refresh_notebooks(args.paths or None)
+    elif args.command == "generate":
+        from .instructor import generate
+
+        changed = generate(args.paths or None, check=args.check)
+        for path in changed:
+            print(f"{'out of date' if args.check else 'wrote'}: {path}")
+        if args.check and changed:
+            print("run: python -m kdtutor generate")
+            return 1
+    elif args.command == "grade":
+        from .grading import grade, write_csv
+
+        grades = grade(args.submissions, time_limit=args.time_limit, profile=args.profile)
+        print(f"wrote {write_csv(grades, args.out)}")
+    elif args.command == "prepare":
+        from .prepare import prepare
+
+        return prepare(args.profile, pretrain=args.pretrain, data_only=args.data_only, needs=args.need)
+    elif args.command == "book":
+        from .book import build
+
+        build(args.profile, reuse=args.reuse, lessons=args.lessons)
     elif args.command == "train-teacher":
         train_teacher(args)
     else:
