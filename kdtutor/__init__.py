@@ -14,6 +14,9 @@ One module per lesson step; data flows one way:
       airbench     airbench94's extras: Lookahead/EMA, six-view TTA, identity init
     distill    frozen teacher, consistent views, logit caching    (lesson 04)
     evaluate   the report card                                    (lesson 05)
+    distributed  torchrun / DistributedDataParallel glue: process group from the environment,
+                 rank 0 writes, all-reduced metrics (scaling out, README)
+    logit_cache  a sweep's teacher logits computed once, in a checksummed file
     beyond     DKD, logit standardisation, FitNets hint losses     (lesson 06)
     hints      forward hooks at named layers, the 1×1 hint projector (lesson 06)
     beyond_runs, beyond_lesson

@@ -6,7 +6,22 @@
 
 train-teacher writes, and distill reads, the teacher where lessons 03–05 keep it
 (data/checkpoints/teacher_<profile>_<arch>.pt); --out and --teacher choose another file.
+
+On several GPUs (or CPU processes, or nodes) the same commands run data-parallel under
+PyTorch's launcher; the batch size (--batch-size, default the profile's) is then the global
+batch, split over the processes:
+    torchrun --nproc_per_node 4 -m kdtutor train-teacher --profile gpu
+    srun torchrun --nnodes $SLURM_NNODES --nproc_per_node 4 --rdzv_backend c10d \
+         --rdzv_endpoint $MASTER_ADDR:29500 -m kdtutor distill --profile gpu
+distill --teacher-logits FILE computes the teacher's logits once (all processes together)
+and saves them; later runs with the same teacher, data and seed load them.
     python -m kdtutor refresh-notebooks        (maintainers: re-store the outputs nbval compares)
+
+Classrooms and workshops:
+    python -m kdtutor prepare [--profile cpu] [--pretrain]   data, environment check, optional checkpoints
+    python -m kdtutor grade alice.ipynb bob.ipynb --out grades.csv
+    python -m kdtutor generate                 (maintainers: badges, setup cells, instructor/ versions)
+    python -m kdtutor book [--profile smoke]   the course website (make book)
 """
 
 from __future__ import annotations
@@ -26,6 +41,28 @@ def main(argv=None) -> int:
     p = sub.add_parser("refresh-notebooks", help="re-run notebooks (smoke) and store only the checked outputs")
     p.add_argument("paths", nargs="*", help="notebooks (default: all lessons)")
 
+    p = sub.add_parser("generate", help="badges, setup cells and instructor/ notebooks from notebooks/ + solutions/")
+    p.add_argument("paths", nargs="*", help="lesson notebooks (default: all in notebooks/)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
+
+    p = sub.add_parser("grade", help="run submitted notebooks headless and grade every exercise")
+    p.add_argument("submissions", nargs="+", help="submitted lesson notebooks (.ipynb)")
+    p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv)")
+    p.add_argument("--time-limit", type=float, default=600, help="seconds per notebook (default 600)")
+    p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
+
+    p = sub.add_parser("prepare", help="fetch the data, check this machine, optionally pre-train checkpoints")
+    p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
+    p.add_argument("--pretrain", action="store_true", help="also train the teacher and lesson 04's students")
+    p.add_argument("--data-only", action="store_true", help="only fetch data (the notebooks' setup cell)")
+    p.add_argument("--need", action="append", choices=["images", "text"],
+                   help="data to fetch (default: all; repeatable)")
+
+    p = sub.add_parser("book", help="build the course website (build/book/html) from a course run")
+    p.add_argument("--profile", default="smoke", help="profile of the course run (default smoke)")
+    p.add_argument("--reuse", action="store_true", help="use the existing results/<profile>/ run as it is")
+    p.add_argument("--lessons", nargs="*", help="only these lessons (e.g. 00 01)")
+
     p = sub.add_parser("train-teacher", help="train (or resume) a teacher and save its checkpoint")
     _run_args(p)
     p.add_argument("--arch", help="model name (default: the profile's teacher)")
@@ -36,7 +73,10 @@ def main(argv=None) -> int:
     p.add_argument("--student", help="student model name (default: the profile's student)")
     p.add_argument("--T", type=float, default=4.0, help="temperature (default 4)")
     p.add_argument("--alpha", type=float, default=0.9, help="weight of the distillation term (default 0.9)")
-    p.add_argument("--mode", default="online", choices=["online", "cached", "fixed"], help="where teacher logits come from")
+    p.add_argument("--mode", choices=["online", "cached", "fixed"], help="where teacher logits come from (default online)")
+    p.add_argument("--teacher-logits", metavar="FILE",
+                   help="cached teacher logits: loaded from FILE if it exists (same teacher, data and views), "
+                        "else computed once and saved there (implies --mode cached)")
 
     args = parser.parse_args(argv)
     if args.command == "course":
@@ -47,6 +87,28 @@ def main(argv=None) -> int:
         from .course import refresh_notebooks
 
         refresh_notebooks(args.paths or None)
+    elif args.command == "generate":
+        from .instructor import generate
+
+        changed = generate(args.paths or None, check=args.check)
+        for path in changed:
+            print(f"{'out of date' if args.check else 'wrote'}: {path}")
+        if args.check and changed:
+            print("run: python -m kdtutor generate")
+            return 1
+    elif args.command == "grade":
+        from .grading import grade, write_csv
+
+        grades = grade(args.submissions, time_limit=args.time_limit, profile=args.profile)
+        print(f"wrote {write_csv(grades, args.out)}")
+    elif args.command == "prepare":
+        from .prepare import prepare
+
+        return prepare(args.profile, pretrain=args.pretrain, data_only=args.data_only, needs=args.need)
+    elif args.command == "book":
+        from .book import build
+
+        build(args.profile, reuse=args.reuse, lessons=args.lessons)
     elif args.command == "train-teacher":
         train_teacher(args)
     else:
@@ -54,28 +116,41 @@ def main(argv=None) -> int:
     return 0
 
 
+def _say(*text) -> None:
+    """Print from one process only (rank 0) in a data-parallel run."""
+    from .distributed import is_main
+
+    if is_main():
+        print(*text)
+
+
 def _setup(args, role: str):
     import torch
 
+    from . import distributed
     from .data import load_dataset
     from .profiles import get_profile
+    from .train import default_device
 
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
                          f"torch.cuda.is_available() is False); use --device cpu or leave --device out")
+    args.device = distributed.local_device(args.device or default_device())  # cuda → cuda:LOCAL_RANK under torchrun
+    world = distributed.init_from_env(args.device)
     profile = get_profile(args.profile)
     data = load_dataset(profile, role=role)
-    print(f"profile {profile.name}: {data}")
+    batch = args.batch_size or profile.batch_size
+    _say(f"profile {profile.name}: {data}" + (f" — {world} processes, global batch {batch}" if world > 1 else ""))
     return profile, data
 
 
 def _report(result, data, device) -> None:
-    from .train import accuracy, eval_loader, predict
+    from .train import eval_loader, split_metrics
 
     test_loader = eval_loader(data, "test", device)
-    acc = accuracy(*predict(result.model.to(test_loader.device), test_loader))
-    print(result.history.summary())
-    print(f"test accuracy on {data.name}: {acc:.2%}")
+    _, acc = split_metrics(result.model.to(test_loader.device), test_loader)  # all-reduced in a multi-process run
+    _say(result.history.summary())
+    _say(f"test accuracy on {data.name}: {acc:.2%}")
 
 
 def train_teacher(args) -> None:
@@ -85,10 +160,10 @@ def train_teacher(args) -> None:
     profile, data = _setup(args, "teacher")
     arch = args.arch or profile.teacher
     epochs = profile.teacher_epochs if args.epochs is None else args.epochs
-    cfg = config_for(arch, epochs, profile.batch_size, args.seed)
+    cfg = config_for(arch, epochs, args.batch_size or profile.batch_size, args.seed)
     out = args.out or teacher_path(profile, arch, args.seed)
     result = train_model(arch, data, cfg, checkpoint=out, profile=profile.name, device=args.device)
-    print(f"checkpoint: {out}")
+    _say(f"checkpoint: {out}")
     _report(result, data, args.device)
 
 
@@ -97,6 +172,8 @@ def distill(args) -> None:
     from .distill import distill_student
     from .train import config_for, load_checkpoint, teacher_path
 
+    if args.teacher_logits and args.mode not in (None, "cached"):
+        raise SystemExit(f"--teacher-logits serves cached teacher logits; it cannot be used with --mode {args.mode}")
     profile, data = _setup(args, "student")
     path = args.teacher or teacher_path(profile)
     try:
@@ -108,11 +185,22 @@ def distill(args) -> None:
         raise SystemExit(f"the teacher was trained on {meta['dataset']!r}, but profile {profile.name} uses {data.name!r}")
     arch = args.student or profile.student
     epochs = profile.student_epochs if args.epochs is None else args.epochs
-    cfg = config_for(arch, epochs, profile.batch_size, args.seed)
-    result = distill_student(teacher, arch, data, cfg, T=args.T, alpha=args.alpha, mode=args.mode,
-                             checkpoint=args.out, profile=profile.name, device=args.device)
+    cfg = config_for(arch, epochs, args.batch_size or profile.batch_size, args.seed)
+    shared = None
+    if args.teacher_logits:
+        from .distill import CachedLogitsMismatch
+        from .logit_cache import cached_teacher_logits
+        from .train import default_augment, make_train_loader
+
+        loader = make_train_loader(data, cfg, args.device, default_augment(data))
+        try:
+            shared = cached_teacher_logits(args.teacher_logits, teacher, loader, cfg.epochs)
+        except CachedLogitsMismatch as e:
+            raise SystemExit(str(e)) from None
+    result = distill_student(teacher, arch, data, cfg, T=args.T, alpha=args.alpha, mode=args.mode or "online",
+                             teacher_logits=shared, checkpoint=args.out, profile=profile.name, device=args.device)
     if args.out:
-        print(f"checkpoint: {args.out}")
+        _say(f"checkpoint: {args.out}")
     _report(result, data, args.device)
 
 
@@ -130,6 +218,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="smoke, cpu or gpu (sizes, data set, epochs)")
     p.add_argument("--out", help="checkpoint path to write (resumed if it exists)")
     p.add_argument("--epochs", type=_positive_int, help="override the profile's number of epochs (≥ 1)")
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="global batch: images per step over all processes (default: the profile's); the recipes "
+                        "scale the learning rate with it (linear scaling rule, with warm-up)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
 

@@ -22,13 +22,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .data import Batch, Dataset, DeviceLoader, Split
 from .losses import check_alpha, distillation_loss
 from .softmax import check_temperature
 from .precision import autocast, full_precision, place
 from .train import (TrainConfig, TrainResult, accuracy, default_augment, default_device, eval_loader, fit,
                     history_meta, make_train_loader, predict, prepare_run, recovering, train_model,
-                    weights_fingerprint)
+                    weights_fingerprint, world_meta)
 
 MODES = ("online", "cached", "fixed")
 
@@ -65,13 +66,28 @@ def all_teacher_logits(teacher: nn.Module, loader: DeviceLoader, view: str = "cl
     views. Computed ``batch_size`` images at a time, so memory stays bounded whatever N is.
     In float32 by default (for evaluation); ``amp=True`` computes them as training
     targets, in the same precision as the online teacher (:func:`teacher_forward`).
+
+    In a data-parallel run the processes share the work: process r computes chunks
+    r, r + W, … and a sum over processes (of zeros elsewhere: exact) gives every
+    process all N rows.
     """
     if view not in ("clean", "epoch"):
         raise ValueError(f"view must be 'clean' or 'epoch', got {view!r}")
     images = loader.clean_images if view == "clean" else loader.view_images
     idx = torch.arange(loader.num_examples, device=loader.device)
-    return torch.cat([teacher_forward(teacher, images(idx[i:i + batch_size]), amp=amp)
-                      for i in range(0, loader.num_examples, batch_size)])
+    starts = range(0, loader.num_examples, batch_size)
+    if not distributed.active():
+        return torch.cat([teacher_forward(teacher, images(idx[i:i + batch_size]), amp=amp) for i in starts])
+    out = None
+    for k, i in enumerate(starts):
+        if k % distributed.world_size() == distributed.rank():
+            z = teacher_forward(teacher, images(idx[i:i + batch_size]), amp=amp)
+            out = out if out is not None else torch.zeros(loader.num_examples, z.shape[1], device=z.device)
+            out[i:i + batch_size] = z
+    if out is None:  # fewer chunks than processes: learn the width from one row
+        out = torch.zeros(loader.num_examples, teacher_forward(teacher, images(idx[:1]), amp=amp).shape[1],
+                          device=loader.device)
+    return distributed.all_reduce_sum(out)[0]
 
 
 class CachedLogitsMismatch(ValueError):
@@ -200,7 +216,7 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
                  "teacher_sha256": weights_fingerprint(teacher)})
     history = fit(model, train_loader, val_loader, cfg, loss_fn=DistillLoss(teacher_logits, T, alpha, cfg.label_smoothing),
                   checkpoint=checkpoint, meta=meta, progress=progress, desc=f"{arch} ← KD T={T:g} α={alpha:g}")
-    return TrainResult(model.eval(), history, {**meta, **history_meta(history)})
+    return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
 
 
 def split_accuracy(model: nn.Module, data: Dataset, split: str = "val", device=None) -> float:

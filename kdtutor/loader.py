@@ -13,6 +13,7 @@ from typing import Iterator, NamedTuple
 
 import torch
 
+from .distributed import check_batch_split, shard_batch
 from .splits import Split
 
 
@@ -131,15 +132,23 @@ class DeviceLoader:
             (as with independent flips), and in every later epoch it is mirrored exactly
             when it was not in the epoch before — each image alternates between its two
             orientations instead of drawing a new coin each epoch.
+        world_size, rank: data-parallel training (:mod:`kdtutor.distributed`). ``batch_size``
+            stays the *global* batch: step k's batch is the one a single process would take,
+            and this process yields its piece ``rank`` of ``world_size`` of it. Orders and
+            views depend on ``(seed, epoch, index)`` only, never on the world size.
     """
 
     def __init__(self, split: Split, batch_size: int, mean, std, device="cpu", train: bool = False,
                  flip: bool = True, translate: int = 2, seed: int = 0, drop_last: bool = False,
-                 alternate_flip: bool = False):
+                 alternate_flip: bool = False, world_size: int = 1, rank: int = 0):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"need 0 ≤ rank < world_size, got rank {rank} of {world_size}")
+        check_batch_split(len(split.labels), batch_size, drop_last, world_size)
         self.device = torch.device(device)
         self.batch_size, self.train, self.seed, self.drop_last = batch_size, train, seed, drop_last
+        self.world_size, self.rank = world_size, rank
         self.flip, self.pad = (flip, translate) if train else (False, 0)
         self.alternate_flip = bool(alternate_flip and self.flip)
         self.images = device_images(split.images, self.device, self.pad)  # uint8, stays there
@@ -211,8 +220,14 @@ class DeviceLoader:
             x = x[:, :, self.pad:-self.pad, self.pad:-self.pad]
         return self.normalize(x)
 
+    def global_batch_len(self, step: int) -> int:
+        """Images in step ``step``'s batch over all processes (``batch_size``, or fewer for the last)."""
+        return min(self.batch_size, self.num_examples - step * self.batch_size)
+
     def __iter__(self) -> Iterator[Batch]:
         order, key = self.view_params()[0], self.view_key()
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
+            if self.world_size > 1:
+                idx = shard_batch(idx, self.rank, self.world_size)
             yield Batch(self.view_images(idx), self.labels[idx], idx, key)

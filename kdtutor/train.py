@@ -9,7 +9,8 @@ Precision follows the device (:mod:`kdtutor.precision`): bf16 autocast on GPUs o
 compute capability ≥ 8.0, fp16 with loss scaling on older ones, float32 on the CPU;
 channels-last memory on CUDA. Evaluation (:func:`predict`) always runs in float32.
 Recipes live in :mod:`kdtutor.recipes`, checkpoints in :mod:`kdtutor.checkpoints`,
-airbench94's extras in :mod:`kdtutor.airbench`; their public names are importable from here.
+airbench94's extras in :mod:`kdtutor.airbench`, predictions in :mod:`kdtutor.predict`, the
+per-epoch record in :mod:`kdtutor.history`; their public names are importable from here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 import platform
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
+from . import distributed
 from .airbench import (Lookahead, dirac_init_, set_whiten_bias_trainable, tta_logits, tta_views,  # noqa: F401
                        zero_whiten_bias_)
 from .checkpoints import CheckpointMismatch, load_checkpoint, save_checkpoint, weights_fingerprint  # noqa: F401
@@ -36,6 +38,8 @@ from .precision import (Stopwatch, amp_dtype, autocast, determinism, full_precis
                         place, resolve_amp, sync)
 from .recipes import (TrainConfig, airbench_config, config_for, config_identity, digits_config,  # noqa: F401
                       lr_factor, make_optimizer, student_config)
+from .history import History
+from .predict import accuracy, predict, split_metrics  # noqa: F401
 from .storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside
 
 
@@ -65,84 +69,6 @@ def hard_label_loss(label_smoothing: float = 0.0):
     return loss_fn
 
 
-# --------------------------------------------------------------------------- prediction
-@torch.no_grad()
-def predict(model: nn.Module, loader: DeviceLoader, tta: bool | int = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """All logits and labels of a (non-shuffled) loader, in split order, computed in float32.
-
-    Evaluation never uses autocast or TF32, on any device: accuracy, agreement, KL,
-    ECE and the rest do not depend on the GPU's training precision.
-
-    Args:
-        tta: test-time augmentation level (:func:`kdtutor.airbench.tta_views`):
-            0 / False none; 1 / True the image and its mirror; 2 airbench94's six views
-            (mirror × {no shift, one pixel up-left, one pixel down-right}), weighted as airbench.
-    Returns:
-        ``logits (N, C) float32`` and ``labels (N,) int64``, on the loader's device.
-    """
-    level = int(tta)
-    was_training = model.training
-    model.eval()
-    outs, labels, index = [], [], []
-    with full_precision(loader.device):
-        for batch in loader:
-            outs.append(tta_logits(model, batch.images, level))
-            labels.append(batch.labels)
-            index.append(batch.index)
-    model.train(was_training)
-    order = torch.argsort(torch.cat(index))
-    return torch.cat(outs)[order], torch.cat(labels)[order]
-
-
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of rows whose largest logit is at the label."""
-    return (logits.argmax(dim=1) == labels).float().mean().item()
-
-
-# --------------------------------------------------------------------------- history
-@dataclass
-class History:
-    """Per-epoch records: ``epoch``, ``train_loss``, ``train_acc``, ``lr``, ``seconds`` (training
-    time of the epoch, measured on the device's clock) and ``images_per_s``; ``val_loss`` and
-    ``val_acc`` for the epochs that were validated (all of them unless ``val_every`` > 1)."""
-
-    epochs: list[dict] = field(default_factory=list)
-
-    def column(self, key: str) -> list:
-        """``key`` of every epoch that has it (e.g. ``val_acc``: the validated epochs)."""
-        return [e[key] for e in self.epochs if key in e]
-
-    def points(self, key: str) -> tuple[list, list]:
-        """``(epochs, values)`` of the epochs that have ``key``: for plotting."""
-        return [e["epoch"] for e in self.epochs if key in e], self.column(key)
-
-    @property
-    def validated(self) -> bool:
-        return any("val_acc" in e for e in self.epochs)
-
-    @property
-    def best_epoch(self) -> int | None:
-        """1-based epoch with the highest validation accuracy (the first, on ties); None without validation."""
-        ep, acc = self.points("val_acc")
-        return ep[acc.index(max(acc))] if acc else None
-
-    @property
-    def best_val_acc(self) -> float | None:
-        return max(self.column("val_acc"), default=None)
-
-    @property
-    def last_val_acc(self) -> float | None:
-        """Validation accuracy of the last validated epoch (the last epoch, when any was validated)."""
-        acc = self.column("val_acc")
-        return acc[-1] if acc else None
-
-    def summary(self) -> str:
-        if not self.validated:
-            return f"{len(self.epochs)} epochs, no validation (nothing held out to validate on)"
-        return (f"last epoch ({len(self.epochs)}): val acc {self.last_val_acc:.2%}; "
-                f"best epoch ({self.best_epoch}): val acc {self.best_val_acc:.2%}")
-
-
 # --------------------------------------------------------------------------- the loop
 class LossNotFiniteError(FloatingPointError):
     """The training loss became NaN or infinite."""
@@ -167,13 +93,25 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader |
         probes: ``{name: loader}`` measured after every epoch as ``<name>_acc`` in the history
             (e.g. ``{"test": test_loader}`` to *show* what choosing an epoch on the test split
             does — lesson 06; never use it to choose anything).
+    Data-parallel (launched by ``torchrun``; :mod:`kdtutor.distributed`): the process group
+    comes from the environment, ``cfg.batch_size`` is the global batch, the model trains
+    inside DistributedDataParallel, validation metrics are all-reduced, and only rank 0
+    writes the checkpoint and shows the progress bar. The checkpoint records
+    ``world_size`` and ``global_batch``; it resumes on any world size.
+
     Returns:
         the :class:`History`; the model holds the weights of the last epoch.
     Raises:
-        ValueError: the training loader yields no batch (fewer images than one batch).
+        ValueError: the training loader yields no batch (fewer images than one batch), or
+            is not sharded for this run's processes.
     """
     device = train_loader.device
     loss_fn = loss_fn or hard_label_loss(cfg.label_smoothing)
+    world = distributed.init_from_env(device)
+    if (train_loader.world_size, train_loader.rank) != (world, distributed.rank()):
+        raise ValueError(f"the training loader is sharded for rank {train_loader.rank} of {train_loader.world_size} "
+                         f"processes, but this is rank {distributed.rank()} of {world}: build it with "
+                         "make_train_loader (or prepare_run) inside the run")
     place(model, device)
     amp = resolve_amp(device, cfg.amp)
     if cfg.whiten_bias_epochs is not None:
@@ -191,29 +129,42 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader |
         if lookahead is not None:
             lookahead.resume(start)
         done = "already complete: loaded, not retrained" if start == cfg.epochs else "resuming"
-        print(f"checkpoint {checkpoint}: {start}/{cfg.epochs} epochs done, {done}")
-    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not progress, leave=False)
+        if distributed.is_main():
+            print(f"checkpoint {checkpoint}: {start}/{cfg.epochs} epochs done, {done}")
+    main = distributed.is_main()
+    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not (progress and main), leave=False)
+    trainable, step_model = None, model
     with determinism(device, cfg.deterministic):
         for epoch in range(start, cfg.epochs):
             if cfg.whiten_bias_epochs is not None:
                 set_whiten_bias_trainable(model, epoch < cfg.whiten_bias_epochs)
-            record = _train_epoch(model, train_loader, optimizer, loss_fn, cfg, epoch, total, bar,
+            if world > 1 and trainable != [p.requires_grad for p in model.parameters()]:
+                # DDP reduces the gradients of the parameters trainable when it is built: rebuild on a change
+                trainable, step_model = [p.requires_grad for p in model.parameters()], distributed.wrap(model, device)
+            record = _train_epoch(step_model, train_loader, optimizer, loss_fn, cfg, epoch, total, bar,
                                   amp=amp, scaler=scaler, lookahead=lookahead)
             last = epoch + 1 == cfg.epochs
             if val_loader is not None and (last or (cfg.val_every and (epoch + 1) % cfg.val_every == 0)):
-                val_logits, val_labels = predict(model, val_loader)
-                record["val_loss"] = cross_entropy(val_logits, val_labels, check=False).item()
-                record["val_acc"] = accuracy(val_logits, val_labels)
+                record["val_loss"], record["val_acc"] = split_metrics(model, val_loader)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_acc']:.3f}")
             for name, loader in (probes or {}).items():
-                record[f"{name}_acc"] = accuracy(*predict(model, loader))
+                record[f"{name}_acc"] = split_metrics(model, loader)[1]
             history.epochs.append(record)
-            if checkpoint is not None and (last or (epoch + 1) % cfg.checkpoint_every == 0):
-                save_checkpoint(checkpoint, model, {**run_id["meta"], **history_meta(history)}, run=run_id,
-                                history=history.epochs, optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
-                                rng=torch.get_rng_state(), epochs_done=epoch + 1)
+            if main and checkpoint is not None and (last or (epoch + 1) % cfg.checkpoint_every == 0):
+                save_checkpoint(checkpoint, model, {**run_id["meta"], **history_meta(history), **world_meta(cfg)},
+                                run=run_id, history=history.epochs, optimizer=optimizer.state_dict(),
+                                scaler=scaler.state_dict(), rng=torch.get_rng_state(), epochs_done=epoch + 1)
     bar.close()
+    if world > 1:
+        distributed.unwrap_batchnorm(model)
+        distributed.barrier()  # the checkpoint is on disk before any process goes on
     return history
+
+
+def world_meta(cfg: TrainConfig) -> dict:
+    """How a run was parallelised: ``world_size`` (1 for a plain run; that of the last process group
+    to write the checkpoint after a resume on another size) and ``global_batch`` (images per step)."""
+    return {"world_size": distributed.world_size(), "global_batch": cfg.batch_size}
 
 
 def history_meta(history: History) -> dict:
@@ -249,6 +200,11 @@ def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConf
     Sums stay on the device; the host looks every few steps. ``scaler`` (default: a
     disabled one) scales the loss for fp16; ``lookahead`` (:class:`~kdtutor.airbench.Lookahead`)
     is told of each step and sets the weights to its average at the end of the epoch.
+
+    Data-parallel: ``model`` is the DDP-wrapped one, which averages the processes' gradients.
+    A last batch split unevenly weights each process's mean loss by its share, so the
+    average is still the gradient of the global batch's mean loss. The epoch's loss and
+    accuracy are summed over the processes.
     """
     model.train()
     loader.set_epoch(epoch)
@@ -264,13 +220,14 @@ def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConf
         with autocast(device, amp):
             logits = model(batch.images)
             loss = loss_fn(logits.float(), batch)
+        n = len(batch.labels)
+        share = n * loader.world_size / loader.global_batch_len(i)  # 1 unless the last batch split unevenly
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(loss if share == 1 else loss * share).backward()
         scaler.step(optimizer)
         scaler.update()
         if lookahead is not None:
             lookahead.after_step(step0 + i + 1)
-        n = len(batch.labels)
         loss_sum += loss.detach() * n
         correct += (logits.argmax(dim=1) == batch.labels).sum()
         seen += n
@@ -287,6 +244,9 @@ def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConf
     if lookahead is not None:
         lookahead.end_epoch()
     seconds = clock.stop()
+    if loader.world_size > 1:
+        loss_sum, correct, seen = distributed.all_reduce_sum(loss_sum, correct, torch.tensor(seen, device=device))
+        seen = seen.item()
     return {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
             "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": seen / seconds}
 
@@ -301,10 +261,12 @@ class TrainResult:
 
 def make_train_loader(data: Dataset, cfg: TrainConfig, device=None, augment: bool = True) -> DeviceLoader:
     """The shuffled training loader of a run with ``cfg``: its batch size, seed, ``drop_last``
-    and flip scheme; flip + translate by 2 pixels when ``augment``."""
+    and flip scheme; flip + translate by 2 pixels when ``augment``. In a data-parallel run
+    it yields this process's piece of each global batch of ``cfg.batch_size``."""
     return DeviceLoader(data.train, cfg.batch_size, data.mean, data.std, device=device or default_device(),
                         train=True, flip=augment, translate=2 if augment else 0, seed=cfg.seed,
-                        drop_last=cfg.drop_last, alternate_flip=cfg.alternate_flip)
+                        drop_last=cfg.drop_last, alternate_flip=cfg.alternate_flip,
+                        world_size=distributed.world_size(), rank=distributed.rank())
 
 
 def make_loaders(data: Dataset, batch_size: int, device=None, seed: int = 0, augment: bool = True,
@@ -345,10 +307,14 @@ def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile: str = "", d
     With ``cfg.train_on_val`` the run trains on training + validation images and the
     validation loader is None.
 
+    Under ``torchrun`` it first joins the process group (:func:`kdtutor.distributed.init_from_env`;
+    ``cuda`` becomes this process's GPU) and the training loader is sharded.
+
     Returns:
         ``(model, train_loader, val_loader, meta)``.
     """
-    device = torch.device(device) if device else default_device()
+    device = distributed.local_device(device or default_device())
+    distributed.init_from_env(device)
     augment = default_augment(data) if augment is None else augment
     seed_everything(cfg.seed)
     c, h, _ = data.image_shape
@@ -377,7 +343,7 @@ def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, pro
     meta["kind"] = "trained from labels"
     history = fit(model, train_loader, val_loader, cfg, checkpoint=checkpoint, meta=meta,
                   progress=progress, desc=f"{arch} on {data.name.split(' ')[0]}")
-    return TrainResult(model.eval(), history, {**meta, **history_meta(history)})
+    return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
 
 
 def teacher_path(profile, arch: str | None = None, seed: int = 0) -> Path:

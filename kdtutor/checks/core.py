@@ -4,11 +4,16 @@ A check runs the learner's function on test cases. The first ✗ of a check show
 went wrong and a *nudge*; the full answer comes only with a second ✗ of the same check
 (or on request: ``checks.answer("name")``), so a learner gets a chance to find it first.
 A pass resets the count. ``reset()`` forgets every count (tests call it).
+
+When ``$KDTUTOR_GRADE_LOG`` names a file (``python -m kdtutor grade`` sets it), every check
+also appends its result there as one JSON line, for the grader to read.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -97,9 +102,24 @@ def run_check(name: str, fn: Callable, reference: Callable, test: Callable[[Call
     else:
         _failures.pop(name, None)
         result = CheckResult(name, True, f"✓ {name}: all cases pass.", fn)
+    _record(result, fn)
     if verbose:
         print(result.message)
     return result
+
+
+GRADE_LOG_ENV = "KDTUTOR_GRADE_LOG"
+
+
+def _record(result: CheckResult, fn: Callable) -> None:
+    """Append ``result`` to ``$KDTUTOR_GRADE_LOG`` (if set): check, the checked function's name, outcome."""
+    path = os.environ.get(GRADE_LOG_ENV, "").strip()
+    if not path:
+        return
+    line = json.dumps({"check": result.name, "function": getattr(fn, "__name__", None),
+                       "passed": result.passed, "message": result.message})
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
 
 
 # --------------------------------------------------------------------------- comparisons

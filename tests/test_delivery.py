@@ -1,0 +1,143 @@
+"""Badges, setup cells and the instructor/student versions: generated from one source, in sync."""
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from kdtutor import checks, delivery, instructor
+from kdtutor.checks import core
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_every_lesson_and_its_instructor_version_are_exactly_what_the_generator_writes():
+    stale = instructor.generate(check=True)
+    assert stale == [], f"out of date (run: python -m kdtutor generate): {stale}"
+    assert sorted(p.name for p in (ROOT / "instructor").glob("*.ipynb")) == [p.name for p in LESSONS]
+
+
+def test_the_sync_check_notices_an_edited_instructor_notebook(tmp_path):
+    lesson = LESSONS[1]
+    shutil.copy(ROOT / "instructor" / lesson.name, tmp_path / lesson.name)
+    assert instructor.generate([lesson], instructor_dir=tmp_path, check=True) == []
+    text = (tmp_path / lesson.name).read_text().replace("### END SOLUTION", "### END SOLUTION ", 1)
+    (tmp_path / lesson.name).write_text(text)
+    assert instructor.generate([lesson], instructor_dir=tmp_path, check=True) == [tmp_path / lesson.name]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_badges_point_at_the_configured_repository_branch_and_this_lesson(path):
+    cfg = delivery.config()
+    nb = _read(path)
+    assert nb.cells[1].id == delivery.BADGES_ID and nb.cells[2].id == delivery.SETUP_ID
+    links = re.findall(r"\]\((https://[^)]+)\)\]\((https://[^)]+)\)", nb.cells[1].source)
+    assert [target for _, target in links] == [
+        f"https://colab.research.google.com/github/{cfg['repository']}/blob/{cfg['branch']}/notebooks/{path.name}",
+        f"https://mybinder.org/v2/gh/{cfg['repository']}/{cfg['branch']}?labpath=notebooks%2F{path.name}"]
+    assert f"--branch\", \"{cfg['branch']}\", \"https://github.com/{cfg['repository']}\"" in nb.cells[2].source
+    assert nb.metadata["kdtutor"]["lesson"] == path.stem
+
+
+def test_a_fork_changes_one_file_and_every_link_follows(tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps({"repository": "someone/fork", "branch": "spring-2027"}))
+    cfg = delivery.config(tmp_path / "d.json")
+    out = instructor.student_version(_read(LESSONS[0]), LESSONS[0], cfg)
+    text = out.cells[1].source + out.cells[2].source
+    assert "someone/fork/blob/spring-2027/notebooks/" in text and "gh/someone/fork/spring-2027?" in text
+    assert "--branch\", \"spring-2027\", \"https://github.com/someone/fork\"" in text
+    assert delivery.config()["repository"] + "/" not in text
+    assert delivery.decorate(out, LESSONS[0].name, cfg) is False  # generating again changes nothing
+    assert delivery.decorate(out, LESSONS[0].name) is True  # back to the course's own repository
+
+
+@pytest.mark.parametrize("bad", [{"repository": "no-slash", "branch": "main"},
+                                 {"repository": "a/b", "branch": "has space"}])
+def test_a_malformed_delivery_config_is_refused(tmp_path, bad):
+    (tmp_path / "d.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError):
+        delivery.config(tmp_path / "d.json")
+
+
+def _run_setup(source, monkeypatch, tmp_path, importable):
+    calls = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: real(name, *a) if importable else None)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
+    exec(source, {})
+    return calls
+
+
+def test_the_setup_cell_does_nothing_where_kdtutor_is_installed(monkeypatch, tmp_path):
+    source = _read(LESSONS[3]).cells[2].source
+    assert _run_setup(source, monkeypatch, tmp_path, importable=True) == []
+
+
+def test_the_setup_cell_clones_installs_and_fetches_the_lessons_data_where_kdtutor_is_missing(monkeypatch, tmp_path):
+    cfg = delivery.config()
+    by_name = {p.stem[:2]: p for p in LESSONS}
+    calls = _run_setup(_read(by_name["04"]).cells[2].source, monkeypatch, tmp_path, importable=False)
+    cmds = [c for c, _ in calls]
+    home = str(tmp_path / "kdtutor-course")
+    assert cmds[0] == ["git", "clone", "--depth", "1", "--branch", cfg["branch"],
+                       f"https://github.com/{cfg['repository']}", home]
+    assert cmds[1] == [sys.executable, "-m", "pip", "install", "--quiet", "-e", home]
+    assert cmds[2] == [sys.executable, "-m", "kdtutor", "prepare", "--data-only", "--need", "images"]
+    assert sys.path[0] == home
+    assert "--need\", \"text" in _read(by_name["07"]).cells[2].source
+    assert "prepare" not in _read(by_name["01"]).cells[2].source  # lesson 01 needs no data
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_each_instructor_answer_passes_its_check_and_each_student_stub_is_not_attempted(path):
+    """The instructor cells are the code a learner would write: run them as a notebook would."""
+    student, teacher = _read(path), _read(ROOT / "instructor" / path.name)
+    found = instructor.exercises(student)
+    assert found, "every lesson has exercises"
+    by_id = {c.id: c for c in teacher.cells}
+    namespace = {"torch": torch}  # one per lesson, as in the notebook: later answers may use earlier ones
+    for ex in found:
+        solved = by_id[ex.stub_cell].source
+        assert instructor.BEGIN in solved and "NotImplementedError" not in solved
+        exec(solved, namespace)
+        core.reset()
+        assert getattr(checks, ex.check)(namespace[ex.function], verbose=False).passed is True, ex
+        stub_ns = {"torch": torch}
+        exec(next(c for c in student.cells if c.id == ex.stub_cell).source, stub_ns)
+        assert getattr(checks, ex.check)(stub_ns[ex.function], verbose=False).passed is None, ex
+    assert [c.id for c in teacher.cells] == [c.id for c in student.cells]
+    unchanged = {ex.stub_cell for ex in found}
+    for s, t in zip(student.cells, teacher.cells):
+        if s.id not in unchanged:
+            assert s.source == t.source
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_check_of_a_lesson_is_an_exercise_the_generator_and_the_grader_find(path):
+    import importlib
+    import inspect
+
+    module = importlib.import_module(f"kdtutor.checks.{instructor.lesson_module(path)}")
+    declared = {name for name, fn in inspect.getmembers(module, inspect.isfunction)
+                if fn.__module__ == module.__name__ and list(inspect.signature(fn).parameters)[:2] == ["fn", "verbose"]}
+    assert {ex.check for ex in instructor.exercises(_read(path))} == declared
+
+
+def test_the_exercise_finder_refuses_a_check_without_a_stub():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("f = checks.entropy_nats(f).fn", id="c1")])
+    with pytest.raises(ValueError, match="no cell defining f"):
+        instructor.exercises(nb)
