@@ -103,7 +103,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(1, 2, 3),
         temperatures=(2.0, 4.0),
         alphas=(0.5, 0.9),
-        beyond=BeyondBudget(n_train=2500, epochs=4, patient_epochs=12, seeds=(1, 2, 3)),
+        beyond=BeyondBudget(n_train=2500, epochs=4, patient_epochs=12, seeds=(1, 2, 3), n_eval=2000),
         description="Laptop-sized: a small teacher on CIFAR-10's 45k training images, students on a 10k subset.",
     ),
     "gpu": Profile(
