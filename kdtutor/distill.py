@@ -263,7 +263,7 @@ class Comparison:
                     f"({100 * self.gain:+.2f}) is more than twice their spread (std {100 * sd:.2f}): a reliable difference")
         if Comparison(self.split, self.distilled, self.scratch).robust:
             return (f"{worse} won on every seed (paired differences {listed} points), by more than twice their "
-                    f"spread (std {100 * sd:.2f}): a reliable difference in its favour")
+                    f"spread (std {100 * sd:.2f}): a reliable difference in favour of {worse}")
         if min(diffs) > 0:
             return (f"{better} won on every seed (paired differences {listed} points), but they spread too much "
                     f"(std {100 * sd:.2f}) for the mean gain ({100 * self.gain:+.2f}) to be twice that: by that rule "

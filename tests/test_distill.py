@@ -208,6 +208,7 @@ def test_comparison_pairs_seeds_and_judges_robustness_by_paired_differences():
 @pytest.mark.parametrize("scratch, distilled, expected", [
     ([0.60, 0.70, 0.65], [0.61, 0.71, 0.66], "distillation won on every seed (paired differences +1.00, +1.00, +1.00 points), and"),
     ([0.61, 0.71, 0.66], [0.60, 0.70, 0.65], "training from scratch won on every seed"),
+    ([0.61, 0.71, 0.66], [0.60, 0.70, 0.65], "a reliable difference in favour of training from scratch"),
     ([0.60, 0.70, 0.65], [0.601, 0.73, 0.651], "but they spread too much"),
     ([0.60, 0.70, 0.65], [0.64, 0.69, 0.65], "go both ways"),
     ([0.6], [0.7], "one seed"),
