@@ -12,3 +12,13 @@ def _fresh_checks():
     checks.reset()
     yield
     checks.reset()
+
+
+@pytest.fixture(autouse=True)
+def _no_open_figures():
+    """Close every matplotlib figure a test leaves open, so a later test that counts open
+    figures (e.g. a widget must not leak one per redraw) sees only its own."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
