@@ -21,17 +21,8 @@ Shapes and units: ``logits: (N, C) float``, ``labels: (N,) int64`` in ``[0, C)``
 ``teacher_logits: (N, C)``. Fractions are returned in [0, 1] (tables show %);
 NLL and KL are in nats; latency in milliseconds; sizes in bytes.
 
-Conventions (stated once, used everywhere):
-
-* the predicted class is ``argmax`` of the logits; on ties the *first* (lowest)
-  class index wins, as in ``torch.argmax`` and ``numpy.argmax``;
-* precision, recall and F1 of a class whose denominator is 0 are **0**
-  (scikit-learn's ``zero_division=0``); macro-F1 averages over *all* ``C`` classes
-  (scikit-learn's ``f1_score(..., labels=range(C), average="macro", zero_division=0)``);
-* ECE bins are ``(lower, upper]`` (Guo et al. 2017), so a confidence of exactly
-  1.0 lands in the last bin. (torchmetrics uses ``[lower, upper)`` and puts
-  confidence 1.0 in an extra bin of its own; the two agree unless a confidence
-  falls exactly on a bin edge.)
+Conventions (argmax ties, zero-division in precision/recall/F1, ECE bin edges) are stated
+once, in :mod:`kdtutor.metrics`, and hold for every score here.
 """
 
 from __future__ import annotations
