@@ -21,11 +21,11 @@ import time
 
 import torch
 
-from kdtutor.beyond_runs import GRID, HINT_LAYERS, METHODS, TeacherCache, train_method
-from kdtutor.data import make_standin
-from kdtutor.models import build_model
+from kdtutor.images.methods import GRID, HINT_LAYERS, METHODS, TeacherCache, train_method
+from kdtutor.images.models import build_model
+from kdtutor.images.recipes import config_for
+from kdtutor.images.standin import make_standin
 from kdtutor.profiles import get_profile
-from kdtutor.train import config_for
 
 
 def main() -> None:

@@ -30,13 +30,16 @@ from pathlib import Path
 
 import torch
 
-from kdtutor.data import load_dataset, make_standin
-from kdtutor.distill import distill_student
-from kdtutor.models import count_parameters
+from kdtutor.images.data import load_dataset
+from kdtutor.images.distill import distill_student
+from kdtutor.images.models import count_parameters
+from kdtutor.images.predict import accuracy, predict
+from kdtutor.images.recipes import config_for
+from kdtutor.images.standin import make_standin
+from kdtutor.images.train import eval_loader, train_model
 from kdtutor.precision import amp_dtype, dtype_name, sync
 from kdtutor.profiles import get_profile
 from kdtutor.storage import RESULTS_DIR
-from kdtutor.train import accuracy, config_for, eval_loader, predict, train_model
 
 TARGETS = {"teacher_test_acc": 0.935, "teacher_train_s": 10.0, "student_train_s": 10.0, "course_s": 600.0}
 DRY = {"n_train": 192, "n_val": 64, "n_test": 100, "batch_size": 64, "teacher_epochs": 5, "student_epochs": 2}

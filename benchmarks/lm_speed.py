@@ -3,7 +3,7 @@
     python benchmarks/lm_speed.py                       # the cpu profile, in a fresh temporary folder
     python benchmarks/lm_speed.py --profile smoke --json results/lm_speed_smoke.json
 
-Trains what lesson 07 trains (same code: ``kdtutor.lm_lesson``), in a temporary folder so
+Trains what lesson 07 trains (same code: ``kdtutor.lm.lesson``), in a temporary folder so
 nothing is loaded from an earlier run, and prints seconds per run, the total, the table of
 held-out scores and three samples per model. Set ``KDTUTOR_TEXT`` to read a local copy of
 tiny Shakespeare. The fp32 matmul speed is measured before and after: on a shared machine
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from kdtutor.lm import count_parameters
-from kdtutor.lm_eval import markdown_table, side_by_side
-from kdtutor.lm_lesson import method_names, setup
+from kdtutor.lm.evaluate import lm_table, side_by_side
+from kdtutor.lm.lesson import method_names, setup
+from kdtutor.images.models import count_parameters
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
           f"{train_cpu:.0f} s CPU (all threads); "
           f"everything incl. loading and evaluation: {total:.0f} s; fp32 matmul {after:.0f} GFLOP/s after "
           f"({platform.processor() or platform.machine()})")
-    print("\n".join(markdown_table(results, lesson.reference_diversity())))
+    print("\n".join(lm_table(results, lesson.reference_diversity())))
     for name, r in results.items():
         print(side_by_side({f"{name}, sample {i + 1}": s for i, s in enumerate(r["samples"][:3])}, width=100))
     report = {"profile": lesson.profile, "text": lesson.data.name, "seconds": seconds, "cpu_seconds": cpu_seconds,

@@ -14,7 +14,6 @@ includes launching the processes). Set ``--n-train`` odd to exercise an uneven l
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -24,11 +23,12 @@ from pathlib import Path
 
 import torch
 
-from kdtutor import distributed
-from kdtutor.data import load_dataset
+from kdtutor.images.data import load_dataset
+from kdtutor.images.recipes import config_for
+from kdtutor.images.train import fit, prepare_run
 from kdtutor.profiles import get_profile
+from kdtutor.scale import distributed
 from kdtutor.storage import load_checked, save_checked, save_json
-from kdtutor.train import config_for, fit, prepare_run
 
 ARCHS = ("mlp_small", "cnn_tiny")
 

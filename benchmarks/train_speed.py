@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
-from kdtutor.data import make_standin
-from kdtutor.distill import TeacherLogits, distill_student
-from kdtutor.models import build_model, count_parameters
-from kdtutor.train import config_for, default_device, make_loaders, train_model
+from kdtutor.images.distill import TeacherLogits, distill_student
+from kdtutor.images.models import build_model, count_parameters
+from kdtutor.images.recipes import config_for
+from kdtutor.images.standin import make_standin
+from kdtutor.images.train import default_device, make_loaders, train_model
 
 
 def describe_device(device: torch.device) -> str:

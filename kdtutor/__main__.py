@@ -80,33 +80,33 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "course":
-        from .course import run_course
+        from kdtutor.classroom.course import run_course
 
         run_course(args.profile)
     elif args.command == "refresh-notebooks":
-        from .course import refresh_notebooks
+        from kdtutor.classroom.course import refresh_notebooks
 
         refresh_notebooks(args.paths or None)
     elif args.command == "generate":
-        from .instructor import generate
+        from kdtutor.classroom.instructor import write_instructor_copies
 
-        changed = generate(args.paths or None, check=args.check)
+        changed = write_instructor_copies(args.paths or None, check=args.check)
         for path in changed:
             print(f"{'out of date' if args.check else 'wrote'}: {path}")
         if args.check and changed:
             print("run: python -m kdtutor generate")
             return 1
     elif args.command == "grade":
-        from .grading import grade, write_csv
+        from kdtutor.classroom.grading import grade, write_csv
 
         grades = grade(args.submissions, time_limit=args.time_limit, profile=args.profile)
         print(f"wrote {write_csv(grades, args.out)}")
     elif args.command == "prepare":
-        from .prepare import prepare
+        from kdtutor.classroom.prepare import prepare
 
         return prepare(args.profile, pretrain=args.pretrain, data_only=args.data_only, needs=args.need)
     elif args.command == "book":
-        from .book import build
+        from kdtutor.classroom.book import build
 
         build(args.profile, reuse=args.reuse, lessons=args.lessons)
     elif args.command == "train-teacher":
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
 
 def _say(*text) -> None:
     """Print from one process only (rank 0) in a data-parallel run."""
-    from .distributed import is_main
+    from kdtutor.scale.distributed import is_main
 
     if is_main():
         print(*text)
@@ -127,10 +127,10 @@ def _say(*text) -> None:
 def _setup(args, role: str):
     import torch
 
-    from . import distributed
-    from .data import load_dataset
-    from .profiles import get_profile
-    from .train import default_device
+    from kdtutor.scale import distributed
+    from kdtutor.images.data import load_dataset
+    from kdtutor.profiles import get_profile
+    from kdtutor.images.train import default_device
 
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
@@ -145,7 +145,8 @@ def _setup(args, role: str):
 
 
 def _report(result, data, device) -> None:
-    from .train import eval_loader, split_metrics
+    from kdtutor.images.train import eval_loader
+    from kdtutor.images.predict import split_metrics
 
     test_loader = eval_loader(data, "test", device)
     _, acc = split_metrics(result.model.to(test_loader.device), test_loader)  # all-reduced in a multi-process run
@@ -155,7 +156,8 @@ def _report(result, data, device) -> None:
 
 def train_teacher(args) -> None:
     """``train-teacher``: the profile's teacher (or ``--arch``) on the profile's data."""
-    from .train import config_for, teacher_path, train_model
+    from kdtutor.images.recipes import config_for
+    from kdtutor.images.train import teacher_path, train_model
 
     profile, data = _setup(args, "teacher")
     arch = args.arch or profile.teacher
@@ -169,8 +171,10 @@ def train_teacher(args) -> None:
 
 def distill(args) -> None:
     """``distill``: a student from a teacher checkpoint, with the combined KD loss."""
-    from .distill import distill_student
-    from .train import config_for, load_checkpoint, teacher_path
+    from kdtutor.images.distill import distill_student
+    from kdtutor.images.recipes import config_for
+    from kdtutor.checkpoints import load_checkpoint
+    from kdtutor.images.train import teacher_path
 
     if args.teacher_logits and args.mode not in (None, "cached"):
         raise SystemExit(f"--teacher-logits serves cached teacher logits; it cannot be used with --mode {args.mode}")
@@ -188,9 +192,9 @@ def distill(args) -> None:
     cfg = config_for(arch, epochs, args.batch_size or profile.batch_size, args.seed)
     shared = None
     if args.teacher_logits:
-        from .distill import CachedLogitsMismatch
-        from .logit_cache import cached_teacher_logits
-        from .train import default_augment, make_train_loader
+        from kdtutor.images.distill import CachedLogitsMismatch
+        from kdtutor.scale.logit_cache import cached_teacher_logits
+        from kdtutor.images.train import default_augment, make_train_loader
 
         loader = make_train_loader(data, cfg, args.device, default_augment(data))
         try:

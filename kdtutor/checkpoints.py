@@ -1,6 +1,6 @@
 """Lesson 03 — model checkpoints: written atomically with a checksum, rebuilt by architecture name.
 
-All names here are also importable from ``kdtutor.train``.
+All names here are also importable from ``kdtutor.images.train``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .models import build_model
-from .precision import place
-from .storage import load_checked, save_checked
+from kdtutor.images.models import build_model
+from kdtutor.precision import place
+from kdtutor.storage import load_checked, save_checked
 
 
 class CheckpointMismatch(ValueError):

@@ -52,7 +52,7 @@ class Profile:
     n_train_teacher: int | None  # the teacher's training images
     n_val: int | None
     n_test: int | None
-    teacher: str  # a name for kdtutor.models.build_model
+    teacher: str  # a name for kdtutor.images.models.build_model
     teacher_epochs: int
     student: str
     student_epochs: int

@@ -1,7 +1,7 @@
 """Thin ipywidgets wrappers: each only wires a slider to a plain, tested function and a plot.
 
 ``interact`` and widget callbacks swallow exceptions when run headless, so the logic lives
-in ``kdtutor.softmax`` and the drawing in ``kdtutor.plots``, where tests call them. Importing
+in ``kdtutor.kd.softmax`` and the drawing in ``kdtutor.figures``, where tests call them. Importing
 this module needs neither a display nor a running kernel; bad input raises ``ValueError``
 when the widget is built, not later inside a callback.
 """
@@ -17,8 +17,8 @@ def temperature_explorer(logits: torch.Tensor, class_names: list[str], T: float 
                          T_min: float = 0.1, T_max: float = 100.0):
     """A log-scale slider for T above a bar chart of ``softmax(logits / T)`` (lesson 01).
 
-    Each move of the slider draws :func:`kdtutor.plots.temperature_panel` of
-    :func:`kdtutor.softmax.temperature_summary` for the new T.
+    Each move of the slider draws :func:`kdtutor.figures.lesson01.temperature_panel` of
+    :func:`kdtutor.kd.softmax.temperature_summary` for the new T.
 
     Args:
         logits: ``(C,)`` float, one example.
@@ -31,21 +31,21 @@ def temperature_explorer(logits: torch.Tensor, class_names: list[str], T: float 
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from . import plots
-    from .softmax import check_temperature, temperature_summary
+    from kdtutor.figures import lesson01
+    from kdtutor.kd.softmax import check_temperature, temperature_summary
 
     T, T_min, T_max = (check_temperature(v) for v in (T, T_min, T_max))
     if not T_min <= T <= T_max:
         raise ValueError(f"the starting T = {T} must lie within [T_min, T_max] = [{T_min}, {T_max}]")
     # validate logits and names now, where an error reaches the caller
-    plt.close(plots.temperature_panel(temperature_summary(logits, T), class_names))
+    plt.close(lesson01.temperature_panel(temperature_summary(logits, T), class_names))
 
     slider = widgets.FloatLogSlider(value=T, base=10, min=math.log10(T_min), max=math.log10(T_max), step=0.01,
                                     description="T", readout_format=".3g")
     out = widgets.Output()
 
     def draw(change=None):
-        fig = plots.temperature_panel(temperature_summary(logits, slider.value), class_names)
+        fig = lesson01.temperature_panel(temperature_summary(logits, slider.value), class_names)
         with out:
             out.clear_output(wait=True)
             display(fig)

@@ -1,7 +1,7 @@
 """Reference answers to the exercises of lesson 01 (``01_softmax_temperature``).
 
 Written from scratch with plain torch operations, so you can compare them with yours;
-``kdtutor.softmax`` holds the same formulas with input checks.
+``kdtutor.kd.softmax`` holds the same formulas with input checks.
 """
 
 import math

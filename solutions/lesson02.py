@@ -1,6 +1,6 @@
 """Reference answers to the exercises of lesson 02 (``02_losses_ce_kl_mse``).
 
-Written from scratch with plain torch operations; ``kdtutor.losses`` holds the same
+Written from scratch with plain torch operations; ``kdtutor.kd.losses`` holds the same
 formulas with input checks (shapes, NaN, labels, a teacher that still tracks gradients).
 Every function takes the student's logits first, then the teacher's (like
 ``F.kl_div(input, target)``), and returns a loss connected to the student's logits.

@@ -14,7 +14,7 @@ def translate_batch(padded: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, pa
     B, C, Hp, Wp = padded.shape
     H, W = Hp - 2 * pad, Wp - 2 * pad
     out = torch.empty((B, C, H, W), dtype=padded.dtype)
-    for i in range(B):  # a loop is clear; kdtutor.data.translate_batch does all images at once
+    for i in range(B):  # a loop is clear; kdtutor.images.loader.translate_batch does all images at once
         top, left = int(dy[i]) + pad, int(dx[i]) + pad
         out[i] = padded[i, :, top:top + H, left:left + W]
     return out

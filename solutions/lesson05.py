@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from kdtutor.evaluate import t_quantile_975
+from kdtutor.images.stats import t_quantile_975
 
 
 def expected_calibration_error(logits, labels, n_bins=15):

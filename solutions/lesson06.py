@@ -2,7 +2,6 @@
 
 import statistics
 
-import torch
 import torch.nn.functional as F
 
 

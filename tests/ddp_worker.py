@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 
-from kdtutor import distributed
 from kdtutor.__main__ import main as cli
-from kdtutor.data import load_dataset
+from kdtutor.images.data import load_dataset
+from kdtutor.images.recipes import digits_config, student_config
+from kdtutor.images.train import fit, prepare_run
 from kdtutor.profiles import get_profile
+from kdtutor.scale import distributed
 from kdtutor.storage import save_checked
-from kdtutor.train import digits_config, fit, prepare_run, student_config
 
 N_TRAIN = 999  # global batch 100: the last batch of 99 splits 50 / 49 over two processes
 BATCH = 100
@@ -46,7 +47,7 @@ class StopAtEpoch(Exception):
 
 def stopping_loss(epoch: int):
     """Cross-entropy that raises :class:`StopAtEpoch` on the first batch of ``epoch`` (0-based)."""
-    from kdtutor.train import hard_label_loss
+    from kdtutor.images.train import hard_label_loss
 
     ce = hard_label_loss()
 

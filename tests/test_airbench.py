@@ -1,4 +1,4 @@
-"""kdtutor.airbench and airbench94 parity: Lookahead/EMA, six-view TTA, identity init, the frozen
+"""kdtutor.images.airbench and airbench94 parity: Lookahead/EMA, six-view TTA, identity init, the frozen
 whitening bias, alternating flips, training on train+val — and proof that the cpu and smoke
 recipes, which use none of them, train exactly as the plain loop they always were."""
 
@@ -9,16 +9,19 @@ import pytest
 import torch
 from torch import nn
 
-from kdtutor import train
-from kdtutor.airbench import Lookahead, dirac_init_, set_whiten_bias_trainable, tta_logits, tta_views, whiten_bias
-from kdtutor.data import DeviceLoader, make_standin
-from kdtutor.distill import TeacherLogits, freeze
-from kdtutor.losses import cross_entropy
-from kdtutor.models import build_model
+from kdtutor.images import recipes, train
+from kdtutor.images.airbench import (Lookahead, dirac_init_, set_whiten_bias_trainable, tta_logits, tta_views,
+                                     whiten_bias)
+from kdtutor.images.distill import TeacherLogits, freeze
+from kdtutor.images.loader import DeviceLoader
+from kdtutor.images.models import build_model
+from kdtutor.images.predict import predict
+from kdtutor.images.recipes import airbench_config, config_for, config_identity, lr_factor, make_optimizer
+from kdtutor.images.standin import make_standin
+from kdtutor.images.train import fit, prepare_run, train_model, with_val_in_train
+from kdtutor.kd.losses import cross_entropy
 from kdtutor.profiles import get_profile
 from kdtutor.storage import load_checked
-from kdtutor.train import (airbench_config, config_for, config_identity, fit, lr_factor, make_optimizer, predict,
-                           prepare_run, train_model, with_val_in_train)
 
 TINY = make_standin(120, 40, 40, seed=0)
 MINI = make_standin(48, 16, 16, seed=0)  # airbench_small trains a few epochs on it in seconds
@@ -198,7 +201,7 @@ def test_training_on_train_and_val_uses_every_image_and_claims_no_validation():
     merged = with_val_in_train(TINY)
     assert len(merged.train) == 160 and len(merged.val) == 0
     assert torch.equal(merged.train.images[120:], TINY.val.images)
-    cfg = dataclasses.replace(train.student_config(epochs=2, batch_size=40), train_on_val=True)
+    cfg = dataclasses.replace(recipes.student_config(epochs=2, batch_size=40), train_on_val=True)
     model, train_loader, val_loader, meta = prepare_run("cnn_tiny", TINY, cfg, device="cpu")
     assert val_loader is None and train_loader.num_examples == 160 and meta["n_train"] == 160
     r = train_model("cnn_tiny", TINY, cfg, device="cpu", progress=False)

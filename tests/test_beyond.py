@@ -1,10 +1,10 @@
-"""kdtutor.beyond: DKD, logit standardisation and the hint loss, each against an independent reference."""
+"""kdtutor.kd.beyond: DKD, logit standardisation and the hint loss, each against an independent reference."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from kdtutor import beyond, losses
+from kdtutor.kd import beyond, losses
 
 
 def _logits(seed, n=8, c=10, scale=3.0):

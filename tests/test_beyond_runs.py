@@ -4,12 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from kdtutor import beyond_lesson as bl
-from kdtutor import beyond_runs as br
-from kdtutor import hints
-from kdtutor.data import DeviceLoader, Split
-from kdtutor.models import build_model
-from kdtutor.train import History
+from kdtutor.images import comparison as bl, hints, methods as br
+from kdtutor.images.history import History
+from kdtutor.images.loader import DeviceLoader
+from kdtutor.images.models import build_model
+from kdtutor.images.splits import Split
 
 
 def test_feature_hook_records_the_named_layer_and_rejects_unknown_names():

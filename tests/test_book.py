@@ -38,7 +38,7 @@ def site(tmp_path_factory):
     given = os.environ.get("KDTUTOR_BOOK_HTML")
     if given:
         return Path(given)
-    from kdtutor import book
+    from kdtutor.classroom import book
 
     tmp = tmp_path_factory.mktemp("book")
     return book.build("smoke", lessons=["00", "01", "02"], results_dir=tmp / "results", out=tmp / "book")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kdtutor import checks
-from kdtutor import softmax as sm
+from kdtutor.kd import softmax as sm
 
 NAMES = ["stable_log_softmax", "entropy_nats", "temperature_for_entropy"]
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from kdtutor import checks
-from kdtutor import losses as L
+from kdtutor.kd import losses as L
 
 # the wrong answers below use reduction="mean" on purpose; PyTorch warns about it
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")

@@ -3,6 +3,7 @@
 import torch
 
 from kdtutor import checks
+from kdtutor.images import loader
 from solutions import lesson03
 
 
@@ -11,10 +12,9 @@ def stub(*args):
 
 
 def test_stubs_are_not_attempted_and_fall_back_to_the_reference(capsys):
-    from kdtutor import data
 
     result = checks.flip_batch(stub)
-    assert result.passed is None and result.fn is data.flip_batch
+    assert result.passed is None and result.fn is loader.flip_batch
     assert "not attempted" in capsys.readouterr().out
 
 

@@ -3,7 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from kdtutor import checks, distill
+from kdtutor import checks
+from kdtutor.images import distill
 
 
 def _step(student, teacher, images, labels, optimizer, T, alpha, *, eval_teacher=True, no_grad=True,

@@ -5,8 +5,9 @@ import math
 
 import torch
 
-from kdtutor import checks, evaluate
-from kdtutor.evaluate import t_quantile_975
+from kdtutor import checks
+from kdtutor.images import metrics
+from kdtutor.images.stats import t_quantile_975
 from solutions import lesson05 as solutions
 
 EXERCISES = ["expected_calibration_error", "top1_agreement", "macro_f1", "summarize_seeds"]
@@ -20,9 +21,9 @@ def test_fallbacks_are_kdtutors_references():
     def stub(*args, **kwargs):
         raise NotImplementedError
 
-    assert run("expected_calibration_error", stub).fn is evaluate.expected_calibration_error
-    assert run("top1_agreement", stub).fn is evaluate.top1_agreement
-    assert run("macro_f1", stub).fn is evaluate.macro_f1
+    assert run("expected_calibration_error", stub).fn is metrics.expected_calibration_error
+    assert run("top1_agreement", stub).fn is metrics.top1_agreement
+    assert run("macro_f1", stub).fn is metrics.macro_f1
 
 
 def expect_failure(name, fn, *phrases):

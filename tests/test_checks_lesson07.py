@@ -10,9 +10,8 @@ import torch.nn.functional as F
 
 import solutions.lesson07 as answers
 from kdtutor import checks as C
-from kdtutor.checks import core
-from kdtutor.checks import lesson07
-from kdtutor import lm_distill as D
+from kdtutor.checks import core, lesson07
+from kdtutor.lm import distill as D
 
 # a wrong answer below uses reduction="mean" on purpose; PyTorch warns about it
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")

@@ -3,7 +3,7 @@
 import pytest
 
 from kdtutor.__main__ import main
-from kdtutor.train import load_checkpoint
+from kdtutor.checkpoints import load_checkpoint
 
 
 def test_train_teacher_then_distill(tmp_path, capsys):
@@ -22,8 +22,10 @@ def test_train_teacher_then_distill(tmp_path, capsys):
 
 
 def test_distill_refuses_a_teacher_from_other_data(tmp_path):
-    from kdtutor.data import load_digits
-    from kdtutor.train import digits_config, save_checkpoint, train_model
+    from kdtutor.images.data import load_digits
+    from kdtutor.images.recipes import digits_config
+    from kdtutor.checkpoints import save_checkpoint
+    from kdtutor.images.train import train_model
 
     r = train_model("mlp_small", load_digits(), digits_config(epochs=1), device="cpu", progress=False)
     path = save_checkpoint(tmp_path / "digits.pt", r.model, r.meta)

@@ -1,8 +1,8 @@
-"""kdtutor.course: stored-output hygiene helpers and the one-page summary."""
+"""kdtutor.classroom.course: stored-output hygiene helpers and the one-page summary."""
 
 import nbformat
 
-from kdtutor import course
+from kdtutor.classroom import course
 from kdtutor.storage import save_json
 
 

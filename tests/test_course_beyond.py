@@ -1,7 +1,7 @@
-"""kdtutor.course: lesson 06's table and shortcut gains in summary.md, built from 06_beyond.json."""
+"""kdtutor.classroom.course: lesson 06's table and shortcut gains in summary.md, built from 06_beyond.json."""
 
-from kdtutor import course
-from kdtutor.beyond_runs import GRID, METHODS
+from kdtutor.classroom import course
+from kdtutor.images.methods import GRID, METHODS
 from kdtutor.storage import save_json
 
 

@@ -1,4 +1,4 @@
-"""kdtutor.data: CIFAR-format parsing and caching, the stand-in, digits, the device loader."""
+"""kdtutor.images.data: CIFAR-format parsing and caching, the stand-in, digits, the device loader."""
 
 import hashlib
 import io
@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from kdtutor import cifar10, data
-from kdtutor.data import (DeviceLoader, Split, flip_batch, load_cifar10, load_dataset, make_standin,
-                          pad_images, parse_cifar_archive, translate_batch)
+from kdtutor.images import cifar10, data
+from kdtutor.images.cifar10 import load_cifar10, parse_cifar_archive
+from kdtutor.images.data import load_dataset
+from kdtutor.images.loader import DeviceLoader, flip_batch, pad_images, translate_batch
+from kdtutor.images.splits import Split
+from kdtutor.images.standin import make_standin
 from kdtutor.profiles import get_profile
 from kdtutor.storage import CorruptFileError
 
@@ -41,7 +44,7 @@ def md5(path):
 
 
 def test_parse_reads_every_batch_in_order(tmp_path):
-    path = tmp_path / data.CIFAR10_ARCHIVE
+    path = tmp_path / cifar10.CIFAR10_ARCHIVE
     batches = write_fake_cifar(path)
     out = parse_cifar_archive(path)
     assert out["train_images"].shape == (30, 3, 32, 32) and out["train_images"].dtype == torch.uint8
@@ -54,19 +57,19 @@ def test_parse_reads_every_batch_in_order(tmp_path):
 
 
 def test_load_verifies_checksum_parses_caches_and_splits(tmp_path):
-    path = tmp_path / data.CIFAR10_ARCHIVE
+    path = tmp_path / cifar10.CIFAR10_ARCHIVE
     write_fake_cifar(path, n_per_batch=20)
     ds = load_cifar10(tmp_path, download=False, md5=md5(path))
     assert (len(ds.train), len(ds.val), len(ds.test)) == (90, 10, 20)
     assert ds.name == "CIFAR-10" and not ds.is_standin
-    assert (tmp_path / data.CIFAR10_CACHE).exists()
+    assert (tmp_path / cifar10.CIFAR10_CACHE).exists()
     path.unlink()  # the cache alone is enough now, and gives the same split
     again = load_cifar10(tmp_path, download=False)
     assert torch.equal(again.val.images, ds.val.images) and torch.equal(again.train.labels, ds.train.labels)
 
 
 def test_truncated_archive_is_refused_with_advice(tmp_path):
-    path = tmp_path / data.CIFAR10_ARCHIVE
+    path = tmp_path / cifar10.CIFAR10_ARCHIVE
     write_fake_cifar(path)
     good = md5(path)
     path.write_bytes(path.read_bytes()[:-500])  # a half-finished download
@@ -88,10 +91,10 @@ def test_archive_missing_a_batch_is_refused(tmp_path):
 
 
 def test_corrupt_cache_is_refused(tmp_path):
-    path = tmp_path / data.CIFAR10_ARCHIVE
+    path = tmp_path / cifar10.CIFAR10_ARCHIVE
     write_fake_cifar(path)
     load_cifar10(tmp_path, download=False, md5=md5(path))
-    cache = tmp_path / data.CIFAR10_CACHE
+    cache = tmp_path / cifar10.CIFAR10_CACHE
     raw = bytearray(cache.read_bytes())
     raw[-10] ^= 0xFF
     cache.write_bytes(bytes(raw))
@@ -115,11 +118,11 @@ def test_download_removes_partial_file_and_checks_md5(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tvu, "download_url", fake_download)
     with pytest.raises(CorruptFileError, match="incomplete or not the CIFAR-10 archive"):
-        data.download_cifar10(tmp_path)
-    assert not (tmp_path / (data.CIFAR10_ARCHIVE + ".part")).exists()
-    (tmp_path / (data.CIFAR10_ARCHIVE + ".part")).write_bytes(b"leftover")
-    path = data.download_cifar10(tmp_path)
-    assert path.name == data.CIFAR10_ARCHIVE and md5(path) == md5(fake) and len(calls) == 2
+        cifar10.download_cifar10(tmp_path)
+    assert not (tmp_path / (cifar10.CIFAR10_ARCHIVE + ".part")).exists()
+    (tmp_path / (cifar10.CIFAR10_ARCHIVE + ".part")).write_bytes(b"leftover")
+    path = cifar10.download_cifar10(tmp_path)
+    assert path.name == cifar10.CIFAR10_ARCHIVE and md5(path) == md5(fake) and len(calls) == 2
 
 
 def test_offline_cifar_profile_falls_back_to_labelled_standin(tmp_path, monkeypatch, capsys):
@@ -140,7 +143,7 @@ def test_standin_is_deterministic_balanced_and_cifar_shaped():
     assert a.train.images.shape == (200, 3, 32, 32) and a.train.images.dtype == torch.uint8
     assert torch.bincount(a.train.labels, minlength=10).tolist() == [20] * 10
     assert not torch.equal(make_standin(200, 50, 50, seed=4).train.images, a.train.images)
-    assert set(a.classes).isdisjoint(data.CIFAR10_CLASSES), "stand-in classes must not look like CIFAR-10's"
+    assert set(a.classes).isdisjoint(cifar10.CIFAR10_CLASSES), "stand-in classes must not look like CIFAR-10's"
 
 
 def test_standin_needs_a_convnet_and_a_small_one_learns_it():
@@ -148,7 +151,9 @@ def test_standin_needs_a_convnet_and_a_small_one_learns_it():
     40k-parameter CNN learns well above chance in a few seconds: real, non-trivial structure."""
     from sklearn.linear_model import LogisticRegression
 
-    from kdtutor.train import accuracy, make_loaders, predict, student_config, train_model
+    from kdtutor.images.predict import accuracy, predict
+    from kdtutor.images.train import make_loaders, train_model
+    from kdtutor.images.recipes import student_config
 
     ds = make_standin(2000, 500, 500, seed=0)
     x = lambda s: torch.nn.functional.avg_pool2d(s.images.float() / 255, 4).flatten(1).numpy()  # noqa: E731

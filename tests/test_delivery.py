@@ -12,8 +12,9 @@ import nbformat
 import pytest
 import torch
 
-from kdtutor import checks, delivery, instructor
+from kdtutor import checks
 from kdtutor.checks import core
+from kdtutor.classroom import delivery, instructor
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -24,7 +25,7 @@ def _read(path):
 
 
 def test_every_lesson_and_its_instructor_version_are_exactly_what_the_generator_writes():
-    stale = instructor.generate(check=True)
+    stale = instructor.write_instructor_copies(check=True)
     assert stale == [], f"out of date (run: python -m kdtutor generate): {stale}"
     assert sorted(p.name for p in (ROOT / "instructor").glob("*.ipynb")) == [p.name for p in LESSONS]
 
@@ -32,10 +33,10 @@ def test_every_lesson_and_its_instructor_version_are_exactly_what_the_generator_
 def test_the_sync_check_notices_an_edited_instructor_notebook(tmp_path):
     lesson = LESSONS[1]
     shutil.copy(ROOT / "instructor" / lesson.name, tmp_path / lesson.name)
-    assert instructor.generate([lesson], instructor_dir=tmp_path, check=True) == []
+    assert instructor.write_instructor_copies([lesson], instructor_dir=tmp_path, check=True) == []
     text = (tmp_path / lesson.name).read_text().replace("### END SOLUTION", "### END SOLUTION ", 1)
     (tmp_path / lesson.name).write_text(text)
-    assert instructor.generate([lesson], instructor_dir=tmp_path, check=True) == [tmp_path / lesson.name]
+    assert instructor.write_instructor_copies([lesson], instructor_dir=tmp_path, check=True) == [tmp_path / lesson.name]
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)

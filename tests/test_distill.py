@@ -1,16 +1,20 @@
-"""kdtutor.distill: frozen teacher, teacher-logit modes, the cache check, fairness, and the proof
+"""kdtutor.images.distill: frozen teacher, teacher-logit modes, the cache check, fairness, and the proof
 that distillation works (on real data: scikit-learn's digits)."""
 
 import pytest
 import torch
 from torch import nn
 
-from kdtutor.data import Dataset, load_digits, make_standin
-from kdtutor.distill import (CachedLogitsMismatch, TeacherLogits, best_class_shift, check_cached_logits,
-                             compare_scratch_vs_kd, distill_student, freeze, shift_class_logit, sweep,
-                             teacher_forward, without_class)
-from kdtutor.models import build_model
-from kdtutor.train import digits_config, make_loaders, predict, student_config, train_model
+from kdtutor.images.data import load_digits
+from kdtutor.images.distill import (CachedLogitsMismatch, TeacherLogits, best_class_shift, check_cached_logits,
+                                    compare_scratch_vs_kd, distill_student, freeze, shift_class_logit, sweep,
+                                    teacher_forward, without_class)
+from kdtutor.images.models import build_model
+from kdtutor.images.predict import predict
+from kdtutor.images.recipes import digits_config, student_config
+from kdtutor.images.splits import Dataset
+from kdtutor.images.standin import make_standin
+from kdtutor.images.train import make_loaders, train_model
 
 TINY = make_standin(120, 40, 40, seed=0)
 
@@ -191,7 +195,7 @@ def test_best_class_shift_is_chosen_by_accuracy():
 
 
 def test_comparison_pairs_seeds_and_judges_robustness_by_paired_differences():
-    from kdtutor.distill import Comparison
+    from kdtutor.images.distill import Comparison
 
     # a small gain on every seed, far larger than its own spread: robust
     c = Comparison("test", scratch=[0.60, 0.70, 0.65], distilled=[0.61, 0.71, 0.66])
@@ -214,6 +218,6 @@ def test_comparison_pairs_seeds_and_judges_robustness_by_paired_differences():
     ([0.6], [0.7], "one seed"),
 ])
 def test_comparison_verdict_names_what_the_paired_differences_show(scratch, distilled, expected):
-    from kdtutor.distill import Comparison
+    from kdtutor.images.distill import Comparison
 
     assert expected in Comparison("test", scratch, distilled).verdict()

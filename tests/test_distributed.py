@@ -24,16 +24,18 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from kdtutor import distributed
 from kdtutor.__main__ import main
-from kdtutor.data import load_dataset
-from kdtutor.distill import CachedLogitsMismatch, TeacherLogits
-from kdtutor.loader import DeviceLoader
-from kdtutor.logit_cache import load_teacher_logits, save_teacher_logits
+from kdtutor.checkpoints import load_checkpoint
+from kdtutor.images.data import load_dataset
+from kdtutor.images.distill import CachedLogitsMismatch, TeacherLogits
+from kdtutor.images.loader import DeviceLoader
+from kdtutor.images.recipes import student_config
+from kdtutor.images.splits import Split
+from kdtutor.images.train import default_augment, make_train_loader
 from kdtutor.profiles import get_profile
-from kdtutor.splits import Split
+from kdtutor.scale import distributed
+from kdtutor.scale.logit_cache import load_teacher_logits, save_teacher_logits
 from kdtutor.storage import load_checked
-from kdtutor.train import default_augment, load_checkpoint, make_train_loader, student_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdtutor import grading, instructor
+from kdtutor.classroom import grading, instructor
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = "01_softmax_temperature"  # three cheap exercises, no data

@@ -1,4 +1,4 @@
-"""kdtutor.image_folder and KDTUTOR_CIFAR10: images from a folder or an archive, and clear errors."""
+"""kdtutor.images.image_folder and KDTUTOR_CIFAR10: images from a folder or an archive, and clear errors."""
 
 import io
 import tarfile
@@ -10,8 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from kdtutor import data, image_folder
-from kdtutor.data import CIFAR10_CLASSES, load_dataset, load_image_folder
+from kdtutor.images import image_folder, splits
+from kdtutor.images.cifar10 import CIFAR10_CLASSES
+from kdtutor.images.data import load_dataset
+from kdtutor.images.image_folder import load_image_folder
 from kdtutor.profiles import get_profile
 
 
@@ -148,18 +150,19 @@ def test_kdtutor_cifar10_switch_uses_the_copy_and_never_falls_back(tmp_path, mon
 
 
 def test_dataset_rejects_labels_beyond_its_classes():
-    from kdtutor.data import Dataset, Split
+    from kdtutor.images.splits import Dataset, Split
 
     ok = Split(torch.zeros(4, 3, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
     bad = Split(torch.zeros(2, 3, 2, 2, dtype=torch.uint8), torch.tensor([0, 9]))
     with pytest.raises(ValueError, match="test labels run from 0 to 9, but there are 2 classes"):
-        data.Dataset("toy", ["a", "b"], ok, ok, bad)
+        splits.Dataset("toy", ["a", "b"], ok, ok, bad)
     with pytest.raises(ValueError, match="labels must be 0"):
         Dataset("toy", ["a", "b"], ok, Split(ok.images[:1], torch.tensor([-1])), ok)
 
 
 def test_write_image_folder_round_trips_exactly_as_png(tmp_path):
-    from kdtutor.data import make_standin, write_image_folder
+    from kdtutor.images.standin import make_standin
+    from kdtutor.images.image_folder import write_image_folder
 
     ds = make_standin(40, 10, 20, seed=1)
     write_image_folder(tmp_path / "out", "train", ds.train.images, ds.train.labels, ds.classes)

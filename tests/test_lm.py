@@ -7,8 +7,9 @@ import io
 import pytest
 import torch
 
-from kdtutor import text as tx
-from kdtutor.lm import KVCache, LMConfig, build_lm, count_parameters, generate
+from kdtutor.lm import text as tx
+from kdtutor.images.models import count_parameters
+from kdtutor.lm.model import KVCache, LMConfig, build_lm, generate
 from kdtutor.storage import CorruptFileError
 
 CFG = LMConfig(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=16)

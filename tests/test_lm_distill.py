@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdtutor import lm_distill as D
+from kdtutor.lm import distill as D
 
 
 def _pair(shape=(2, 3, 7), seed=0, scale=2.0, dtype=torch.float64):
@@ -232,7 +232,7 @@ def test_prompt_mask_leaves_out_the_positions_that_predict_the_prompt():
 
 
 def test_on_policy_batch_keeps_the_prompt_and_masks_it():
-    from kdtutor.lm import LMConfig, build_lm
+    from kdtutor.lm.model import LMConfig, build_lm
 
     model = build_lm(LMConfig(9, 8, 1, 1, 8), seed=0)
     fixed = torch.randint(0, 9, (3, 9), generator=torch.Generator().manual_seed(1))

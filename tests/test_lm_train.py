@@ -8,13 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdtutor import lm_distill as D
-from kdtutor import lm_eval as E
-from kdtutor.lm import LMConfig, build_lm
-from kdtutor.lm_train import (LM_SIZES, LMSizes, LMTrainConfig, NextChar, OnPolicyKD, TokenKD, TopKKD, fit_lm,
-                              load_lm, lm_sizes, step_generator, train_lm)
+from kdtutor.checkpoints import CheckpointMismatch
+from kdtutor.lm import distill as D, evaluate as E
+from kdtutor.lm.model import LMConfig, build_lm
+from kdtutor.lm.train import (LMSizes, LMTrainConfig, LM_SIZES, NextChar, OnPolicyKD, TokenKD, TopKKD, fit_lm,
+                              lm_sizes, load_lm, step_generator, train_lm)
 from kdtutor.storage import CorruptFileError
-from kdtutor.train import CheckpointMismatch
 
 CFG = LMConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)
 IDS = torch.randint(0, 11, (400,), generator=torch.Generator().manual_seed(0))
@@ -180,7 +179,7 @@ def test_window_bits_average_to_the_bpc_and_paired_differences():
 
 
 def test_teacher_bits_on_samples_reads_each_row_in_windows():
-    from kdtutor.text import tiled_windows
+    from kdtutor.lm.text import tiled_windows
 
     teacher = build_lm(CFG, seed=12).eval()
     ids = torch.randint(0, 11, (3, 30), generator=torch.Generator().manual_seed(3))
@@ -224,8 +223,8 @@ TINY = LMSizes(n_train=3000, n_val=400, n_test=400, block=8, batch=4, teacher=(1
 
 @pytest.mark.slow
 def test_every_method_trains_and_is_loaded_the_second_time(tmp_path, capsys):
-    from kdtutor.lm_lesson import LMLesson, method_names
-    from kdtutor.text import from_text, make_standin_text
+    from kdtutor.lm.lesson import LMLesson, method_names
+    from kdtutor.lm.text import from_text, make_standin_text
 
     data = from_text(make_standin_text(3800), "stand-in text (generated, NOT Shakespeare)", is_standin=True)
     lesson = LMLesson(data, TINY, "test", torch.device("cpu"), progress=False, folder=tmp_path)
@@ -245,8 +244,8 @@ def test_every_method_trains_and_is_loaded_the_second_time(tmp_path, capsys):
 
 
 def test_smoke_setup_never_downloads(monkeypatch, capsys):
-    from kdtutor import text as tx
-    from kdtutor.lm_lesson import setup
+    from kdtutor.lm import text as tx
+    from kdtutor.lm.lesson import setup
 
     def no_download(*args, **kwargs):
         raise AssertionError("the smoke profile must not download")

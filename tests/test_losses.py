@@ -1,4 +1,4 @@
-"""kdtutor.losses against torch.nn.functional, closed forms and autograd, plus every
+"""kdtutor.kd.losses against torch.nn.functional, closed forms and autograd, plus every
 gradient claim lessons 01–02 make, hypothesis properties and the error messages."""
 
 import math
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from kdtutor import losses as L
+from kdtutor.kd import losses as L
 
 N, C = 6, 10
 

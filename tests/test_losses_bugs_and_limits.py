@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdtutor import losses as L
+from kdtutor.kd import losses as L
 
 N, C = 6, 10
 
@@ -149,7 +149,7 @@ def test_pytorch_tutorial_loss_is_ours_at_alpha_025_plus_a_constant():
 
 
 def test_exp_overflow_thresholds_quoted_in_lesson_01():
-    from kdtutor.softmax import exp_overflow_threshold
+    from kdtutor.kd.softmax import exp_overflow_threshold
 
     for dtype, want in [(torch.float16, 11.09), (torch.bfloat16, 88.72), (torch.float32, 88.72)]:
         x = exp_overflow_threshold(dtype)

@@ -12,8 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kdtutor import plots  # noqa: E402
-from kdtutor.softmax import temperature_summary  # noqa: E402
+from kdtutor.figures import lesson01, lesson02
+from kdtutor.kd.softmax import temperature_summary
 from plotting import assert_labelled  # noqa: E402
 
 CAT = torch.tensor([-1.0, -2.0, 2.0, 9.0, 3.0, 6.5, 2.5, 1.5, -1.5, -2.5])
@@ -35,7 +35,7 @@ def test_the_helper_catches_a_missing_label():
 
 # --------------------------------------------------------------------------- lesson 01
 def test_probabilities_vs_temperature():
-    fig = plots.probabilities_vs_temperature(CAT, NAMES, [1, 4])
+    fig = lesson01.probabilities_vs_temperature(CAT, NAMES, [1, 4])
     assert_labelled(fig)
     left = fig.axes[0]
     heights = np.array([b.get_height() for b in left.patches]).reshape(2, 10)
@@ -46,12 +46,12 @@ def test_probabilities_vs_temperature():
 
 def test_probabilities_vs_temperature_rejects_wrong_names():
     with pytest.raises(ValueError, match="9 class names for 10"):
-        plots.probabilities_vs_temperature(CAT, NAMES[:9], [1])
+        lesson01.probabilities_vs_temperature(CAT, NAMES[:9], [1])
 
 
 def test_entropy_vs_temperature():
     temps = [0.5, 1, 4, 16]
-    fig = plots.entropy_vs_temperature(CAT, temps)
+    fig = lesson01.entropy_vs_temperature(CAT, temps)
     assert_labelled(fig)
     want = [torch.distributions.Categorical(logits=CAT / T).entropy().item() for T in temps]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), want, rtol=1e-5)
@@ -60,7 +60,7 @@ def test_entropy_vs_temperature():
 
 def test_relative_probabilities():
     temps = [1, 2, 4]
-    fig = plots.relative_probabilities(CAT, NAMES, temps)
+    fig = lesson01.relative_probabilities(CAT, NAMES, temps)
     assert_labelled(fig)
     assert len(fig.axes[0].lines) == 9  # every class but the top one
     dog = fig.axes[0].lines[0]  # the runner-up comes first
@@ -71,19 +71,19 @@ def test_relative_probabilities():
 
 def test_temperature_panel():
     s = temperature_summary(CAT, 3.0)
-    fig = plots.temperature_panel(s, NAMES)
+    fig = lesson01.temperature_panel(s, NAMES)
     assert_labelled(fig)
     assert "T = 3" in fig.axes[0].get_title()
     np.testing.assert_allclose([b.get_height() for b in fig.axes[0].patches], s["probs"].numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="class names"):
-        plots.temperature_panel(s, NAMES[:2])
+        lesson01.temperature_panel(s, NAMES[:2])
 
 
 # --------------------------------------------------------------------------- lesson 02
 def test_forward_vs_reverse_kl():
     x = torch.linspace(-3, 3, 7)
     p = torch.softmax(-x ** 2, 0)
-    fig = plots.forward_vs_reverse_kl(x, p, {"forward": torch.full((7,), 1 / 7), "reverse": p})
+    fig = lesson02.forward_vs_reverse_kl(x, p, {"forward": torch.full((7,), 1 / 7), "reverse": p})
     assert_labelled(fig)
     assert [line.get_label() for line in fig.axes[0].lines] == ["forward", "reverse"]
 
@@ -92,7 +92,7 @@ def test_forward_vs_reverse_kl_with_the_loss_landscape():
     x = torch.linspace(-3, 3, 7)
     p = torch.softmax(-x ** 2, 0)
     mus = torch.linspace(-2, 2, 5)
-    fig = plots.forward_vs_reverse_kl(x, p, {"forward": p}, mus=mus,
+    fig = lesson02.forward_vs_reverse_kl(x, p, {"forward": p}, mus=mus,
                                       landscapes={"forward": mus ** 2, "reverse": (mus ** 2 - 1) ** 2})
     assert_labelled(fig)
     assert len(fig.axes) == 2
@@ -100,7 +100,7 @@ def test_forward_vs_reverse_kl_with_the_loss_landscape():
 
 
 def test_gradient_norm_vs_temperature():
-    fig = plots.gradient_norm_vs_temperature([1, 2, 4], {"with T²": [1, 1, 1], "without": [1, 0.25, 1 / 16]})
+    fig = lesson02.gradient_norm_vs_temperature([1, 2, 4], {"with T²": [1, 1, 1], "without": [1, 0.25, 1 / 16]})
     assert_labelled(fig)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
@@ -108,6 +108,6 @@ def test_gradient_norm_vs_temperature():
 
 
 def test_kd_over_mse_vs_temperature():
-    fig = plots.kd_over_mse_vs_temperature([1, 10, 100], {"zero-mean": [0.5, 0.9, 0.99]})
+    fig = lesson02.kd_over_mse_vs_temperature([1, 10, 100], {"zero-mean": [0.5, 0.9, 0.99]})
     assert_labelled(fig)
     assert math.isclose(fig.axes[0].lines[-1].get_ydata()[0], 1.0)  # the reference line

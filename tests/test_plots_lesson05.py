@@ -9,10 +9,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kdtutor import evaluate as ev  # noqa: E402
-from kdtutor import plots  # noqa: E402
-from kdtutor.data import DeviceLoader, Split  # noqa: E402
-from kdtutor.models import build_model  # noqa: E402
+from kdtutor.figures import lesson05
+from kdtutor.images import evaluate as ev
+from kdtutor.images.loader import DeviceLoader
+from kdtutor.images.models import build_model
+from kdtutor.images.splits import Split
 from plotting import assert_labelled  # noqa: E402
 
 DATASET = "toy digits (random, NOT CIFAR-10)"
@@ -39,8 +40,8 @@ def card():
 
 
 def test_reliability_diagram_one_and_several(card):
-    check_figure(plots.reliability_diagram(card["student"].reliability, DATASET, "student"))
-    fig = plots.reliability_diagram({n: r.reliability for n, r in card.items()}, DATASET)
+    check_figure(lesson05.reliability_diagram(card["student"].reliability, DATASET, "student"))
+    fig = lesson05.reliability_diagram({n: r.reliability for n, r in card.items()}, DATASET)
     assert len(fig.axes) == 2 and "ECE" in fig.axes[0].get_title()
     assert any("ECE" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
     check_figure(fig)
@@ -48,33 +49,33 @@ def test_reliability_diagram_one_and_several(card):
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_confusion_matrix(card, normalize):
-    fig = plots.confusion_matrix(card["student"].confusion, CLASSES, DATASET, "student", normalize=normalize)
+    fig = lesson05.confusion_heatmap(card["student"].confusion, CLASSES, DATASET, "student", normalize=normalize)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == CLASSES
     check_figure(fig)
     with pytest.raises(ValueError, match="10 class names"):
-        plots.confusion_matrix(torch.zeros(3, 3), CLASSES, DATASET)
+        lesson05.confusion_heatmap(torch.zeros(3, 3), CLASSES, DATASET)
 
 
 def test_accuracy_vs_cost(card):
-    check_figure(plots.accuracy_vs_cost(card, DATASET))
-    check_figure(plots.accuracy_vs_cost(card, batch_size=1))  # data set name taken from the card
+    check_figure(lesson05.accuracy_vs_cost(card, DATASET))
+    check_figure(lesson05.accuracy_vs_cost(card, batch_size=1))  # data set name taken from the card
     with pytest.raises(ValueError, match="batch sizes"):
-        plots.accuracy_vs_cost(card, DATASET, batch_size=256)
+        lesson05.accuracy_vs_cost(card, DATASET, batch_size=256)
 
 
 def test_accuracy_vs_cost_without_latency(card):
     rows = {n: ev.ReportRow(**{**r.__dict__, "latency_ms": {}, "speedup": {}}) for n, r in card.items()}
-    check_figure(plots.accuracy_vs_cost(rows, DATASET))
+    check_figure(lesson05.accuracy_vs_cost(rows, DATASET))
 
 
 def test_per_class_accuracy(card):
     accs = {n: r.per_class["recall"] for n, r in card.items()}
-    check_figure(plots.per_class_accuracy(accs, CLASSES, DATASET))
+    check_figure(lesson05.per_class_accuracy_bars(accs, CLASSES, DATASET))
     with pytest.raises(ValueError, match="class names"):
-        plots.per_class_accuracy(accs, CLASSES[:3], DATASET)
+        lesson05.per_class_accuracy_bars(accs, CLASSES[:3], DATASET)
 
 
 def test_every_lesson05_plot_closes_its_figures(card):
     before = len(plt.get_fignums())
-    check_figure(plots.per_class_accuracy({"a": torch.rand(10)}, CLASSES, DATASET))
+    check_figure(lesson05.per_class_accuracy_bars({"a": torch.rand(10)}, CLASSES, DATASET))
     assert len(plt.get_fignums()) == before

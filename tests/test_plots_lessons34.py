@@ -7,9 +7,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kdtutor import plots  # noqa: E402
-from kdtutor.distill import Sweep  # noqa: E402
-from kdtutor.train import History  # noqa: E402
+from kdtutor.figures import lesson03, lesson04, lesson05
+from kdtutor.images.distill import Sweep
+from kdtutor.images.history import History
 from plotting import assert_labelled  # noqa: E402
 
 
@@ -22,13 +22,13 @@ CLASSES = [str(i) for i in range(4)]
 
 
 @pytest.mark.parametrize("make", [
-    lambda: plots.class_balance(torch.tensor([0, 1, 1, 3]), CLASSES, "t"),
-    lambda: plots.augmentation_examples(torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8), "t"),
-    lambda: plots.lr_schedule([0.2, 0.6, 1.0, 0.5], 0.1, "t", steps_per_epoch=2),
-    lambda: plots.learning_curves({"a": _history(), "b": _history(2)}, "t"),
-    lambda: plots.sweep_heatmap(Sweep([1.0, 4.0], [0.5, 0.9], [[0.5, 0.6], [0.7, 0.55]]), "t"),
-    lambda: plots.seed_comparison({"scratch": [0.5, 0.52], "distilled": [0.55, 0.56]}, "t"),
-    lambda: plots.per_class_accuracy({"a": torch.rand(4), "b": torch.rand(4)}, CLASSES, "d", highlight=2, title="t"),
+    lambda: lesson03.class_balance(torch.tensor([0, 1, 1, 3]), CLASSES, "t"),
+    lambda: lesson03.augmentation_examples(torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8), "t"),
+    lambda: lesson03.lr_schedule([0.2, 0.6, 1.0, 0.5], 0.1, "t", steps_per_epoch=2),
+    lambda: lesson03.learning_curves({"a": _history(), "b": _history(2)}, "t"),
+    lambda: lesson04.sweep_heatmap(Sweep([1.0, 4.0], [0.5, 0.9], [[0.5, 0.6], [0.7, 0.55]]), "t"),
+    lambda: lesson04.seed_comparison({"scratch": [0.5, 0.52], "distilled": [0.55, 0.56]}, "t"),
+    lambda: lesson05.per_class_accuracy_bars({"a": torch.rand(4), "b": torch.rand(4)}, CLASSES, "d", highlight=2, title="t"),
 ], ids=["class_balance", "augmentation", "lr_schedule", "curves", "heatmap", "seeds", "per_class_highlight"])
 def test_figures_are_labelled(make):
     fig = make()
@@ -39,7 +39,7 @@ def test_figures_are_labelled(make):
 def test_learning_curves_plot_only_the_validated_epochs():
     sparse = History([{k: v for k, v in e.items() if e["epoch"] % 2 == 0 or not k.startswith("val")}
                       for e in _history(5).epochs])
-    fig = plots.learning_curves({"every 2nd epoch": sparse}, "t")
+    fig = lesson03.learning_curves({"every 2nd epoch": sparse}, "t")
     assert_labelled(fig)
     val_line = [line for line in fig.axes[1].lines if line.get_label().endswith("(val)")][0]
     assert list(val_line.get_xdata()) == [2, 4] and val_line.get_marker() == "o"
@@ -47,7 +47,7 @@ def test_learning_curves_plot_only_the_validated_epochs():
 
 
 def test_image_grid_labels_rows_with_class_names():
-    fig = plots.image_grid(torch.randint(0, 255, (8, 3, 8, 8), dtype=torch.uint8), torch.arange(8) % 4, CLASSES, "t")
+    fig = lesson03.image_grid(torch.randint(0, 255, (8, 3, 8, 8), dtype=torch.uint8), torch.arange(8) % 4, CLASSES, "t")
     try:
         assert fig._suptitle.get_text() == "t"
         assert [fig.axes[r * 8].get_ylabel() for r in range(4)] == CLASSES

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kdtutor import plots_lm  # noqa: E402
+from kdtutor.figures import lesson07
 from plotting import assert_labelled  # noqa: E402
 
 TEXT = "stand-in text (generated, NOT Shakespeare)"
@@ -25,7 +25,7 @@ def check(fig):
 
 def test_training_losses_one_panel_per_run():
     hist = {f"run {i}": [{"step": s + 1, "loss": 3.0 / (s + 1)} for s in range(30)] for i in range(5)}
-    fig = plots_lm.training_losses(hist, f"losses on {TEXT}")
+    fig = lesson07.training_losses(hist, f"losses on {TEXT}")
     assert len(fig.axes) == 5
     check(fig)
 
@@ -33,15 +33,15 @@ def test_training_losses_one_panel_per_run():
 def test_method_comparison():
     row = {"bpc": 2.5, "entropy": 2.4, "distinct_1": 0.5, "distinct_2": 0.9, "repetition_2": 0.01}
     results = {"teacher": row, "scratch": {**row, "kl_teacher_student": 0.3, "kl_student_teacher": 0.2}}
-    fig = plots_lm.method_comparison(results, f"students on {TEXT}", {"distinct_2": 0.95})
+    fig = lesson07.method_comparison(results, f"students on {TEXT}", {"distinct_2": 0.95})
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["teacher", "scratch"]
     check(fig)
-    check(plots_lm.method_comparison(results, f"students on {TEXT}", {"distinct_2": math.nan}))
+    check(lesson07.method_comparison(results, f"students on {TEXT}", {"distinct_2": math.nan}))
 
 
 def test_topk_tradeoff():
     ks = [1, 2, 4, 8]
-    fig = plots_lm.topk_tradeoff(ks, [9 * k / 2 for k in ks], 260.0,
+    fig = lesson07.topk_tradeoff(ks, [9 * k / 2 for k in ks], 260.0,
                                  {"bucket": [0.1, 0.2, 0.3, 0.35], "renormalised": [1.0, 0.8, 0.5, 0.4]}, 0.36,
                                  f"top-k on {TEXT}")
     check(fig)
@@ -50,10 +50,10 @@ def test_topk_tradeoff():
 def test_next_char_distributions():
     chars = list("abcdef ")
     probs = {"teacher": torch.softmax(torch.arange(7.0), 0), "student": torch.full((7,), 1 / 7)}
-    fig = plots_lm.next_char_distributions(chars, probs, "to be or not to", f"after a context, {TEXT}", top=5)
+    fig = lesson07.next_char_distributions(chars, probs, "to be or not to", f"after a context, {TEXT}", top=5)
     assert len(fig.axes[0].get_xticklabels()) == 5 and "␣" in [t.get_text() for t in fig.axes[0].get_xticklabels()]
     check(fig)
     with pytest.raises(ValueError, match="one per character"):
-        plots_lm.next_char_distributions(chars, {}, "x", "t")
+        lesson07.next_char_distributions(chars, {}, "x", "t")
     with pytest.raises(ValueError, match="one per character"):
-        plots_lm.next_char_distributions(chars, {"teacher": torch.ones(3) / 3}, "x", "t")
+        lesson07.next_char_distributions(chars, {"teacher": torch.ones(3) / 3}, "x", "t")

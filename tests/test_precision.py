@@ -7,13 +7,15 @@ import pytest
 import torch
 
 from kdtutor import precision
-from kdtutor.data import make_standin
-from kdtutor.distill import all_teacher_logits, freeze, teacher_forward
-from kdtutor.models import build_model
-from kdtutor.precision import (Stopwatch, amp_dtype, autocast, determinism, dtype_name, full_precision, grad_scaler,
-                               is_channels_last, loss_scaling, resolve_amp)
-from kdtutor.train import (TrainConfig, fit, load_checkpoint, make_loaders, predict, prepare_run, save_checkpoint,
-                           student_config, train_model)
+from kdtutor.checkpoints import load_checkpoint, save_checkpoint
+from kdtutor.images.distill import all_teacher_logits, freeze, teacher_forward
+from kdtutor.images.models import build_model
+from kdtutor.images.predict import predict
+from kdtutor.images.recipes import TrainConfig, student_config
+from kdtutor.images.standin import make_standin
+from kdtutor.images.train import fit, make_loaders, prepare_run, train_model
+from kdtutor.precision import (Stopwatch, amp_dtype, autocast, determinism, dtype_name, full_precision,
+                               grad_scaler, is_channels_last, loss_scaling, resolve_amp)
 
 TINY = make_standin(120, 40, 40, seed=0)
 
@@ -109,7 +111,7 @@ class CountingScaler:
 def test_training_runs_under_the_devices_autocast_and_fp16_goes_through_the_scaler(monkeypatch, dtype):
     """amp_dtype is mocked to answer ``dtype`` for the CPU: the loop must train under that
     autocast (the fp16/bf16 code path, run on the CPU at tiny size) and call the scaler."""
-    import kdtutor.train as train
+    import kdtutor.images.train as train
 
     monkeypatch.setattr(precision, "amp_dtype", lambda device: dtype)
     scalers = []

@@ -2,7 +2,9 @@
 
 import pytest
 
-from kdtutor import prepare, storage, train
+from kdtutor import storage
+from kdtutor.classroom import prepare
+from kdtutor.images import train
 from kdtutor.profiles import get_profile
 
 

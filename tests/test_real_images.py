@@ -8,7 +8,8 @@ import os
 import pytest
 import torch
 
-from kdtutor.data import CIFAR10_CLASSES, CIFAR10_ENV, load_cifar10_copy
+from kdtutor.images.cifar10 import CIFAR10_CLASSES
+from kdtutor.images.data import CIFAR10_ENV, load_cifar10_copy
 
 SOURCE = os.environ.get(CIFAR10_ENV, "").strip()
 pytestmark = pytest.mark.skipif(not SOURCE, reason=f"{CIFAR10_ENV} is not set: no real CIFAR-10 images to test on "
@@ -42,7 +43,9 @@ def test_validation_split_is_disjoint_from_train(cifar):
 def test_a_short_real_training_run_clears_a_bar_well_above_chance(cifar):
     """cnn_tiny, 5,000 training images, 4 epochs (about 15 s on 2 cores): at least 40 % on 2,000
     test images, where chance is 10 % (measured on the JPEG copy: about 48 %)."""
-    from kdtutor.train import accuracy, eval_loader, predict, student_config, train_model
+    from kdtutor.images.predict import accuracy, predict
+    from kdtutor.images.train import eval_loader, train_model
+    from kdtutor.images.recipes import student_config
 
     small = cifar.subset(5000, 500, 2000)
     run = train_model("cnn_tiny", small, student_config(epochs=4, batch_size=250), device="cpu", progress=False)

@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdtutor import distill, storage, train
 from kdtutor.__main__ import main
-from kdtutor.data import make_standin
-from kdtutor.distill import DistillLoss, TeacherLogits, compare_scratch_vs_kd, freeze, student_paths
-from kdtutor.models import build_model
+from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.images import distill, train
+from kdtutor.images.distill import DistillLoss, TeacherLogits, compare_scratch_vs_kd, freeze, student_paths
+from kdtutor.images.models import build_model
+from kdtutor.images.recipes import student_config
+from kdtutor.images.standin import make_standin
+from kdtutor.images.train import LossNotFiniteError, fit, prepare_run
 from kdtutor.storage import atomic_write_bytes, load_checked, move_aside, save_checked
-from kdtutor.train import LossNotFiniteError, fit, prepare_run, student_config, weights_fingerprint
 
 TINY = make_standin(120, 40, 40, seed=0)
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +122,7 @@ def test_a_nan_teacher_is_named_as_the_cause():
 
 
 def test_wrong_md5_message_says_to_delete_and_what_to_check(tmp_path):
-    from kdtutor.cifar10 import verify_archive
+    from kdtutor.images.cifar10 import verify_archive
     from kdtutor.storage import CorruptFileError
 
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"<html>proxy login</html>")
@@ -130,8 +132,8 @@ def test_wrong_md5_message_says_to_delete_and_what_to_check(tmp_path):
 
 # --------------------------------------------------------------------------- 2. a read-only data folder
 def test_valid_cifar_in_a_read_only_folder_is_used_not_replaced_by_the_standin(tmp_path, monkeypatch, recwarn):
-    from kdtutor import cifar10
-    from kdtutor.data import load_dataset
+    from kdtutor.images import cifar10
+    from kdtutor.images.data import load_dataset
     from kdtutor.profiles import get_profile
     from test_data import md5, write_fake_cifar
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdtutor.course import CHECK_MARK, is_checked, notebooks
+from kdtutor.classroom.course import CHECK_MARK, is_checked, notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 

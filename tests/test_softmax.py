@@ -1,4 +1,4 @@
-"""kdtutor.softmax against independent references: torch's own softmax, closed forms,
+"""kdtutor.kd.softmax against independent references: torch's own softmax, closed forms,
 torch.distributions, and hypothesis properties."""
 
 import math
@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kdtutor import softmax as sm
+from kdtutor.kd import softmax as sm
 
 TEMPERATURES = [0.1, 0.5, 1.0, 2.0, 4.0, 20.0]
 

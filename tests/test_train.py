@@ -1,15 +1,18 @@
-"""kdtutor.train and kdtutor.storage: schedule, determinism, checkpoints, resume, NaN guard."""
+"""kdtutor.images.train and kdtutor.storage: schedule, determinism, checkpoints, resume, NaN guard."""
 
 import dataclasses
 
 import pytest
 import torch
 
-from kdtutor.data import make_standin
-from kdtutor.models import build_model, count_parameters
+from kdtutor import checkpoints
+from kdtutor.checkpoints import load_checkpoint, save_checkpoint
+from kdtutor.images.models import build_model, count_parameters
+from kdtutor.images.predict import predict
+from kdtutor.images.recipes import TrainConfig, airbench_config, lr_factor, student_config
+from kdtutor.images.standin import make_standin
+from kdtutor.images.train import LossNotFiniteError, fit, hard_label_loss, make_loaders, prepare_run, train_model
 from kdtutor.storage import CorruptFileError, load_checked, save_checked
-from kdtutor.train import (LossNotFiniteError, TrainConfig, airbench_config, fit, hard_label_loss, load_checkpoint, lr_factor,
-                           make_loaders, predict, prepare_run, save_checkpoint, student_config, train_model)
 
 TINY = make_standin(120, 40, 40, seed=0)
 
@@ -98,10 +101,10 @@ def test_training_loaders_drop_the_last_partial_batch():
 
 # --------------------------------------------------------------------------- checkpoints
 def test_checkpoint_every_k_epochs_and_after_the_last(tmp_path, monkeypatch):
-    import kdtutor.train as train
+    import kdtutor.images.train as train
 
     written = []
-    original = train.save_checkpoint
+    original = checkpoints.save_checkpoint
     monkeypatch.setattr(train, "save_checkpoint",
                         lambda *a, **k: written.append(k["epochs_done"]) or original(*a, **k))
     train_model("cnn_tiny", TINY, tiny_cfg(epochs=5, checkpoint_every=2), checkpoint=tmp_path / "c.pt",
@@ -221,7 +224,7 @@ def _tiny_profile():
 
 
 def test_get_teacher_trains_loads_and_replaces_an_unusable_checkpoint(tmp_path, monkeypatch, capsys):
-    import kdtutor.train as train
+    import kdtutor.images.train as train
 
     monkeypatch.setattr(train, "CHECKPOINT_DIR", tmp_path)
     profile = _tiny_profile()
@@ -239,7 +242,7 @@ def test_get_teacher_trains_loads_and_replaces_an_unusable_checkpoint(tmp_path, 
 def test_get_teacher_does_not_swallow_errors_raised_while_training(tmp_path, monkeypatch):
     """Only an unusable checkpoint file is moved aside; an error in epoch 2 (after epoch 1 was
     checkpointed) reaches the learner, and the saved epoch stays where it is."""
-    import kdtutor.train as train
+    import kdtutor.images.train as train
 
     monkeypatch.setattr(train, "CHECKPOINT_DIR", tmp_path)
     original = train._train_epoch

@@ -26,15 +26,15 @@ The first ✗ of a check gives a nudge; a second ✗ of the same check adds the 
 answer, and ``checks.answer("stable_log_softmax")`` prints it at any time.
 """
 
-from .core import CheckResult, Failed, answer, reset, run_check
-from .lesson00 import warmup_argmax
-from .lesson01 import entropy_nats, stable_log_softmax, temperature_for_entropy
-from .lesson02 import combined_kd_loss, kd_term, kl_batchmean
-from .lesson03 import conv_bn_params, flip_batch, translate_batch
-from .lesson04 import best_class_shift, cached_lookup, kd_step
-from .lesson05 import expected_calibration_error, macro_f1, summarize_seeds, top1_agreement
-from .lesson06 import nckd_per_example, paired_gain, standardize
-from .lesson07 import masked_token_mean, reverse_kl_tokens, topk_renormalized_kl
+from kdtutor.checks.core import CheckResult, Failed, answer, reset, run_check
+from kdtutor.checks.lesson00 import warmup_argmax
+from kdtutor.checks.lesson01 import entropy_nats, stable_log_softmax, temperature_for_entropy
+from kdtutor.checks.lesson02 import combined_kd_loss, kd_term, kl_batchmean
+from kdtutor.checks.lesson03 import conv_bn_params, flip_batch, translate_batch
+from kdtutor.checks.lesson04 import best_class_shift, cached_lookup, kd_step
+from kdtutor.checks.lesson05 import expected_calibration_error, macro_f1, summarize_seeds, top1_agreement
+from kdtutor.checks.lesson06 import nckd_per_example, paired_gain, standardize
+from kdtutor.checks.lesson07 import masked_token_mean, reverse_kl_tokens, topk_renormalized_kl
 
 __all__ = [
     "CheckResult", "Failed", "answer", "reset", "run_check",

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from .core import CheckResult, Failed, call_on_copies, register, run_check
+from kdtutor.checks.core import CheckResult, Failed, call_on_copies, register, run_check
 
 register("warmup_argmax",
          nudge="you want the *position* of the largest logit (counting from 0), as a Python int.",

@@ -7,7 +7,8 @@ from typing import Callable
 
 import torch
 
-from .core import CheckResult, Failed, call_on_copies, expect_close_or_explain, expect_raises, register, run_check
+from kdtutor.checks.core import (CheckResult, Failed, call_on_copies, expect_close_or_explain, expect_raises,
+                                 register, run_check)
 
 register("stable_log_softmax",
          nudge="divide the logits by T, subtract each row's own maximum before exponentiating, and stay in log "
@@ -32,7 +33,7 @@ register("temperature_for_entropy",
 def stable_log_softmax(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise 1 of lesson 01: ``fn(logits, T)`` returns ``log softmax(logits / T)`` along the
     last dimension, for logits of shape ``(..., C)``, without overflow for large logits."""
-    from ..softmax import log_softmax
+    from kdtutor.kd.softmax import log_softmax
 
     def reference(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
         return log_softmax(logits, T=T)
@@ -73,7 +74,7 @@ def entropy_nats(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise 2 of lesson 01: ``fn(probs)`` returns the Shannon entropy ``−Σ p log p`` in nats
     over the last dimension: ``(..., C)`` probabilities → ``(...)`` entropies (a tensor; 0-d for
     one distribution), with ``0·log 0 = 0``."""
-    from ..softmax import entropy, softmax
+    from kdtutor.kd.softmax import entropy, softmax
 
     def reference(probs: torch.Tensor) -> torch.Tensor:
         return entropy(probs)
@@ -110,8 +111,8 @@ def temperature_for_entropy(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise 3 of lesson 01: ``fn(logits, target_entropy)`` returns the temperature ``T`` at which
     ``softmax(logits / T)`` has the given entropy (nats), for a ``(C,)`` logit vector, and raises
     ``ValueError`` unless ``0 < target_entropy < log C``. Correct to 1e-4 nats."""
-    from ..softmax import entropy_from_logits
-    from ..softmax import temperature_for_entropy as reference
+    from kdtutor.kd.softmax import entropy_from_logits
+    from kdtutor.kd.softmax import temperature_for_entropy as reference
 
     cat = torch.tensor([-1.0, -2.0, 2.0, 9.0, 3.0, 6.5, 2.5, 1.5, -1.5, -2.5])
     g = torch.Generator().manual_seed(103)

@@ -11,8 +11,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .core import (CheckResult, call_on_copies, expect_close_or_explain, expect_student_gradient, register,
-                   run_check, scalar_result)
+from kdtutor.checks.core import (CheckResult, call_on_copies, expect_close_or_explain, expect_student_gradient,
+                                 register, run_check, scalar_result)
 
 register("kl_batchmean",
          nudge="KL(p ‖ q) = Σ_c p_c (log p_c − log q_c): p from the teacher (the second argument), q from the "
@@ -101,7 +101,7 @@ def kl_batchmean(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise 1 of lesson 02: ``fn(student_logits, teacher_logits, T)`` returns
     ``KL(p ‖ q)`` with ``p = softmax(teacher/T)``, ``q = softmax(student/T)``, summed over classes
     and averaged over the batch, for ``(N, C)`` logits, differentiable with respect to the student's."""
-    from ..losses import kl_divergence
+    from kdtutor.kd.losses import kl_divergence
 
     def reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
         return kl_divergence(student_logits, teacher_logits, T=T)
@@ -126,7 +126,7 @@ def kd_term(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise 3 of lesson 02 (fix the buggy snippet): ``fn(student_logits, teacher_logits, T)``
     returns ``T² · KL(softmax(teacher/T) ‖ softmax(student/T))``, batch-mean, differentiable
     with respect to the student's logits."""
-    from ..losses import kd_loss
+    from kdtutor.kd.losses import kd_loss
 
     def reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
         return kd_loss(student_logits, teacher_logits, T=T)
@@ -154,7 +154,7 @@ def combined_kd_loss(fn: Callable, verbose: bool = True) -> CheckResult:
     ``(1 − α)·CE(labels, student) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T))``
     (this course's convention: α weighs the distillation term), differentiable with respect to
     the student's logits."""
-    from ..losses import distillation_loss
+    from kdtutor.kd.losses import distillation_loss
 
     def reference(student_logits, teacher_logits, labels, T: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
         return distillation_loss(student_logits, teacher_logits, labels, T=T, alpha=alpha)

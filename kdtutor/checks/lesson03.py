@@ -6,7 +6,8 @@ from typing import Callable
 
 import torch
 
-from .core import CheckResult, Failed, fmt, register, run_check
+from kdtutor.checks.core import CheckResult, Failed, fmt, register, run_check
+from kdtutor.images import loader
 
 register("flip_batch",
          nudge="mirror left–right means reversing the *width* axis (the last one), and only for the images whose "
@@ -27,7 +28,6 @@ register("conv_bn_params",
 
 def flip_batch(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise: ``fn(images (B, C, H, W), flip (B,) bool)`` mirrors left–right the flagged images."""
-    from .. import data
 
     def test(f):
         g = torch.Generator().manual_seed(0)
@@ -41,17 +41,16 @@ def flip_batch(fn: Callable, verbose: bool = True) -> CheckResult:
                     raise Failed("your function changed its input images in place")
                 if not isinstance(got, torch.Tensor) or got.shape != x.shape:
                     raise Failed(f"expected a tensor of shape {tuple(x.shape)}, got {fmt(got)}")
-                want = data.flip_batch(x, flip)
+                want = loader.flip_batch(x, flip)
                 if not torch.equal(got, want):
                     bad = (got != want).flatten(1).any(1).nonzero().flatten().tolist()
                     raise Failed(f"images {bad} are wrong for flip = {flip.tolist()} (shape {shape})")
 
-    return run_check("flip_batch", fn, data.flip_batch, test, verbose=verbose)
+    return run_check("flip_batch", fn, loader.flip_batch, test, verbose=verbose)
 
 
 def translate_batch(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise: ``fn(padded, dx, dy, pad)`` crops H×W windows shifted by (dx, dy) from padded images."""
-    from .. import data
 
     def test(f):
         g = torch.Generator().manual_seed(1)
@@ -62,7 +61,7 @@ def translate_batch(fn: Callable, verbose: bool = True) -> CheckResult:
             dy = torch.randint(-pad, pad + 1, (n,), generator=g)
             dx[0] = dy[0] = 0
             got = f(padded, dx, dy, pad)
-            want = data.translate_batch(padded, dx, dy, pad)
+            want = loader.translate_batch(padded, dx, dy, pad)
             if not isinstance(got, torch.Tensor) or got.shape != want.shape:
                 raise Failed(f"padded {tuple(padded.shape)} with pad={pad}: expected shape {tuple(want.shape)}, "
                              f"got {fmt(got)}")
@@ -71,7 +70,7 @@ def translate_batch(fn: Callable, verbose: bool = True) -> CheckResult:
                     raise Failed(f"pad={pad}, image {i} with dx={int(dx[i])}, dy={int(dy[i])} is wrong "
                                  "(dx moves the window right, dy moves it down)")
 
-    return run_check("translate_batch", fn, data.translate_batch, test, verbose=verbose)
+    return run_check("translate_batch", fn, loader.translate_batch, test, verbose=verbose)
 
 
 def _conv_bn_params_reference(c_in: int, c_out: int, k: int) -> int:

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from .core import CheckResult, Failed, expect_number_close, fmt, register, run_check
+from kdtutor.checks.core import CheckResult, Failed, expect_number_close, fmt, register, run_check
 
 register("kd_step",
          nudge="three things matter: the teacher must neither change nor learn (its mode, its gradients), the loss "
@@ -27,8 +27,8 @@ register("best_class_shift",
 
 
 def _kd_step_reference(student, teacher, images, labels, optimizer, T, alpha) -> float:
-    from ..distill import freeze, teacher_forward
-    from ..losses import distillation_loss
+    from kdtutor.images.distill import freeze, teacher_forward
+    from kdtutor.kd.losses import distillation_loss
 
     teacher_logits = teacher_forward(freeze(teacher), images)
     loss = distillation_loss(student(images), teacher_logits, labels, T=T, alpha=alpha)
@@ -86,7 +86,8 @@ def _cached_lookup_reference(cache: torch.Tensor, batch) -> torch.Tensor:
 
 def cached_lookup(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise: ``fn(cache (N, C), batch) -> (B, C)``: the cached teacher logits of the batch's examples."""
-    from ..data import DeviceLoader, Split
+    from kdtutor.images.loader import DeviceLoader
+    from kdtutor.images.splits import Split
 
     def test(f):
         g = torch.Generator().manual_seed(0)
@@ -109,7 +110,7 @@ def cached_lookup(fn: Callable, verbose: bool = True) -> CheckResult:
 def best_class_shift(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise: ``fn(val_logits, val_labels, cls, shifts) -> float``: the shift of class ``cls``'s
     logit that maximises validation accuracy (the smallest such shift on ties)."""
-    from .. import distill
+    from kdtutor.images import distill
 
     def test(f):
         g = torch.Generator().manual_seed(0)

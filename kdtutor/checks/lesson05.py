@@ -7,7 +7,8 @@ from typing import Callable
 
 import torch
 
-from .core import CheckResult, Failed, as_number, register, run_check
+from kdtutor.checks.core import CheckResult, Failed, as_number, register, run_check
+from kdtutor.images import metrics
 
 register("expected_calibration_error",
          nudge="ECE weights each bin's |accuracy − mean confidence| by its share of the examples; confidence is "
@@ -30,7 +31,7 @@ register("summarize_seeds",
          nudge="the sample standard deviation (n − 1), and Student's t with n − 1 degrees of freedom for the "
                "interval of the mean.",
          answer="std = sqrt(Σ (x − mean)² / (n − 1)); the 95 % interval is mean ± t·std/√n with "
-                "t = kdtutor.evaluate.t_quantile_975(n − 1).")
+                "t = kdtutor.images.stats.t_quantile_975(n − 1).")
 
 
 def _l05_expect(got, want: float, what: str, mistakes, abs_: float = 1e-5) -> None:
@@ -82,7 +83,7 @@ def _l05_calibration_cases():
 
 def _l05_ece_mistakes(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -> dict:
     """What typical wrong ECE implementations return for this case."""
-    from ..evaluate import reliability_bins
+    from kdtutor.images.metrics import reliability_bins
 
     b = reliability_bins(logits, labels, n_bins)
     full = b.count > 0
@@ -108,15 +109,14 @@ def _l05_ece_mistakes(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -
 
 def expected_calibration_error(fn: Callable, verbose: bool = True) -> CheckResult:
     """Check ``fn(logits (N, C), labels (N,), n_bins=15) -> float``: the ECE with equal-width bins."""
-    from .. import evaluate
 
     def test(f):
         for what, z, y, n_bins in _l05_calibration_cases():
-            want = evaluate.expected_calibration_error(z, y, n_bins)
+            want = metrics.expected_calibration_error(z, y, n_bins)
             got = f(z.clone(), y.clone(), n_bins=n_bins)
             _l05_expect(got, want, what, lambda: _l05_ece_mistakes(z, y, n_bins))
 
-    return run_check("expected_calibration_error", fn, evaluate.expected_calibration_error, test, verbose=verbose)
+    return run_check("expected_calibration_error", fn, metrics.expected_calibration_error, test, verbose=verbose)
 
 
 def _l05_agreement_cases():
@@ -139,11 +139,10 @@ def _l05_agreement_cases():
 
 def top1_agreement(fn: Callable, verbose: bool = True) -> CheckResult:
     """Check ``fn(student_logits (N, C), teacher_logits (N, C)) -> float``: fraction of equal argmaxes."""
-    from .. import evaluate
 
     def test(f):
         for what, s, t in _l05_agreement_cases():
-            want = evaluate.top1_agreement(s, t)
+            want = metrics.top1_agreement(s, t)
             got = f(s.clone(), t.clone())
             same = s.argmax(dim=1) == t.argmax(dim=1)
             mistakes = {
@@ -157,7 +156,7 @@ def top1_agreement(fn: Callable, verbose: bool = True) -> CheckResult:
             }
             _l05_expect(got, want, what, mistakes, abs_=1e-9)
 
-    return run_check("top1_agreement", fn, evaluate.top1_agreement, test, verbose=verbose)
+    return run_check("top1_agreement", fn, metrics.top1_agreement, test, verbose=verbose)
 
 
 def _l05_f1_cases():
@@ -179,7 +178,7 @@ def _l05_f1_cases():
 
 
 def _l05_f1_mistakes(z: torch.Tensor, y: torch.Tensor) -> dict:
-    from ..evaluate import precision_recall_f1, top1_accuracy
+    from kdtutor.images.metrics import precision_recall_f1, top1_accuracy
 
     prf = precision_recall_f1(z, y)
     p, r, f, n = prf["precision"], prf["recall"], prf["f1"], prf["support"].double()
@@ -199,20 +198,19 @@ def _l05_f1_mistakes(z: torch.Tensor, y: torch.Tensor) -> dict:
 
 def macro_f1(fn: Callable, verbose: bool = True) -> CheckResult:
     """Check ``fn(logits (N, C), labels (N,)) -> float``: the mean of the C per-class F1 scores."""
-    from .. import evaluate
 
     def test(f):
         for what, z, y in _l05_f1_cases():
-            want = evaluate.macro_f1(z, y)
+            want = metrics.macro_f1(z, y)
             got = f(z.clone(), y.clone())
             _l05_expect(got, want, what, lambda: _l05_f1_mistakes(z, y), abs_=1e-6)
 
-    return run_check("macro_f1", fn, evaluate.macro_f1, test, verbose=verbose)
+    return run_check("macro_f1", fn, metrics.macro_f1, test, verbose=verbose)
 
 
 def _l05_summarize_seeds_tuple(values) -> tuple[float, float, float, float]:
     """kdtutor's answer to the exercise: ``(mean, std, low, high)``."""
-    from ..evaluate import summarize_seeds as reference
+    from kdtutor.images.stats import summarize_seeds as reference
 
     s = reference(values)
     return s.mean, s.std, s.low, s.high
@@ -220,7 +218,7 @@ def _l05_summarize_seeds_tuple(values) -> tuple[float, float, float, float]:
 
 def summarize_seeds(fn: Callable, verbose: bool = True) -> CheckResult:
     """Check ``fn(values: list[float]) -> (mean, std, low, high)``: sample std and the 95 % t-interval."""
-    from ..evaluate import t_quantile_975
+    from kdtutor.images.stats import t_quantile_975
 
     cases = [
         ("5 seeds", [0.912, 0.918, 0.905, 0.921, 0.915]),

@@ -13,8 +13,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..beyond import standardize_logits, tckd_nckd
-from .core import CheckResult, Failed, as_number, expect_close_or_explain, expect_tensor_close, register, run_check
+from kdtutor.checks.core import (CheckResult, Failed, as_number, expect_close_or_explain, expect_tensor_close,
+                                 register, run_check)
+from kdtutor.kd.beyond import standardize_logits, tckd_nckd
 
 register("nckd_per_example",
          nudge="NCKD compares distributions over the C − 1 *non-target* classes: remove the true class (given by "

@@ -12,8 +12,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..lm_distill import masked_mean, reverse_kl, topk_from_logits, topk_kd_loss
-from .core import CheckResult, Failed, register, run_check
+from kdtutor.checks.core import CheckResult, Failed, register, run_check
+from kdtutor.lm.distill import masked_mean, reverse_kl, topk_from_logits, topk_kd_loss
 
 register("reverse_kl_tokens",
          nudge="reverse KL puts the *student's* probabilities in front: Σ_v q_v (log q_v − log p_v), with "
@@ -142,7 +142,7 @@ def topk_renormalized_kl(fn: Callable, verbose: bool = True) -> CheckResult:
     sum to 1 and ``q_i`` the student's full-vocabulary softmax at the same characters (T = 1)."""
 
     def reference(student_logits, topk_logprobs, topk_indices):
-        from ..lm_distill import TopK
+        from kdtutor.lm.distill import TopK
 
         top = TopK(topk_logprobs, topk_indices, torch.zeros(topk_logprobs.shape[:-1]), 1.0, student_logits.shape[-1])
         return topk_kd_loss(student_logits, top, rest="renormalize")

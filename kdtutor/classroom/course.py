@@ -1,0 +1,275 @@
+"""Running the lessons headless (``make course``) and keeping their stored outputs tidy.
+
+``make course`` executes every notebook in ``notebooks/`` in order with the
+chosen profile, writes the executed copies to ``results/<profile>/notebooks/``
+and a summary to ``results/<profile>/summary.md``.
+
+Stored outputs (what nbval compares): only cells whose first line is
+``# NBVAL_CHECK_OUTPUT`` keep their outputs and execution count in git; every
+other cell is stored empty. :func:`refresh_notebooks` re-runs the notebooks in
+the smoke profile and stores them that way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from kdtutor.storage import REPO_ROOT, RESULTS_DIR, atomic_write_bytes
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def notebooks() -> list[Path]:
+    """The lessons, in course order (by file name: 00_…, 01_…)."""
+    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def is_checked(cell) -> bool:
+    """True for a code cell marked ``# NBVAL_CHECK_OUTPUT`` (nbval compares its outputs)."""
+    return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARK)
+
+
+def strip_outputs(nb) -> None:
+    """Drop outputs, execution counts and run metadata from every cell not marked for checking."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.metadata.pop("execution", None)
+        if not is_checked(cell):
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("widgets", None)
+
+
+def execute(path: Path, profile: str, timeout: int = 3600, env: dict | None = None):
+    """Run the notebook at ``path`` in a fresh kernel with ``KDTUTOR_PROFILE=profile`` (and the
+    variables in ``env``); return it."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env = {"KDTUTOR_PROFILE": profile, **(env or {})}
+    old = {k: os.environ.get(k) for k in ("MPLBACKEND", *env)}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+def refresh_notebooks(paths=None) -> None:
+    """Re-run notebooks in the smoke profile (Agg backend) and store only the checked outputs."""
+    import nbformat
+
+    os.environ["MPLBACKEND"] = "Agg"
+    for path in paths or notebooks():
+        t0 = time.perf_counter()
+        nb = execute(Path(path), "smoke")
+        strip_outputs(nb)
+        nbformat.write(nb, path)
+        print(f"refreshed {Path(path).name} in {time.perf_counter() - t0:.0f} s")
+
+
+def run_course(profile: str | None = None, results_dir: Path | None = None, lessons=None) -> Path:
+    """Execute every lesson in order; write executed copies and ``summary.md`` to
+    ``<results_dir>/<profile>/`` (default ``results/``); return the summary path.
+
+    The lessons write their metrics and figures there too (their ``KDTUTOR_RESULTS``
+    is ``results_dir``). ``lessons``: only those whose file names start with one of
+    these (e.g. ``["03", "04"]``).
+    """
+    import nbformat
+
+    from kdtutor.profiles import get_profile
+
+    profile = get_profile(profile).name
+    results_dir = Path(results_dir or RESULTS_DIR).resolve()
+    out = results_dir / profile
+    for stale in ("metrics", "figures"):  # this run's summary must not mix in an older run's numbers
+        shutil.rmtree(out / stale, ignore_errors=True)
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    timings = []
+    chosen = [p for p in notebooks() if lessons is None or p.name.startswith(tuple(lessons))]
+    if not chosen:
+        raise ValueError(f"no lesson matches {lessons}; the lessons are {[p.name for p in notebooks()]}")
+    for path in chosen:
+        t0 = time.perf_counter()
+        print(f"running {path.name} (profile {profile}) …", flush=True)
+        nb = execute(path, profile, env={"KDTUTOR_RESULTS": str(results_dir)})
+        nbformat.write(nb, out / "notebooks" / path.name)
+        timings.append((path.name, time.perf_counter() - t0))
+        print(f"  done in {timings[-1][1]:.0f} s", flush=True)
+    return write_summary(profile, out, timings)
+
+
+def write_summary(profile: str, out: Path, timings: list[tuple[str, float]]) -> Path:
+    """``summary.md``: one page built from the metrics the lessons saved, plus run times."""
+    metrics = _load_metrics(out / "metrics")
+    lines = [f"# kdtutor course run — profile `{profile}`", ""]
+    lines += (_data_lines(metrics) + _report_lines(metrics) + _distill_lines(metrics) + _beyond_lines(metrics)
+              + _lm_lines(metrics))
+    figures = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
+    lines += ["## Run time", "", "| lesson | seconds |", "|---|---:|"]
+    lines += [f"| {name} | {sec:.0f} |" for name, sec in timings]
+    lines += ["", f"Total: {sum(s for _, s in timings):.0f} s. Executed notebooks are in `notebooks/`."]
+    path = out / "summary.md"
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    print(f"summary written to {path}")
+    return path
+
+
+def _load_metrics(folder: Path) -> dict:
+    from kdtutor.storage import load_json
+
+    return {p.stem: load_json(p) for p in sorted(folder.glob("*.json"))} if folder.exists() else {}
+
+
+def _data_lines(metrics: dict) -> list[str]:
+    if not metrics:
+        return ["No lesson saved metrics in this run.", ""]
+    first = next((m for name, m in metrics.items() if name != "07_lm"), None)  # lesson 07 names its text itself
+    if first is None:
+        return []
+    lines = [f"Data set: **{first['dataset']}**.", ""]
+    if first.get("is_standin"):
+        lines += ["> **Stand-in data** (generated shapes, not CIFAR-10): the numbers below demonstrate the",
+                  "> course's code paths and say nothing about CIFAR-10.", ""]
+    return lines
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def _report_lines(metrics: dict) -> list[str]:
+    report = metrics.get("05_report")
+    if not report:
+        return []
+    rows = report["card"]
+    any_row = next(iter(rows.values()))
+    lat = sorted(any_row["latency_ms"], key=int)
+    head = ["model", "test accuracy", "agreement with teacher", "ECE", "params", *[f"latency b{b} (ms)" for b in lat]]
+    lines = [f"## Report card — {report['dataset']}, test split (N = {any_row['n']}), seed {report['seeds'][0]}", "",
+             f"Student `{report['student']}` distilled from `{report['teacher']}` with T = {report['T']:g}, "
+             f"α = {report['alpha']:g}; latency on {any_row['device']}.", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    order = sorted(rows, key=lambda n: (["teacher", "scratch", "distilled"] + [n]).index(n))
+    for name in order:
+        r = rows[name]
+        lines.append("| " + " | ".join([name, _pct(r["accuracy"]), _pct(r["agreement"]), _pct(r["ece"]),
+                                         f"{r['params']:,d}", *[f"{r['latency_ms'][b]:.3g}" for b in lat]]) + " |")
+    lines += ["", f"Over seeds {report['seeds']} (test split, mean ± sample std):", "",
+              "| student | accuracy | agreement | ECE |", "|---|---:|---:|---:|"]
+    for kind, m in sorted(report["per_seed"].items(), key=lambda kv: kv[0] != "scratch"):
+        cells = [_mean_std(m[k]) for k in ("accuracy", "agreement", "ece")]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _mean_std(values) -> str:
+    from kdtutor.images.stats import summarize_seeds
+
+    s = summarize_seeds(values)
+    return f"{100 * s.mean:.2f} ± {100 * s.std:.2f} %"
+
+
+def _paired_lines(d: dict) -> list[str]:
+    """Scratch vs distilled on test, seed by seed, with the paired differences (lesson 04's metrics)."""
+    from kdtutor.images.distill import Comparison
+
+    test = d.get("test_acc")
+    if not test:
+        return []
+    c = Comparison("test", test["scratch"], test["distilled"])
+    n_students = f" on {d['n_train']:,d} training images" if "n_train" in d else ""
+    lines = [f"### Scratch vs distilled `{d['student']}`{n_students}, test accuracy", "",
+             "| seed | scratch | distilled | distilled − scratch (points) |", "|---:|---:|---:|---:|"]
+    for seed, s, k, diff in zip(d["seeds"], c.scratch, c.distilled, c.differences):
+        lines.append(f"| {seed} | {_pct(s)} | {_pct(k)} | {100 * diff:+.2f} |")
+    return lines + ["", f"Mean gain {100 * c.gain:+.2f} points: {c.verdict()}.", ""]
+
+
+def _distill_lines(metrics: dict) -> list[str]:
+    lines = []
+    if "03_teacher" in metrics:
+        t = metrics["03_teacher"]
+        trained_on = f" on {t['n_train']:,d} training images" if "n_train" in t else ""
+        six = f", six-view TTA {_pct(t['test_acc_tta6'])}" if "test_acc_tta6" in t else ""
+        lines += [f"Teacher `{t['arch']}`{trained_on}: test accuracy {_pct(t['test_acc'])} (flip TTA "
+                  f"{_pct(t['test_acc_tta'])}{six}), {t['images_per_s']:,.0f} training images/s.", ""]
+    d = metrics.get("04_distill")
+    if d:
+        dk = d["dark_knowledge"]
+        sweep_seed = f" with seed {d['sweep_seed']}" if "sweep_seed" in d else ""
+        lines += [f"Lesson 04 chose T = {d['T']:g}, α = {d['alpha']:g} on validation{sweep_seed} "
+                  f"(sweep T ∈ {d['sweep']['temperatures']}, α ∈ {d['sweep']['alphas']}).", ""]
+        lines += _paired_lines(d)
+        lines += [
+                  f"Dark knowledge on {dk['dataset']}: with no 3 in the transfer set, test 3s recognised — "
+                  + ", ".join(f"{k}: {_pct(v)}" for k, v in dk["recall3"].items()) + ".", ""]
+    return lines
+
+
+def _beyond_lines(metrics: dict) -> list[str]:
+    """Lesson 06: the fair comparison of six methods and the gains the usual shortcuts would report."""
+    from kdtutor.images.comparison import comparison_table, published_style_lines
+
+    d = metrics.get("06_beyond")
+    if not d:
+        return []
+    lines = [f"## Lesson 06 — beyond Hinton's loss, compared fairly on {d['dataset']}", ""]
+    if d.get("is_standin"):
+        lines += ["> **Stand-in data** (generated shapes, not CIFAR-10): these numbers only show that the code runs.", ""]
+    lines += [f"Student `{d['student']}` on {d['n_train']:,d} training images, {d['epochs']} epochs; teacher "
+              f"`{d['teacher']}` ({_pct(d['teacher_test_acc'])} test). Each method: one parameter, two values tried at "
+              f"seed {d['sweep_seed']} and chosen on validation; then seeds {d['seeds']}, test split "
+              f"(N = {d['n_test']:,d}), mean ± std.", ""]
+    lines += comparison_table(d["table"], d["seeds"]) + [""]
+    lines += [f"- {r['method']}: {r['verdict']}." for r in d["table"] if r["verdict"]] + [""]
+    lines += ["Gain over KD (points) read from the same runs honestly and with three common shortcuts:", ""]
+    lines += published_style_lines(d["published_style"]) + [""]
+    p = d.get("patient")
+    if p:
+        last = {k: v[-1] for k, v in p["val_acc"].items()}
+        lines += [f"Function matching for {p['epochs']} epochs (seed {p['seed']}, T = {p['T']:g}), validation accuracy: "
+                  + ", ".join(f"{k} {_pct(v)}" for k, v in last.items()) + ".", ""]
+    return lines
+
+
+def _lm_lines(metrics: dict) -> list[str]:
+    """Lesson 07: bits/char, KL to the teacher and sample diversity per method (its own text, its own label)."""
+    from kdtutor.lm.evaluate import lm_table
+
+    d = metrics.get("07_lm")
+    if not d:
+        return []
+    lines = [f"## Lesson 07 — distilling a character model on {d['dataset']}", ""]
+    if d.get("is_standin"):
+        lines += ["> **Stand-in text** (generated words, not Shakespeare): the numbers below only show that the",
+                  "> code runs.", ""]
+    s = d["sizes"]
+    lines += [f"Teacher {d['params']['teacher']:,d} parameters, {s['teacher_steps']} steps; students "
+              f"{d['params']['student']:,d} parameters, {s['student_steps']} steps each of {s['batch']} windows × "
+              f"{s['block']} characters, same initial weights. Held-out ({d['split']}) scores on "
+              f"{d['n_chars']:,d} characters; KLs in bits per character; diversity of {s['n_samples']} samples of "
+              f"{s['sample_len']} characters per model.", ""]
+    order = [n for n in ["teacher", *d.get("methods", [])] if n in d["results"]]  # the JSON's keys are sorted
+    results = {n: d["results"][n] for n in order + sorted(set(d["results"]) - set(order))}
+    lines += lm_table(results, d.get("reference_diversity"), d.get("seconds"))
+    top = d.get("topk")
+    if top:
+        ratio = top["full_bytes_per_position"] / top["bytes_per_position"]
+        lines += ["", f"Top-{top['k']} teacher targets: {top['bytes_per_position']:.0f} bytes per position instead of "
+                      f"{top['full_bytes_per_position']:.0f} for all logits ({ratio:.1f}× less)."]
+    return lines + [""]

@@ -1,0 +1,109 @@
+"""Run anywhere in one click: the badges and the setup cell at the top of every lesson.
+
+Every lesson in ``notebooks/`` opens with two generated cells, kept by their cell ids:
+
+* ``kdtutor-badges`` (markdown): "Open in Colab" and "Launch Binder" badges for this lesson;
+* ``kdtutor-setup`` (code): where ``kdtutor`` is not importable (Colab, Kaggle) it clones the
+  course, installs it with its requirements and fetches the data the lesson needs
+  (``python -m kdtutor prepare --data-only --need …``); in the course's own environment
+  (``make lab``, Binder, the tests) it does nothing.
+
+The repository and branch the badges and the setup cell point at live in one file,
+``kdtutor/classroom/delivery.json``; a fork edits it and runs ``python -m kdtutor generate``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+CONFIG_PATH = Path(__file__).with_name("delivery.json")
+BADGES_ID = "kdtutor-badges"
+SETUP_ID = "kdtutor-setup"
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+BINDER_BADGE = "https://mybinder.org/badge_logo.svg"
+
+# What a lesson needs fetched, found from the kdtutor functions its code calls.
+NEEDS = {
+    "images": re.compile(r"\b(load_dataset|get_teacher)\b"),
+    "text": re.compile(r"\b(load_text|lm_lesson)\b"),
+}
+
+
+def config(path: Path = CONFIG_PATH) -> dict:
+    """``{"repository": "org/name", "branch": "..."}`` from ``delivery.json``, validated."""
+    cfg = json.loads(Path(path).read_text())
+    repo, branch = cfg.get("repository", ""), cfg.get("branch", "")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+        raise ValueError(f"{path}: 'repository' must look like 'org/name', got {repo!r}")
+    if not re.fullmatch(r"[\w./-]+", branch):
+        raise ValueError(f"{path}: 'branch' must be a git branch name, got {branch!r}")
+    return {"repository": repo, "branch": branch}
+
+
+def repo_url(cfg: dict) -> str:
+    return f"https://github.com/{cfg['repository']}"
+
+
+def colab_url(notebook: str, cfg: dict) -> str:
+    """The Colab address of ``notebooks/<notebook>`` on the configured branch."""
+    return f"https://colab.research.google.com/github/{cfg['repository']}/blob/{cfg['branch']}/notebooks/{notebook}"
+
+
+def binder_url(notebook: str, cfg: dict) -> str:
+    """The Binder address that opens ``notebooks/<notebook>`` in JupyterLab."""
+    return (f"https://mybinder.org/v2/gh/{cfg['repository']}/{cfg['branch']}"
+            f"?labpath={quote('notebooks/' + notebook, safe='')}")
+
+
+def badges_source(notebook: str, cfg: dict) -> str:
+    return (f"[![Open In Colab]({COLAB_BADGE})]({colab_url(notebook, cfg)}) "
+            f"[![Launch Binder]({BINDER_BADGE})]({binder_url(notebook, cfg)})")
+
+
+def lesson_needs(nb) -> list[str]:
+    """The data a lesson needs fetched (``"images"``, ``"text"``), from the code it runs."""
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and c.id != SETUP_ID)
+    return [need for need, pattern in NEEDS.items() if pattern.search(code)]
+
+
+def setup_source(needs: list[str], cfg: dict) -> str:
+    """The setup cell: a no-op where ``kdtutor`` imports; elsewhere clone, install, fetch."""
+    fetch = ""
+    if needs:
+        fetch = ("    subprocess.run([sys.executable, \"-m\", \"kdtutor\", \"prepare\", \"--data-only\", "
+                 + ", ".join(f'"--need", "{n}"' for n in needs) + "], check=True, cwd=home)\n")
+    return (
+        "# Setup for Colab and Kaggle: installs the course where kdtutor is missing; does nothing elsewhere.\n"
+        "import importlib.util, os, subprocess, sys\n"
+        "if importlib.util.find_spec(\"kdtutor\") is None:\n"
+        "    home = os.path.abspath(\"kdtutor-course\")\n"
+        "    if not os.path.isdir(home):\n"
+        f"        subprocess.run([\"git\", \"clone\", \"--depth\", \"1\", \"--branch\", \"{cfg['branch']}\", "
+        f"\"{repo_url(cfg)}\", home], check=True)\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\", \"-e\", home], check=True)\n"
+        "    sys.path.insert(0, home)  # this kernel started before the install\n"
+        + fetch
+        + "    print(\"kdtutor installed; the profile follows the GPU found (gpu with CUDA, else cpu).\")\n"
+    )
+
+
+def decorate(nb, notebook: str, cfg: dict | None = None) -> bool:
+    """Put (or refresh) the badge and setup cells at the top of ``nb``; True if anything changed.
+
+    The badges go right after the title cell, the setup cell right after the badges.
+    """
+    import nbformat
+
+    cfg = cfg or config()
+    badges = nbformat.v4.new_markdown_cell(badges_source(notebook, cfg), id=BADGES_ID)
+    badges.metadata["tags"] = ["remove-cell"]  # the website has its own launch buttons
+    setup = nbformat.v4.new_code_cell(setup_source(lesson_needs(nb), cfg), id=SETUP_ID)
+    setup.metadata["tags"] = ["remove-cell"]
+    rest = [c for c in nb.cells if c.get("id") not in (BADGES_ID, SETUP_ID)]
+    new = rest[:1] + [badges, setup] + rest[1:]
+    before = [(c.get("id"), c.source, dict(c.metadata)) for c in nb.cells]
+    nb.cells = new
+    return before != [(c.get("id"), c.source, dict(c.metadata)) for c in nb.cells]

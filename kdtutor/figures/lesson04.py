@@ -1,0 +1,47 @@
+"""Lesson 04 — distilling a student: its figures. Each function returns a new figure."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kdtutor.figures.common import new_figure
+
+
+def sweep_heatmap(sweep, title: str):
+    """Validation accuracy (%) over the temperature × alpha grid of a :class:`kdtutor.images.distill.Sweep`."""
+    acc = 100 * np.array(sweep.val_acc)
+    fig, (ax,) = new_figure(width=5.5, height=4)
+    im = ax.imshow(acc, cmap="viridis", aspect="auto", origin="lower")
+    ax.set_xticks(range(len(sweep.alphas)), [f"{a:g}" for a in sweep.alphas])
+    ax.set_yticks(range(len(sweep.temperatures)), [f"{t:g}" for t in sweep.temperatures])
+    best_t, best_a = sweep.best
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            chosen = (sweep.temperatures[i], sweep.alphas[j]) == (best_t, best_a)
+            ax.text(j, i, f"{acc[i, j]:.1f}" + ("\n(chosen)" if chosen else ""), ha="center", va="center",
+                    color="white" if acc[i, j] < acc.max() - (acc.max() - acc.min()) / 2 else "black", fontsize=9)
+    ax.set(xlabel="α (weight of the distillation term)", ylabel="temperature T", title=title)
+    fig.colorbar(im, ax=ax, label="validation accuracy (%)")
+    fig.tight_layout()
+    return fig
+
+
+def seed_comparison(groups: dict, title: str, ylabel: str = "accuracy (%)"):
+    """Each seed's value as a dot and the mean ± std as a bar, per group.
+
+    Args:
+        groups: ``{label: [value per seed]}``, values as fractions (0.91 = 91 %).
+    """
+    fig, (ax,) = new_figure(width=1.6 + 1.4 * len(groups))
+    for i, (label, values) in enumerate(groups.items()):
+        v = 100 * np.asarray(values, dtype=float)
+        sd = v.std(ddof=1) if len(v) > 1 else 0.0
+        ax.bar(i, v.mean(), yerr=sd, color=f"C{i}", alpha=0.5, capsize=6)
+        ax.plot(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v, "o", color=f"C{i}")
+    lo = min(100 * min(v) for v in groups.values())
+    ax.set_ylim(max(0, lo - 5), None)
+    ax.set_xticks(range(len(groups)), list(groups))
+    ax.set(xlabel="student", ylabel=ylabel, title=title)
+    fig.tight_layout()
+    return fig
+

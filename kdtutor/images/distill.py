@@ -1,0 +1,383 @@
+"""Lesson 04 — distil a student from a frozen teacher, correctly and fairly.
+
+* The teacher is frozen: eval mode (BatchNorm uses its running statistics,
+  dropout is off) and no gradients.
+* Teacher and student see the same augmented image ("consistent teaching",
+  Beyer et al. 2022). Where teacher logits come from is a choice
+  (:class:`TeacherLogits`): computed online, cached per exact view, or fixed
+  (computed once on clean images) — the last one on purpose only.
+* Cached logits are looked up by *example index and view*, never by batch
+  position, and spot-checked against the teacher (:func:`check_cached_logits`).
+* Comparisons are fair: from-scratch and distilled students share architecture,
+  initial weights, data order, augmentation and schedule (all fixed by the seed).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.images.loader import Batch, DeviceLoader
+from kdtutor.images.predict import accuracy, predict
+from kdtutor.images.recipes import TrainConfig
+from kdtutor.images.splits import Dataset, Split
+from kdtutor.images.train import (TrainResult, default_augment, default_device, eval_loader, fit, history_meta,
+                                  make_train_loader, prepare_run, recovering, train_model, world_meta)
+from kdtutor.kd.losses import check_alpha, distillation_loss
+from kdtutor.kd.softmax import check_temperature
+from kdtutor.precision import autocast, full_precision, place
+from kdtutor.scale import distributed
+
+MODES = ("online", "cached", "fixed")
+
+
+def freeze(teacher: nn.Module) -> nn.Module:
+    """Put ``teacher`` in eval mode and switch off its gradients; returns it."""
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+@torch.no_grad()
+def teacher_forward(teacher: nn.Module, images: torch.Tensor, amp: bool = True) -> torch.Tensor:
+    """Logits ``(B, C) float32`` of the frozen teacher on ``images (B, C_in, H, W)``.
+
+    ``amp=True`` (training targets): under the device's training autocast
+    (:func:`kdtutor.precision.amp_dtype`: bf16 or fp16 on CUDA, none on the CPU), as fast
+    as the student's own forward pass. ``amp=False`` (evaluation): in float32, no TF32.
+    """
+    if amp:
+        with autocast(images.device):
+            return teacher(images).float()
+    with full_precision(images.device):
+        return teacher(images).float()
+
+
+@torch.no_grad()
+def all_teacher_logits(teacher: nn.Module, loader: DeviceLoader, view: str = "clean", batch_size: int = 1024,
+                       amp: bool = False) -> torch.Tensor:
+    """The teacher's logits ``(N, C) float32`` for every example of ``loader``, in split order.
+
+    ``view="clean"``: the un-augmented images; ``"epoch"``: this epoch's augmented
+    views. Computed ``batch_size`` images at a time, so memory stays bounded whatever N is.
+    In float32 by default (for evaluation); ``amp=True`` computes them as training
+    targets, in the same precision as the online teacher (:func:`teacher_forward`).
+
+    In a data-parallel run the processes share the work: process r computes chunks
+    r, r + W, … and a sum over processes (of zeros elsewhere: exact) gives every
+    process all N rows.
+    """
+    if view not in ("clean", "epoch"):
+        raise ValueError(f"view must be 'clean' or 'epoch', got {view!r}")
+    images = loader.clean_images if view == "clean" else loader.view_images
+    idx = torch.arange(loader.num_examples, device=loader.device)
+    starts = range(0, loader.num_examples, batch_size)
+    if not distributed.active():
+        return torch.cat([teacher_forward(teacher, images(idx[i:i + batch_size]), amp=amp) for i in starts])
+    out = None
+    for k, i in enumerate(starts):
+        if k % distributed.world_size() == distributed.rank():
+            z = teacher_forward(teacher, images(idx[i:i + batch_size]), amp=amp)
+            out = out if out is not None else torch.zeros(loader.num_examples, z.shape[1], device=z.device)
+            out[i:i + batch_size] = z
+    if out is None:  # fewer chunks than processes: learn the width from one row
+        out = torch.zeros(loader.num_examples, teacher_forward(teacher, images(idx[:1]), amp=amp).shape[1],
+                          device=loader.device)
+    return distributed.all_reduce_sum(out)[0]
+
+
+class CachedLogitsMismatch(ValueError):
+    """Cached teacher logits do not belong to the images they were used with."""
+
+
+def check_cached_logits(teacher: nn.Module, images: torch.Tensor, logits: torch.Tensor, k: int = 8,
+                        rtol: float = 0.05) -> None:
+    """Recompute the teacher on the first ``k`` images and compare with ``logits``.
+
+    Args:
+        images: ``(B, C, H, W)`` the images the student is trained on.
+        logits: ``(B, num_classes)`` the teacher logits about to be used for them.
+    Raises:
+        CachedLogitsMismatch: they differ by more than ``rtol`` of the logits' scale,
+            e.g. because the cache was indexed by batch position while the data were
+            shuffled, or computed on other views (augmentations) of the images.
+    """
+    fresh = teacher_forward(teacher, images[:k])
+    used = logits[:k].float().to(fresh.device)
+    scale = fresh.abs().max().clamp_min(1e-6)
+    err = (fresh - used).abs().max()
+    if err > rtol * scale:
+        raise CachedLogitsMismatch(
+            f"cached teacher logits do not match the teacher on these images (max difference {err:.3g}, "
+            f"logit scale {scale:.3g}): they belong to other examples or other views. Look them up by "
+            "example index (batch.index), not by batch position, and only for the view the student sees."
+        )
+
+
+class TeacherLogits:
+    """The teacher's logits for each training batch, in one of three modes.
+
+    * ``"online"``: run the frozen teacher on the student's (augmented) batch.
+    * ``"cached"``: the same numbers, computed once per epoch-view for all
+      examples and stored by ``(view, index)``; runs with the same data seed
+      (a sweep) reuse them instead of running the teacher again.
+    * ``"fixed"``: logits of the *clean* images, computed once, while the student
+      sees augmented views — the "fixed teacher" that Beyer et al. (2022) show
+      to be worse. For the consistency lab only.
+
+    Cached and fixed logits are spot-checked on the first batch of each epoch.
+    """
+
+    def __init__(self, teacher: nn.Module, loader: DeviceLoader, mode: str = "online"):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.teacher, self.loader, self.mode = place(freeze(teacher), loader.device), loader, mode
+        self.cache: dict = {}  # view key → (N, C) logits
+        self._checked: set = set()
+
+    def attach(self, loader: DeviceLoader) -> None:
+        """Serve batches of another loader over the same split (a new run with the same seed)."""
+        if loader.num_examples != self.loader.num_examples or loader.seed != self.loader.seed:
+            raise ValueError("cached teacher logits can only be shared by runs over the same data with the same seed")
+        self.loader = loader
+
+    def _all_logits(self, key) -> torch.Tensor:
+        """Teacher logits for every example of the loader, for the view named ``key``."""
+        if key not in self.cache:
+            self.cache[key] = all_teacher_logits(self.teacher, self.loader, "clean" if key == "clean" else "epoch",
+                                                 amp=True)  # training targets: as the online teacher computes them
+        return self.cache[key]
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        """``(B, C)`` teacher logits for ``batch`` (no gradients)."""
+        if self.mode == "online":
+            return teacher_forward(self.teacher, batch.images)
+        if self.mode == "cached":
+            if batch.view != self.loader.view_key():
+                raise CachedLogitsMismatch(f"batch of view {batch.view} served while the loader is at {self.loader.view_key()}")
+            key = batch.view if batch.view is not None else "clean"
+            logits = self._all_logits(key)[batch.index]
+            if key not in self._checked:
+                check_cached_logits(self.teacher, batch.images, logits)
+                self._checked.add(key)
+            return logits
+        logits = self._all_logits("clean")[batch.index]  # fixed
+        if self.loader.epoch not in self._checked:
+            check_cached_logits(self.teacher, self.loader.clean_images(batch.index), logits)
+            self._checked.add(self.loader.epoch)
+        return logits
+
+
+class DistillLoss:
+    """``loss_fn(logits, batch)`` for :func:`kdtutor.images.train.fit`: the combined KD loss.
+
+    ``(1 − α)·CE(labels, student) + α·T²·KL(teacher ‖ student)`` at temperature T.
+    """
+
+    def __init__(self, teacher_logits: TeacherLogits, T: float = 4.0, alpha: float = 0.9, label_smoothing: float = 0.0):
+        self.teacher_logits, self.T, self.alpha = teacher_logits, check_temperature(T), check_alpha(alpha)
+        self.label_smoothing = label_smoothing
+
+    def __call__(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return distillation_loss(logits, self.teacher_logits(batch), batch.labels, self.T, self.alpha,
+                                 label_smoothing=self.label_smoothing, check=False)
+
+    def explain_not_finite(self, batch: Batch) -> str | None:
+        """Called by the training loop when the loss is NaN/inf: is the teacher to blame?"""
+        z = self.teacher_logits(batch)
+        if not torch.isfinite(z).all():
+            return (f"the teacher's logits are not finite ({int((~torch.isfinite(z)).sum())} NaN/inf values in this "
+                    "batch): the teacher checkpoint is broken, so lowering the student's learning rate will not help")
+        return None
+
+
+# --------------------------------------------------------------------------- runs
+def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, T: float = 4.0,
+                    alpha: float = 0.9, mode: str = "online", augment: bool | None = None,
+                    teacher_logits: TeacherLogits | None = None, device=None, checkpoint=None,
+                    profile: str = "", progress: bool = True) -> TrainResult:
+    """Train student ``arch`` on ``data`` with the KD loss from a frozen ``teacher``.
+
+    Everything but the loss is as in :func:`kdtutor.images.train.train_model` with the same
+    ``cfg`` (same seed → same initial weights, order and augmentation). Pass
+    ``teacher_logits`` (mode ``"cached"``) to share teacher outputs between runs
+    with the same seed, as in a sweep.
+    """
+    model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile, device, augment)
+    if teacher_logits is None:
+        teacher_logits = TeacherLogits(teacher, train_loader, mode)
+    else:
+        teacher_logits.attach(train_loader)
+    meta.update({"kind": "distilled", "T": T, "alpha": alpha, "teacher_mode": teacher_logits.mode,
+                 "teacher_sha256": weights_fingerprint(teacher)})
+    history = fit(model, train_loader, val_loader, cfg, loss_fn=DistillLoss(teacher_logits, T, alpha, cfg.label_smoothing),
+                  checkpoint=checkpoint, meta=meta, progress=progress, desc=f"{arch} ← KD T={T:g} α={alpha:g}")
+    return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
+
+
+def split_accuracy(model: nn.Module, data: Dataset, split: str = "val", device=None) -> float:
+    """Top-1 accuracy of ``model`` on ``data.<split>`` (``"val"`` for choices, ``"test"`` once at the end)."""
+    return accuracy(*predict(model, eval_loader(data, split, device or next(model.parameters()).device)))
+
+
+@dataclass
+class Comparison:
+    """Student from scratch vs distilled, same seeds: per-seed accuracies and the runs."""
+
+    split: str
+    scratch: list[float]
+    distilled: list[float]
+    runs: dict = field(default_factory=dict, repr=False)  # (kind, seed) → TrainResult
+
+    @property
+    def gain(self) -> float:
+        """mean(distilled) − mean(scratch), as a fraction (0.05 = 5 points)."""
+        return statistics.mean(self.distilled) - statistics.mean(self.scratch)
+
+    @property
+    def differences(self) -> list[float]:
+        """distilled − scratch for each seed: paired, since both runs of a seed share everything but the loss."""
+        return [d - s for d, s in zip(self.distilled, self.scratch)]
+
+    @property
+    def robust(self) -> bool:
+        """Distillation won on every seed and the mean gain is at least twice the standard deviation of
+        the paired differences (needs ≥ 2 seeds)."""
+        diffs = self.differences
+        return len(diffs) > 1 and min(diffs) > 0 and self.gain >= 2 * statistics.stdev(diffs)
+
+    def verdict(self, better: str = "distillation", worse: str = "training from scratch") -> str:
+        """One sentence on what the paired differences show, for any outcome (``better`` is the
+        ``distilled`` arm, ``worse`` the ``scratch`` arm)."""
+        diffs = self.differences
+        listed = ", ".join(f"{100 * d:+.2f}" for d in diffs)
+        if len(diffs) < 2:
+            return f"one seed ({listed} points) cannot separate {better} from {worse}: run more seeds"
+        sd = statistics.stdev(diffs)
+        if self.robust:
+            return (f"{better} won on every seed (paired differences {listed} points), and the mean gain "
+                    f"({100 * self.gain:+.2f}) is more than twice their spread (std {100 * sd:.2f}): a reliable difference")
+        if Comparison(self.split, self.distilled, self.scratch).robust:
+            return (f"{worse} won on every seed (paired differences {listed} points), by more than twice their "
+                    f"spread (std {100 * sd:.2f}): a reliable difference in favour of {worse}")
+        if min(diffs) > 0:
+            return (f"{better} won on every seed (paired differences {listed} points), but they spread too much "
+                    f"(std {100 * sd:.2f}) for the mean gain ({100 * self.gain:+.2f}) to be twice that: by that rule "
+                    "not yet a reliable difference; more seeds or a longer schedule would tell")
+        return (f"the paired differences ({listed} points, mean {100 * self.gain:+.2f}) go both ways: "
+                "no reliable difference at this budget")
+
+    def describe(self) -> str:
+        def ms(v):
+            sd = statistics.stdev(v) if len(v) > 1 else 0.0
+            return f"{100 * statistics.mean(v):.2f} ± {100 * sd:.2f} %"
+        diffs = self.differences
+        sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+        wins = sum(d > 0 for d in diffs)
+        return (f"{self.split} accuracy over {len(self.scratch)} seeds (mean ± std): scratch {ms(self.scratch)}, "
+                f"distilled {ms(self.distilled)}; gain {100 * self.gain:+.2f} points, paired differences "
+                f"{', '.join(f'{100 * d:+.2f}' for d in diffs)} (std {100 * sd:.2f}); distillation won on "
+                f"{wins} of {len(diffs)} seeds")
+
+
+def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float = 4.0,
+                          alpha: float = 0.9, split: str = "val", device=None, progress: bool = True,
+                          checkpoint_dir=None, augment: bool | None = None, profile: str = "") -> Comparison:
+    """Train ``arch`` from scratch and by distillation for each seed; compare accuracies on ``split``.
+
+    ``make_cfg(seed)`` gives the :class:`TrainConfig` of one seed; both runs of a
+    seed use it, so they share initial weights, data order, augmentation and
+    schedule — the loss is the only difference. With ``checkpoint_dir`` every run
+    is saved there (and loaded instead of retrained when it is already there):
+    see :func:`student_paths`. A saved run that cannot be used (truncated, other
+    data, or distilled from another teacher) is moved aside and trained again.
+    """
+    result = Comparison(split, [], [])
+    for seed in tqdm(list(seeds), desc="seeds", disable=not progress):
+        cfg = make_cfg(seed)
+        paths = student_paths(checkpoint_dir, arch, seed, T, alpha) if checkpoint_dir else (None, None)
+        scratch = recovering(paths[0], lambda: train_model(arch, data, cfg, checkpoint=paths[0], device=device,
+                                                           augment=augment, profile=profile, progress=False))
+        kd = recovering(paths[1], lambda: distill_student(teacher, arch, data, cfg, T=T, alpha=alpha, device=device,
+                                                          augment=augment, checkpoint=paths[1], profile=profile,
+                                                          progress=False))
+        result.scratch.append(split_accuracy(scratch.model, data, split))
+        result.distilled.append(split_accuracy(kd.model, data, split))
+        result.runs[("scratch", seed)], result.runs[("distilled", seed)] = scratch, kd
+    return result
+
+
+@dataclass
+class Sweep:
+    """Validation accuracy of distilled students over a grid: ``val_acc[i][j]`` for
+    ``temperatures[i]`` and ``alphas[j]``."""
+
+    temperatures: list[float]
+    alphas: list[float]
+    val_acc: list[list[float]]
+    runs: dict = field(default_factory=dict, repr=False)  # (T, alpha) → TrainResult
+
+    @property
+    def best(self) -> tuple[float, float]:
+        """The ``(T, alpha)`` with the highest validation accuracy (the first, on ties)."""
+        flat = [(acc, i, j) for i, row in enumerate(self.val_acc) for j, acc in enumerate(row)]
+        _, i, j = max(flat, key=lambda t: (t[0], -t[1], -t[2]))
+        return self.temperatures[i], self.alphas[j]
+
+
+def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temperatures, alphas, device=None,
+          augment: bool | None = None, progress: bool = True) -> Sweep:
+    """Distil one student per ``(T, α)`` with the same seed; choose on the validation split.
+
+    All runs see the same views (same seed), so the teacher runs once per epoch
+    view and its logits are shared through a ``"cached"`` :class:`TeacherLogits`.
+    Only the chosen setting should then be evaluated on the test split.
+    """
+    device = torch.device(device) if device else default_device()
+    augment = default_augment(data) if augment is None else augment
+    shared = TeacherLogits(teacher, make_train_loader(data, cfg, device, augment), "cached")
+    result = Sweep(list(temperatures), list(alphas), [])
+    grid = [(T, a) for T in temperatures for a in alphas]
+    accs = {}
+    for T, a in tqdm(grid, desc=f"sweep T×α ({len(grid)} runs)", disable=not progress):
+        run = distill_student(teacher, arch, data, cfg, T=T, alpha=a, teacher_logits=shared, device=device,
+                              augment=augment, progress=False)
+        accs[T, a] = run.history.last_val_acc
+        result.runs[T, a] = run
+    result.val_acc = [[accs[T, a] for a in alphas] for T in temperatures]
+    return result
+
+
+def student_paths(checkpoint_dir, arch: str, seed: int, T: float, alpha: float):
+    """Checkpoint paths ``(scratch, distilled)`` of one seed's pair of students."""
+    d = Path(checkpoint_dir)
+    return d / f"{arch}_scratch_seed{seed}.pt", d / f"{arch}_kd_T{T:g}_a{alpha:g}_seed{seed}.pt"
+
+
+# --------------------------------------------------------------------------- dark knowledge (Hinton et al. 2015)
+def without_class(data: Dataset, cls: int) -> Dataset:
+    """``data`` with every example of class ``cls`` removed from the *training* split only."""
+    keep = data.train.labels != cls
+    return Dataset(data.name, data.classes, Split(data.train.images[keep], data.train.labels[keep]),
+                   data.val, data.test, data.is_standin, data.source)
+
+
+def shift_class_logit(logits: torch.Tensor, cls: int, shift: float) -> torch.Tensor:
+    """``logits (N, C)`` with ``shift`` added to column ``cls`` (raises that class's bias)."""
+    out = logits.clone()
+    out[:, cls] += shift
+    return out
+
+
+def best_class_shift(val_logits: torch.Tensor, val_labels: torch.Tensor, cls: int, shifts) -> float:
+    """The shift of class ``cls``'s logit that maximises *validation* accuracy (the smallest, on ties)."""
+    accs = [((shift_class_logit(val_logits, cls, s).argmax(1) == val_labels).float().mean().item(), -s, s)
+            for s in shifts]
+    return max(accs)[2]

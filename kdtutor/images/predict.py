@@ -1,0 +1,77 @@
+"""Lesson 03 — a model's predictions on a split, always in float32 (also under torchrun).
+
+:func:`predict` returns every logit of a loader in split order (with optional test-time
+augmentation); :func:`split_metrics` the mean cross-entropy and accuracy, all-reduced over
+the processes of a data-parallel run. Importable from :mod:`kdtutor.images.train` too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kdtutor.images.airbench import tta_logits
+from kdtutor.images.loader import DeviceLoader
+from kdtutor.kd.losses import cross_entropy
+from kdtutor.precision import full_precision
+from kdtutor.scale import distributed
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DeviceLoader, tta: bool | int = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """All logits and labels of a (non-shuffled) loader, in split order, computed in float32.
+
+    Evaluation never uses autocast or TF32, on any device: accuracy, agreement, KL,
+    ECE and the rest do not depend on the GPU's training precision.
+
+    Args:
+        tta: test-time augmentation level (:func:`kdtutor.images.airbench.tta_views`):
+            0 / False none; 1 / True the image and its mirror; 2 airbench94's six views
+            (mirror × {no shift, one pixel up-left, one pixel down-right}), weighted as airbench.
+    Returns:
+        ``logits (N, C) float32`` and ``labels (N,) int64``, on the loader's device.
+    """
+    level = int(tta)
+    was_training = model.training
+    model.eval()
+    outs, labels, index = [], [], []
+    with full_precision(loader.device):
+        for batch in loader:
+            outs.append(tta_logits(model, batch.images, level))
+            labels.append(batch.labels)
+            index.append(batch.index)
+    model.train(was_training)
+    order = torch.argsort(torch.cat(index))
+    return torch.cat(outs)[order], torch.cat(labels)[order]
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of rows whose largest logit is at the label."""
+    return (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+@torch.no_grad()
+def split_metrics(model: nn.Module, loader: DeviceLoader) -> tuple[float, float]:
+    """``(mean cross-entropy, accuracy)`` of ``model`` on every example of ``loader``, in float32.
+
+    In a data-parallel run (:mod:`kdtutor.scale.distributed`) process r evaluates batches
+    r, r + W, … and the sums of losses, correct answers and counts are all-reduced, so
+    every process gets the numbers of the whole split. At world size 1: :func:`predict`.
+    """
+    if not distributed.active():
+        logits, labels = predict(model, loader)
+        return cross_entropy(logits, labels, check=False).item(), accuracy(logits, labels)
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, device=loader.device, dtype=torch.float64)  # loss sum, correct, count
+    with full_precision(loader.device):
+        for i, batch in enumerate(loader):
+            if i % distributed.world_size() != distributed.rank():
+                continue
+            logits = model(batch.images).float()
+            sums[0] += torch.nn.functional.cross_entropy(logits, batch.labels, reduction="sum").double()
+            sums[1] += (logits.argmax(dim=1) == batch.labels).sum()
+            sums[2] += len(batch.labels)
+    model.train(was_training)
+    (total,) = distributed.all_reduce_sum(sums)
+    return (total[0] / total[2]).item(), (total[1] / total[2]).item()

@@ -1,0 +1,386 @@
+"""Lesson 03 — one training loop for teachers and students, with safe checkpoints.
+
+The loop is plain PyTorch: for each batch, ``logits = model(images)``,
+``loss = loss_fn(logits, batch)``, backward, SGD step. The loss is pluggable:
+:func:`hard_label_loss` for training from labels, or a distillation loss from
+``kdtutor.images.distill`` — both take ``(logits (B, C), batch)`` and return a scalar.
+
+Precision follows the device (:mod:`kdtutor.precision`): bf16 autocast on GPUs of
+compute capability ≥ 8.0, fp16 with loss scaling on older ones, float32 on the CPU;
+channels-last memory on CUDA. Evaluation (:func:`predict`) always runs in float32.
+Recipes live in :mod:`kdtutor.images.recipes`, checkpoints in :mod:`kdtutor.checkpoints`,
+airbench94's extras in :mod:`kdtutor.images.airbench`, predictions in :mod:`kdtutor.images.predict`, the
+per-epoch record in :mod:`kdtutor.images.history`; their public names are importable from here.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from kdtutor import __version__
+from kdtutor.checkpoints import CheckpointMismatch, save_checkpoint
+from kdtutor.images.airbench import (Lookahead, dirac_init_, set_whiten_bias_trainable, zero_whiten_bias_)
+from kdtutor.images.history import History
+from kdtutor.images.loader import Batch, DeviceLoader
+from kdtutor.images.models import build_model
+from kdtutor.images.predict import split_metrics
+from kdtutor.images.recipes import (TrainConfig, config_for, config_identity, lr_factor, make_optimizer)
+from kdtutor.images.splits import Dataset, Split
+from kdtutor.kd.losses import cross_entropy
+from kdtutor.precision import (Stopwatch, autocast, determinism, grad_scaler, place,
+                               resolve_amp)
+from kdtutor.scale import distributed
+from kdtutor.storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside
+
+
+# --------------------------------------------------------------------------- basics
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) random number generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def versions() -> dict:
+    """Versions that matter for reproducing a run."""
+    return {"kdtutor": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
+
+
+def hard_label_loss(label_smoothing: float = 0.0):
+    """The loss for training from labels: ``loss_fn(logits (B, C), batch) → CE`` (batch mean)."""
+
+    def loss_fn(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return cross_entropy(logits, batch.labels, label_smoothing=label_smoothing, check=False)
+
+    return loss_fn
+
+
+# --------------------------------------------------------------------------- the loop
+class LossNotFiniteError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader | None, cfg: TrainConfig,
+        loss_fn=None, checkpoint=None, meta: dict | None = None, progress: bool = True,
+        desc: str = "training", probes: dict | None = None) -> History:
+    """Train ``model`` for ``cfg.epochs`` epochs; validate and checkpoint as ``cfg`` says.
+
+    Args:
+        val_loader: validated on every ``cfg.val_every`` epochs and after the last one;
+            None: no validation (e.g. ``cfg.train_on_val``).
+        loss_fn: ``(logits (B, C), batch) → scalar``; default: cross-entropy with
+            ``cfg.label_smoothing``.
+        checkpoint: a path. If a checkpoint of the *same run* (same ``meta`` and
+            :func:`~kdtutor.images.recipes.config_identity` of ``cfg``) is there, training resumes after
+            its last saved epoch (and does nothing if it had finished). It is rewritten
+            atomically every ``cfg.checkpoint_every`` epochs and after the last, so an
+            interrupted run loses at most the epochs since.
+        meta: what the run is (``arch``, data set, …), stored in the checkpoint.
+        probes: ``{name: loader}`` measured after every epoch as ``<name>_acc`` in the history
+            (e.g. ``{"test": test_loader}`` to *show* what choosing an epoch on the test split
+            does — lesson 06; never use it to choose anything).
+    Data-parallel (launched by ``torchrun``; :mod:`kdtutor.scale.distributed`): the process group
+    comes from the environment, ``cfg.batch_size`` is the global batch, the model trains
+    inside DistributedDataParallel, validation metrics are all-reduced, and only rank 0
+    writes the checkpoint and shows the progress bar. The checkpoint records
+    ``world_size`` and ``global_batch``; it resumes on any world size.
+
+    Returns:
+        the :class:`History`; the model holds the weights of the last epoch.
+    Raises:
+        ValueError: the training loader yields no batch (fewer images than one batch), or
+            is not sharded for this run's processes.
+    """
+    device = train_loader.device
+    loss_fn = loss_fn or hard_label_loss(cfg.label_smoothing)
+    world = distributed.init_from_env(device)
+    if (train_loader.world_size, train_loader.rank) != (world, distributed.rank()):
+        raise ValueError(f"the training loader is sharded for rank {train_loader.rank} of {train_loader.world_size} "
+                         f"processes, but this is rank {distributed.rank()} of {world}: build it with "
+                         "make_train_loader (or prepare_run) inside the run")
+    place(model, device)
+    amp = resolve_amp(device, cfg.amp)
+    if cfg.whiten_bias_epochs is not None:
+        set_whiten_bias_trainable(model, True)  # in the optimiser from the start; frozen later by epoch
+    optimizer, scaler = make_optimizer(model, cfg), grad_scaler(device, amp)
+    steps_per_epoch, history, start = len(train_loader), History(), 0
+    if steps_per_epoch == 0:
+        raise ValueError(f"the training loader has {train_loader.num_examples} images, fewer than one batch of "
+                         f"{train_loader.batch_size}: use a smaller batch size")
+    total = cfg.epochs * steps_per_epoch
+    lookahead = Lookahead(model, total, steps_per_epoch) if cfg.lookahead else None
+    run_id = {"meta": meta or {}, "config": config_identity(cfg)}
+    if checkpoint is not None and Path(checkpoint).exists():
+        start = _resume(checkpoint, run_id, model, optimizer, scaler, history)
+        if lookahead is not None:
+            lookahead.resume(start)
+        done = "already complete: loaded, not retrained" if start == cfg.epochs else "resuming"
+        if distributed.is_main():
+            print(f"checkpoint {checkpoint}: {start}/{cfg.epochs} epochs done, {done}")
+    main = distributed.is_main()
+    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not (progress and main), leave=False)
+    trainable, step_model = None, model
+    with determinism(device, cfg.deterministic):
+        for epoch in range(start, cfg.epochs):
+            if cfg.whiten_bias_epochs is not None:
+                set_whiten_bias_trainable(model, epoch < cfg.whiten_bias_epochs)
+            if world > 1 and trainable != [p.requires_grad for p in model.parameters()]:
+                # DDP reduces the gradients of the parameters trainable when it is built: rebuild on a change
+                trainable, step_model = [p.requires_grad for p in model.parameters()], distributed.wrap(model, device)
+            record = _train_epoch(step_model, train_loader, optimizer, loss_fn, cfg, epoch, total, bar,
+                                  amp=amp, scaler=scaler, lookahead=lookahead)
+            last = epoch + 1 == cfg.epochs
+            if val_loader is not None and (last or (cfg.val_every and (epoch + 1) % cfg.val_every == 0)):
+                record["val_loss"], record["val_acc"] = split_metrics(model, val_loader)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_acc']:.3f}")
+            for name, loader in (probes or {}).items():
+                record[f"{name}_acc"] = split_metrics(model, loader)[1]
+            history.epochs.append(record)
+            if main and checkpoint is not None and (last or (epoch + 1) % cfg.checkpoint_every == 0):
+                save_checkpoint(checkpoint, model, {**run_id["meta"], **history_meta(history), **world_meta(cfg)},
+                                run=run_id, history=history.epochs, optimizer=optimizer.state_dict(),
+                                scaler=scaler.state_dict(), rng=torch.get_rng_state(), epochs_done=epoch + 1)
+    bar.close()
+    if world > 1:
+        distributed.unwrap_batchnorm(model)
+        distributed.barrier()  # the checkpoint is on disk before any process goes on
+    return history
+
+
+def world_meta(cfg: TrainConfig) -> dict:
+    """How a run was parallelised: ``world_size`` (1 for a plain run; that of the last process group
+    to write the checkpoint after a resume on another size) and ``global_batch`` (images per step)."""
+    return {"world_size": distributed.world_size(), "global_batch": cfg.batch_size}
+
+
+def history_meta(history: History) -> dict:
+    """What a finished run records about itself: accuracies, best epoch, epochs done, versions
+    (the validation entries are None for a run without validation)."""
+    return {"val_acc": history.last_val_acc, "best_val_acc": history.best_val_acc,
+            "best_epoch": history.best_epoch, "epochs_done": len(history.epochs), "versions": versions()}
+
+
+def _resume(path, run_id: dict, model, optimizer, scaler, history: History) -> int:
+    ckpt = load_checked(path, kind="checkpoint")
+    if ckpt.get("run") != run_id:
+        raise CheckpointMismatch(
+            f"{path} is a checkpoint of a different run (other model, data, profile, seed or settings); "
+            "delete it or choose another path to start afresh"
+        )
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:  # same run description, other weights: written by another code version
+        raise CheckpointMismatch(f"weights in {path} do not fit this model ({e}); delete the file to start afresh") from e
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if scaler.is_enabled() and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    torch.set_rng_state(ckpt["rng"])
+    history.epochs.extend(ckpt["history"])
+    return ckpt["epochs_done"]
+
+
+def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConfig, epoch: int,
+                 total: int, bar, amp: torch.dtype | None = None, scaler=None, lookahead=None) -> dict:
+    """One pass over ``loader`` under autocast to ``amp`` (None: float32).
+
+    Sums stay on the device; the host looks every few steps. ``scaler`` (default: a
+    disabled one) scales the loss for fp16; ``lookahead`` (:class:`~kdtutor.images.airbench.Lookahead`)
+    is told of each step and sets the weights to its average at the end of the epoch.
+
+    Data-parallel: ``model`` is the DDP-wrapped one, which averages the processes' gradients.
+    A last batch split unevenly weights each process's mean loss by its share, so the
+    average is still the gradient of the global batch's mean loss. The epoch's loss and
+    accuracy are summed over the processes.
+    """
+    model.train()
+    loader.set_epoch(epoch)
+    device = loader.device
+    scaler = scaler if scaler is not None else grad_scaler(device, None)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen, step0 = 0, epoch * len(loader)
+    clock = Stopwatch(device).start()
+    for i, batch in enumerate(loader):
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * lr_factor(step0 + i, total, cfg)
+        with autocast(device, amp):
+            logits = model(batch.images)
+            loss = loss_fn(logits.float(), batch)
+        n = len(batch.labels)
+        share = n * loader.world_size / loader.global_batch_len(i)  # 1 unless the last batch split unevenly
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss if share == 1 else loss * share).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if lookahead is not None:
+            lookahead.after_step(step0 + i + 1)
+        loss_sum += loss.detach() * n
+        correct += (logits.argmax(dim=1) == batch.labels).sum()
+        seen += n
+        if i % 20 == 19 or i == len(loader) - 1:  # look at the loss: one synchronisation
+            mean_loss = loss_sum.item() / seen
+            if not math.isfinite(mean_loss):
+                why = getattr(loss_fn, "explain_not_finite", lambda b: None)(batch)
+                raise LossNotFiniteError(
+                    f"the training loss became {mean_loss} in epoch {epoch + 1}, step {i + 1}: "
+                    + (why or "lower the learning rate, or check the inputs and the loss function")
+                )
+            bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", acc=f"{correct.item() / seen:.3f}")
+        bar.update(1)
+    if lookahead is not None:
+        lookahead.end_epoch()
+    seconds = clock.stop()
+    if loader.world_size > 1:
+        loss_sum, correct, seen = distributed.all_reduce_sum(loss_sum, correct, torch.tensor(seen, device=device))
+        seen = seen.item()
+    return {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
+            "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": seen / seconds}
+
+
+# --------------------------------------------------------------------------- one call
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: History
+    meta: dict
+
+
+def make_train_loader(data: Dataset, cfg: TrainConfig, device=None, augment: bool = True) -> DeviceLoader:
+    """The shuffled training loader of a run with ``cfg``: its batch size, seed, ``drop_last``
+    and flip scheme; flip + translate by 2 pixels when ``augment``. In a data-parallel run
+    it yields this process's piece of each global batch of ``cfg.batch_size``."""
+    return DeviceLoader(data.train, cfg.batch_size, data.mean, data.std, device=device or default_device(),
+                        train=True, flip=augment, translate=2 if augment else 0, seed=cfg.seed,
+                        drop_last=cfg.drop_last, alternate_flip=cfg.alternate_flip,
+                        world_size=distributed.world_size(), rank=distributed.rank())
+
+
+def make_loaders(data: Dataset, batch_size: int, device=None, seed: int = 0, augment: bool = True,
+                 drop_last: bool = True, alternate_flip: bool = False):
+    """Train (shuffled, augmented when ``augment``, without the last partial batch when
+    ``drop_last``), validation and test loaders for ``data``."""
+    device = device or default_device()
+    return (DeviceLoader(data.train, batch_size, data.mean, data.std, device=device, train=True, flip=augment,
+                         translate=2 if augment else 0, seed=seed, drop_last=drop_last, alternate_flip=alternate_flip),
+            eval_loader(data, "val", device),
+            eval_loader(data, "test", device))
+
+
+def eval_loader(data: Dataset, split: str = "val", device=None, batch_size: int = 1024) -> DeviceLoader:
+    """A loader over ``data.<split>`` (``"train"``, ``"val"`` or ``"test"``) in split order, not augmented."""
+    return DeviceLoader(getattr(data, split), batch_size, data.mean, data.std, device=device or default_device())
+
+
+def default_augment(data: Dataset) -> bool:
+    """Flip + translate suit CIFAR-like 3×32×32 photos; not digits (a mirrored 3 is no 3)."""
+    return data.image_shape == (3, 32, 32)
+
+
+def with_val_in_train(data: Dataset) -> Dataset:
+    """``data`` with the validation images appended to the training split (and none left for validation)."""
+    train = Split(torch.cat([data.train.images, data.val.images]), torch.cat([data.train.labels, data.val.labels]))
+    empty = Split(data.val.images[:0], data.val.labels[:0])
+    return Dataset(data.name, data.classes, train, empty, data.test, data.is_standin, data.source)
+
+
+def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile: str = "", device=None,
+                augment: bool | None = None):
+    """Seed, build ``arch`` and the loaders for ``data``: everything a run needs before :func:`fit`.
+
+    The seed (``cfg.seed``) fixes the initial weights, the order and the
+    augmentation, so two runs with the same seed differ only in what they then do.
+    Augmentation (flip + translate) defaults to on for 3-channel 32×32 images.
+    With ``cfg.train_on_val`` the run trains on training + validation images and the
+    validation loader is None.
+
+    Under ``torchrun`` it first joins the process group (:func:`kdtutor.scale.distributed.init_from_env`;
+    ``cuda`` becomes this process's GPU) and the training loader is sharded.
+
+    Returns:
+        ``(model, train_loader, val_loader, meta)``.
+    """
+    device = distributed.local_device(device or default_device())
+    distributed.init_from_env(device)
+    augment = default_augment(data) if augment is None else augment
+    seed_everything(cfg.seed)
+    c, h, _ = data.image_shape
+    model = build_model(arch, data.num_classes, c, h)
+    if cfg.dirac_init:
+        dirac_init_(model)
+    if cfg.whiten_bias_epochs is not None:
+        zero_whiten_bias_(model)
+    train_data = with_val_in_train(data) if cfg.train_on_val else data
+    train_loader = make_train_loader(train_data, cfg, device, augment)
+    val_loader = None if cfg.train_on_val else eval_loader(data, "val", device)
+    if hasattr(model, "init_whitening"):
+        n = min(5000, train_loader.num_examples)
+        model.init_whitening(train_loader.clean_images(torch.arange(n, device=device)).cpu())
+    meta = {"arch": arch, "num_classes": data.num_classes, "in_channels": c, "image_size": h,
+            "dataset": data.name, "is_standin": data.is_standin, "n_train": len(train_data.train),
+            "data_sha256": data.fingerprint(),
+            "profile": profile, "seed": cfg.seed, "augment": augment}
+    return model, train_loader, val_loader, meta
+
+
+def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, profile: str = "",
+                device=None, augment: bool | None = None, progress: bool = True) -> TrainResult:
+    """Build ``arch`` and train it from labels on ``data`` with ``cfg`` (see :func:`prepare_run`)."""
+    model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile, device, augment)
+    meta["kind"] = "trained from labels"
+    history = fit(model, train_loader, val_loader, cfg, checkpoint=checkpoint, meta=meta,
+                  progress=progress, desc=f"{arch} on {data.name.split(' ')[0]}")
+    return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
+
+
+def teacher_path(profile, arch: str | None = None, seed: int = 0) -> Path:
+    """Where the course keeps a teacher: ``data/checkpoints/teacher_<profile>_<arch>.pt``
+    (``…_seed<k>.pt`` for a seed other than 0). Lessons 03–05 and ``python -m kdtutor
+    train-teacher`` / ``distill`` all use this path by default."""
+    arch = arch or profile.teacher
+    return CHECKPOINT_DIR / (f"teacher_{profile.name}_{arch}" + (f"_seed{seed}" if seed else "") + ".pt")
+
+
+def recovering(path, run):
+    """``run()``, but if the checkpoint at ``path`` is unusable (corrupt, or from another run:
+    other data, settings, teacher or code version), move it aside with a message and run again.
+
+    Only problems with the file on disk are handled: an error raised while training
+    reaches the caller, and the epochs already saved stay where they are.
+    """
+    try:
+        return run()
+    except (CorruptFileError, CheckpointMismatch) as e:
+        if path is None or not Path(path).exists():
+            raise
+        old = move_aside(path)
+        print(f"cannot use {path}: {e}\nmoved it to {old} (kept, not deleted) and training afresh")
+        return run()
+
+
+def get_teacher(profile, data: Dataset, retrain: bool = False, device=None, progress: bool = True) -> TrainResult:
+    """The teacher of lessons 03–05: loaded from :func:`teacher_path` if a finished checkpoint
+    of the same run is there, trained (or resumed) otherwise.
+
+    A checkpoint that is corrupt or belongs to another run (other data, settings or
+    code version) is moved aside to ``*.pt.old`` with a message, and the teacher is
+    retrained; ``retrain=True`` does that on purpose.
+    """
+    path = teacher_path(profile)
+    cfg = config_for(profile.teacher, profile.teacher_epochs, profile.batch_size)
+    if retrain and path.exists():
+        print(f"retraining: moved the old teacher to {move_aside(path)}")
+    return recovering(path, lambda: train_model(profile.teacher, data, cfg, checkpoint=path, profile=profile.name,
+                                                device=device, progress=progress))

@@ -1,0 +1,1 @@
+"""Lesson 07, distilling a language model: text, the char transformer, its training, KD losses, scores."""

@@ -1,0 +1,196 @@
+"""Lesson 07 — the lesson's runs, each trained once and kept: a teacher and one student per method.
+
+Every student has the same size, the same initial weights (seed), the same number of
+steps and batch size, and — except the sequence-level and on-policy students, whose data
+are generated — the same windows in the same order: the method is the only difference.
+
+Files (under ``data/checkpoints/lm_<profile>/``): ``teacher.pt``, ``student_<method>.pt``
+(resumable checkpoints) and ``teacher_top<k>.pt`` (the stored top-k teacher logits). Each
+records the text's fingerprint and, for students, the teacher's, so nothing made from
+another text or teacher is ever reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.lm.distill import TopK, teacher_corpus, topk_cache
+from kdtutor.lm.evaluate import diversity, heldout_scores, sample_ids, teacher_bits_on
+from kdtutor.lm.model import build_lm
+from kdtutor.lm.text import TextData, cut, load_text, tiled_windows, transfer_windows
+from kdtutor.lm.train import (LMRun, LMSizes, LMTrainConfig, NextChar, OnPolicyKD, TokenKD, TopKKD, lm_sizes,
+                              model_config, train_lm)
+from kdtutor.storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside, save_checked
+
+
+def method_names(sizes: LMSizes) -> list[str]:
+    """The students of the lesson, in the order the lesson trains them."""
+    return ["scratch", "forward KL", "reverse KL", f"JSD({sizes.beta:g})", "sequence-level KD",
+            f"on-policy JSD({sizes.beta:g})", f"top-{sizes.k} KD"]
+
+
+@dataclass
+class LMLesson:
+    """The text, the sizes and where the files go; runs and caches are kept in memory once made."""
+
+    data: TextData
+    sizes: LMSizes
+    profile: str
+    device: torch.device
+    progress: bool = True
+    folder: Path = None
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.folder = Path(self.folder or CHECKPOINT_DIR / f"lm_{self.profile}")
+
+    # ------------------------------------------------------------------ data
+    @property
+    def transfer(self) -> torch.Tensor:
+        """The students' fixed windows ``(M, L + 1)`` from the training split."""
+        if "transfer" not in self._memo:
+            self._memo["transfer"] = transfer_windows(self.data.train, self.sizes.block, self.sizes.transfer_windows,
+                                                      seed=self.sizes.seed)
+        return self._memo["transfer"]
+
+    def heldout(self, split: str = "test") -> torch.Tensor:
+        """Non-overlapping windows ``(M, L + 1)`` of ``split`` (``"val"`` or ``"test"``) for evaluation."""
+        return tiled_windows(getattr(self.data, split), self.sizes.block, self.sizes.eval_windows)
+
+    def prompts(self, split: str = "test") -> torch.Tensor:
+        """``(n_samples, prompt_len)`` beginnings of held-out windows: every model continues the same ones."""
+        w = tiled_windows(getattr(self.data, split), self.sizes.prompt_len)
+        step = max(1, len(w) // self.sizes.n_samples)
+        return w[::step][: self.sizes.n_samples, :-1]
+
+    # ------------------------------------------------------------------ runs
+    def _cfg(self, role: str) -> LMTrainConfig:
+        s = self.sizes
+        steps = s.teacher_steps if role == "teacher" else s.student_steps
+        return LMTrainConfig(steps=steps, lr=s.lr_teacher if role == "teacher" else s.lr_student, seed=s.seed,
+                             save_every=max(10, steps // 10))
+
+    def student_model(self):
+        """A new, untrained student: the initial weights every student of the lesson starts from."""
+        return build_lm(model_config(self.sizes, len(self.data.vocab), "student"), seed=self.sizes.seed).to(self.device)
+
+    def teacher(self) -> LMRun:
+        """The teacher: cross-entropy on random windows of the whole training split."""
+        if "teacher" not in self._memo:
+            s = self.sizes
+            self._memo["teacher"] = train_lm(model_config(s, len(self.data.vocab), "teacher"),
+                                             NextChar(self.data.train, s.batch, s.block), self._cfg("teacher"),
+                                             self.data.fingerprint(), self.folder / "teacher.pt", self.device,
+                                             self.progress, "teacher", role="teacher", profile=self.profile,
+                                             dataset=self.data.name)
+        return self._memo["teacher"]
+
+    def objective(self, method: str):
+        """The objective of ``method`` (one of :func:`method_names`)."""
+        s, t = self.sizes, self.teacher().model
+        names = method_names(s)
+        if method == names[0]:
+            return NextChar(self.transfer, s.batch, s.block, name="scratch")
+        if method in names[1:4]:
+            divergence = ["forward", "reverse", "jsd"][names.index(method) - 1]
+            return TokenKD(t, self.transfer, s.batch, divergence, s.beta, s.T)
+        if method == names[4]:
+            return NextChar(self.corpus(), s.batch, s.block, prompt_len=s.prompt_len, name="sequence-level KD")
+        if method == names[5]:
+            return OnPolicyKD(t, self.transfer, s.batch, "jsd", s.beta, s.T, s.lmbda, s.prompt_len,
+                              warm_steps=int(s.onpolicy_warm * s.student_steps))
+        if method == names[6]:
+            return TopKKD(self.topk(), self.transfer, s.batch, "bucket", weights_fingerprint(t))
+        raise ValueError(f"unknown method {method!r}; the methods are {names}")
+
+    def student(self, method: str) -> LMRun:
+        """The student trained with ``method`` (loaded if its finished checkpoint is there)."""
+        if method not in self._memo:
+            s, t = self.sizes, self.teacher().model
+            slug = method.lower().replace(" ", "_").replace("(", "").replace(")", "").replace(".", "")
+            self._memo[method] = train_lm(model_config(s, len(self.data.vocab), "student"), self.objective(method),
+                                          self._cfg("student"), self.data.fingerprint(),
+                                          self.folder / f"student_{slug}.pt", self.device, self.progress, method,
+                                          role="student", method=method, teacher_sha256=weights_fingerprint(t),
+                                          profile=self.profile, dataset=self.data.name)
+        return self._memo[method]
+
+    # ------------------------------------------------------------------ what distillation trains on
+    def corpus(self) -> torch.Tensor:
+        """Sequence-level KD data: the teacher continues the first ``prompt_len`` characters of as many
+        transfer windows as the students see (at most all of them): ``(N, L + 1)``."""
+        if "corpus" not in self._memo:
+            s = self.sizes
+            n = min(len(self.transfer), s.student_steps * s.batch)
+            self._memo["corpus"] = teacher_corpus(self.teacher().model, self.transfer[:n, :s.prompt_len],
+                                                  s.block + 1 - s.prompt_len, 1.0, s.seed, progress=self.progress)
+        return self._memo["corpus"]
+
+    def topk(self) -> TopK:
+        """The teacher's top-k log-probabilities on the transfer windows, stored in ``teacher_top<k>.pt``
+        (made once; a file of another teacher, text or k is set aside and made again)."""
+        if "topk" in self._memo:
+            return self._memo["topk"]
+        s, t = self.sizes, self.teacher().model
+        ident = {"teacher": weights_fingerprint(t), "k": s.k, "T": s.T,
+                 "windows": hashlib.sha256(self.transfer.numpy().tobytes()).hexdigest()[:16]}
+        path = self.folder / f"teacher_top{s.k}.pt"
+        cache = None
+        if path.exists():
+            try:
+                saved = load_checked(path, kind="topk_logits")
+                if saved["identity"] == ident:
+                    cache = TopK(saved["logprobs"], saved["indices"], saved["rest"], saved["T"], saved["vocab_size"])
+                else:
+                    print(f"{path} was made by another teacher or from other windows: moved to {move_aside(path)}")
+            except CorruptFileError as e:
+                print(f"cannot use {path} ({e}): moved to {move_aside(path)}")
+        if cache is None:
+            cache = topk_cache(t, self.transfer, s.k, s.T, progress=self.progress)
+            save_checked({"identity": ident, "logprobs": cache.logprobs, "indices": cache.indices, "rest": cache.rest,
+                          "T": cache.T, "vocab_size": cache.vocab_size}, path, kind="topk_logits")
+        self._memo["topk"] = cache
+        return cache
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, models: dict, split: str = "test", temperature: float = 1.0) -> dict:
+        """Per model: held-out scores (bits/char, entropy, both KLs to the teacher), the teacher's bits/char
+        on its samples, their diversity, and the samples themselves (same prompts and random numbers for
+        every model)."""
+        teacher, windows, prompts = self.teacher().model, self.heldout(split), self.prompts(split)
+        out = {}
+        for name, model in models.items():
+            ids = sample_ids(model, prompts, self.sizes.sample_len, temperature, self.sizes.seed)
+            texts = [self.data.vocab.decode(row) for row in ids]
+            scores = heldout_scores(model, windows, None if model is teacher else teacher)
+            out[name] = {**scores, "teacher_bpc_on_samples": teacher_bits_on(teacher, ids, self.sizes.block),
+                         **diversity(texts), "samples": texts}
+        return out
+
+    def reference_diversity(self, split: str = "test") -> dict:
+        """The held-out text itself, cut into ``n_samples`` pieces as long as the samples: their diversity,
+        and the teacher's bits/char on them (what "plausible to the teacher" is for real text)."""
+        ids = getattr(self.data, split)
+        n, m = self.sizes.sample_len, self.sizes.n_samples
+        starts = torch.linspace(0, len(ids) - n - 1, m).long().tolist()
+        pieces = torch.stack([ids[a:a + n] for a in starts])
+        return {**diversity([self.data.vocab.decode(p) for p in pieces]),
+                "teacher_bpc_on_samples": teacher_bits_on(self.teacher().model, pieces, self.sizes.block)}
+
+
+def setup(profile: str | None = None, device=None, progress: bool = True, verbose: bool = True,
+          folder=None) -> LMLesson:
+    """The lesson's text and sizes for ``profile`` (default: ``$KDTUTOR_PROFILE``). The smoke profile
+    never downloads: it uses ``$KDTUTOR_TEXT`` or a copy already on disk, else the stand-in."""
+    from kdtutor.profiles import get_profile
+    from kdtutor.images.train import default_device
+
+    name = get_profile(profile).name
+    sizes = lm_sizes(name)
+    data = cut(load_text(download=name != "smoke", verbose=verbose), sizes.n_train, sizes.n_val, sizes.n_test)
+    return LMLesson(data, sizes, name, torch.device(device) if device else default_device(), progress, folder)

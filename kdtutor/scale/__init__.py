@@ -1,0 +1,1 @@
+"""Scaling out: torchrun / DistributedDataParallel glue and saved teacher logits."""
