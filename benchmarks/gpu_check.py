@@ -33,7 +33,8 @@ import torch
 from kdtutor.images.data import load_dataset
 from kdtutor.images.distill import distill_student
 from kdtutor.images.models import count_parameters
-from kdtutor.images.predict import accuracy, predict
+from kdtutor.images.metrics import top1_accuracy
+from kdtutor.images.predict import predict
 from kdtutor.images.recipes import config_for
 from kdtutor.images.standin import make_standin
 from kdtutor.images.train import eval_loader, train_model
@@ -136,9 +137,9 @@ def run(device: torch.device, dry_run: bool = False, deterministic: bool = False
     wall = time.perf_counter() - t0
     per_epoch = (teacher.meta["n_train"] // cfg.batch_size) * cfg.batch_size
     t_eval = time.perf_counter()
-    test_acc = accuracy(*predict(teacher.model, test_loader))
-    tta_mirror = accuracy(*predict(teacher.model, test_loader, tta=1))
-    tta = accuracy(*predict(teacher.model, test_loader, tta=2))
+    test_acc = top1_accuracy(*predict(teacher.model, test_loader))
+    tta_mirror = top1_accuracy(*predict(teacher.model, test_loader, tta=1))
+    tta = top1_accuracy(*predict(teacher.model, test_loader, tta=2))
     sync(device)
     result["teacher"] = {"arch": profile.teacher, "params": count_parameters(teacher.model), "epochs": cfg.epochs,
                          "batch_size": cfg.batch_size, "n_train": teacher.meta["n_train"],
@@ -157,7 +158,7 @@ def run(device: torch.device, dry_run: bool = False, deterministic: bool = False
     result["student"] = {"arch": profile.student, "params": count_parameters(student.model), "epochs": cfg.epochs,
                          "batch_size": cfg.batch_size, "T": 4.0, "alpha": 0.9, "teacher_mode": "online",
                          **timing(student.history, per_epoch),
-                         "test_acc": accuracy(*predict(student.model, eval_loader(student_data, "test", device))),
+                         "test_acc": top1_accuracy(*predict(student.model, eval_loader(student_data, "test", device))),
                          "peak_gpu_memory_mib": _peak_mib(device)}
     result["targets"] = targets(result, dry_run)
     return result

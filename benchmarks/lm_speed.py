@@ -47,7 +47,7 @@ def main(argv=None) -> dict:
     before = matmul_gflops()
     t_all = time.perf_counter()
     lesson = setup(args.profile, progress=False, folder=folder)
-    print(f"{lesson.data}; profile {lesson.profile}; {lesson.device}, {torch.get_num_threads()} threads; "
+    print(f"{lesson.data}; profile {lesson.profile_name}; {lesson.device}, {torch.get_num_threads()} threads; "
           f"fp32 matmul {before:.0f} GFLOP/s before", flush=True)
     seconds, cpu_seconds, gflops = {}, {}, {}
 
@@ -78,7 +78,7 @@ def main(argv=None) -> dict:
     print("\n".join(lm_table(results, lesson.reference_diversity())))
     for name, r in results.items():
         print(side_by_side({f"{name}, sample {i + 1}": s for i, s in enumerate(r["samples"][:3])}, width=100))
-    report = {"profile": lesson.profile, "text": lesson.data.name, "seconds": seconds, "cpu_seconds": cpu_seconds,
+    report = {"profile": lesson.profile_name, "text": lesson.data.name, "seconds": seconds, "cpu_seconds": cpu_seconds,
               "gflops_after_each": gflops, "train_total_s": train_total, "train_cpu_s": train_cpu,
               "total_s": total, "gflops_before": before, "gflops_after": after, "threads": torch.get_num_threads(),
               "results": results}

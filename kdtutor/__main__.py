@@ -164,7 +164,7 @@ def train_teacher(args) -> None:
     epochs = profile.teacher_epochs if args.epochs is None else args.epochs
     cfg = config_for(arch, epochs, args.batch_size or profile.batch_size, args.seed)
     out = args.out or teacher_path(profile, arch, args.seed)
-    result = train_model(arch, data, cfg, checkpoint=out, profile=profile.name, device=args.device)
+    result = train_model(arch, data, cfg, checkpoint=out, profile_name=profile.name, device=args.device)
     _say(f"checkpoint: {out}")
     _report(result, data, args.device)
 
@@ -202,7 +202,7 @@ def distill(args) -> None:
         except CachedLogitsMismatch as e:
             raise SystemExit(str(e)) from None
     result = distill_student(teacher, arch, data, cfg, T=args.T, alpha=args.alpha, mode=args.mode or "online",
-                             teacher_logits=shared, checkpoint=args.out, profile=profile.name, device=args.device)
+                             teacher_logits=shared, checkpoint=args.out, profile_name=profile.name, device=args.device)
     if args.out:
         _say(f"checkpoint: {args.out}")
     _report(result, data, args.device)

@@ -1,6 +1,5 @@
-"""Lesson 03 — model checkpoints: written atomically with a checksum, rebuilt by architecture name.
-
-All names here are also importable from ``kdtutor.images.train``.
+"""Model checkpoints, shared by the image lessons and lesson 07: written atomically with a
+checksum, rebuilt by architecture name, and the one way a training run resumes from one.
 """
 
 from __future__ import annotations
@@ -55,6 +54,30 @@ def load_checkpoint(path, arch: str | None = None, device=None) -> tuple[nn.Modu
     except RuntimeError as e:
         raise ValueError(f"weights in {path} do not fit a {meta['arch']!r} model: {e}") from e
     return place(model, device or "cpu").eval(), meta
+
+
+def resume_state(path, run_id: dict, model: nn.Module, optimizer, kind: str = "checkpoint",
+                 run_is: str = "model, data, profile, seed or settings") -> dict:
+    """Load the training state saved at ``path`` into ``model`` and ``optimizer``, if it is a
+    checkpoint of the same run; return the whole checkpoint (history, step counters, …).
+
+    ``run_id`` is what the run is (its metadata and the settings that change its result), as
+    saved under ``"run"``; ``run_is`` says in words what may differ, for the error message.
+
+    Raises:
+        CheckpointMismatch: another run's checkpoint, or weights that do not fit ``model``.
+        CorruptFileError: truncated or altered file.
+    """
+    ckpt = load_checked(path, kind=kind)
+    if ckpt.get("run") != run_id:
+        raise CheckpointMismatch(f"{path} is a checkpoint of a different run (other {run_is}); "
+                                 "delete it or choose another path to start afresh")
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:  # same run description, other weights: written by another code version
+        raise CheckpointMismatch(f"weights in {path} do not fit this model ({e}); delete the file to start afresh") from e
+    optimizer.load_state_dict(ckpt["optimizer"])
+    return ckpt
 
 
 def weights_fingerprint(model: nn.Module) -> str:

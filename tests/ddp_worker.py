@@ -61,7 +61,7 @@ def stopping_loss(epoch: int):
 
 def run(arch: str, cfg, data, checkpoint=None, loss_fn=None) -> dict:
     """Train ``arch`` with ``cfg`` (on whatever world size this process is in); what the test compares."""
-    model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile="smoke", device="cpu")
+    model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile_name="smoke", device="cpu")
     history = fit(model, train_loader, val_loader, cfg, loss_fn=loss_fn, checkpoint=checkpoint, meta=meta,
                   progress=False)
     return {"state": {k: v.detach().clone() for k, v in model.state_dict().items()}, "history": history.epochs}

@@ -248,7 +248,6 @@ def test_readme_lesson_map_matches_what_each_lesson_imports():
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert sorted(lessons) == [nb.name[:2] for nb in notebooks]
     for nb in notebooks:
-        tree = ast.parse(notebook_code(nb))
         assert lessons[nb.name[:2]] == lesson_modules(nb, known), f"README's lesson map for {nb.name} is stale"
 
 

@@ -27,24 +27,25 @@ def _positions(shape):
 def test_forward_kl_is_f_kl_div_summed_over_the_vocabulary_averaged_over_positions(T):
     s, t = _pair()
     want = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), reduction="sum", log_target=True)
-    torch.testing.assert_close(D.forward_kl(s, t, T=T), T * T * want / _positions(s.shape), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(D.forward_kl(s, t, T=T), want / _positions(s.shape), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(D.token_kd_loss(s, t, T=T), T * T * want / _positions(s.shape), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("T", [1.0, 3.0])
 def test_reverse_kl_swaps_the_roles(T):
     s, t = _pair(seed=1)
     want = F.kl_div(F.log_softmax(t / T, -1), F.log_softmax(s / T, -1), reduction="sum", log_target=True)
-    torch.testing.assert_close(D.reverse_kl(s, t, T=T), T * T * want / _positions(s.shape), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(D.reverse_kl(s, t, T=T), want / _positions(s.shape), rtol=1e-12, atol=1e-12)
     assert not torch.isclose(D.reverse_kl(s, t, T=T), D.forward_kl(s, t, T=T))  # KL is not symmetric
 
 
-def test_forward_kl_gradient_is_T_times_q_minus_p_per_position():
+def test_forward_kl_gradient_is_q_minus_p_over_T_per_position():
     s, t = _pair(seed=2)
     T = 2.0
     s.requires_grad_(True)
     D.forward_kl(s, t, T=T).backward()
     q, p = torch.softmax(s.detach() / T, -1), torch.softmax(t / T, -1)
-    torch.testing.assert_close(s.grad, T * (q - p) / _positions(s.shape))
+    torch.testing.assert_close(s.grad, (q - p) / (T * _positions(s.shape)))
 
 
 def test_reverse_kl_gradient_matches_its_closed_form():
@@ -55,7 +56,7 @@ def test_reverse_kl_gradient_matches_its_closed_form():
     log_q, log_p = F.log_softmax(s.detach() / T, -1), F.log_softmax(t / T, -1)
     q = log_q.exp()
     kl = (q * (log_q - log_p)).sum(-1, keepdim=True)
-    torch.testing.assert_close(s.grad, T * q * (log_q - log_p - kl) / _positions(s.shape))
+    torch.testing.assert_close(s.grad, q * (log_q - log_p - kl) / (T * _positions(s.shape)))
 
 
 def test_zero_when_student_equals_teacher_and_positive_otherwise():
@@ -67,14 +68,14 @@ def test_zero_when_student_equals_teacher_and_positive_otherwise():
 
 # --------------------------------------------------------------------------- generalised JSD
 def _jsd_numpy(s, t, beta, T=1.0):
-    """The definition, position by position: m = β·p + (1 − β)·q, β·KL(p‖m) + (1 − β)·KL(q‖m)."""
+    """The definition, position by position: m = β·p + (1 − β)·q, β·KL(p‖m) + (1 − β)·KL(q‖m) (no T²)."""
     def softmax(z):
         e = np.exp(z - z.max(-1, keepdims=True))
         return e / e.sum(-1, keepdims=True)
     p, q = softmax(t.numpy() / T), softmax(s.numpy() / T)
     m = beta * p + (1 - beta) * q
     per = beta * (p * np.log(p / m)).sum(-1) + (1 - beta) * (q * np.log(q / m)).sum(-1)
-    return T * T * per.mean()
+    return per.mean()
 
 
 @pytest.mark.parametrize("beta", [0.1, 0.5, 0.9])
@@ -139,9 +140,35 @@ def test_token_kd_loss_follows_the_alpha_convention():
     y = torch.randint(0, 7, s.shape[:-1], generator=torch.Generator().manual_seed(0))
     ce = F.cross_entropy(s.flatten(0, 1), y.flatten())
     torch.testing.assert_close(D.token_kd_loss(s, t, y, "reverse", alpha=0.0), ce)
-    torch.testing.assert_close(D.token_kd_loss(s, t, None, "reverse", T=2.0), D.reverse_kl(s, t, T=2.0))
+    torch.testing.assert_close(D.token_kd_loss(s, t, None, "reverse", T=2.0), 4.0 * D.reverse_kl(s, t, T=2.0))
     torch.testing.assert_close(D.token_kd_loss(s, t, y, "jsd", beta=0.3, T=2.0, alpha=0.25),
-                               0.75 * ce + 0.25 * D.generalized_jsd(s, t, 0.3, T=2.0))
+                               0.75 * ce + 0.25 * 4.0 * D.generalized_jsd(s, t, 0.3, T=2.0))
+
+
+def test_token_kd_loss_is_the_image_lessons_loss_on_the_counted_positions():
+    """One loss for images and tokens: (B, L, V) with a mask equals the (N, C) image loss on the
+    flattened counted positions, for the same alpha convention and T."""
+    from kdtutor.kd.losses import distillation_loss
+
+    s, t = _pair(shape=(3, 5, 7), seed=20)
+    y = torch.randint(0, 7, (3, 5), generator=torch.Generator().manual_seed(1))
+    mask = torch.rand(3, 5, generator=torch.Generator().manual_seed(2)) < 0.6
+    for alpha, T in [(1.0, 1.0), (0.7, 2.0), (0.0, 3.0)]:
+        token = D.token_kd_loss(s, t, y, "forward", T=T, alpha=alpha, mask=mask)
+        image = distillation_loss(s[mask], t[mask], y[mask], T=T, alpha=alpha)
+        torch.testing.assert_close(token, image, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(D.token_kd_loss(s, t, T=2.0), distillation_loss(s.flatten(0, 1), t.flatten(0, 1), None,
+                                                                                T=2.0, alpha=1.0))
+
+
+def test_a_nan_at_a_padded_position_reaches_neither_the_loss_nor_its_gradient():
+    s, t = _pair(shape=(2, 4, 5), seed=21)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, False]])
+    s[~mask], t[~mask] = float("nan"), float("inf")
+    s.requires_grad_(True)
+    loss = D.token_kd_loss(s, t, T=2.0, mask=mask)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(s.grad).all() and (s.grad[~mask] == 0).all()
 
 
 @pytest.mark.parametrize("call,match", [
@@ -174,10 +201,10 @@ def test_bad_inputs_raise_value_error(call, match):
 def test_k_equal_to_the_vocabulary_reproduces_the_full_loss(rest, T):
     s, t = _pair(shape=(3, 5, 11), seed=11)
     got = D.topk_kd_loss(s, D.topk_from_logits(t, 11, T), rest=rest)
-    torch.testing.assert_close(got, D.forward_kl(s, t, T=T), rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(got, D.token_kd_loss(s, t, T=T), rtol=1e-13, atol=1e-13)
     s32, t32 = s.float(), t.float()
     got32 = D.topk_kd_loss(s32, D.topk_from_logits(t32, 11, T), rest=rest)
-    torch.testing.assert_close(got32, D.forward_kl(s32, t32, T=T))
+    torch.testing.assert_close(got32, D.token_kd_loss(s32, t32, T=T))
 
 
 def test_bucket_never_exceeds_the_full_kl_and_is_exact_with_one_character_left():

@@ -43,11 +43,12 @@ def test_validation_split_is_disjoint_from_train(cifar):
 def test_a_short_real_training_run_clears_a_bar_well_above_chance(cifar):
     """cnn_tiny, 5,000 training images, 4 epochs (about 15 s on 2 cores): at least 40 % on 2,000
     test images, where chance is 10 % (measured on the JPEG copy: about 48 %)."""
-    from kdtutor.images.predict import accuracy, predict
+    from kdtutor.images.metrics import top1_accuracy
+    from kdtutor.images.predict import predict
     from kdtutor.images.train import eval_loader, train_model
     from kdtutor.images.recipes import student_config
 
     small = cifar.subset(5000, 500, 2000)
     run = train_model("cnn_tiny", small, student_config(epochs=4, batch_size=250), device="cpu", progress=False)
-    acc = accuracy(*predict(run.model, eval_loader(small, "test", "cpu")))
+    acc = top1_accuracy(*predict(run.model, eval_loader(small, "test", "cpu")))
     assert acc >= 0.40, f"cnn_tiny reached only {acc:.1%} on {small.name}"

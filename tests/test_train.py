@@ -258,3 +258,36 @@ def test_get_teacher_does_not_swallow_errors_raised_while_training(tmp_path, mon
         train.get_teacher(profile, TINY, device="cpu", progress=False)
     assert not list(tmp_path.glob("*.old"))
     assert load_checked(train.teacher_path(profile), "checkpoint")["epochs_done"] == 1
+
+
+# --------------------------------------------------------------------------- the step a learner reads
+def test_fit_with_its_extras_off_makes_exactly_the_updates_of_train_step():
+    """fit = for each batch: set the scheduled learning rate, then train_step. With Lookahead,
+    whitening-bias freezing, validation, checkpoints and mixed precision off, a hand-written loop
+    over train_step gives bit-identical weights."""
+    import copy
+
+    from kdtutor.images.recipes import make_optimizer
+    from kdtutor.images.train import train_step
+
+    cfg = tiny_cfg(epochs=2)
+    assert not cfg.lookahead and cfg.whiten_bias_epochs is None and cfg.amp in (None, "auto")
+    torch.manual_seed(3)
+    model = build_model("cnn_tiny")
+    mine = copy.deepcopy(model)
+    fit(model, make_loaders(TINY, cfg.batch_size, torch.device("cpu"), seed=cfg.seed)[0], None, cfg, progress=False)
+
+    loader = make_loaders(TINY, cfg.batch_size, torch.device("cpu"), seed=cfg.seed)[0]
+    optimizer, loss_fn = make_optimizer(mine, cfg), hard_label_loss(cfg.label_smoothing)
+    total, step = cfg.epochs * len(loader), 0
+    mine.train()
+    for epoch in range(cfg.epochs):
+        loader.set_epoch(epoch)
+        for batch in loader:
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * lr_factor(step, total, cfg)
+            train_step(mine, batch, loss_fn, optimizer)
+            step += 1
+    assert same_weights(model, mine)
+    next(mine.parameters()).data.view(-1)[0] += 1e-6  # the comparison can fail
+    assert not same_weights(model, mine)

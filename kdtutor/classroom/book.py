@@ -29,12 +29,12 @@ BUILD_DIR = REPO_ROOT / "build" / "book"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
-def index_page(lessons: list[Path], profile: str, has_summary: bool) -> str:
+def index_page(lessons: list[Path], profile_name: str, has_summary: bool) -> str:
     """The site's front page: what it is, how it was built, and the table of contents."""
     from kdtutor.classroom.delivery import config, repo_url
 
     lines = ["# kdtutor — a hands-on course on knowledge distillation", "",
-             f"These pages are the course's lessons as run headless in the `{profile}` profile "
+             f"These pages are the course's lessons as run headless in the `{profile_name}` profile "
              f"(see the course run's summary for the data used and every number). "
              f"Run them yourself: `make lab` in a clone of {repo_url(config())}, "
              "or the launch button (Colab, Binder) at the top of each lesson.", "",
@@ -67,22 +67,22 @@ def stage(run_dir: Path, src: Path) -> list[Path]:
     return lessons
 
 
-def build(profile: str = "smoke", reuse: bool = False, lessons=None, results_dir: Path | None = None,
+def build(profile_name: str = "smoke", reuse: bool = False, lessons=None, results_dir: Path | None = None,
           out: Path = BUILD_DIR) -> Path:
     """Run (or reuse) a course run and build the site; return the folder holding ``index.html``."""
     from kdtutor.classroom.course import run_course
     from kdtutor.profiles import get_profile
 
-    profile = get_profile(profile).name
+    profile_name = get_profile(profile_name).name
     results_dir = Path(results_dir or RESULTS_DIR)
-    run_dir = results_dir / profile
+    run_dir = results_dir / profile_name
     if not reuse:
         # The kernels must draw figures inline (into the notebook), whatever backend this
         # process was given: MPLBACKEND=Agg (as in make test) would leave the pages without figures.
         old = os.environ.get("MPLBACKEND")
         os.environ["MPLBACKEND"] = INLINE_BACKEND
         try:
-            run_course(profile, results_dir=results_dir, lessons=lessons)
+            run_course(profile_name, results_dir=results_dir, lessons=lessons)
         finally:
             if old is None:
                 os.environ.pop("MPLBACKEND", None)

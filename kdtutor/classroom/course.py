@@ -44,14 +44,14 @@ def strip_outputs(nb) -> None:
     nb.metadata.pop("widgets", None)
 
 
-def execute(path: Path, profile: str, timeout: int = 3600, env: dict | None = None):
-    """Run the notebook at ``path`` in a fresh kernel with ``KDTUTOR_PROFILE=profile`` (and the
+def execute(path: Path, profile_name: str, timeout: int = 3600, env: dict | None = None):
+    """Run the notebook at ``path`` in a fresh kernel with ``KDTUTOR_PROFILE=profile_name`` (and the
     variables in ``env``); return it."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    env = {"KDTUTOR_PROFILE": profile, **(env or {})}
+    env = {"KDTUTOR_PROFILE": profile_name, **(env or {})}
     old = {k: os.environ.get(k) for k in ("MPLBACKEND", *env)}
     os.environ.update(env)
     try:
@@ -79,7 +79,7 @@ def refresh_notebooks(paths=None) -> None:
         print(f"refreshed {Path(path).name} in {time.perf_counter() - t0:.0f} s")
 
 
-def run_course(profile: str | None = None, results_dir: Path | None = None, lessons=None) -> Path:
+def run_course(profile_name: str | None = None, results_dir: Path | None = None, lessons=None) -> Path:
     """Execute every lesson in order; write executed copies and ``summary.md`` to
     ``<results_dir>/<profile>/`` (default ``results/``); return the summary path.
 
@@ -91,9 +91,9 @@ def run_course(profile: str | None = None, results_dir: Path | None = None, less
 
     from kdtutor.profiles import get_profile
 
-    profile = get_profile(profile).name
+    profile_name = get_profile(profile_name).name
     results_dir = Path(results_dir or RESULTS_DIR).resolve()
-    out = results_dir / profile
+    out = results_dir / profile_name
     for stale in ("metrics", "figures"):  # this run's summary must not mix in an older run's numbers
         shutil.rmtree(out / stale, ignore_errors=True)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
@@ -103,18 +103,18 @@ def run_course(profile: str | None = None, results_dir: Path | None = None, less
         raise ValueError(f"no lesson matches {lessons}; the lessons are {[p.name for p in notebooks()]}")
     for path in chosen:
         t0 = time.perf_counter()
-        print(f"running {path.name} (profile {profile}) …", flush=True)
-        nb = execute(path, profile, env={"KDTUTOR_RESULTS": str(results_dir)})
+        print(f"running {path.name} (profile {profile_name}) …", flush=True)
+        nb = execute(path, profile_name, env={"KDTUTOR_RESULTS": str(results_dir)})
         nbformat.write(nb, out / "notebooks" / path.name)
         timings.append((path.name, time.perf_counter() - t0))
         print(f"  done in {timings[-1][1]:.0f} s", flush=True)
-    return write_summary(profile, out, timings)
+    return write_summary(profile_name, out, timings)
 
 
-def write_summary(profile: str, out: Path, timings: list[tuple[str, float]]) -> Path:
+def write_summary(profile_name: str, out: Path, timings: list[tuple[str, float]]) -> Path:
     """``summary.md``: one page built from the metrics the lessons saved, plus run times."""
     metrics = _load_metrics(out / "metrics")
-    lines = [f"# kdtutor course run — profile `{profile}`", ""]
+    lines = [f"# kdtutor course run — profile `{profile_name}`", ""]
     lines += (_data_lines(metrics) + _report_lines(metrics) + _distill_lines(metrics) + _beyond_lines(metrics)
               + _lm_lines(metrics))
     figures = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []

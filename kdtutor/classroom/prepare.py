@@ -127,7 +127,7 @@ def pretrain_rows(profile) -> list[tuple[str, str, str]]:
     T, alpha = sweep.best
     folder = CHECKPOINT_DIR / f"students_{profile.name}"
     distill.compare_scratch_vs_kd(teacher.model, profile.student, data, student_cfg, profile.seeds, T=T, alpha=alpha,
-                                  split="val", device=device, checkpoint_dir=folder, profile=profile.name)
+                                  split="val", device=device, checkpoint_dir=folder, profile_name=profile.name)
     rows.append(("students", "PASS", f"lesson 04: sweep + {2 * len(profile.seeds)} students at T={T:g}, "
                                      f"α={alpha:g} ({time.perf_counter() - t0:.0f} s) → {folder}"))
     return rows

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from kdtutor.images.distill import Comparison
 from kdtutor.images.methods import GRID, HINT_LAYERS, METHODS, MethodRun, TeacherCache, train_method
 from kdtutor.images.metrics import top1_agreement
-from kdtutor.images.predict import accuracy
+from kdtutor.images.metrics import top1_accuracy
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset
 
@@ -54,7 +54,7 @@ class MethodComparison:
 
     def test_acc(self, method: str) -> list[float]:
         """Final-epoch test accuracy of ``method``, one per seed (fractions)."""
-        return [accuracy(self.runs[method][s].test_logits, self.test_labels) for s in self.seeds]
+        return [top1_accuracy(self.runs[method][s].test_logits, self.test_labels) for s in self.seeds]
 
     def agreement(self, method: str) -> list[float]:
         """Top-1 agreement with the teacher on the test split, one per seed."""
@@ -168,14 +168,14 @@ def published_style_gains(c: MethodComparison) -> dict:
       first grid value (KD "from the paper's defaults", untuned).
     """
     kd = statistics.mean(c.test_acc("KD"))
-    kd_default = accuracy(c.grid["KD"][GRID["KD"][1][0]].test_logits, c.test_labels)
+    kd_default = top1_accuracy(c.grid["KD"][GRID["KD"][1][0]].test_logits, c.test_labels)
     out = {}
     for m in METHODS:
         if m == "KD":
             continue
         acc = c.test_acc(m)
         best_epoch = statistics.mean(max(c.runs[m][s].history.column("test_acc")) for s in c.seeds)
-        tuned_on_test = max(accuracy(r.test_logits, c.test_labels) for r in c.grid[m].values())
+        tuned_on_test = max(top1_accuracy(r.test_logits, c.test_labels) for r in c.grid[m].values())
         out[m] = {"honest": 100 * c.versus_kd(m).gain, "best_epoch_on_test": 100 * (best_epoch - kd),
                   "best_of_seeds": 100 * (max(acc) - kd), "unequal_tuning": 100 * (tuned_on_test - kd_default)}
     return out

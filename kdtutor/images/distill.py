@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from kdtutor.checkpoints import weights_fingerprint
 from kdtutor.images.loader import Batch, DeviceLoader
-from kdtutor.images.predict import accuracy, predict
+from kdtutor.images.metrics import top1_accuracy
+from kdtutor.images.predict import predict
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset, Split
 from kdtutor.images.train import (TrainResult, default_augment, default_device, eval_loader, fit, history_meta,
@@ -202,7 +203,7 @@ class DistillLoss:
 def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, T: float = 4.0,
                     alpha: float = 0.9, mode: str = "online", augment: bool | None = None,
                     teacher_logits: TeacherLogits | None = None, device=None, checkpoint=None,
-                    profile: str = "", progress: bool = True) -> TrainResult:
+                    profile_name: str = "", progress: bool = True) -> TrainResult:
     """Train student ``arch`` on ``data`` with the KD loss from a frozen ``teacher``.
 
     Everything but the loss is as in :func:`kdtutor.images.train.train_model` with the same
@@ -210,7 +211,7 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
     ``teacher_logits`` (mode ``"cached"``) to share teacher outputs between runs
     with the same seed, as in a sweep.
     """
-    model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile, device, augment)
+    model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile_name, device, augment)
     if teacher_logits is None:
         teacher_logits = TeacherLogits(teacher, train_loader, mode)
     else:
@@ -224,7 +225,7 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
 
 def split_accuracy(model: nn.Module, data: Dataset, split: str = "val", device=None) -> float:
     """Top-1 accuracy of ``model`` on ``data.<split>`` (``"val"`` for choices, ``"test"`` once at the end)."""
-    return accuracy(*predict(model, eval_loader(data, split, device or next(model.parameters()).device)))
+    return top1_accuracy(*predict(model, eval_loader(data, split, device or next(model.parameters()).device)))
 
 
 @dataclass
@@ -289,7 +290,7 @@ class Comparison:
 
 def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float = 4.0,
                           alpha: float = 0.9, split: str = "val", device=None, progress: bool = True,
-                          checkpoint_dir=None, augment: bool | None = None, profile: str = "") -> Comparison:
+                          checkpoint_dir=None, augment: bool | None = None, profile_name: str = "") -> Comparison:
     """Train ``arch`` from scratch and by distillation for each seed; compare accuracies on ``split``.
 
     ``make_cfg(seed)`` gives the :class:`TrainConfig` of one seed; both runs of a
@@ -304,9 +305,9 @@ def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg
         cfg = make_cfg(seed)
         paths = student_paths(checkpoint_dir, arch, seed, T, alpha) if checkpoint_dir else (None, None)
         scratch = recovering(paths[0], lambda: train_model(arch, data, cfg, checkpoint=paths[0], device=device,
-                                                           augment=augment, profile=profile, progress=False))
+                                                           augment=augment, profile_name=profile_name, progress=False))
         kd = recovering(paths[1], lambda: distill_student(teacher, arch, data, cfg, T=T, alpha=alpha, device=device,
-                                                          augment=augment, checkpoint=paths[1], profile=profile,
+                                                          augment=augment, checkpoint=paths[1], profile_name=profile_name,
                                                           progress=False))
         result.scratch.append(split_accuracy(scratch.model, data, split))
         result.distilled.append(split_accuracy(kd.model, data, split))

@@ -12,6 +12,7 @@ from torch import nn
 
 from kdtutor.images.airbench import tta_logits
 from kdtutor.images.loader import DeviceLoader
+from kdtutor.images.metrics import top1_accuracy
 from kdtutor.kd.losses import cross_entropy
 from kdtutor.precision import full_precision
 from kdtutor.scale import distributed
@@ -45,11 +46,6 @@ def predict(model: nn.Module, loader: DeviceLoader, tta: bool | int = False) -> 
     return torch.cat(outs)[order], torch.cat(labels)[order]
 
 
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of rows whose largest logit is at the label."""
-    return (logits.argmax(dim=1) == labels).float().mean().item()
-
-
 @torch.no_grad()
 def split_metrics(model: nn.Module, loader: DeviceLoader) -> tuple[float, float]:
     """``(mean cross-entropy, accuracy)`` of ``model`` on every example of ``loader``, in float32.
@@ -60,7 +56,7 @@ def split_metrics(model: nn.Module, loader: DeviceLoader) -> tuple[float, float]
     """
     if not distributed.active():
         logits, labels = predict(model, loader)
-        return cross_entropy(logits, labels, check=False).item(), accuracy(logits, labels)
+        return cross_entropy(logits, labels, check=False).item(), top1_accuracy(logits, labels)
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, device=loader.device, dtype=torch.float64)  # loss sum, correct, count

@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor import __version__
-from kdtutor.checkpoints import CheckpointMismatch, save_checkpoint
+from kdtutor.checkpoints import CheckpointMismatch, resume_state, save_checkpoint
 from kdtutor.images.airbench import (Lookahead, dirac_init_, set_whiten_bias_trainable, zero_whiten_bias_)
 from kdtutor.images.history import History
 from kdtutor.images.loader import Batch, DeviceLoader
@@ -39,7 +39,7 @@ from kdtutor.kd.losses import cross_entropy
 from kdtutor.precision import (Stopwatch, autocast, determinism, grad_scaler, place,
                                resolve_amp)
 from kdtutor.scale import distributed
-from kdtutor.storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside
+from kdtutor.storage import CHECKPOINT_DIR, CorruptFileError, move_aside
 
 
 # --------------------------------------------------------------------------- basics
@@ -174,22 +174,39 @@ def history_meta(history: History) -> dict:
 
 
 def _resume(path, run_id: dict, model, optimizer, scaler, history: History) -> int:
-    ckpt = load_checked(path, kind="checkpoint")
-    if ckpt.get("run") != run_id:
-        raise CheckpointMismatch(
-            f"{path} is a checkpoint of a different run (other model, data, profile, seed or settings); "
-            "delete it or choose another path to start afresh"
-        )
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:  # same run description, other weights: written by another code version
-        raise CheckpointMismatch(f"weights in {path} do not fit this model ({e}); delete the file to start afresh") from e
-    optimizer.load_state_dict(ckpt["optimizer"])
+    ckpt = resume_state(path, run_id, model, optimizer)
     if scaler.is_enabled() and ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["rng"])
     history.epochs.extend(ckpt["history"])
     return ckpt["epochs_done"]
+
+
+def train_step(model: nn.Module, batch: Batch, loss_fn, optimizer, amp: torch.dtype | None = None,
+               scaler=None, weight: float = 1.0):
+    """One optimisation step, the heart of :func:`fit`: forward, loss, backward, step.
+
+    The same four lines as lesson 04's ``kd_step``; the two extra lines are precision:
+    ``autocast`` runs the forward pass in ``amp`` (bf16/fp16 on GPUs, None: float32 on CPUs),
+    and ``scaler`` scales the loss for fp16 (a disabled scaler, the default, passes it
+    through and just calls ``optimizer.step()``). ``weight`` multiplies the loss (a
+    data-parallel run's uneven last batch, see :func:`_train_epoch`).
+
+    Args:
+        batch: ``batch.images (B, 3, H, W)``, ``batch.labels (B,) int64``.
+        loss_fn: ``(logits (B, C) float32, batch) → scalar``.
+    Returns:
+        ``(logits (B, C), loss scalar)``, for the epoch's running sums.
+    """
+    with autocast(batch.images.device, amp):
+        logits = model(batch.images)
+        loss = loss_fn(logits.float(), batch)
+    optimizer.zero_grad(set_to_none=True)
+    scaler = scaler if scaler is not None else grad_scaler(batch.images.device, None)
+    scaler.scale(loss if weight == 1 else loss * weight).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return logits, loss
 
 
 def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConfig, epoch: int,
@@ -216,15 +233,9 @@ def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConf
     for i, batch in enumerate(loader):
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(step0 + i, total, cfg)
-        with autocast(device, amp):
-            logits = model(batch.images)
-            loss = loss_fn(logits.float(), batch)
         n = len(batch.labels)
         share = n * loader.world_size / loader.global_batch_len(i)  # 1 unless the last batch split unevenly
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss if share == 1 else loss * share).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        logits, loss = train_step(model, batch, loss_fn, optimizer, amp=amp, scaler=scaler, weight=share)
         if lookahead is not None:
             lookahead.after_step(step0 + i + 1)
         loss_sum += loss.detach() * n
@@ -296,7 +307,7 @@ def with_val_in_train(data: Dataset) -> Dataset:
     return Dataset(data.name, data.classes, train, empty, data.test, data.is_standin, data.source)
 
 
-def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile: str = "", device=None,
+def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile_name: str = "", device=None,
                 augment: bool | None = None):
     """Seed, build ``arch`` and the loaders for ``data``: everything a run needs before :func:`fit`.
 
@@ -331,14 +342,14 @@ def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile: str = "", d
     meta = {"arch": arch, "num_classes": data.num_classes, "in_channels": c, "image_size": h,
             "dataset": data.name, "is_standin": data.is_standin, "n_train": len(train_data.train),
             "data_sha256": data.fingerprint(),
-            "profile": profile, "seed": cfg.seed, "augment": augment}
+            "profile": profile_name, "seed": cfg.seed, "augment": augment}
     return model, train_loader, val_loader, meta
 
 
-def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, profile: str = "",
+def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, profile_name: str = "",
                 device=None, augment: bool | None = None, progress: bool = True) -> TrainResult:
     """Build ``arch`` and train it from labels on ``data`` with ``cfg`` (see :func:`prepare_run`)."""
-    model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile, device, augment)
+    model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile_name, device, augment)
     meta["kind"] = "trained from labels"
     history = fit(model, train_loader, val_loader, cfg, checkpoint=checkpoint, meta=meta,
                   progress=progress, desc=f"{arch} on {data.name.split(' ')[0]}")
@@ -382,5 +393,5 @@ def get_teacher(profile, data: Dataset, retrain: bool = False, device=None, prog
     cfg = config_for(profile.teacher, profile.teacher_epochs, profile.batch_size)
     if retrain and path.exists():
         print(f"retraining: moved the old teacher to {move_aside(path)}")
-    return recovering(path, lambda: train_model(profile.teacher, data, cfg, checkpoint=path, profile=profile.name,
+    return recovering(path, lambda: train_model(profile.teacher, data, cfg, checkpoint=path, profile_name=profile.name,
                                                 device=device, progress=progress))

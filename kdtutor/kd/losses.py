@@ -225,6 +225,37 @@ def probability_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     return 0.5 * ((q - p) ** 2).sum(dim=1).mean()
 
 
+def select_positions(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor | None,
+                     mask: torch.Tensor | None = None):
+    """The counted positions of ``(…, C)`` logits (and ``(…)`` labels) as ``(N, C)`` rows.
+
+    ``mask (…) bool`` keeps the positions where it is True (padding and prompts are *selected
+    out* before any arithmetic, so a NaN or inf there reaches neither the value nor the
+    gradient); without a mask every position counts. ``(N, C)`` logits without a mask are
+    returned as they are: one position per image is the case every image lesson uses.
+    """
+    if student_logits.ndim == 2 and mask is None:
+        return student_logits, teacher_logits, labels
+    if not isinstance(student_logits, torch.Tensor) or not isinstance(teacher_logits, torch.Tensor):
+        raise ValueError("student_logits and teacher_logits must be tensors of shape (..., C)")
+    if student_logits.ndim < 2 or student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
+                         f"{tuple(teacher_logits.shape)} must have one shape (..., C)")
+    positions = student_logits.shape[:-1]
+    if labels is not None and tuple(labels.shape) != tuple(positions):
+        raise ValueError(f"labels must have shape {tuple(positions)} (the logits without C), got {tuple(labels.shape)}")
+    if mask is None:
+        C = student_logits.shape[-1]
+        rows = (student_logits.reshape(-1, C), teacher_logits.reshape(-1, C))
+        return (*rows, None if labels is None else labels.reshape(-1))
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != tuple(positions):
+        raise ValueError(f"mask must be a bool tensor of shape {tuple(positions)} (True = count this position), "
+                         f"got {type(mask).__name__} {tuple(getattr(mask, 'shape', ()))} {getattr(mask, 'dtype', '')}")
+    if not mask.any():
+        raise ValueError("mask selects no position: there is nothing to average over")
+    return student_logits[mask], teacher_logits[mask], None if labels is None else labels[mask]
+
+
 def distillation_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
@@ -233,27 +264,37 @@ def distillation_loss(
     alpha: float = 0.9,
     label_smoothing: float = 0.0,
     check: bool = True,
+    mask: torch.Tensor | None = None,
+    divergence: Callable | None = None,
 ) -> torch.Tensor:
     """``(1 − α)·CE(labels, student) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T))``.
 
     α is the weight of the distillation term: α = 0 is training from labels alone
     (exactly :func:`cross_entropy`), α = 1 is pure distillation, which needs no labels
-    (pass ``labels=None``).
+    (pass ``labels=None``). The same loss serves one prediction per image (``(N, C)``) and
+    one per position of a sequence (``(B, L, V)``, lesson 07): both terms are means over the
+    counted positions (:func:`select_positions`).
 
     Args:
-        student_logits: ``(N, C)`` float.
-        teacher_logits: ``(N, C)`` float, no gradients.
-        labels: ``(N,)`` int64, or ``None`` when ``alpha == 1``.
-        T: temperature > 0 (used for the KL term only).
+        student_logits: ``(N, C)`` or ``(…, C)`` float.
+        teacher_logits: same shape, no gradients.
+        labels: ``(N,)`` / ``(…)`` int64, or ``None`` when ``alpha == 1``.
+        T: temperature > 0 (used for the distillation term only).
         alpha: in [0, 1].
         label_smoothing: applied to the CE term only.
         check: check input values (NaN, label range); the training loop passes
             ``False`` and watches the loss for NaN itself (see ``kdtutor.images.train``).
+        mask: ``(…)`` bool, True where a position counts (padding and prompts False).
+        divergence: ``(student (N, C), teacher (N, C), T, check) → T²-scaled scalar``, the
+            distillation term; default :func:`kd_loss` (forward KL). Lesson 07 passes its
+            reverse KL and JSD(β) here.
     Returns:
         scalar loss.
     """
     alpha = check_alpha(alpha)
-    kd = kd_loss(student_logits, teacher_logits, T=T, check=check)
+    T = check_temperature(T)
+    student_logits, teacher_logits, labels = select_positions(student_logits, teacher_logits, labels, mask)
+    kd = (divergence or kd_loss)(student_logits, teacher_logits, T=T, check=check)
     if labels is None:
         if alpha != 1.0:
             raise ValueError(f"labels=None is only allowed for pure distillation (alpha = 1), got alpha = {alpha}: "
@@ -263,7 +304,6 @@ def distillation_loss(
     return (1 - alpha) * ce + alpha * kd
 
 
-# --------------------------------------------------------------------------- diagnostics
 def teacher_gradient_effect(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                             student_logits: torch.Tensor, teacher_logits: torch.Tensor, seed: int = 0) -> float:
     """Does the teacher reach the student? How much the student's gradient changes with the teacher.

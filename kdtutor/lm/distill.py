@@ -29,6 +29,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from kdtutor.kd.losses import distillation_loss
+from kdtutor.kd.softmax import check_temperature
+
 DIVERGENCES = ("forward", "reverse", "jsd")
 
 
@@ -47,8 +50,7 @@ def check_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask:
         raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
                          f"{tuple(teacher_logits.shape)} must have the same shape")
     check_mask(mask, student_logits.shape[:-1])
-    if not (isinstance(T, (int, float)) and math.isfinite(T) and T > 0):
-        raise ValueError(f"temperature T must be a finite number > 0, got {T!r}")
+    check_temperature(T)
 
 
 def check_mask(mask: torch.Tensor | None, shape) -> None:
@@ -113,22 +115,23 @@ def token_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float = 0.5,
                     mask: torch.Tensor | None = None, T: float = 1.0) -> torch.Tensor:
-    """``T² · mean over counted positions of JSD_β(p_t^T, p_s^T)``: a scalar, nats."""
+    """Mean over counted positions of ``JSD_β(p_t^T, p_s^T)``: a scalar, nats (no T²: like
+    :func:`kdtutor.kd.losses.kl_divergence`; :func:`token_kd_loss` is the T²-scaled KD loss)."""
     check_pair(student_logits, teacher_logits, mask, T)
     if mask is not None:  # keep the counted positions only: (N, V); padding never enters the arithmetic
         student_logits, teacher_logits = student_logits[mask], teacher_logits[mask]
-    return T * T * token_divergence(student_logits, teacher_logits, beta, T).mean()
+    return token_divergence(student_logits, teacher_logits, beta, T).mean()
 
 
 def forward_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor | None = None,
                T: float = 1.0) -> torch.Tensor:
-    """``T² · mean over counted positions of KL(p_teacher^T ‖ p_student^T)``: scalar, nats."""
+    """Mean over counted positions of ``KL(p_teacher^T ‖ p_student^T)``: scalar, nats (no T²)."""
     return generalized_jsd(student_logits, teacher_logits, 0.0, mask, T)
 
 
 def reverse_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor | None = None,
                T: float = 1.0) -> torch.Tensor:
-    """``T² · mean over counted positions of KL(p_student^T ‖ p_teacher^T)``: scalar, nats."""
+    """Mean over counted positions of ``KL(p_student^T ‖ p_teacher^T)``: scalar, nats (no T²)."""
     return generalized_jsd(student_logits, teacher_logits, 1.0, mask, T)
 
 
@@ -144,20 +147,26 @@ def token_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, ta
                   mask: torch.Tensor | None = None) -> torch.Tensor:
     """The course's combined loss, per token: ``(1 − α)·CE(targets, student) + α·T²·D(teacher, student)``.
 
+    It *is* :func:`kdtutor.kd.losses.distillation_loss` (the image lessons' loss) over the counted
+    positions, with the divergence D chosen here: forward KL, reverse KL or JSD(β).
+
     Args:
+        student_logits, teacher_logits: ``(..., V)``.
         targets: ``(...) int64`` the next characters (needed only when α < 1).
         divergence: ``"forward"``, ``"reverse"`` or ``"jsd"`` (with ``beta``).
+        mask: ``(...)`` bool, True where a position counts.
     Both terms are means over the counted positions.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    loss = alpha * generalized_jsd(student_logits, teacher_logits, beta_of(divergence, beta), mask, T)
-    if alpha < 1.0:
-        if targets is None or targets.shape != student_logits.shape[:-1]:
-            raise ValueError("alpha < 1 needs targets of shape (...) matching the logits without V")
-        z, y = (student_logits[mask], targets[mask]) if mask is not None else (student_logits, targets)
-        loss = loss + (1 - alpha) * F.cross_entropy(_real(z).flatten(0, -2), y.flatten())
-    return loss
+    b = beta_of(divergence, beta)
+    check_pair(student_logits, teacher_logits, mask, T)
+    if alpha != 1.0 and (targets is None or targets.shape != student_logits.shape[:-1]):
+        raise ValueError("alpha < 1 needs targets of shape (...) matching the logits without V")
+
+    def term(s: torch.Tensor, t: torch.Tensor, T: float, check: bool = True) -> torch.Tensor:
+        return T * T * token_divergence(s, t, b, T).mean()
+
+    return distillation_loss(student_logits, teacher_logits, targets if alpha != 1.0 else None, T, alpha,
+                             mask=mask, divergence=term)
 
 
 # --------------------------------------------------------------------------- top-k teacher logits

@@ -40,14 +40,14 @@ class LMLesson:
 
     data: TextData
     sizes: LMSizes
-    profile: str
+    profile_name: str
     device: torch.device
     progress: bool = True
     folder: Path = None
     _memo: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        self.folder = Path(self.folder or CHECKPOINT_DIR / f"lm_{self.profile}")
+        self.folder = Path(self.folder or CHECKPOINT_DIR / f"lm_{self.profile_name}")
 
     # ------------------------------------------------------------------ data
     @property
@@ -86,7 +86,7 @@ class LMLesson:
             self._memo["teacher"] = train_lm(model_config(s, len(self.data.vocab), "teacher"),
                                              NextChar(self.data.train, s.batch, s.block), self._cfg("teacher"),
                                              self.data.fingerprint(), self.folder / "teacher.pt", self.device,
-                                             self.progress, "teacher", role="teacher", profile=self.profile,
+                                             self.progress, "teacher", role="teacher", profile=self.profile_name,
                                              dataset=self.data.name)
         return self._memo["teacher"]
 
@@ -117,7 +117,7 @@ class LMLesson:
                                           self._cfg("student"), self.data.fingerprint(),
                                           self.folder / f"student_{slug}.pt", self.device, self.progress, method,
                                           role="student", method=method, teacher_sha256=weights_fingerprint(t),
-                                          profile=self.profile, dataset=self.data.name)
+                                          profile=self.profile_name, dataset=self.data.name)
         return self._memo[method]
 
     # ------------------------------------------------------------------ what distillation trains on
@@ -183,14 +183,14 @@ class LMLesson:
                 "teacher_bpc_on_samples": teacher_bits_on(self.teacher().model, pieces, self.sizes.block)}
 
 
-def setup(profile: str | None = None, device=None, progress: bool = True, verbose: bool = True,
+def setup(profile_name: str | None = None, device=None, progress: bool = True, verbose: bool = True,
           folder=None) -> LMLesson:
-    """The lesson's text and sizes for ``profile`` (default: ``$KDTUTOR_PROFILE``). The smoke profile
+    """The lesson's text and sizes for ``profile_name`` (default: ``$KDTUTOR_PROFILE``). The smoke profile
     never downloads: it uses ``$KDTUTOR_TEXT`` or a copy already on disk, else the stand-in."""
     from kdtutor.profiles import get_profile
     from kdtutor.images.train import default_device
 
-    name = get_profile(profile).name
+    name = get_profile(profile_name).name
     sizes = lm_sizes(name)
     data = cut(load_text(download=name != "smoke", verbose=verbose), sizes.n_train, sizes.n_val, sizes.n_test)
     return LMLesson(data, sizes, name, torch.device(device) if device else default_device(), progress, folder)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from kdtutor.checkpoints import CheckpointMismatch, weights_fingerprint
+from kdtutor.checkpoints import resume_state, weights_fingerprint
 from kdtutor.images.train import versions
 from kdtutor.lm.distill import (TopK, beta_of, masked_mean, on_policy_batch, prompt_mask, token_kd_loss,
                                 topk_kd_loss)
@@ -149,18 +149,13 @@ def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=Non
 
     ``history`` gets one dict per step: ``step``, ``loss``, ``lr``, ``seconds`` (since the start, over
     all sessions) and whatever the objective reports in its ``step_info`` dict (e.g. ``on_policy``)."""
-    device = next(model.parameters()).device
     opt = make_lm_optimizer(model, cfg)
     meta = {"model": model.cfg.as_dict(), **(meta or {}), "objective": objective.identity()}
     run_id = {"meta": meta, "config": asdict(cfg)}
     history, start = [], 0
     if checkpoint is not None and Path(checkpoint).exists():
-        ckpt = load_checked(checkpoint, kind="lm_checkpoint")
-        if ckpt.get("run") != run_id:
-            raise CheckpointMismatch(f"{checkpoint} is a checkpoint of a different run (other model, text, teacher, "
-                                     "method or settings); delete it or choose another path to start afresh")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+        ckpt = resume_state(checkpoint, run_id, model, opt, kind="lm_checkpoint",
+                            run_is="model, text, teacher, method or settings")
         history, start = ckpt["history"], ckpt["step"]
         if progress:
             print(f"checkpoint {checkpoint}: {start}/{cfg.steps} steps done"
