@@ -265,9 +265,9 @@ def test_parameters_and_size_on_disk():
 
 def test_latency_is_positive_and_names_the_device():
     mlp = build_model("mlp_small", 10, 1, 8)
-    cost = cost.model_cost(mlp, torch.randn(3, 1, 8, 8), batch_sizes=(1, 8), warmup=1, repeats=2)
-    assert set(cost.latency_ms) == {1, 8} and all(t > 0 for t in cost.latency_ms.values())
-    assert cost.device == "cpu"
+    card = cost.model_cost(mlp, torch.randn(3, 1, 8, 8), batch_sizes=(1, 8), warmup=1, repeats=2)
+    assert set(card.latency_ms) == {1, 8} and all(t > 0 for t in card.latency_ms.values())
+    assert card.device == "cpu"
     with pytest.raises(ValueError, match="repeats"):
         cost.measure_latency(mlp, torch.randn(1, 1, 8, 8), repeats=0)
 
@@ -285,17 +285,17 @@ def test_summarize_seeds_matches_numpy_and_statistics(values):
 
 
 def test_summarize_seeds_interval_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
+    sp_stats = pytest.importorskip("scipy.stats")
     for values in ([0.91, 0.93, 0.92], [1.0, 2.0], list(np.random.default_rng(1).normal(size=45))):
         s = stats.summarize_seeds(values)
-        low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+        low, high = sp_stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=sp_stats.sem(values))
         assert (s.low, s.high) == pytest.approx((low, high), rel=1e-6)
 
 
 def test_t_table_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
+    sp_stats = pytest.importorskip("scipy.stats")
     for df in list(range(1, 61)) + [100, 1000, 10**6]:
-        assert stats.t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-6), df
+        assert stats.t_quantile_975(df) == pytest.approx(sp_stats.t.ppf(0.975, df), rel=1e-6), df
 
 
 def test_t_quantiles_known_values_without_scipy():
