@@ -8,8 +8,9 @@ What the grader does with each submission (several at once with ``--jobs``):
    (``KDTUTOR_OFFLINE=1``), in the smoke profile unless ``--profile`` says otherwise, within
    the time limit for the whole notebook, inside a sandbox (see :class:`Sandbox`): only its
    own scratch folder is writable (the notebook's copy, its own ``KDTUTOR_DATA`` and
-   ``KDTUTOR_RESULTS``; the prepared data are visible read-only), no network, and every
-   process it started ends with it. The run says which cells were reached.
+   ``KDTUTOR_RESULTS``; the prepared data are visible read-only), the submissions read as
+   empty files, no network, and every process it started ends with it. The run says which
+   cells were reached.
 2. **Check.** The grader reads the learner's definitions from the submitted file itself
    (each exercise's cell: its ``def``s, classes and imports, plus the notebook's imports and
    helper functions they use) and runs each exercise's check on them in a fresh process
@@ -34,8 +35,9 @@ Rows name the learner by the submission's path relative to the folder all submis
 column says ``bubblewrap``, or ``none`` where bwrap is missing or does not work here: then the
 submissions run with the grader's own rights, and the grader says so first.
 
-Not guaranteed: a submission can *read* what the grader's user can read (grade as an
-unprivileged user, or in a container, to hide other files); and code inside an exercise's
+Not guaranteed: apart from the submissions, a submission can *read* what the grader's user
+can read (grade as an unprivileged user, or in a container, to hide other files); memory and
+disk are not limited (only time is); and code inside an exercise's
 function runs in that exercise's check process, so a function written to attack the check
 runner (e.g. writing a forged verdict and exiting) is not stopped by the sandbox: it can
 change only its own exercise's verdict, and its source is in the submission for a human to see.
@@ -101,14 +103,20 @@ class Sandbox:
         return (f"WARNING: NO SANDBOX ({self.why}). Submissions run with this user's rights: they can change "
                 "files, other submissions and these grades. Install bubblewrap (apt-get install bubblewrap).")
 
-    def wrap(self, argv: list[str], scratch: Path, data_dir: Path | None = None) -> list[str]:
-        """``argv`` to run with ``scratch`` as its only writable folder (seen at :data:`INSIDE`), and the
-        top-level entries of ``data_dir`` read-only in ``<scratch>/data``."""
+    def wrap(self, argv: list[str], scratch: Path, data_dir: Path | None = None, hide=()) -> list[str]:
+        """``argv`` to run with ``scratch`` as its only writable folder (seen at :data:`INSIDE`), the
+        top-level entries of ``data_dir`` read-only in ``<scratch>/data``, and the files in ``hide``
+        (the submissions) empty."""
         if self.kind != "bubblewrap":
             return argv
         binds = []
         for entry in sorted(Path(data_dir).iterdir()) if data_dir and Path(data_dir).is_dir() else []:
             binds += ["--ro-bind", str(entry), f"{INSIDE}/data/{entry.name}"]
+        empty = Path(scratch).with_name(Path(scratch).name + ".empty")  # beside the scratch, not in it
+        for path in hide:
+            if Path(path).is_file():
+                empty.touch()
+                binds += ["--ro-bind", str(empty), str(Path(path).resolve())]
         return ["bwrap", *BWRAP_ARGS, "--bind", str(scratch), INSIDE, *binds, "--chdir", INSIDE, "--", *argv]
 
 
@@ -134,11 +142,11 @@ def find_sandbox() -> Sandbox:
 
 
 def _run_sandboxed(argv: list[str], scratch: Path, sandbox: Sandbox, env: dict, limit: float,
-                   data_dir: Path | None = None) -> tuple[int | None, str]:
+                   data_dir: Path | None = None, hide=()) -> tuple[int | None, str]:
     """Run ``argv`` in ``sandbox`` for at most ``limit`` s; kill everything it started when it ends.
 
     Returns (exit code, or None when killed at the limit; the tail of its output)."""
-    proc = subprocess.Popen(sandbox.wrap(argv, scratch, data_dir), env=env, cwd=scratch, start_new_session=True,
+    proc = subprocess.Popen(sandbox.wrap(argv, scratch, data_dir, hide), env=env, cwd=scratch, start_new_session=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         out, _ = proc.communicate(timeout=limit)
@@ -212,8 +220,10 @@ def _execute(notebook: str, report_path: str, time_limit: float) -> None:
     Path(report_path).write_text(json.dumps(report))
 
 
-def run_notebook(source: bytes, scratch: Path, time_limit: float, profile: str, sandbox: Sandbox) -> dict:
-    """Run the notebook ``source`` in ``sandbox`` with ``scratch`` as its folder; return its run report."""
+def run_notebook(source: bytes, scratch: Path, time_limit: float, profile: str, sandbox: Sandbox,
+                 hide=()) -> dict:
+    """Run the notebook ``source`` in ``sandbox`` with ``scratch`` as its folder, the files in ``hide``
+    (every submission) unreadable; return its run report."""
     (scratch / "submission.ipynb").write_bytes(source)
     env = _scratch_env(scratch, sandbox, profile)
     if sandbox.kind != "bubblewrap" and DATA_DIR.is_dir():  # the prepared data, where the lessons look
@@ -222,7 +232,7 @@ def run_notebook(source: bytes, scratch: Path, time_limit: float, profile: str, 
     inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
     argv = [sys.executable, "-m", "kdtutor.grading", "--execute", f"{inside}/submission.ipynb",
             f"{inside}/run.json", str(time_limit)]
-    code, out = _run_sandboxed(argv, scratch, sandbox, env, time_limit + 60, data_dir=DATA_DIR)
+    code, out = _run_sandboxed(argv, scratch, sandbox, env, time_limit + 60, data_dir=DATA_DIR, hide=hide)
     try:
         report = json.loads(_read_small(scratch / "run.json") or "")
         return {"timed_out": bool(report.get("timed_out")), "died": report.get("died"),
@@ -246,15 +256,27 @@ def _names(node) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
+def _is_constant(node) -> bool:
+    """``EPS = 1e-12``: an assignment of a literal (runs nothing)."""
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+        return False
+    try:
+        ast.literal_eval(node.value)
+    except ValueError:
+        return False
+    return True
+
+
 def definitions(nb, ex: Exercise, exercise_functions: set[str]) -> str:
-    """The code the check of ``ex`` runs on: the ``def``s, classes and imports of its cell, after
+    """The code the check of ``ex`` runs on: the ``def``s, classes, imports and constants of its cell, after
     the notebook's imports and helper functions (defined before its check) that they use.
 
     Nothing else of the notebook runs: no top-level statement, no other cell's side effect."""
     cells = [c for c in nb.cells if c.cell_type == "code"]
     stop = next(i for i, c in enumerate(cells) if c.id == ex.check_cell)
     own = [n for n in _cell_python(next(c.source for c in cells if c.id == ex.stub_cell)).body
-           if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))]
+           if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))
+           or _is_constant(n)]
     imports, helpers = [], {}
     for cell in cells[:stop]:
         try:
@@ -353,7 +375,7 @@ def _verdict(exercises_: list[dict], k: int) -> dict:
     return {"status": status, "message": result.message}
 
 
-def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, profile: str) -> dict:
+def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, profile: str, hide=()) -> dict:
     """Verdicts ``{check: {"status", "message"}}`` of the exercises of ``expected`` that ``nb`` still
     has (same check on the same function), from a fresh sandboxed check runner."""
     try:
@@ -377,7 +399,7 @@ def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, pr
         env = _scratch_env(scratch, sandbox, profile)
         inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
         argv = [sys.executable, "-m", "kdtutor.grading", "--check", f"{inside}/job.json"]
-        code, out = _run_sandboxed(argv, scratch, sandbox, env, CHECK_TIME_LIMIT * len(job) + 120)
+        code, out = _run_sandboxed(argv, scratch, sandbox, env, CHECK_TIME_LIMIT * len(job) + 120, hide=hide)
         lines = [line for line in out.splitlines() if line.startswith(VERDICTS)]
         try:
             got = json.loads(lines[-1][len(VERDICTS):]) if lines else []
@@ -464,8 +486,9 @@ def check_time_limit(seconds) -> float:
 
 
 def grade_one(path: Path, learner: str, time_limit: float, profile: str, notebook_dir: Path,
-              sandbox: Sandbox) -> list[Grade]:
-    """Run, check and grade one submission; an unreadable or unknown one is one error row."""
+              sandbox: Sandbox, hide=()) -> list[Grade]:
+    """Run, check and grade one submission (with the files in ``hide`` unreadable to it); an
+    unreadable or unknown one is one error row."""
     import nbformat
 
     try:
@@ -479,8 +502,8 @@ def grade_one(path: Path, learner: str, time_limit: float, profile: str, noteboo
         run_dir, check_dir = Path(tmp) / "run", Path(tmp) / "check"
         run_dir.mkdir()
         check_dir.mkdir()
-        report = run_notebook(source, run_dir, time_limit, profile, sandbox)
-        verdicts = run_checks(nb, expected, check_dir, sandbox, profile)
+        report = run_notebook(source, run_dir, time_limit, profile, sandbox, hide)
+        verdicts = run_checks(nb, expected, check_dir, sandbox, profile, hide)
     return grade_rows(learner, lesson, expected, verdicts, report, time_limit, sandbox.kind)
 
 
@@ -499,7 +522,7 @@ def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile: str = "smoke",
 
     def one(path: Path, learner: str) -> list[Grade]:
         t0 = time.perf_counter()
-        rows = grade_one(path, learner, time_limit, profile, notebook_dir, sandbox)
+        rows = grade_one(path, learner, time_limit, profile, notebook_dir, sandbox, hide=paths)
         got, worth = sum(g.points for g in rows), sum(g.max_points for g in rows)
         with lock:
             progress(f"{learner} ({rows[0].lesson if rows else '?'}): {got}/{worth} points in {time.perf_counter() - t0:.0f} s")

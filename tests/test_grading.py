@@ -133,12 +133,14 @@ def test_the_checked_code_is_the_cells_definitions_with_the_imports_and_helpers_
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("import math\nimport os\nimport torch\nprint('setup')", id="a"),
         nbformat.v4.new_code_cell("def _helper(x):\n    return math.sqrt(x)\nopen('x', 'w')", id="b"),
-        nbformat.v4.new_code_cell("%matplotlib inline\ndef f(x):\n    return _helper(torch.tensor(x))\nf(4)", id="c"),
+        nbformat.v4.new_code_cell("%matplotlib inline\nEPS = 1e-9\ndef f(x):\n    return _helper(torch.tensor(x)) + EPS"
+                                  "\nf(4)\ny = f(9)", id="c"),
         nbformat.v4.new_code_cell("f = checks.f(f).fn", id="d")])
     ex = instructor.Exercise("f", "f", "c", "d")
     code = grading.definitions(nb, ex, {"f"})
     assert "import math" in code and "import torch" in code and "def _helper" in code and "def f" in code
-    for left_out in ("import os", "print", "open(", "f(4)", "matplotlib"):
+    assert "EPS = 1e-09" in code
+    for left_out in ("import os", "print", "open(", "f(4)", "f(9)", "matplotlib"):
         assert left_out not in code, code
 
 

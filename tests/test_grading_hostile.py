@@ -181,3 +181,16 @@ def test_hostile_submissions_earn_nothing_and_touch_nothing_else(tmp_path):
     assert "kdtutor.softmax.temperature_for_entropy" in by["answer_key"]["temperature_for_entropy"]["message"]
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(out, ARTEFACTS / "grades_hostile.csv")
+
+
+def test_inside_the_sandbox_the_submissions_read_as_empty_files_and_the_scratch_folder_is_writable(tmp_path):
+    """A submission outside /tmp (here: the course's own lesson file) is readable but for the hiding."""
+    import subprocess
+
+    seen = subprocess.run(BOX.wrap(["cat", str(STUDENT)], tmp_path), capture_output=True).stdout
+    hidden = subprocess.run(BOX.wrap(["cat", str(STUDENT)], tmp_path, hide=[STUDENT]), capture_output=True)
+    assert seen == STUDENT.read_bytes() and hidden.returncode == 0 and hidden.stdout == b""
+    wrote = subprocess.run(BOX.wrap(["sh", "-c", f"echo x > {grading.INSIDE}/mine; echo y > {STUDENT}"], tmp_path),
+                           capture_output=True)
+    assert (tmp_path / "mine").read_text() == "x\n" and STUDENT.read_bytes() == seen
+    assert b"Read-only file system" in wrote.stderr
