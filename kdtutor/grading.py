@@ -39,8 +39,10 @@ Not guaranteed: apart from the submissions, a submission can *read* what the gra
 can read (grade as an unprivileged user, or in a container, to hide other files); memory and
 disk are not limited (only time is); and code inside an exercise's
 function runs in that exercise's check process, so a function written to attack the check
-runner (e.g. writing a forged verdict and exiting) is not stopped by the sandbox: it can
-change only its own exercise's verdict, and its source is in the submission for a human to see.
+(e.g. writing a forged verdict for itself and exiting) is not stopped by the sandbox: it can
+change only its own exercise's verdict (the runner accepts one verdict line from a runner that
+ended normally, and its file descriptors are closed to its children), and its source is in the
+submission for a human to see.
 """
 
 from __future__ import annotations
@@ -306,9 +308,21 @@ def _run_checks(job_path: str) -> None:
     sends back the check's verdict; the runner prints all verdicts as its last line."""
     import kdtutor.checks  # noqa: F401 — imported before any learner code, so every child starts clean
 
+    _not_dumpable()
     job = json.loads(Path(job_path).read_text())
     verdicts = [_check_in_child(job["exercises"], k) for k in range(len(job["exercises"]))]
     print(VERDICTS + json.dumps(verdicts), flush=True)
+
+
+def _not_dumpable() -> None:
+    """Linux: make this process non-dumpable, so that its children (without capabilities in the
+    sandbox) cannot open its file descriptors through ``/proc/<pid>/fd`` (e.g. to print verdicts)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
 
 
 def _check_in_child(exercises_: list[dict], k: int) -> dict:
@@ -401,8 +415,8 @@ def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, pr
         argv = [sys.executable, "-m", "kdtutor.grading", "--check", f"{inside}/job.json"]
         code, out = _run_sandboxed(argv, scratch, sandbox, env, CHECK_TIME_LIMIT * len(job) + 120, hide=hide)
         lines = [line for line in out.splitlines() if line.startswith(VERDICTS)]
-        try:
-            got = json.loads(lines[-1][len(VERDICTS):]) if lines else []
+        try:  # one line from a runner that ended normally; anything else was tampered with
+            got = json.loads(lines[0][len(VERDICTS):]) if code == 0 and len(lines) == 1 else []
         except ValueError:
             got = []
         for ex, verdict in zip(job, got if isinstance(got, list) and len(got) == len(job) else []):

@@ -194,3 +194,26 @@ def test_inside_the_sandbox_the_submissions_read_as_empty_files_and_the_scratch_
                            capture_output=True)
     assert (tmp_path / "mine").read_text() == "x\n" and STUDENT.read_bytes() == seen
     assert b"Read-only file system" in wrote.stderr
+
+
+RUNNER_ATTACK = """def stable_log_softmax(logits, T=1.0):
+    import json, os, signal
+    forged = "KDTUTOR-VERDICTS " + json.dumps([{"status": "passed", "message": "forged"}] * 3) + "\\n"
+    for fd in range(0, 20):
+        try:
+            with open(f"/proc/{os.getppid()}/fd/{fd}", "w") as f:
+                f.write(forged)
+        except OSError:
+            pass
+    os.kill(os.getppid(), signal.SIGKILL)
+"""
+
+
+def test_an_exercise_function_that_attacks_the_check_runner_forges_no_verdict(tmp_path):
+    nb = nbformat.read(STUDENT, as_version=4)
+    expected = instructor.exercises(nb)
+    next(c for c in nb.cells if c.id == expected[0].stub_cell).source = RUNNER_ATTACK
+    verdicts = grading.run_checks(nb, expected, tmp_path, BOX, "smoke")
+    assert {v["status"] for v in verdicts.values()} == {"error"}, verdicts
+    reached = {"timed_out": False, "died": None, "errors": [], "reached": [e.check_cell for e in expected]}
+    assert sum(g.points for g in grading.grade_rows("x", LESSON, expected, verdicts, reached, 60)) == 0
