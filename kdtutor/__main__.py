@@ -19,7 +19,7 @@ and saves them; later runs with the same teacher, data and seed load them.
 
 Classrooms and workshops:
     python -m kdtutor prepare [--profile cpu] [--pretrain]   data, environment check, optional checkpoints
-    python -m kdtutor grade alice.ipynb bob.ipynb --out grades.csv
+    python -m kdtutor grade subs/*.ipynb --out grades.csv [--jobs 2] [--force]   sandboxed, see kdtutor.grading
     python -m kdtutor generate                 (maintainers: badges, setup cells, instructor/ versions)
     python -m kdtutor book [--profile smoke]   the course website (make book)
 """
@@ -47,8 +47,10 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("grade", help="run submitted notebooks headless and grade every exercise")
     p.add_argument("submissions", nargs="+", help="submitted lesson notebooks (.ipynb)")
-    p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv)")
-    p.add_argument("--time-limit", type=float, default=600, help="seconds per notebook (default 600)")
+    p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv; never a notebook)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--time-limit", type=_seconds, default=600, help="seconds per notebook (default 600)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="submissions graded at once (default 1)")
     p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
 
     p = sub.add_parser("prepare", help="fetch the data, check this machine, optionally pre-train checkpoints")
@@ -97,10 +99,15 @@ def main(argv=None) -> int:
             print("run: python -m kdtutor generate")
             return 1
     elif args.command == "grade":
-        from kdtutor.classroom.grading import grade, write_csv
+        from kdtutor.classroom.grading import check_out, grade, learner_ids, write_csv
 
-        grades = grade(args.submissions, time_limit=args.time_limit, profile=args.profile)
-        print(f"wrote {write_csv(grades, args.out)}")
+        try:  # before anything runs: a bad --out or a submission given twice would lose every grade
+            out = check_out(args.out, args.submissions, force=args.force)
+            learner_ids(args.submissions)
+        except ValueError as e:
+            parser.error(str(e))
+        grades = grade(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs)
+        print(f"wrote {write_csv(grades, out, force=args.force)}")
     elif args.command == "prepare":
         from kdtutor.classroom.prepare import prepare
 
@@ -206,6 +213,16 @@ def distill(args) -> None:
     if args.out:
         _say(f"checkpoint: {args.out}")
     _report(result, data, args.device)
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds > 0 (argparse type)."""
+    from .grading import check_time_limit
+
+    try:
+        return check_time_limit(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive_int(text: str) -> int:

@@ -71,10 +71,13 @@ def test_reference_answer_passes(lesson, name):
 
 
 @pytest.mark.parametrize("lesson,name", ANSWERS, ids=[f"{m}.{n}" for m, n in ANSWERS])
-def test_stub_is_not_attempted_and_falls_back_to_a_passing_reference(lesson, name, capsys):
+def test_stub_is_not_attempted_and_falls_back_to_a_passing_reference(lesson, name, capsys, monkeypatch):
     result = getattr(checks, name)(stub)
     assert result.passed is None and result.fn is not stub
     assert "not attempted" in capsys.readouterr().out
+    refused = getattr(checks, name)(result.fn, verbose=False)  # kdtutor's answer is no answer of the learner's
+    assert refused.passed is False and "write it yourself" in refused.message
+    monkeypatch.setattr(core, "refuse_answer_key", lambda fn, check, answers: fn)  # the fallback itself is right
     assert getattr(checks, name)(result.fn, verbose=False).passed is True
 
 

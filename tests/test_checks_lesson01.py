@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import solutions.lesson01 as S
 from kdtutor import checks
 from kdtutor.kd import softmax as sm
 
@@ -138,7 +139,7 @@ def test_too_few_bisection_steps_fail():
 
 
 def test_returning_one_over_t_fails():
-    _fails(checks.temperature_for_entropy, _validated(lambda z, h: 1 / sm.temperature_for_entropy(z, h)),
+    _fails(checks.temperature_for_entropy, _validated(lambda z, h: 1 / S.temperature_for_entropy(z, h)),
            "the answer is T")
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import solutions.lesson02 as S
 from kdtutor import checks
-from kdtutor.kd import losses as L
 
 # the wrong answers below use reduction="mean" on purpose; PyTorch warns about it
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
@@ -115,11 +115,11 @@ def test_swapped_arguments_in_kd_term_fail():
 
 
 def test_detached_result_fails_the_gradient_case():
-    _fails(checks.kd_term, lambda s, t, T: L.kd_loss(s.detach(), t, T), "not connected to student_logits")
+    _fails(checks.kd_term, lambda s, t, T: S.kd_term(s.detach(), t, T), "not connected to student_logits")
 
 
 def test_returning_a_float_fails():
-    _fails(checks.kd_term, lambda s, t, T: L.kd_loss(s, t, T).item(), "expected a torch.Tensor")
+    _fails(checks.kd_term, lambda s, t, T: S.kd_term(s, t, T).item(), "expected a torch.Tensor")
 
 
 def test_pytorch_tutorial_form_of_kd_term_fails_with_a_targeted_hint():
@@ -178,14 +178,14 @@ def test_combined_with_soft_cross_entropy_fails():
 
 def test_detached_combined_loss_fails():
     def detached(s, t, y, T=4.0, alpha=0.9):
-        return L.distillation_loss(s, t, y, T=T, alpha=alpha).detach()
+        return S.combined_kd_loss(s, t, y, T=T, alpha=alpha).detach()
 
     _fails(checks.combined_kd_loss, detached, "not connected to student_logits")
 
 
 def test_combined_loss_rebuilt_from_item_fails():
     def from_item(s, t, y, T=4.0, alpha=0.9):
-        return torch.tensor(L.distillation_loss(s, t, y, T=T, alpha=alpha).item(), requires_grad=True)
+        return torch.tensor(S.combined_kd_loss(s, t, y, T=T, alpha=alpha).item(), requires_grad=True)
 
     _fails(checks.combined_kd_loss, from_item, "not connected to student_logits")
 

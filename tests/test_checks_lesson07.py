@@ -44,10 +44,12 @@ def test_reference_answer_passes(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_stub_is_not_attempted_and_falls_back_to_a_passing_reference(name, capsys):
+def test_stub_is_not_attempted_and_falls_back_to_a_passing_reference(name, capsys, monkeypatch):
     result = getattr(C, name)(stub)
     assert result.passed is None and result.fn is not stub
     assert "not attempted" in capsys.readouterr().out
+    assert "write it yourself" in getattr(C, name)(result.fn, verbose=False).message  # not the learner's answer
+    monkeypatch.setattr(core, "refuse_answer_key", lambda fn, check, answers: fn)
     assert getattr(C, name)(result.fn, verbose=False).passed is True
 
 

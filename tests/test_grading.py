@@ -1,4 +1,5 @@
-"""The autograder: real notebooks of lesson 01 run headless, one kernel each, and are graded."""
+"""The autograder: real notebooks of lesson 01 run headless, one kernel each, and are graded
+outside them; the CSV is never lost or confused (see also test_grading_hostile.py)."""
 
 import csv
 import io
@@ -9,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from kdtutor.__main__ import main
 from kdtutor.classroom import grading, instructor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,59 +54,188 @@ def test_unsolved_instructor_and_one_wrong_answer_grade_0_N_and_N_of_N_and_N_min
     assert len(EXERCISES) == 3
     subs = [shutil.copy(STUDENT, tmp_path / "unsolved.ipynb"), shutil.copy(TEACHER, tmp_path / "instructor.ipynb"),
             _wrong_entropy(tmp_path / "one_wrong.ipynb")]
-    grades = grading.grade(subs, time_limit=300, progress=lambda line: None)
+    lines = []
+    grades = grading.grade(subs, time_limit=300, jobs=2, progress=lines.append)
     rows = _by_learner(grades)
     assert {g.lesson for g in grades} == {LESSON}
+    assert [g.learner for g in grades] == ["unsolved"] * 3 + ["instructor"] * 3 + ["one_wrong"] * 3  # input order
     assert [g.exercise for g in grades if g.learner == "unsolved"] == EXERCISES
     assert {s for s, _ in rows["unsolved"].values()} == {"not attempted"}
     assert {s for s, _ in rows["instructor"].values()} == {"passed"}
     wrong = rows["one_wrong"]
     assert [s for s, _ in wrong.values()] == ["passed", "failed", "passed"]
     assert "✗ entropy_nats" in wrong["entropy_nats"][1]  # the check's own message
+    points = {name: sum(g.points for g in grades if g.learner == name) for name in rows}
+    assert points == {"unsolved": 0, "instructor": 3, "one_wrong": 2}
+    assert {g.max_points for g in grades} == {1}
+    assert lines[0] == grading.find_sandbox().banner()  # the sandbox (or its absence) is said first
     text = grading.to_csv(grades)
     table = list(csv.DictReader(io.StringIO(text)))
     assert len(table) == 9 and list(table[0]) == list(grading.FIELDS)
     assert all("\n" not in r["message"] for r in table)
+    assert {r["sandbox"] for r in table} == {grading.find_sandbox().kind}
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     grading.write_csv(grades, ARTEFACTS / "grades_lesson01.csv")
 
 
 @pytest.mark.slow
-def test_an_endless_loop_times_out_and_costs_only_its_own_submission(tmp_path):
+def test_an_endless_loop_times_out_and_costs_only_its_own_submission_even_without_a_sandbox(tmp_path):
     loop = _with_cell(TEACHER, "stable_log_softmax", "while True:\n    pass", tmp_path / "loops.ipynb")
     fine = shutil.copy(TEACHER, tmp_path / "fine.ipynb")
-    grades = grading.grade([loop, fine], time_limit=45, progress=lambda line: None)
+    lines = []
+    none = grading.Sandbox("none", "switched off by this test")
+    grades = grading.grade([loop, fine], time_limit=45, jobs=2, progress=lines.append, sandbox=none)
     rows = _by_learner(grades)
     assert rows["loops"]["stable_log_softmax"][0] == "passed"  # graded before the loop
     for name in ("entropy_nats", "temperature_for_entropy"):
         status, message = rows["loops"][name]
         assert status == "error" and "time limit of 45 s" in message
     assert {s for s, _ in rows["fine"].values()} == {"passed"}
+    assert lines[0].startswith("WARNING: NO SANDBOX (switched off by this test)")
+    assert {g.sandbox for g in grades} == {"none"}
 
 
-def test_a_crash_before_a_check_is_an_error_with_the_first_error_and_later_checks_still_count():
+def _verdict(status, cell, message="m"):
+    return {"status": status, "message": message, "check_cell": cell}
+
+
+def test_a_check_cell_the_run_never_reached_is_an_error_with_the_first_error():
     expected = instructor.exercises(nbformat.read(STUDENT, as_version=4))
-    records = [{"check": "stable_log_softmax", "function": "stable_log_softmax", "passed": False, "message": "✗ a"},
-               {"check": "stable_log_softmax", "function": "stable_log_softmax", "passed": True, "message": "✓ b"},
-               {"check": "temperature_for_entropy", "function": "my_own_name", "passed": True, "message": "✓ c"}]
-    report = {"timed_out": False, "died": None, "errors": ["cell cell-016: SyntaxError: invalid syntax"]}
-    grades = grading.grade_records("x", LESSON, expected, records, report, 60)
-    assert [(g.exercise, g.status) for g in grades] == [
-        ("stable_log_softmax", "passed"),  # the last verdict counts
-        ("entropy_nats", "error"),
-        ("temperature_for_entropy", "error")]  # a check run on another function is not the exercise's
-    assert "SyntaxError" in grades[1].message
+    cells = {ex.check: ex.check_cell for ex in expected}
+    verdicts = {"stable_log_softmax": _verdict("passed", cells["stable_log_softmax"], "✓ b"),
+                "entropy_nats": _verdict("passed", cells["entropy_nats"])}  # reached? no: see the report
+    report = {"timed_out": False, "died": None, "errors": ["cell cell-016: SyntaxError: invalid syntax"],
+              "reached": [cells["stable_log_softmax"]]}
+    grades = grading.grade_rows("x", LESSON, expected, verdicts, report, 60)
+    assert [(g.exercise, g.status, g.points, g.max_points) for g in grades] == [
+        ("stable_log_softmax", "passed", 1, 1),
+        ("entropy_nats", "error", 0, 1),  # its check cell never ran in the notebook
+        ("temperature_for_entropy", "error", 0, 1)]  # no verdict: the cell was removed or renamed
+    assert grades[0].message == "✓ b"
+    assert "SyntaxError" in grades[1].message and "SyntaxError" in grades[2].message
+
+
+def test_a_check_renamed_to_another_function_has_no_verdict(tmp_path):
+    nb = nbformat.read(TEACHER, as_version=4)
+    ex = next(e for e in instructor.exercises(nb) if e.check == "temperature_for_entropy")
+    for cell in nb.cells:
+        if cell.id == ex.stub_cell:
+            cell.source = cell.source.replace("def temperature_for_entropy(", "def my_own_name(")
+        if cell.id == ex.check_cell:
+            cell.source = "my_own_name = checks.temperature_for_entropy(my_own_name).fn"
+    expected = instructor.exercises(nbformat.read(STUDENT, as_version=4))
+    verdicts = grading.run_checks(nb, expected, tmp_path, grading.Sandbox("none", "unit test"), "smoke")
+    assert set(verdicts) == {"stable_log_softmax", "entropy_nats"}
+    assert {v["status"] for v in verdicts.values()} == {"passed"}
+
+
+def test_the_checked_code_is_the_cells_definitions_with_the_imports_and_helpers_they_use():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import math\nimport os\nimport torch\nprint('setup')", id="a"),
+        nbformat.v4.new_code_cell("def _helper(x):\n    return math.sqrt(x)\nopen('x', 'w')", id="b"),
+        nbformat.v4.new_code_cell("%matplotlib inline\nEPS = 1e-9\ndef f(x):\n    return _helper(torch.tensor(x)) + EPS"
+                                  "\nf(4)\ny = f(9)", id="c"),
+        nbformat.v4.new_code_cell("f = checks.f(f).fn", id="d")])
+    ex = instructor.Exercise("f", "f", "c", "d")
+    code = grading.definitions(nb, ex, {"f"})
+    assert "import math" in code and "import torch" in code and "def _helper" in code and "def f" in code
+    assert "EPS = 1e-09" in code
+    for left_out in ("import os", "print", "open(", "f(4)", "f(9)", "matplotlib"):
+        assert left_out not in code, code
 
 
 def test_an_unknown_or_unreadable_submission_is_one_error_row(tmp_path):
     (tmp_path / "notes.ipynb").write_text("not json")
     nb = nbformat.v4.new_notebook()
     nbformat.write(nb, tmp_path / "mystery.ipynb")
-    grades = grading.grade([tmp_path / "notes.ipynb", tmp_path / "mystery.ipynb"], progress=lambda line: None)
-    assert [(g.learner, g.status) for g in grades] == [("notes", "error"), ("mystery", "error")]
+    grades = grading.grade([tmp_path / "notes.ipynb", tmp_path / "mystery.ipynb"], progress=lambda line: None,
+                           sandbox=grading.Sandbox("none", "unit test"))
+    assert [(g.learner, g.status, g.points) for g in grades] == [("notes", "error", 0), ("mystery", "error", 0)]
     assert "cannot tell which lesson" in grades[1].message
     with pytest.raises(ValueError):
         grading.grade([], time_limit=0)
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "soon"])
+def test_the_time_limit_must_be_a_finite_positive_number(bad):
+    with pytest.raises(ValueError, match="time limit must be a"):
+        grading.grade([], time_limit=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_jobs_must_be_a_whole_number_of_at_least_one(bad):
+    with pytest.raises(ValueError, match="jobs must be"):
+        grading.grade([], jobs=bad)
+
+
+def test_learners_are_named_by_their_path_below_the_common_folder(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / "class" / folder).mkdir(parents=True)
+        (tmp_path / "class" / folder / "alice.ipynb").write_text("{}")
+    paths = [tmp_path / "class" / "a" / "alice.ipynb", tmp_path / "class" / "b" / "alice.ipynb"]
+    assert grading.learner_ids(paths) == [os.path.join("a", "alice"), os.path.join("b", "alice")]
+    assert grading.learner_ids(paths[:1]) == ["alice"]
+    with pytest.raises(ValueError, match="given twice"):
+        grading.learner_ids([paths[0], tmp_path / "class" / "b" / ".." / "a" / "alice.ipynb"])
+
+
+def test_out_is_refused_if_it_exists_is_a_directory_a_notebook_or_a_submission(tmp_path):
+    sub = tmp_path / "alice.ipynb"
+    sub.write_text("{}")
+    (tmp_path / "old.csv").write_text("grades of last week\n")
+    with pytest.raises(ValueError, match="exists; .* --force"):
+        grading.check_out(tmp_path / "old.csv", [sub])
+    assert grading.check_out(tmp_path / "old.csv", [sub], force=True) == tmp_path / "old.csv"
+    with pytest.raises(ValueError, match="is a directory"):
+        grading.check_out(tmp_path, [sub], force=True)
+    with pytest.raises(ValueError, match="is a directory"):
+        grading.check_out(f"{tmp_path}/new/", [sub])
+    with pytest.raises(ValueError, match="is a notebook"):
+        grading.check_out(tmp_path / "bob.ipynb", [sub], force=True)  # --out *.ipynb, expanded by the shell
+    with pytest.raises(ValueError, match="one of the submissions"):
+        grading.check_out(tmp_path / "grades", [tmp_path / "grades"], force=True)
+    assert grading.check_out(tmp_path / "new.csv", [sub]) == tmp_path / "new.csv"
+
+
+def test_the_command_refuses_a_bad_out_or_time_limit_before_grading_anything(tmp_path, monkeypatch, capsys):
+    sub = shutil.copy(STUDENT, tmp_path / "alice.ipynb")
+    (tmp_path / "grades.csv").write_text("kept\n")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("grading started")
+
+    monkeypatch.setattr(grading, "grade", must_not_run)
+    for argv, said in [(["--out", str(tmp_path / "grades.csv")], "exists"),
+                       (["--out", str(tmp_path)], "is a directory"),
+                       (["--out", str(sub)], "is a notebook"),
+                       (["--out", str(tmp_path / "g.csv"), "--time-limit", "nan"], "finite number of seconds"),
+                       (["--out", str(tmp_path / "g.csv"), "--jobs", "0"], "at least 1")]:
+        with pytest.raises(SystemExit) as stop:
+            main(["grade", str(sub), *argv])
+        assert stop.value.code == 2 and said in capsys.readouterr().err, argv
+    assert (tmp_path / "grades.csv").read_text() == "kept\n" and Path(sub).read_bytes() == STUDENT.read_bytes()
+
+
+def test_the_csv_is_written_atomically_and_a_file_that_appeared_meanwhile_is_kept(tmp_path):
+    rows = [grading.Grade("a/alice", LESSON, "entropy_nats", "passed", "✓ all\ncases", 1, 1, "bubblewrap")]
+    out = tmp_path / "grades.csv"
+    out.write_text("someone else's file\n")
+    grading.write_csv(rows, out)
+    assert (tmp_path / "grades.csv.old").read_text() == "someone else's file\n"
+    table = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert table == [{"learner": "a/alice", "lesson": LESSON, "exercise": "entropy_nats", "status": "passed",
+                      "points": "1", "max_points": "1", "message": "✓ all | cases", "sandbox": "bubblewrap"}]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+    grading.write_csv(rows, out, force=True)
+    assert not (tmp_path / "grades.csv.old1").exists()
+
+
+def test_without_bwrap_the_grader_says_there_is_no_sandbox(monkeypatch):
+    monkeypatch.setattr(grading.shutil, "which", lambda name: None)
+    box = grading.find_sandbox()
+    assert box.kind == "none" and "not installed" in box.why
+    assert box.banner().startswith("WARNING: NO SANDBOX") and "apt-get install bubblewrap" in box.banner()
+    assert box.wrap(["python"], Path("/tmp")) == ["python"]
 
 
 def test_the_lesson_is_read_from_metadata_then_from_the_file_name():

@@ -21,7 +21,9 @@ Every check is also available here, as ``kdtutor.checks.<name>``. Use in a lesso
 
 A check returns a :class:`CheckResult`. Its ``fn`` is your function when it passed,
 and kdtutor's reference otherwise, so the lesson always continues. A stub that
-still raises ``NotImplementedError`` counts as "not attempted", not as a failure.
+still raises ``NotImplementedError`` counts as "not attempted", not as a failure, and one
+that calls kdtutor's own answer (the fallback, or e.g. ``kdtutor.losses.kl_divergence`` in
+``kl_batchmean``) fails: "write it yourself: this calls kdtutor.losses.kl_divergence".
 The first ✗ of a check gives a nudge; a second ✗ of the same check adds the full
 answer, and ``checks.answer("stable_log_softmax")`` prints it at any time.
 """

@@ -5,15 +5,24 @@ went wrong and a *nudge*; the full answer comes only with a second ✗ of the sa
 (or on request: ``checks.answer("name")``), so a learner gets a chance to find it first.
 A pass resets the count. ``reset()`` forgets every count (tests call it).
 
-When ``$KDTUTOR_GRADE_LOG`` names a file (``python -m kdtutor grade`` sets it), every check
-also appends its result there as one JSON line, for the grader to read.
+While a check runs the learner's function, kdtutor's own answer is off limits: a call to the
+check's reference (the fallback it returns) or to the kdtutor function it wraps (listed per
+check as ``answer_key``) fails the check with "write it yourself: this calls …". A profile hook
+(:func:`sys.setprofile`) watches the calls made while the learner's function runs; torch and
+every other library stay allowed.
+
+When ``$KDTUTOR_GRADE_LOG`` names a file, every check also appends its result there as one JSON
+line (a convenience for the learner's own tools; ``python -m kdtutor grade`` does not trust it:
+it re-runs the checks itself, see :mod:`kdtutor.grading`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -78,16 +87,18 @@ def failures(name: str) -> int:
 
 
 def run_check(name: str, fn: Callable, reference: Callable, test: Callable[[Callable], None],
-              verbose: bool = True) -> CheckResult:
+              verbose: bool = True, answer_key: tuple[Callable, ...] = ()) -> CheckResult:
     """Run ``test(fn)``; report ✓, ✗ (nudge, then the answer) or "not attempted"; return a :class:`CheckResult`.
 
     ``test`` raises :class:`Failed` with a specific message at the first wrong case.
-    Any other exception raised by the learner's code counts as a failure too.
+    Any other exception raised by the learner's code counts as a failure too, and so does a
+    call, while ``fn`` runs, to ``reference`` or to any function in ``answer_key`` (kdtutor's
+    own implementations of the exercise: see :func:`refuse_answer_key`).
     """
     hint = HINTS[name]
     fallback = "  The lesson continues with kdtutor's reference."
     try:
-        test(fn)
+        test(refuse_answer_key(fn, name, (reference, *answer_key)))
     except NotImplementedError:
         result = CheckResult(name, None, f"… {name}: not attempted yet (the stub raises NotImplementedError). "
                                          "The lesson continues with kdtutor's reference.", reference)
@@ -106,6 +117,59 @@ def run_check(name: str, fn: Callable, reference: Callable, test: Callable[[Call
     if verbose:
         print(result.message)
     return result
+
+
+def _display_name(f: Callable, check: str) -> str:
+    """``kdtutor.losses.kl_divergence`` for a module-level function; a check's own reference is
+    named by the check it belongs to."""
+    qualname = getattr(f, "__qualname__", getattr(f, "__name__", repr(f)))
+    if "<locals>" in qualname or qualname.startswith("_"):
+        return f"kdtutor's reference answer for {check} (what checks.{check}(...).fn falls back to)"
+    return f"{f.__module__}.{qualname}"
+
+
+def refuse_answer_key(fn: Callable, check: str, answers) -> Callable:
+    """``fn`` wrapped so that, if it calls any of ``answers`` (kdtutor's implementations of the
+    exercise, found by their code objects however they were imported or renamed), the call to
+    ``fn`` raises :class:`Failed` naming the function it used.
+
+    A profile hook watches only while ``fn`` runs; the check's own calls to its reference, made
+    outside ``fn``, are not affected. Switching the hook off from inside ``fn`` fails too.
+    """
+    refused = {}
+    for f in answers:
+        f = inspect.unwrap(f)
+        code = getattr(f, "__code__", None)
+        if code is not None:
+            refused.setdefault(code, _display_name(f, check))
+
+    def guarded(*args, **kwargs):
+        used = []
+
+        def hook(frame, event, arg):
+            if event == "call" and frame.f_code in refused and not used:
+                used.append(refused[frame.f_code])
+
+        previous = sys.getprofile()
+        sys.setprofile(hook)
+        try:
+            out = fn(*args, **kwargs)
+        except BaseException:
+            if not used:
+                raise
+            out = None
+        finally:
+            intact = sys.getprofile() is hook
+            sys.setprofile(previous)
+        if used:
+            raise Failed(f"write it yourself: this calls {used[0]}")
+        if not intact:
+            raise Failed("your function switched off the check's watch for kdtutor's answer (sys.setprofile); "
+                         "leave the profiler alone")
+        return out
+
+    guarded.__name__ = getattr(fn, "__name__", "guarded")
+    return guarded
 
 
 GRADE_LOG_ENV = "KDTUTOR_GRADE_LOG"
@@ -162,7 +226,7 @@ def expect_raises(fn: Callable, exc: type, what: str) -> None:
         fn()
     except exc:
         return
-    except NotImplementedError:
+    except (NotImplementedError, Failed):  # not attempted, or kdtutor's answer used
         raise
     except Exception as e:
         raise Failed(f"{what}: raised {type(e).__name__} ({e}), expected {exc.__name__}") from None
@@ -259,3 +323,8 @@ def as_number(got, what: str) -> float:
     if isinstance(got, bool) or not isinstance(got, (int, float)):
         raise Failed(f"{what}: expected a number, got {type(got).__name__}")
     return float(got)
+
+
+def points(name: str) -> int:
+    """Points of an exercise (1 each until the registry says otherwise)."""
+    return 1

@@ -67,14 +67,14 @@ def stable_log_softmax(fn: Callable, verbose: bool = True) -> CheckResult:
                                                                   "normalise each row, over dim=-1"))
             expect_close_or_explain(got, reference(z, T), what, mistakes, atol=1e-4, rtol=1e-5)
 
-    return run_check("stable_log_softmax", fn, reference, test, verbose=verbose)
+    return run_check("stable_log_softmax", fn, reference, test, verbose=verbose, answer_key=(log_softmax,))
 
 
 def entropy_nats(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise 2 of lesson 01: ``fn(probs)`` returns the Shannon entropy ``−Σ p log p`` in nats
     over the last dimension: ``(..., C)`` probabilities → ``(...)`` entropies (a tensor; 0-d for
     one distribution), with ``0·log 0 = 0``."""
-    from kdtutor.kd.softmax import entropy, softmax
+    from kdtutor.kd.softmax import entropy, entropy_from_logits, softmax
 
     def reference(probs: torch.Tensor) -> torch.Tensor:
         return entropy(probs)
@@ -104,7 +104,8 @@ def entropy_nats(fn: Callable, verbose: bool = True) -> CheckResult:
                 mistakes.append((want.sum(), "You summed over the whole batch: sum over the last dimension only"))
             expect_close_or_explain(got, want, what, mistakes, atol=1e-5, rtol=1e-4)
 
-    return run_check("entropy_nats", fn, reference, test, verbose=verbose)
+    return run_check("entropy_nats", fn, reference, test, verbose=verbose,
+                     answer_key=(entropy, entropy_from_logits))
 
 
 def temperature_for_entropy(fn: Callable, verbose: bool = True) -> CheckResult:

@@ -119,14 +119,14 @@ def kl_batchmean(fn: Callable, verbose: bool = True) -> CheckResult:
         p, q = torch.softmax(t / T, dim=1), torch.softmax(s / T, dim=1)
         expect_student_gradient(f, (s, t, T), (q - p) / (T * s.shape[0]), "N = 4, C = 5, T = 4")
 
-    return run_check("kl_batchmean", fn, reference, test, verbose=verbose)
+    return run_check("kl_batchmean", fn, reference, test, verbose=verbose, answer_key=(kl_divergence,))
 
 
 def kd_term(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise 3 of lesson 02 (fix the buggy snippet): ``fn(student_logits, teacher_logits, T)``
     returns ``T² · KL(softmax(teacher/T) ‖ softmax(student/T))``, batch-mean, differentiable
     with respect to the student's logits."""
-    from kdtutor.kd.losses import kd_loss
+    from kdtutor.kd.losses import distillation_loss, kd_loss
 
     def reference(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
         return kd_loss(student_logits, teacher_logits, T=T)
@@ -146,7 +146,7 @@ def kd_term(fn: Callable, verbose: bool = True) -> CheckResult:
         p, q = torch.softmax(t / T, dim=1), torch.softmax(s / T, dim=1)
         expect_student_gradient(f, (s, t, T), T * (q - p) / s.shape[0], "N = 4, C = 5, T = 4")
 
-    return run_check("kd_term", fn, reference, test, verbose=verbose)
+    return run_check("kd_term", fn, reference, test, verbose=verbose, answer_key=(kd_loss, distillation_loss))
 
 
 def combined_kd_loss(fn: Callable, verbose: bool = True) -> CheckResult:
@@ -154,7 +154,7 @@ def combined_kd_loss(fn: Callable, verbose: bool = True) -> CheckResult:
     ``(1 − α)·CE(labels, student) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T))``
     (this course's convention: α weighs the distillation term), differentiable with respect to
     the student's logits."""
-    from kdtutor.kd.losses import distillation_loss
+    from kdtutor.kd.losses import distillation_loss, kd_loss
 
     def reference(student_logits, teacher_logits, labels, T: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
         return distillation_loss(student_logits, teacher_logits, labels, T=T, alpha=alpha)
@@ -200,4 +200,5 @@ def combined_kd_loss(fn: Callable, verbose: bool = True) -> CheckResult:
         want = ((1 - a) * (q1 - F.one_hot(y, 10)) + a * T * (q - p)) / s.shape[0]
         expect_student_gradient(f, (s, t, y, T, a), want, "N = 6, C = 10, T = 4, α = 0.9")
 
-    return run_check("combined_kd_loss", fn, reference, test, verbose=verbose)
+    return run_check("combined_kd_loss", fn, reference, test, verbose=verbose,
+                     answer_key=(distillation_loss, kd_loss))

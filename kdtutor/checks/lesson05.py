@@ -116,7 +116,8 @@ def expected_calibration_error(fn: Callable, verbose: bool = True) -> CheckResul
             got = f(z.clone(), y.clone(), n_bins=n_bins)
             _l05_expect(got, want, what, lambda: _l05_ece_mistakes(z, y, n_bins))
 
-    return run_check("expected_calibration_error", fn, metrics.expected_calibration_error, test, verbose=verbose)
+    return run_check("expected_calibration_error", fn, metrics.expected_calibration_error, test, verbose=verbose,
+                     answer_key=(metrics.reliability_bins,))
 
 
 def _l05_agreement_cases():
@@ -205,7 +206,8 @@ def macro_f1(fn: Callable, verbose: bool = True) -> CheckResult:
             got = f(z.clone(), y.clone())
             _l05_expect(got, want, what, lambda: _l05_f1_mistakes(z, y), abs_=1e-6)
 
-    return run_check("macro_f1", fn, metrics.macro_f1, test, verbose=verbose)
+    return run_check("macro_f1", fn, metrics.macro_f1, test, verbose=verbose,
+                     answer_key=(metrics.precision_recall_f1,))
 
 
 def _l05_summarize_seeds_tuple(values) -> tuple[float, float, float, float]:
@@ -218,6 +220,7 @@ def _l05_summarize_seeds_tuple(values) -> tuple[float, float, float, float]:
 
 def summarize_seeds(fn: Callable, verbose: bool = True) -> CheckResult:
     """Check ``fn(values: list[float]) -> (mean, std, low, high)``: sample std and the 95 % t-interval."""
+    from kdtutor.images.stats import summarize_seeds as kdtutor_summarize_seeds
     from kdtutor.images.stats import t_quantile_975
 
     cases = [
@@ -254,4 +257,5 @@ def summarize_seeds(fn: Callable, verbose: bool = True) -> CheckResult:
             _l05_expect(got[3], want[3], f"{what}, high end of the interval",
                                 {k: 2 * mean - v for k, v in mistakes.items()}, abs_=1e-9)
 
-    return run_check("summarize_seeds", fn, _l05_summarize_seeds_tuple, test, verbose=verbose)
+    return run_check("summarize_seeds", fn, _l05_summarize_seeds_tuple, test, verbose=verbose,
+                     answer_key=(kdtutor_summarize_seeds,))

@@ -83,7 +83,7 @@ def nckd_per_example(fn: Callable, verbose: bool = True) -> CheckResult:
             (g_want,) = torch.autograd.grad(_nckd_reference(sr, z, y, T).sum(), sr)
             expect_tensor_close(g_got, g_want, f"T = {T}, gradient with respect to student_logits", atol=1e-6)
 
-    return run_check("nckd_per_example", fn, _nckd_reference, test, verbose=verbose)
+    return run_check("nckd_per_example", fn, _nckd_reference, test, verbose=verbose, answer_key=(tckd_nckd,))
 
 
 def _standardize_reference(logits):
@@ -106,7 +106,8 @@ def standardize(fn: Callable, verbose: bool = True) -> CheckResult:
                          "Use torch.std's default (with Bessel's correction), as the reference code does.")]
             expect_close_or_explain(f(z.clone()), want, f"{n}×{c} logits", mistakes=mistakes, atol=1e-6)
 
-    return run_check("standardize", fn, _standardize_reference, test, verbose=verbose)
+    return run_check("standardize", fn, _standardize_reference, test, verbose=verbose,
+                     answer_key=(standardize_logits,))
 
 
 def _paired_gain_reference(method_accs, kd_accs):

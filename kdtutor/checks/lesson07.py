@@ -100,7 +100,7 @@ def reverse_kl_tokens(fn: Callable, verbose: bool = True) -> CheckResult:
         if s.grad is None or not torch.allclose(s.grad, s2.grad, atol=1e-6):
             raise Failed("gradient case: the gradient with respect to student_logits is wrong")
 
-    return run_check("reverse_kl_tokens", fn, reference, test, verbose)
+    return run_check("reverse_kl_tokens", fn, reference, test, verbose, answer_key=(reverse_kl,))
 
 
 # --------------------------------------------------------------------------- exercise 2
@@ -132,7 +132,7 @@ def masked_token_mean(fn: Callable, verbose: bool = True) -> CheckResult:
                              "inf · 0 = NaN; select the real tokens instead (values[mask] or torch.where)")
             _expect(got, want, what, mistakes)
 
-    return run_check("masked_token_mean", fn, reference, test, verbose)
+    return run_check("masked_token_mean", fn, reference, test, verbose, answer_key=(masked_mean,))
 
 
 # --------------------------------------------------------------------------- exercise 3
@@ -169,4 +169,4 @@ def topk_renormalized_kl(fn: Callable, verbose: bool = True) -> CheckResult:
             got = f(s.clone(), lp.clone(), idx.clone())
             _expect(got, want, what, mistakes)
 
-    return run_check("topk_renormalized_kl", fn, reference, test, verbose)
+    return run_check("topk_renormalized_kl", fn, reference, test, verbose, answer_key=(topk_kd_loss,))
