@@ -184,11 +184,13 @@ def test_colab_and_binder_install_the_lessons_packages_only():
     setup = delivery.setup_source(["images"], delivery.config())
     assert '"pip", "install", "--quiet", "-e", home]' in setup  # no [extras]
     post = (ROOT / "binder" / "postBuild").read_text()
-    assert re.search(r"pip install [^\n]*-e \.$", post, re.M) and "[dev" not in post and "[book" not in post
-    binder = {Requirement(line).name for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith(("#", "-"))}
-    assert binder == {"torch", "torchvision"} and f"--extra-index-url {CPU_INDEX}" in \
-        (ROOT / "binder" / "requirements.txt").read_text()
+    assert re.search(r"pip install [^\n]*--constraint requirements/workshop.txt -e \.$", post, re.M)
+    assert "[dev" not in post and "[book" not in post
+    text = (ROOT / "binder" / "requirements.txt").read_text()
+    binder = {Requirement(line).name for line in text.splitlines() if line.strip() and not line.startswith(("#", "-"))}
+    assert binder == {"torch", "torchvision"} and f"--extra-index-url {CPU_INDEX}" in text
+    pins = re.search(r"^--constraint (\S+)$", text, re.M).group(1)  # pip reads it relative to binder/
+    assert (ROOT / "binder" / pins).resolve() == prepare.WORKSHOP_PINS
 
 
 # --------------------------------------------------------------------------- the workshop's pinned versions
