@@ -142,8 +142,9 @@ def main(argv=None) -> int:
                                dry_run=args.dry_run)
     elif args.command == "prepare":
         unused = [f"--{name.replace('_', '-')}" for name in ("add", "pins", "dry_run") if getattr(args, name)]
-        if unused or args.torch != "auto":
-            parser.error(f"{', '.join(unused + (['--torch'] if args.torch != 'auto' else []))} only apply with --wheelhouse DIR")
+        unused += ["--torch"] if args.torch != "auto" else []
+        if unused:
+            parser.error(f"{', '.join(unused)} only apply with --wheelhouse DIR")
         from kdtutor.classroom.prepare import prepare
 
         return prepare(args.profile, pretrain=args.pretrain, data_only=args.data_only, needs=args.need)
@@ -168,13 +169,13 @@ def lab_command(notebooks, python: str = sys.executable, as_root: bool | None = 
 
 def lab(notebooks=None, run=None) -> int:
     """``lab``: start JupyterLab on the lessons (until it is stopped); its exit status."""
-    from kdtutor.classroom.prepare import ROOT
+    from kdtutor.classroom.prepare import ROOT, shown
 
     folder = Path(notebooks) if notebooks else ROOT / "notebooks"
     if not folder.is_dir():
         raise SystemExit(f"no lessons at {folder}: run from a checkout of the course, or pass --notebooks DIR")
     command = lab_command(folder)
-    print(f"$ {subprocess.list2cmdline(command) if os.name == 'nt' else ' '.join(command)}")
+    print(f"$ {shown(command)}")
     return (run or subprocess.run)(command).returncode
 
 

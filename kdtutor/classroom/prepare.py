@@ -253,10 +253,11 @@ def choose_torch(want: str = "auto", system: str | None = None, gpu=None, reacha
     if want == "cpu":
         raise SystemExit(f"--torch cpu: {CPU_INDEX} could not be reached ({REACH_TIMEOUT_S:g} s timeout); "
                          f"check the network, or use --torch auto to fall back to the default wheels")
-    return TorchChoice("default", f"no NVIDIA GPU, but {CPU_INDEX} could not be reached ({REACH_TIMEOUT_S:g} s timeout): "
-                                  f"FALLING BACK to the default PyTorch wheels from your package index (on Linux "
-                                  f"they add about 4 GB of CUDA libraries this machine cannot use). To switch "
-                                  f"later: pip install --force-reinstall --no-deps --index-url {CPU_INDEX} torch torchvision")
+    return TorchChoice("default", f"no NVIDIA GPU, but {CPU_INDEX} could not be reached "
+                                  f"({REACH_TIMEOUT_S:g} s timeout): FALLING BACK to the default PyTorch wheels "
+                                  f"from your package index (on Linux they add about 4 GB of CUDA libraries "
+                                  f"this machine cannot use). To switch later: pip install --force-reinstall "
+                                  f"--no-deps --index-url {CPU_INDEX} torch torchvision")
 
 
 def install_commands(choice: TorchChoice, extras=(), constraints=None, wheelhouse=None,
@@ -265,8 +266,9 @@ def install_commands(choice: TorchChoice, extras=(), constraints=None, wheelhous
 
     With a CPU choice, torch and torchvision come first, alone (``--no-deps``), from
     ``CPU_INDEX``; the course's own install then finds them satisfied and takes everything
-    else (their dependencies too) from the usual index. ``constraints`` (e.g. ``WORKSHOP_PINS``) pins every version;
-    ``wheelhouse`` installs offline from that folder only (``prepare --wheelhouse`` made it).
+    else (their dependencies too) from the usual index. ``constraints`` (e.g. ``WORKSHOP_PINS``)
+    pins every version; ``wheelhouse`` installs offline from that folder only (``prepare
+    --wheelhouse`` made it).
     """
     pip = [python, "-m", "pip", "install"]
     if constraints:
@@ -281,14 +283,19 @@ def install_commands(choice: TorchChoice, extras=(), constraints=None, wheelhous
     return commands
 
 
+def shown(command: list[str]) -> str:
+    """``command`` as this machine's shell would take it (quoted for cmd.exe on Windows)."""
+    return subprocess.list2cmdline(command) if os.name == "nt" else shlex.join(command)
+
+
 def run_commands(commands, dry_run: bool = False, run=None, out=print) -> int:
     """Print each command, run it (unless ``dry_run``); stop at the first failure and return its status."""
     for command in commands:
-        out(f"$ {shlex.join(command)}")
+        out(f"$ {shown(command)}")
         if not dry_run:
             status = (run or subprocess.run)(command).returncode
             if status:
-                out(f"failed (exit status {status}): {shlex.join(command)}")
+                out(f"failed (exit status {status}): {shown(command)}")
                 return status
     return 0
 
@@ -313,8 +320,8 @@ def wheelhouse_commands(folder, pins=WORKSHOP_PINS, cpu_torch: bool = True, pyth
 
     With ``cpu_torch``, torch and torchvision come first, alone, from ``CPU_INDEX``; the second
     download looks in ``folder`` too, so it takes those CPU wheels instead of PyPI's CUDA ones
-    (``2.11.0+cpu`` sorts above ``2.11.0``) and fetches everything else from the usual index. ``root`` itself is not saved: the room
-    installs it from its own checkout.
+    (``2.11.0+cpu`` sorts above ``2.11.0``) and fetches everything else from the usual index.
+    ``root`` itself is not saved: the room installs it from its own checkout.
     """
     download = [python, "-m", "pip", "download", "--dest", str(folder), "--constraint", str(pins)]
     commands = []
