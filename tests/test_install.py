@@ -145,9 +145,12 @@ def test_install_stops_at_the_first_failing_pip_command():
     assert status == 1 and len(calls) == 1 and "--no-deps" in calls[0] and lines[-1].startswith("failed (exit status 1)")
 
 
-def test_a_missing_wheelhouse_is_refused_before_pip_runs(tmp_path):
+def test_a_missing_wheelhouse_or_an_unknown_extra_is_refused_before_pip_runs(tmp_path):
     with pytest.raises(SystemExit, match="no such folder"):
         prepare.install(wheelhouse=tmp_path / "nope", run=_never)
+    with pytest.raises(SystemExit, match="--extras tests: not an extra of kdtutor"):
+        prepare.install(extras=["dev", "tests"], run=_never, gpu=_never, reachable=_never)
+    assert set(prepare.EXTRAS) == set(PYPROJECT["optional-dependencies"])
 
 
 def test_the_torch_requirements_are_pyprojects_and_root_is_storages():

@@ -195,6 +195,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKSHOP_PINS = ROOT / "requirements" / "workshop.txt"  # uv pip compile output; see requirements/workshop.in
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 TORCH_REQUIREMENTS = ("torch>=2.3", "torchvision>=0.18")  # as pyproject.toml (tests/test_install.py checks)
+EXTRAS = ("dev", "book")  # pyproject's optional dependencies: test tools, website tools (the test checks)
 REACH_TIMEOUT_S = 5.0
 BUILD_REQUIREMENT = "setuptools>=64"  # pyproject's build backend: an offline editable install needs it
 
@@ -303,6 +304,9 @@ def run_commands(commands, dry_run: bool = False, run=None, out=print) -> int:
 def install(extras=(), torch: str = "auto", constraints=None, wheelhouse=None, dry_run: bool = False,
             run=None, out=print, **choose) -> int:
     """``python -m kdtutor install``: pick the PyTorch wheels, print and run the pip commands; 0 on success."""
+    unknown = [e for e in extras if e not in EXTRAS]
+    if unknown:
+        raise SystemExit(f"--extras {','.join(unknown)}: not an extra of kdtutor (choose from {', '.join(EXTRAS)})")
     if wheelhouse is not None and not Path(wheelhouse).is_dir():
         raise SystemExit(f"--wheelhouse {wheelhouse}: no such folder (make one with: python -m kdtutor prepare "
                          f"--wheelhouse {wheelhouse})")
