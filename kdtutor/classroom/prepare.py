@@ -294,6 +294,7 @@ def run_commands(commands, dry_run: bool = False, run=None, out=print) -> int:
     for command in commands:
         out(f"$ {shown(command)}")
         if not dry_run:
+            sys.stdout.flush()  # our lines before pip's, also when the output is a pipe or a log
             status = (run or subprocess.run)(command).returncode
             if status:
                 out(f"failed (exit status {status}): {shown(command)}")
