@@ -253,19 +253,23 @@ def test_no_package_the_pins_need_is_missing():
     # on this platform is pinned too (the resolution uv made, checked against real metadata)
     from importlib.metadata import PackageNotFoundError, distribution
 
-    here, checked = _pins_here(), 0
+    here = _pins_here()
+    exact = []
     for name, version in here.items():
         try:
             dist = distribution(name)
         except PackageNotFoundError:
             continue
-        if dist.version != version:
-            continue
-        checked += 1
+        if dist.version == version:
+            exact.append(dist)
+    if len(exact) < 20:  # an environment installed long after the pins were made (here: 126 of 136 match)
+        pytest.skip(f"only {len(exact)} packages are installed here at their pinned version; "
+                    f"install with PINS=requirements/workshop.txt to check the pins against their metadata")
+    for dist in exact:
         for req in map(Requirement, dist.requires or []):
             if req.marker is None or req.marker.evaluate({"extra": ""}):
-                assert canonicalize_name(req.name) in here, f"{name}=={version} needs {req}, not pinned for this platform"
-    assert checked >= 20, f"only {checked} pinned packages are installed here at their pinned version"
+                assert canonicalize_name(req.name) in here, \
+                    f"{dist.name}=={dist.version} needs {req}, not pinned for this platform"
 
 
 # --------------------------------------------------------------------------- the wheelhouse
