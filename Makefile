@@ -1,14 +1,20 @@
 # kdtutor — three commands: `make lab`, `make course`, `make test`.
-# Each creates .venv (if missing) and installs the package with its dev extras first.
+# Each creates .venv (if missing) and installs what it needs first: the lessons' packages only
+# for lab/course/prepare (python -m kdtutor install: CPU-only PyTorch on Linux without an NVIDIA
+# GPU), plus the test and website tools for test, the website tools for book.
+# Without make (Windows): python -m kdtutor install, python -m kdtutor lab, ... (see README).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
-# JupyterLab refuses to start as root (containers, many cloud machines) without --allow-root.
-ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_STAMP  := $(VENV)/.lab-stamp
+TEST_STAMP := $(VENV)/.test-stamp
+BOOK_STAMP := $(VENV)/.book-stamp
+TORCH ?= auto
+# PINS=requirements/workshop.txt installs the workshop's pinned versions.
+PINS ?=
 
-.PHONY: help install lab course test unit notebooks benchmark gpu-check book book-check prepare generate clean
+.PHONY: help install lab course test unit notebooks benchmark gpu-check book book-check prepare generate lock clean
 
 help:
 	@echo "make lab        open the course in JupyterLab"
@@ -17,54 +23,75 @@ help:
 	@echo "make unit       unit tests only"
 	@echo "make notebooks  (maintainers) re-run notebooks and store the outputs nbval compares"
 	@echo "make generate   (maintainers) badges, setup cells and instructor/ notebooks from notebooks/ + solutions/"
-	@echo "make prepare    fetch the data and check this machine (PROFILE=cpu, PRETRAIN=1 to pre-train)"
+	@echo "make prepare    fetch the data and check this machine (PROFILE=cpu, PRETRAIN=1 to pre-train;"
+	@echo "                WHEELHOUSE=DIR instead downloads a room's wheels into DIR)"
 	@echo "make book       build the course website in build/book/html (BOOK_PROFILE=smoke)"
 	@echo "make book-check open every page of that website in headless Chromium (screenshots in results/test-artefacts/site)"
+	@echo "make lock       (maintainers) regenerate requirements/workshop.txt, the workshop's pinned versions"
 	@echo "make benchmark  training speed on this machine"
 	@echo "make gpu-check  train the gpu profile's teacher and a student on this GPU, report against the targets"
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "kdtutor needs Python >= 3.10; run e.g. make PYTHON=python3.11")'
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,book]"
-	touch $(STAMP)
 
-install: $(STAMP)
+# What the lessons need, nothing more.
+$(LAB_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m kdtutor install --torch $(TORCH) $(if $(PINS),--constraints $(PINS))
+	touch $@
 
-lab: install
-	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
+# + the test tools (pytest, nbval, hypothesis, torchmetrics) and the website tools: make test
+# runs the website's tests too.
+$(TEST_STAMP): $(LAB_STAMP)
+	$(BIN)/python -m pip install --quiet $(if $(PINS),--constraint $(PINS)) -e ".[dev,book]"
+	touch $@
 
-course: install
+# + the website tools (sphinx, myst-nb, playwright).
+$(BOOK_STAMP): $(LAB_STAMP)
+	$(BIN)/python -m pip install --quiet $(if $(PINS),--constraint $(PINS)) -e ".[book]"
+	touch $@
+
+install: $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	$(BIN)/python -m kdtutor lab
+
+course: $(LAB_STAMP)
 	$(BIN)/python -m kdtutor course
 
-test: install
+test: $(TEST_STAMP)
 	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax
 
-unit: install
+unit: $(TEST_STAMP)
 	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests
 
-notebooks: install
+notebooks: $(LAB_STAMP)
 	$(BIN)/python -m kdtutor refresh-notebooks
 
-benchmark: install
+benchmark: $(LAB_STAMP)
 	$(BIN)/python benchmarks/train_speed.py
 
-gpu-check: install
+gpu-check: $(LAB_STAMP)
 	$(BIN)/python benchmarks/gpu_check.py
 
-generate: install
+generate: $(LAB_STAMP)
 	$(BIN)/python -m kdtutor generate
+
+# The workshop's pinned versions, from pyproject.toml and requirements/workshop.in (uv, from PyPI).
+lock: $(LAB_STAMP)
+	$(BIN)/python -m pip install --quiet "uv>=0.5"
+	$(BIN)/uv pip compile pyproject.toml requirements/workshop.in --universal --python-version 3.10 -o requirements/workshop.txt
 
 PROFILE ?=
 BOOK_PROFILE ?= smoke
-prepare: install
-	$(BIN)/python -m kdtutor prepare $(if $(PROFILE),--profile $(PROFILE)) $(if $(PRETRAIN),--pretrain)
+prepare: $(LAB_STAMP)
+	$(BIN)/python -m kdtutor prepare $(if $(PROFILE),--profile $(PROFILE)) $(if $(PRETRAIN),--pretrain) $(if $(WHEELHOUSE),--wheelhouse $(WHEELHOUSE))
 
-book: install
+book: $(BOOK_STAMP)
 	$(BIN)/python -m kdtutor book --profile $(BOOK_PROFILE)
 
-book-check: install
+book-check: $(TEST_STAMP)
 	KDTUTOR_BOOK_HTML=build/book/html $(BIN)/python -m pytest tests/test_book.py
 
 clean:

@@ -17,9 +17,16 @@ distill --teacher-logits FILE computes the teacher's logits once (all processes 
 and saves them; later runs with the same teacher, data and seed load them.
     python -m kdtutor refresh-notebooks        (maintainers: re-store the outputs nbval compares)
 
+Learners, with or without make (Windows):
+    python -m kdtutor install [--extras dev,book]   only what the lessons need (make lab runs it);
+                                                    CPU-only PyTorch on Linux without an NVIDIA GPU
+    python -m kdtutor lab                      JupyterLab on notebooks/ (make lab)
+
 Classrooms and workshops:
     python -m kdtutor prepare [--profile cpu] [--pretrain]   data, environment check, optional checkpoints
-    python -m kdtutor grade subs/*.ipynb --out grades.csv [--jobs 2] [--force]   sandboxed, see kdtutor.grading
+    python -m kdtutor prepare --wheelhouse DIR  download the room's wheels once (pinned versions);
+    python -m kdtutor install --wheelhouse DIR --constraints requirements/workshop.txt   each laptop, offline
+    python -m kdtutor grade subs/*.ipynb --out grades.csv [--jobs 2] [--force]   sandboxed, see kdtutor.classroom.grading
     python -m kdtutor generate                 (maintainers: badges, setup cells, instructor/ versions)
     python -m kdtutor book [--profile smoke]   the course website (make book)
 """
@@ -27,7 +34,10 @@ Classrooms and workshops:
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 
 def main(argv=None) -> int:
@@ -53,12 +63,29 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=_positive_int, default=1, help="submissions graded at once (default 1)")
     p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
 
+    p = sub.add_parser("install", help="install the course into this Python: what the lessons need (make lab)")
+    p.add_argument("--extras", default="", help="comma-separated extras as well: dev (test tools), book (website tools)")
+    _torch_arg(p)
+    p.add_argument("--constraints", metavar="FILE", help="pin every version (a workshop: requirements/workshop.txt)")
+    p.add_argument("--wheelhouse", metavar="DIR", help="install offline from DIR (made by prepare --wheelhouse)")
+    p.add_argument("--dry-run", action="store_true", help="print the pip commands, run nothing")
+
+    p = sub.add_parser("lab", help="open the lessons in JupyterLab (make lab)")
+    p.add_argument("--notebooks", help="folder to open (default: the checkout's notebooks/)")
+
     p = sub.add_parser("prepare", help="fetch the data, check this machine, optionally pre-train checkpoints")
     p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
     p.add_argument("--pretrain", action="store_true", help="also train the teacher and lesson 04's students")
     p.add_argument("--data-only", action="store_true", help="only fetch data (the notebooks' setup cell)")
     p.add_argument("--need", action="append", choices=["images", "text"],
                    help="data to fetch (default: all; repeatable)")
+    p.add_argument("--wheelhouse", metavar="DIR",
+                   help="instead: download every wheel a room of laptops like this one needs, at the pinned "
+                        "versions, into DIR (then each laptop: install --wheelhouse DIR)")
+    p.add_argument("--add", action="store_true", help="with --wheelhouse: download into a DIR that already holds files")
+    p.add_argument("--pins", metavar="FILE", help="with --wheelhouse: pinned versions (default requirements/workshop.txt)")
+    _torch_arg(p)
+    p.add_argument("--dry-run", action="store_true", help="with --wheelhouse: print the pip commands, run nothing")
 
     p = sub.add_parser("book", help="build the course website (build/book/html) from a course run")
     p.add_argument("--profile", default="smoke", help="profile of the course run (default smoke)")
@@ -108,7 +135,23 @@ def main(argv=None) -> int:
             parser.error(str(e))
         grades = grade(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs)
         print(f"wrote {write_csv(grades, out, force=args.force)}")
+    elif args.command == "install":
+        from kdtutor.classroom.prepare import install
+
+        return install([e for e in args.extras.split(",") if e], torch=args.torch, constraints=args.constraints,
+                       wheelhouse=args.wheelhouse, dry_run=args.dry_run)
+    elif args.command == "lab":
+        return lab(args.notebooks)
+    elif args.command == "prepare" and args.wheelhouse:
+        from kdtutor.classroom.prepare import WORKSHOP_PINS, make_wheelhouse
+
+        return make_wheelhouse(args.wheelhouse, args.pins or WORKSHOP_PINS, add=args.add, torch=args.torch,
+                               dry_run=args.dry_run)
     elif args.command == "prepare":
+        unused = [f"--{name.replace('_', '-')}" for name in ("add", "pins", "dry_run") if getattr(args, name)]
+        unused += ["--torch"] if args.torch != "auto" else []
+        if unused:
+            parser.error(f"{', '.join(unused)} only apply with --wheelhouse DIR")
         from kdtutor.classroom.prepare import prepare
 
         return prepare(args.profile, pretrain=args.pretrain, data_only=args.data_only, needs=args.need)
@@ -121,6 +164,32 @@ def main(argv=None) -> int:
     else:
         distill(args)
     return 0
+
+
+def lab_command(notebooks, python: str = sys.executable, as_root: bool | None = None) -> list[str]:
+    """JupyterLab on ``notebooks``, with ``--allow-root`` when run as root on POSIX (containers,
+    cloud machines), where JupyterLab otherwise refuses to start. No ``id``, no shell: runs on Windows."""
+    if as_root is None:
+        as_root = os.name == "posix" and os.geteuid() == 0
+    return [python, "-m", "jupyterlab", str(notebooks)] + (["--allow-root"] if as_root else [])
+
+
+def lab(notebooks=None, run=None) -> int:
+    """``lab``: start JupyterLab on the lessons (until it is stopped); its exit status."""
+    from kdtutor.classroom.prepare import ROOT, shown
+
+    folder = Path(notebooks) if notebooks else ROOT / "notebooks"
+    if not folder.is_dir():
+        raise SystemExit(f"no lessons at {folder}: run from a checkout of the course, or pass --notebooks DIR")
+    command = lab_command(folder)
+    print(f"$ {shown(command)}")
+    return (run or subprocess.run)(command).returncode
+
+
+def _torch_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--torch", choices=["auto", "cpu", "default"], default="auto",
+                   help="PyTorch wheels: auto (CPU-only on Linux without an NVIDIA GPU, where PyTorch's CPU index "
+                        "answers, else the default ones), cpu (insist) or default")
 
 
 def _say(*text) -> None:

@@ -12,15 +12,31 @@
 It prints one table of PASS / WARN / FAIL rows and returns 1 if any row failed. Everything
 it writes goes through the course's own caches and checkpoints, which are written atomically
 and reused when valid: interrupting it and running it again picks up where it stopped.
+
+Installing, with or without ``make`` (this part uses only the standard library, so it runs
+from a checkout before anything is installed):
+
+* ``python -m kdtutor install [--extras dev,book]`` (``make lab`` runs it): only what the
+  lessons need, plus the extras asked for. On Linux without an NVIDIA GPU it first installs
+  PyTorch's CPU-only wheels from ``CPU_INDEX`` where that index answers, and says so and
+  takes the default wheels (with CUDA libraries) where it does not (``choose_torch``).
+* ``python -m kdtutor prepare --wheelhouse DIR``: one machine downloads every wheel a room
+  needs, at the workshop's pinned versions (``requirements/workshop.txt``), into ``DIR``; each
+  laptop then installs offline with ``python -m kdtutor install --wheelhouse DIR``.
 """
 
 from __future__ import annotations
 
 import os
+import platform
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 MIN_FREE_GB = 2.0
@@ -170,3 +186,179 @@ def prepare(profile_name: str | None = None, pretrain: bool = False, data_only: 
                  f"profile {profile.name}, {time.perf_counter() - t0:.0f} s"))
     out(format_table(rows))
     return 0 if rows[-1][1] == "PASS" else 1
+
+
+# --------------------------------------------------------------------------- installing (standard library only)
+# The checkout (pyproject.toml, notebooks/, requirements/): storage.REPO_ROOT, found here without
+# importing storage, which needs torch, since this part runs before torch is installed.
+ROOT = Path(__file__).resolve().parents[2]
+WORKSHOP_PINS = ROOT / "requirements" / "workshop.txt"  # uv pip compile output; see requirements/workshop.in
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+TORCH_REQUIREMENTS = ("torch>=2.3", "torchvision>=0.18")  # as pyproject.toml (tests/test_install.py checks)
+EXTRAS = ("dev", "book")  # pyproject's optional dependencies: test tools, website tools (the test checks)
+REACH_TIMEOUT_S = 5.0
+BUILD_REQUIREMENT = "setuptools>=64"  # pyproject's build backend: an offline editable install needs it
+
+
+@dataclass(frozen=True)
+class TorchChoice:
+    """Which PyTorch wheels to install: ``"cpu"`` (from ``CPU_INDEX``) or ``"default"`` (the package index's)."""
+
+    wheels: str
+    reason: str
+
+
+def has_nvidia_gpu(which=shutil.which, run=subprocess.run) -> bool:
+    """True if ``nvidia-smi -L`` lists a GPU: the NVIDIA driver the CUDA wheels need is there."""
+    exe = which("nvidia-smi")
+    if exe is None:
+        return False
+    try:
+        listed = run([exe, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return listed.returncode == 0 and "GPU" in listed.stdout
+
+
+def index_reachable(url: str = CPU_INDEX, timeout: float = REACH_TIMEOUT_S, urlopen=urllib.request.urlopen) -> bool:
+    """True if the package index at ``url`` answers a HEAD request for torch's page within ``timeout`` s."""
+    try:
+        with urlopen(urllib.request.Request(url.rstrip("/") + "/torch/", method="HEAD"), timeout=timeout) as reply:
+            return 200 <= reply.status < 400
+    except (OSError, ValueError):  # URLError, timeouts and refused connections are OSErrors
+        return False
+
+
+def choose_torch(want: str = "auto", system: str | None = None, gpu=None, reachable=None) -> TorchChoice:
+    """The PyTorch wheels for this machine; ``want`` is ``auto``, ``cpu`` or ``default``.
+
+    ``auto``: the CPU-only wheels on Linux without an NVIDIA GPU (PyPI's Linux wheels bring
+    ~4 GB of CUDA libraries; its Windows and macOS wheels carry none), if ``CPU_INDEX`` can be
+    reached; if it cannot, the default wheels, with a message saying so. ``cpu`` insists on
+    the CPU index (an error if unreachable). ``gpu`` and ``reachable`` (default
+    ``has_nvidia_gpu``, ``index_reachable``) are called only when needed.
+    """
+    if want not in ("auto", "cpu", "default"):
+        raise ValueError(f"torch wheels must be 'auto', 'cpu' or 'default', got {want!r}")
+    system = system or platform.system()
+    gpu, reachable = gpu or has_nvidia_gpu, reachable or index_reachable
+    if want == "default":
+        return TorchChoice("default", "the default PyTorch wheels, as asked (--torch default)")
+    if want == "auto" and system != "Linux":
+        return TorchChoice("default", f"{system}: the default PyTorch wheels (they carry no CUDA libraries there)")
+    if want == "auto" and gpu():
+        return TorchChoice("default", "an NVIDIA GPU is present: the default PyTorch wheels, with CUDA")
+    if reachable():
+        return TorchChoice("cpu", f"no NVIDIA GPU: PyTorch's CPU-only wheels from {CPU_INDEX} "
+                                  f"(about 0.2 GB to download instead of about 4 GB with CUDA)")
+    if want == "cpu":
+        raise SystemExit(f"--torch cpu: {CPU_INDEX} could not be reached ({REACH_TIMEOUT_S:g} s timeout); "
+                         f"check the network, or use --torch auto to fall back to the default wheels")
+    return TorchChoice("default", f"no NVIDIA GPU, but {CPU_INDEX} could not be reached "
+                                  f"({REACH_TIMEOUT_S:g} s timeout): FALLING BACK to the default PyTorch wheels "
+                                  f"from your package index (on Linux they add about 4 GB of CUDA libraries "
+                                  f"this machine cannot use). To switch later: pip install --force-reinstall "
+                                  f"--no-deps --index-url {CPU_INDEX} torch torchvision")
+
+
+def install_commands(choice: TorchChoice, extras=(), constraints=None, wheelhouse=None,
+                     python: str = sys.executable, root: Path = ROOT) -> list[list[str]]:
+    """The pip commands that install the course (editable, from ``root``) with ``extras``.
+
+    With a CPU choice, torch and torchvision come first, alone (``--no-deps``), from
+    ``CPU_INDEX``; the course's own install then finds them satisfied and takes everything
+    else (their dependencies too) from the usual index. ``constraints`` (e.g. ``WORKSHOP_PINS``)
+    pins every version; ``wheelhouse`` installs offline from that folder only (``prepare
+    --wheelhouse`` made it).
+    """
+    pip = [python, "-m", "pip", "install"]
+    if constraints:
+        pip += ["--constraint", str(constraints)]
+    if wheelhouse:
+        pip += ["--no-index", "--find-links", str(wheelhouse)]
+    commands = []
+    if choice.wheels == "cpu" and not wheelhouse:
+        commands.append(pip + ["--no-deps", "--index-url", CPU_INDEX, *TORCH_REQUIREMENTS])
+    target = str(root) + (f"[{','.join(extras)}]" if extras else "")
+    commands.append(pip + ["--editable", target])
+    return commands
+
+
+def shown(command: list[str]) -> str:
+    """``command`` as this machine's shell would take it (quoted for cmd.exe on Windows)."""
+    return subprocess.list2cmdline(command) if os.name == "nt" else shlex.join(command)
+
+
+def run_commands(commands, dry_run: bool = False, run=None, out=print) -> int:
+    """Print each command, run it (unless ``dry_run``); stop at the first failure and return its status."""
+    for command in commands:
+        out(f"$ {shown(command)}")
+        if not dry_run:
+            sys.stdout.flush()  # our lines before pip's, also when the output is a pipe or a log
+            status = (run or subprocess.run)(command).returncode
+            if status:
+                out(f"failed (exit status {status}): {shown(command)}")
+                return status
+    return 0
+
+
+def install(extras=(), torch: str = "auto", constraints=None, wheelhouse=None, dry_run: bool = False,
+            run=None, out=print, **choose) -> int:
+    """``python -m kdtutor install``: pick the PyTorch wheels, print and run the pip commands; 0 on success."""
+    unknown = [e for e in extras if e not in EXTRAS]
+    if unknown:
+        raise SystemExit(f"--extras {','.join(unknown)}: not an extra of kdtutor (choose from {', '.join(EXTRAS)})")
+    if wheelhouse is not None and not Path(wheelhouse).is_dir():
+        raise SystemExit(f"--wheelhouse {wheelhouse}: no such folder (make one with: python -m kdtutor prepare "
+                         f"--wheelhouse {wheelhouse})")
+    if wheelhouse is not None:
+        choice = TorchChoice("default", f"offline, from the wheelhouse {wheelhouse} (its PyTorch wheels as they are)")
+    else:
+        choice = choose_torch(torch, **choose)
+    out(f"PyTorch: {choice.reason}")
+    return run_commands(install_commands(choice, extras, constraints, wheelhouse), dry_run, run, out)
+
+
+def wheelhouse_commands(folder, pins=WORKSHOP_PINS, cpu_torch: bool = True, python: str = sys.executable,
+                        root: Path = ROOT) -> list[list[str]]:
+    """The pip downloads that fill ``folder`` with every wheel the course needs at the ``pins``.
+
+    With ``cpu_torch``, torch and torchvision come first, alone, from ``CPU_INDEX``; the second
+    download looks in ``folder`` too, so it takes those CPU wheels instead of PyPI's CUDA ones
+    (``2.11.0+cpu`` sorts above ``2.11.0``) and fetches everything else from the usual index.
+    ``root`` itself is not saved: the room installs it from its own checkout.
+    """
+    download = [python, "-m", "pip", "download", "--dest", str(folder), "--constraint", str(pins)]
+    commands = []
+    if cpu_torch:
+        commands.append(download + ["--no-deps", "--index-url", CPU_INDEX, *TORCH_REQUIREMENTS])
+    commands.append(download + ["--find-links", str(folder), BUILD_REQUIREMENT, str(root)])
+    return commands
+
+
+def make_wheelhouse(folder, pins=WORKSHOP_PINS, add: bool = False, torch: str = "auto", dry_run: bool = False,
+                    run=None, out=print, **choose) -> int:
+    """``prepare --wheelhouse DIR``: download the room's wheels into ``DIR`` once; 0 on success.
+
+    Refuses a ``DIR`` that already holds files unless ``add`` (pip then keeps the files it
+    finds there and downloads only what is missing). The wheels fit this machine's operating
+    system, processor and Python: make the wheelhouse on a laptop like the room's. The room is
+    taken to have no GPU (CPU wheels, as ``choose_torch`` without a GPU); ``torch="default"``
+    for a room of NVIDIA laptops.
+    """
+    folder, pins = Path(folder), Path(pins)
+    if not pins.is_file():
+        raise SystemExit(f"no pinned versions at {pins}: run from a checkout of the course, or pass --pins FILE")
+    if folder.exists() and not folder.is_dir():
+        raise SystemExit(f"--wheelhouse {folder} is a file, not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not add:
+        raise SystemExit(f"--wheelhouse {folder} already holds files; pass --add to download into it anyway "
+                         f"(pip keeps what is there), or choose an empty folder")
+    choose.setdefault("gpu", lambda: False)  # the room's laptops, not this machine
+    choice = choose_torch(torch, **choose)
+    out(f"PyTorch: {choice.reason}")
+    status = run_commands(wheelhouse_commands(folder, pins, choice.wheels == "cpu"), dry_run, run, out)
+    if status == 0:
+        out(f"{'would fill' if dry_run else 'filled'} {folder}; on each laptop, in a checkout of the course:\n"
+            f"  python -m kdtutor install --wheelhouse {folder} --constraints {pins}")
+    return status
