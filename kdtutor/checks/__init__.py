@@ -23,10 +23,15 @@ A check returns a :class:`CheckResult`. Its ``fn`` is your function when it pass
 and kdtutor's reference otherwise, so the lesson always continues. A stub that
 still raises ``NotImplementedError`` counts as "not attempted", not as a failure.
 The first ✗ of a check gives a nudge; a second ✗ of the same check adds the full
-answer, and ``checks.answer("stable_log_softmax")`` prints it at any time.
+answer, and ``checks.answer("stable_log_softmax")`` prints it at any time (except in a
+graded release, where the instructor disabled the full answers).
+
+Autograders (nbgrader's test cells) use the strict form, which raises unless your own
+function passes: ``checks.require("stable_log_softmax", stable_log_softmax)``; each exercise
+is worth ``checks.points("stable_log_softmax")`` points.
 """
 
-from .core import CheckResult, Failed, answer, reset, run_check
+from .core import CheckResult, Failed, answer, points, require, reset, run_check
 from .lesson00 import warmup_argmax
 from .lesson01 import entropy_nats, stable_log_softmax, temperature_for_entropy
 from .lesson02 import combined_kd_loss, kd_term, kl_batchmean
@@ -37,7 +42,7 @@ from .lesson06 import nckd_per_example, paired_gain, standardize
 from .lesson07 import masked_token_mean, reverse_kl_tokens, topk_renormalized_kl
 
 __all__ = [
-    "CheckResult", "Failed", "answer", "reset", "run_check",
+    "CheckResult", "Failed", "answer", "points", "require", "reset", "run_check",
     "warmup_argmax",
     "stable_log_softmax", "entropy_nats", "temperature_for_entropy",
     "kl_batchmean", "combined_kd_loss", "kd_term",
