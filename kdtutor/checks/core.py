@@ -176,8 +176,8 @@ def require(name: str, fn: Callable) -> None:
     _known(name)
     handed_out = getattr(fn, FALLBACK_ATTR, None)
     if handed_out is not None:
-        raise Failed(f"✗ {name}: {handed_out[1]}. This is kdtutor's reference, which the check cell handed out "
-                     f"because your {handed_out[0]} did not pass; it earns no points.")
+        raise Failed(f"✗ {handed_out[0]}: {handed_out[1]}. The lesson continued with kdtutor's reference, "
+                     "which earns no points.")
     check = getattr(importlib.import_module("kdtutor.checks"), name)
     result = check(fn, verbose=False)
     if not result.passed:
