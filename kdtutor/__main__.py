@@ -20,6 +20,7 @@ and saves them; later runs with the same teacher, data and seed load them.
 Classrooms and workshops:
     python -m kdtutor prepare [--profile cpu] [--pretrain]   data, environment check, optional checkpoints
     python -m kdtutor grade alice.ipynb bob.ipynb --out grades.csv
+    python -m kdtutor release DIR [--force]    what learners get for graded use: no solutions/, no answers
     python -m kdtutor generate                 (maintainers: badges, setup cells, instructor/ versions)
     python -m kdtutor book [--profile smoke]   the course website (make book)
 """
@@ -50,6 +51,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv)")
     p.add_argument("--time-limit", type=float, default=600, help="seconds per notebook (default 600)")
     p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
+
+    p = sub.add_parser("release", help="write a student release for graded use: notebooks and package, "
+                                       "no solutions/ or instructor/, full answers disabled")
+    p.add_argument("dir", help="folder to write (must not exist)")
+    p.add_argument("--force", action="store_true", help="replace a previous release in DIR")
 
     p = sub.add_parser("prepare", help="fetch the data, check this machine, optionally pre-train checkpoints")
     p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
@@ -101,6 +107,14 @@ def main(argv=None) -> int:
 
         grades = grade(args.submissions, time_limit=args.time_limit, profile=args.profile)
         print(f"wrote {write_csv(grades, args.out)}")
+    elif args.command == "release":
+        from .release import release, summary
+
+        try:
+            print(summary(release(args.dir, force=args.force)))
+        except ValueError as e:
+            print(f"release: {e}", file=sys.stderr)
+            return 2
     elif args.command == "prepare":
         from .prepare import prepare
 
