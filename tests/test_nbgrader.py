@@ -215,3 +215,10 @@ def test_the_instructor_version_marks_solution_read_only_and_autograded_cells_fo
 def test_the_instructor_version_refuses_what_nbgrader_would_misread(stub, markdown, why):
     with pytest.raises(ValueError, match=why):
         instructor.instructor_version(_lesson01_like(stub, markdown), "01_x.ipynb")
+
+
+def test_the_instructor_version_needs_a_python_kernelspec_for_nbgraders_stubs():
+    nb = _lesson01_like(STUB)
+    nb.metadata.kernelspec["language"] = "R"
+    with pytest.raises(ValueError, match="kernelspec.language must be 'python'"):
+        instructor.instructor_version(nb, "01_x.ipynb")
