@@ -27,6 +27,7 @@ Classrooms and workshops:
     python -m kdtutor prepare --wheelhouse DIR  download the room's wheels once (pinned versions);
     python -m kdtutor install --wheelhouse DIR --constraints requirements/workshop.txt   each laptop, offline
     python -m kdtutor grade subs/*.ipynb --out grades.csv [--jobs 2] [--force]   sandboxed, see kdtutor.classroom.grading
+    python -m kdtutor release DIR [--force]    what learners get for graded use: no solutions/, no answers
     python -m kdtutor generate                 (maintainers: badges, setup cells, instructor/ versions)
     python -m kdtutor book [--profile smoke]   the course website (make book)
 """
@@ -72,6 +73,11 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("lab", help="open the lessons in JupyterLab (make lab)")
     p.add_argument("--notebooks", help="folder to open (default: the checkout's notebooks/)")
+
+    p = sub.add_parser("release", help="write a student release for graded use: notebooks and package, "
+                                       "no solutions/ or instructor/, full answers disabled")
+    p.add_argument("dir", help="folder to write (must not exist)")
+    p.add_argument("--force", action="store_true", help="replace a previous release in DIR")
 
     p = sub.add_parser("prepare", help="fetch the data, check this machine, optionally pre-train checkpoints")
     p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
@@ -147,6 +153,14 @@ def main(argv=None) -> int:
 
         return make_wheelhouse(args.wheelhouse, args.pins or WORKSHOP_PINS, add=args.add, torch=args.torch,
                                dry_run=args.dry_run)
+    elif args.command == "release":
+        from kdtutor.classroom.release import release, summary
+
+        try:
+            print(summary(release(args.dir, force=args.force)))
+        except ValueError as e:
+            print(f"release: {e}", file=sys.stderr)
+            return 2
     elif args.command == "prepare":
         unused = [f"--{name.replace('_', '-')}" for name in ("add", "pins", "dry_run") if getattr(args, name)]
         unused += ["--torch"] if args.torch != "auto" else []

@@ -43,3 +43,15 @@ def kd_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float
     log_q = F.log_softmax(student_logits / T, dim=1)
     log_p = F.log_softmax(teacher_logits / T, dim=1)
     return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True) * T * T
+
+
+def _hidden_kl_batchmean(fn):
+    """Hidden test (nbgrader hides it from learners): a batch shape and temperature the visible check
+    does not use, against an independent reference, torch.nn.functional.kl_div."""
+    g = torch.Generator().manual_seed(1414)
+    student, teacher = 2 * torch.randn(5, 13, generator=g), 2 * torch.randn(5, 13, generator=g)
+    want = F.kl_div(F.log_softmax(student / 3.0, dim=1), F.log_softmax(teacher / 3.0, dim=1),
+                    reduction="batchmean", log_target=True)
+    got = fn(student.clone(), teacher.clone(), 3.0)
+    assert isinstance(got, torch.Tensor) and got.numel() == 1, "expected a scalar tensor"
+    assert torch.allclose(got.double(), want.double(), atol=1e-6), f"got {got.item():.6g}, expected {want.item():.6g}"

@@ -120,9 +120,12 @@ def test_each_instructor_answer_passes_its_check_and_each_student_stub_is_not_at
         stub_ns = {"torch": torch}
         exec(next(c for c in student.cells if c.id == ex.stub_cell).source, stub_ns)
         assert getattr(checks, ex.check)(stub_ns[ex.function], verbose=False).passed is None, ex
-    assert [c.id for c in teacher.cells] == [c.id for c in student.cells]
+    tests = [f"{ex.check}-test" for ex in found]  # nbgrader's autograded cells, one after each check cell
+    ids = [c.id for c in teacher.cells]
+    assert [ids[ids.index(ex.check_cell) + 1] for ex in found] == tests
+    assert [i for i in ids if i not in tests] == [c.id for c in student.cells]
     unchanged = {ex.stub_cell for ex in found}
-    for s, t in zip(student.cells, teacher.cells):
+    for s, t in zip(student.cells, [c for c in teacher.cells if c.id not in tests]):
         if s.id not in unchanged:
             assert s.source == t.source
 

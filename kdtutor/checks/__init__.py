@@ -22,13 +22,18 @@ Every check is also available here, as ``kdtutor.checks.<name>``. Use in a lesso
 A check returns a :class:`CheckResult`. Its ``fn`` is your function when it passed,
 and kdtutor's reference otherwise, so the lesson always continues. A stub that
 still raises ``NotImplementedError`` counts as "not attempted", not as a failure, and one
-that calls kdtutor's own answer (the fallback, or e.g. ``kdtutor.losses.kl_divergence`` in
-``kl_batchmean``) fails: "write it yourself: this calls kdtutor.losses.kl_divergence".
+that calls kdtutor's own answer (the fallback, or e.g. ``kdtutor.kd.losses.kl_divergence`` in
+``kl_batchmean``) fails: "write it yourself: this calls kdtutor.kd.losses.kl_divergence".
 The first ✗ of a check gives a nudge; a second ✗ of the same check adds the full
-answer, and ``checks.answer("stable_log_softmax")`` prints it at any time.
+answer, and ``checks.answer("stable_log_softmax")`` prints it at any time (except in a
+graded release, where the instructor disabled the full answers).
+
+Autograders (nbgrader's test cells) use the strict form, which raises unless your own
+function passes: ``checks.require("stable_log_softmax", stable_log_softmax)``; each exercise
+is worth ``checks.points("stable_log_softmax")`` points.
 """
 
-from kdtutor.checks.core import CheckResult, Failed, answer, reset, run_check
+from kdtutor.checks.core import CheckResult, Failed, answer, points, require, reset, run_check
 from kdtutor.checks.lesson00 import warmup_argmax
 from kdtutor.checks.lesson01 import entropy_nats, stable_log_softmax, temperature_for_entropy
 from kdtutor.checks.lesson02 import combined_kd_loss, kd_term, kl_batchmean
@@ -39,7 +44,7 @@ from kdtutor.checks.lesson06 import nckd_per_example, paired_gain, standardize
 from kdtutor.checks.lesson07 import masked_token_mean, reverse_kl_tokens, topk_renormalized_kl
 
 __all__ = [
-    "CheckResult", "Failed", "answer", "reset", "run_check",
+    "CheckResult", "Failed", "answer", "points", "require", "reset", "run_check",
     "warmup_argmax",
     "stable_log_softmax", "entropy_nats", "temperature_for_entropy",
     "kl_batchmean", "combined_kd_loss", "kd_term",

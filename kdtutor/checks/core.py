@@ -11,19 +11,29 @@ check as ``answer_key``) fails the check with "write it yourself: this calls …
 (:func:`sys.setprofile`) watches the calls made while the learner's function runs; torch and
 every other library stay allowed.
 
+A check never stops the lesson: when it does not pass, its ``fn`` is kdtutor's reference
+(wrapped, so that it can be told apart). :func:`require` is the strict form for autograders
+(nbgrader's test cells): it raises unless the learner's own function passes. Each exercise is
+worth ``points(name)`` points (``register(..., points=)``, default 1).
+
+In a graded release (``python -m kdtutor release``, which writes :data:`RELEASE_MARKER`) the
+full answers are disabled: ``checks.answer`` and the second ✗ say so instead.
+
 When ``$KDTUTOR_GRADE_LOG`` names a file, every check also appends its result there as one JSON
 line (a convenience for the learner's own tools; ``python -m kdtutor grade`` does not trust it:
-it re-runs the checks itself, see :mod:`kdtutor.grading`).
+it re-runs the checks itself, see :mod:`kdtutor.classroom.grading`).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -37,6 +47,7 @@ class CheckResult:
     passed: bool | None
     message: str
     fn: Callable
+    detail: str = ""  # what failed (the first wrong case, or the learner's exception); "" if it passed
 
     def __bool__(self) -> bool:
         return bool(self.passed)
@@ -55,22 +66,47 @@ class Failed(AssertionError):
 
 
 HINTS: dict[str, Hint] = {}
+POINTS: dict[str, int] = {}
 _failures: dict[str, int] = {}
+RELEASE_MARKER = Path(__file__).resolve().parent.parent / "graded_release.json"
+DISABLED = ("the instructor disabled the full answers in this graded release; ask them, or reread the "
+            "lesson and the hint")
 
 
-def register(name: str, nudge: str, answer: str) -> str:
-    """Declare the hints of the check ``name`` (called once per check, at import)."""
+def register(name: str, nudge: str, answer: str, points: int = 1) -> str:
+    """Declare the hints of the check ``name`` and what its exercise is worth (called once per
+    check, at import); ``points``: a whole number ≥ 1."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise ValueError(f"check {name!r}: points must be a whole number >= 1, got {points!r}")
     HINTS[name] = Hint(nudge, answer)
+    POINTS[name] = points
     return name
 
 
-def answer(name: str, verbose: bool = True) -> str:
-    """The full answer of the exercise checked by ``checks.<name>``; printed unless ``verbose=False``."""
+def _known(name: str) -> None:
     if name not in HINTS:
         raise ValueError(f"no exercise check is named {name!r}; the checks are: {', '.join(sorted(HINTS))}")
+
+
+def points(name: str) -> int:
+    """What the exercise checked by ``checks.<name>`` is worth (nbgrader's and ``kdtutor grade``'s points)."""
+    _known(name)
+    return POINTS[name]
+
+
+def answers_disabled() -> bool:
+    """Whether this copy of kdtutor is a graded release (:data:`RELEASE_MARKER` exists): no full answers."""
+    return RELEASE_MARKER.exists()
+
+
+def answer(name: str, verbose: bool = True) -> str:
+    """The full answer of the exercise checked by ``checks.<name>``; printed unless ``verbose=False``.
+    In a graded release: a sentence saying the instructor disabled it."""
+    _known(name)
+    text = DISABLED if answers_disabled() else HINTS[name].answer
     if verbose:
-        print(f"{name}: {HINTS[name].answer}")
-    return HINTS[name].answer
+        print(f"{name}: {text}")
+    return text
 
 
 def reset(name: str | None = None) -> None:
@@ -93,23 +129,28 @@ def run_check(name: str, fn: Callable, reference: Callable, test: Callable[[Call
     ``test`` raises :class:`Failed` with a specific message at the first wrong case.
     Any other exception raised by the learner's code counts as a failure too, and so does a
     call, while ``fn`` runs, to ``reference`` or to any function in ``answer_key`` (kdtutor's
-    own implementations of the exercise: see :func:`refuse_answer_key`).
+    own implementations of the exercise: see :func:`refuse_answer_key`). Unless it passed, the
+    result's ``fn`` is ``reference`` wrapped by :func:`_fallback`.
     """
     hint = HINTS[name]
     fallback = "  The lesson continues with kdtutor's reference."
     try:
         test(refuse_answer_key(fn, name, (reference, *answer_key)))
     except NotImplementedError:
-        result = CheckResult(name, None, f"… {name}: not attempted yet (the stub raises NotImplementedError). "
-                                         "The lesson continues with kdtutor's reference.", reference)
+        detail = "not attempted yet (the stub raises NotImplementedError)"
+        result = CheckResult(name, None, f"… {name}: {detail}. The lesson continues with kdtutor's reference.",
+                             _fallback(name, reference, detail), detail)
     except Exception as e:  # Failed, or the learner's code crashed
         detail = str(e) if isinstance(e, Failed) else f"your function raised {type(e).__name__}: {e}"
         _failures[name] = _failures.get(name, 0) + 1
         if _failures[name] >= 2:
-            more = f"  Answer: {hint.answer}\n"
+            more = f"  Answer: {DISABLED if answers_disabled() else hint.answer}\n"
+        elif answers_disabled():
+            more = "  Fix it and run the check again (full answers are disabled in this graded release).\n"
         else:
             more = f"  Fix it and run the check again; a second ✗ shows the answer (or: checks.answer(\"{name}\")).\n"
-        result = CheckResult(name, False, f"✗ {name}: {detail}\n  Hint: {hint.nudge}\n{more}{fallback}", reference)
+        result = CheckResult(name, False, f"✗ {name}: {detail}\n  Hint: {hint.nudge}\n{more}{fallback}",
+                             _fallback(name, reference, detail), detail)
     else:
         _failures.pop(name, None)
         result = CheckResult(name, True, f"✓ {name}: all cases pass.", fn)
@@ -170,6 +211,39 @@ def refuse_answer_key(fn: Callable, check: str, answers) -> Callable:
 
     guarded.__name__ = getattr(fn, "__name__", "guarded")
     return guarded
+FALLBACK_ATTR = "kdtutor_fallback"
+
+
+def _fallback(name: str, reference: Callable, why: str) -> Callable:
+    """``reference`` behind a thin wrapper that remembers it stands in for the learner's answer
+    to ``name`` (and ``why``), so :func:`require` can refuse it."""
+    @functools.wraps(reference)
+    def stand_in(*args, **kwargs):
+        return reference(*args, **kwargs)
+
+    setattr(stand_in, FALLBACK_ATTR, (name, why))
+    return stand_in
+
+
+def require(name: str, fn: Callable) -> None:
+    """The strict check, for autograded cells: raise :class:`Failed` unless ``fn`` is the learner's
+    own function and passes ``checks.<name>``; return None (so a test cell shows no output).
+
+    ``fn`` is refused when it is the reference a check handed out after the learner's answer did
+    not pass (the check cell ``fn = checks.<name>(fn).fn`` rebinds ``fn`` to it); otherwise the
+    check runs again, silently. nbgrader gives a test cell full points when it raises nothing.
+    """
+    import importlib
+
+    _known(name)
+    handed_out = getattr(fn, FALLBACK_ATTR, None)
+    if handed_out is not None:
+        raise Failed(f"✗ {handed_out[0]}: {handed_out[1]}. The lesson continued with kdtutor's reference, "
+                     "which earns no points.")
+    check = getattr(importlib.import_module("kdtutor.checks"), name)
+    result = check(fn, verbose=False)
+    if not result.passed:
+        raise Failed(f"✗ {name}: {result.detail.rstrip('.')}.\n  Hint: {HINTS[name].nudge}")
 
 
 GRADE_LOG_ENV = "KDTUTOR_GRADE_LOG"
@@ -323,8 +397,3 @@ def as_number(got, what: str) -> float:
     if isinstance(got, bool) or not isinstance(got, (int, float)):
         raise Failed(f"{what}: expected a number, got {type(got).__name__}")
     return float(got)
-
-
-def points(name: str) -> int:
-    """Points of an exercise (1 each until the registry says otherwise)."""
-    return 1

@@ -27,7 +27,8 @@ register("temperature_for_entropy",
                "0 < target < log C (both ends excluded: no finite T reaches log C).",
          answer="if not 0 < target_entropy < math.log(C): raise ValueError(...). Then lo, hi = math.log(1e-3), "
                 "math.log(1e3); 60 times: mid = (lo + hi) / 2; H = entropy of softmax(logits / exp(mid)); if H < "
-                "target: lo = mid, else: hi = mid. Return math.exp((lo + hi) / 2).")
+                "target: lo = mid, else: hi = mid. Return math.exp((lo + hi) / 2).",
+         points=2)  # a bisection and an input check: two steps
 
 
 def stable_log_softmax(fn: Callable, verbose: bool = True) -> CheckResult:

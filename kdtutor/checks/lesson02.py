@@ -32,7 +32,8 @@ register("combined_kd_loss",
                "labels uses the student's ordinary logits (T = 1) and gets 1 − α.",
          answer="return (1 - alpha) * F.cross_entropy(student_logits, labels) + alpha * T**2 * "
                 "kl_batchmean(student_logits, teacher_logits, T), with kl_batchmean the batch-mean "
-                "KL(softmax(teacher / T) ‖ softmax(student / T)) of exercise 1.")
+                "KL(softmax(teacher / T) ‖ softmax(student / T)) of exercise 1.",
+         points=2)  # two terms, two temperatures, a gradient check
 
 NAN_HINT = ("NaN or inf usually comes from log(0) = -inf (a probability that underflowed to 0, e.g. "
             "softmax(...).log()) multiplied by 0: take log_softmax instead")

@@ -12,11 +12,19 @@ Generated from them by ``python -m kdtutor generate`` (and compared byte for byt
 
 * the badge and setup cells at the top of each lesson (:mod:`kdtutor.classroom.delivery`) and
   ``metadata.kdtutor.lesson`` (what the grader reads);
-* ``instructor/NN_name.ipynb`` — the same lesson with each stub replaced by its reference
-  answer between ``### BEGIN SOLUTION`` and ``### END SOLUTION``, outputs cleared.
+* ``instructor/NN_name.ipynb`` — the same lesson as an nbgrader *source* notebook, outputs
+  cleared. Each stub's body (after its signature and docstring) is its reference answer
+  between ``### BEGIN SOLUTION`` and ``### END SOLUTION``, so ``nbgrader generate_assignment``
+  gives back the stub (nbgrader's own ``# YOUR CODE HERE / raise NotImplementedError()``).
+  Cell metadata (``metadata.nbgrader``, schema 3): the stub cell is a solution cell; the
+  lesson's text, the setup cell and each check cell are read-only; after each check cell
+  comes an autograded test cell worth ``checks.points(check)`` points that asserts with
+  ``checks.require`` (and runs the answer's hidden tests, ``solutions.lessonNN._hidden_<check>``
+  where there is one, between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``).
 
 An exercise is a check cell ``fn = checks.<check>(fn).fn`` and, before it, the cell that
-defines the stub ``def fn(...)``; its answer is ``solutions.lessonNN.<check>``.
+defines the stub ``def fn(...)`` (its body ``# YOUR CODE HERE`` and ``raise NotImplementedError``);
+its answer is ``solutions.lessonNN.<check>``, with the stub's parameter names.
 """
 
 from __future__ import annotations
@@ -25,15 +33,20 @@ import ast
 import importlib
 import inspect
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdtutor.classroom.delivery import SETUP_ID as SETUP_CELL
 from kdtutor.storage import REPO_ROOT, atomic_write_bytes
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 INSTRUCTOR_DIR = REPO_ROOT / "instructor"
 CHECK_CALL = re.compile(r"^(\w+)\s*=\s*checks\.(\w+)\(\s*\1\s*\)\.fn\s*$", re.M)
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+STUB_MARK = "# YOUR CODE HERE"
+NBGRADER_SCHEMA = 3
 
 
 @dataclass(frozen=True)
@@ -76,9 +89,13 @@ def _function_node(source: str, name: str) -> ast.FunctionDef:
     return node
 
 
-def answer_source(lesson: str, check: str, function: str) -> str:
-    """The reference answer ``solutions.<lesson>.<check>`` renamed to ``function``, with the imports
-    and private helpers of its module that it uses, as notebook code."""
+def _params(node: ast.FunctionDef) -> list[str]:
+    return [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
+
+
+def _answer_parts(lesson: str, check: str):
+    """``(lines of the module, the answer's FunctionDef, [imports it uses], [private helpers it uses])``
+    of ``solutions.<lesson>.<check>``, the imports and helpers as source."""
     module = importlib.import_module(f"solutions.{lesson}")
     module_source = inspect.getsource(module)
     tree = ast.parse(module_source)
@@ -89,9 +106,7 @@ def answer_source(lesson: str, check: str, function: str) -> str:
         return "\n".join(lines[start - 1:node.end_lineno])
 
     fn_node = _function_node(module_source, check)
-    parts, names = [], set()
-    todo = [fn_node]
-    helpers = []
+    names, helpers, todo = set(), [], [fn_node]
     while todo:  # the private helpers it calls, and theirs
         node = todo.pop()
         used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
@@ -101,43 +116,120 @@ def answer_source(lesson: str, check: str, function: str) -> str:
                     and other not in helpers):
                 helpers.append(other)
                 todo.append(other)
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound = {(a.asname or a.name).split(".")[0] for a in node.names}
-            if bound & names:
-                parts.append(segment(node))
-    body = segment(fn_node)
-    body = re.sub(rf"^def {check}\(", f"def {function}(", body, count=1, flags=re.M)
-    for helper in sorted(helpers, key=lambda n: n.lineno):
-        parts.append("\n\n" + segment(helper))
-    parts.append("\n\n" + body)
-    return "\n".join(parts).strip("\n")
+    imports = [segment(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+               and {(a.asname or a.name).split(".")[0] for a in node.names} & names]
+    return lines, fn_node, imports, [segment(h) for h in sorted(helpers, key=lambda n: n.lineno)]
 
 
-def solved_cell_source(stub_source: str, function: str, answer: str) -> str:
-    """The stub cell with ``def function`` replaced by ``answer`` between the solution markers."""
+def answer_body(lesson: str, check: str, function: str, params: list[str]) -> str:
+    """The reference answer ``solutions.<lesson>.<check>`` as the body of the learner's ``def function``
+    (unindented): the imports and private helpers it uses, its docstring as comments, its code.
+    ValueError unless the answer's parameters are ``params`` (the stub's), in order."""
+    lines, fn_node, imports, helpers = _answer_parts(lesson, check)
+    got = _params(fn_node)
+    if got != params:
+        raise ValueError(f"solutions/{lesson}.py: {check}{tuple(got)} must take the stub's parameters "
+                         f"{function}{tuple(params)} (same names, same order)")
+    doc = ast.get_docstring(fn_node)
+    if doc is not None:
+        start = fn_node.body[0].end_lineno  # the line after the docstring
+    else:  # the first statement, with the comment lines right above it
+        start = fn_node.body[0].lineno - 1
+        while start - 1 >= fn_node.lineno and lines[start - 1].strip().startswith("#"):
+            start -= 1
+    code = textwrap.dedent("\n".join(lines[start:fn_node.end_lineno])).strip("\n")
+    comments = "".join(("# " + line).rstrip() + "\n" for line in (doc or "").splitlines())
+    blocks = (["\n".join(imports)] if imports else []) + [textwrap.dedent(h) for h in helpers] + [comments + code]
+    return "\n\n".join(blocks)
+
+
+def hidden_test_source(lesson: str, check: str, function: str) -> str | None:
+    """The hidden test ``solutions.<lesson>._hidden_<check>(fn)`` (it raises on a wrong answer), with
+    the imports and helpers it uses, and a call of it on the learner's ``function``, as notebook code;
+    None if the answer has none."""
+    name = f"_hidden_{check}"
+    if not hasattr(importlib.import_module(f"solutions.{lesson}"), name):
+        return None
+    lines, node, imports, helpers = _answer_parts(lesson, name)
+    blocks = (["\n".join(imports)] if imports else []) + helpers
+    blocks.append("\n".join(lines[node.lineno - 1:node.end_lineno]))
+    return "\n\n\n".join(blocks) + f"\n\n\n{name}({function})\ndel {name}"
+
+
+def solved_cell_source(stub_source: str, function: str, body: str) -> str:
+    """The stub cell with the body of ``def function`` (from its ``# YOUR CODE HERE`` line to its end)
+    replaced by ``body`` between the solution markers, at the stub body's indentation."""
     node = _function_node(stub_source, function)
     lines = stub_source.splitlines()
-    start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-    block = [BEGIN, *answer.strip("\n").splitlines(), END]
-    return "\n".join(lines[:start - 1] + block + lines[node.end_lineno:])
+    mark = next((i for i in range(node.lineno - 1, node.end_lineno) if lines[i].strip() == STUB_MARK), None)
+    if mark is None:
+        raise ValueError(f"the stub of {function} has no {STUB_MARK!r} line in its body:\n{stub_source}")
+    indent = lines[mark][:len(lines[mark]) - len(lines[mark].lstrip())]
+    block = [BEGIN, *body.strip("\n").splitlines(), END]
+    return "\n".join(lines[:mark] + [(indent + line).rstrip() for line in block] + lines[node.end_lineno:])
+
+
+def _nbgrader(cell, grade_id: str, *, solution=False, grade=False, locked=False, points=None) -> None:
+    """Set nbgrader's cell metadata (schema 3) on ``cell``."""
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": NBGRADER_SCHEMA,
+            "solution": solution, "task": False}
+    if grade:
+        meta["points"] = points
+    cell.metadata["nbgrader"] = meta
+
+
+def test_cell_source(ex: Exercise, points: int, hidden: str | None) -> str:
+    """The autograded cell of ``ex``: it raises (nbgrader: 0 points) unless the learner's function passes."""
+    s = "" if points == 1 else "s"
+    source = (f"# Autograded: {points} point{s}. Fails unless your own {ex.function} passes checks.{ex.check}"
+              f"{' and hidden tests' if hidden else ''}.\n"
+              f"checks.require(\"{ex.check}\", {ex.function})")
+    if hidden:
+        source += f"\n{BEGIN_HIDDEN}\n{hidden}\n{END_HIDDEN}"
+    return source
 
 
 def instructor_version(nb, notebook: str | Path):
-    """A copy of the student notebook ``nb`` with every stub replaced by its reference answer."""
+    """The nbgrader source notebook of the student notebook ``nb`` (see the module docstring)."""
     import copy
+
+    import nbformat
+
+    from kdtutor.checks import core
 
     lesson = lesson_module(notebook)
     out = copy.deepcopy(nb)
-    by_id = {c.id: c for c in out.cells}
-    for ex in exercises(out):
-        cell = by_id[ex.stub_cell]
-        cell.source = solved_cell_source(cell.source, ex.function, answer_source(lesson, ex.check, ex.function))
-    for cell in out.cells:  # the stored outputs are the student version's: not shown here
-        if cell.cell_type == "code":
+    if out.metadata.get("kernelspec", {}).get("language") != "python":
+        raise ValueError(f"{notebook}: metadata.kernelspec.language must be 'python' (nbgrader picks its stubs by it)")
+    found = exercises(out)
+    stubs = {ex.stub_cell: ex for ex in found}
+    checks_at = {ex.check_cell: ex for ex in found}
+    cells = []
+    for cell in out.cells:
+        if cell.cell_type == "code":  # the stored outputs are the student version's: not shown here
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
-    out.metadata["kdtutor"] = {"lesson": Path(notebook).stem, "version": "instructor"}
+        if cell.id not in stubs and any(m in cell.source for m in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS")):
+            raise ValueError(f"{notebook}, cell {cell.id}: nbgrader would take its 'BEGIN/END SOLUTION' or "
+                             "'HIDDEN TESTS' text for a marker; reword it")
+        cells.append(cell)
+        if cell.id in stubs:
+            ex = stubs[cell.id]
+            params = _params(_function_node(cell.source, ex.function))
+            cell.source = solved_cell_source(cell.source, ex.function, answer_body(lesson, ex.check, ex.function, params))
+            _nbgrader(cell, f"{ex.check}-answer", solution=True)
+        elif cell.id in checks_at:
+            ex = checks_at[cell.id]
+            _nbgrader(cell, f"{ex.check}-check", locked=True)
+            points = core.points(ex.check)
+            test = nbformat.v4.new_code_cell(test_cell_source(ex, points, hidden_test_source(lesson, ex.check, ex.function)),
+                                             id=f"{ex.check}-test")
+            _nbgrader(test, f"{ex.check}-test", grade=True, locked=True, points=points)
+            cells.append(test)
+        elif cell.cell_type == "markdown" or cell.id == SETUP_CELL:
+            _nbgrader(cell, cell.id, locked=True)  # the lesson's text and the setup: read-only
+    out.cells = cells
+    out.metadata["kdtutor"] = {"lesson": Path(notebook).stem}
     return out
 
 
