@@ -18,7 +18,7 @@ def test_require_passes_the_reference_answer_and_refuses_the_fallback_a_check_ha
     answer = getattr(importlib.import_module(f"solutions.{lesson}"), name)
     assert checks.require(name, answer) is None  # no output: nbgrader's full points
     fallback = getattr(checks, name)(stub, verbose=False).fn
-    assert getattr(checks, name)(fallback, verbose=False).passed is True  # it works, so the lesson goes on …
+    assert getattr(checks, name)(fallback, verbose=False).passed is False  # handed back in, it is the answer key …
     with pytest.raises(AssertionError, match=f"✗ {name}: not attempted.*earns no points"):
         checks.require(name, fallback)  # … but earns nothing
 
