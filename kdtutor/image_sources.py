@@ -91,9 +91,10 @@ def too_large(source: Path, rel: str, size: int, cap: int) -> ValueError:
 def _read_capped(f, source: Path, rel: str, size: int, cap: int) -> bytes:
     if size > cap:
         raise too_large(source, rel, size, cap)
-    data = f.read(cap + 1)
-    if len(data) > cap:
-        raise too_large(source, rel, len(data), cap)
+    data = f.read(size + 1)  # one byte more than declared: a file that grew is caught below
+    if len(data) > size:
+        raise ValueError(f"{source}: {rel} grew while it was read (it was {size:,} bytes); try again when "
+                         f"nothing is writing to it")
     return data
 
 
