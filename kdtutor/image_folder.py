@@ -45,6 +45,7 @@ import hashlib
 import io
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -189,16 +190,25 @@ def decode_image(raw: bytes, name: str, limit: int | None = None) -> np.ndarray:
 
     limit = pixel_cap(limit)
     try:
-        with Image.open(io.BytesIO(raw)) as img:
+        with _own_pixel_check(Image), Image.open(io.BytesIO(raw)) as img:
             w, h = img.size
             if w * h > limit:
                 raise ValueError(f"the image {name} is {w}×{h} = {w * h:,} pixels, over the limit of {limit:,}; "
                                  f"resize it, or raise the limit ({MAX_PIXELS_ENV}=<pixels> or max_pixels=…)")
             return np.asarray(img.convert("RGB"))
-    except Image.DecompressionBombError as e:
-        raise ValueError(f"the image {name} is too large for Pillow to open safely ({e}); resize it") from e
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as e:
         raise ValueError(f"cannot decode the image {name} ({e})") from e
+
+
+@contextmanager
+def _own_pixel_check(Image):
+    """Switch off Pillow's decompression-bomb check while a header is read: :func:`decode_image` checks
+    the size against its own limit (which a user can raise) and names the file."""
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _check_classes(source: Path, listing: _Listing) -> list[str]:

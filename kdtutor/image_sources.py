@@ -40,7 +40,8 @@ MAX_MEMBER_BYTES_ENV = "KDTUTOR_MAX_MEMBER_BYTES"
 DEFAULT_MAX_MEMBER_BYTES = 64 * 2**20
 ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile,
                   OSError, RuntimeError, NotImplementedError)  # RuntimeError: an encrypted zip member
-_COMPRESSED = {b"\x1f\x8b": gzip.GzipFile, b"BZh": bz2.BZ2File, b"\xfd7zXZ\x00": lzma.LZMAFile}
+_COMPRESSED = {b"\x1f\x8b": lambda f: gzip.GzipFile(fileobj=f), b"BZh": bz2.BZ2File,
+               b"\xfd7zXZ\x00": lzma.LZMAFile}  # magic bytes → a reader of the decompressed stream
 _ARCHIVE_SUFFIXES = {".zip": "zip", ".tar": "tar", ".tgz": "tar", ".gz": "tar", ".bz2": "tar", ".xz": "tar",
                      ".tbz2": "tar", ".txz": "tar"}
 
@@ -197,7 +198,7 @@ def walk_tar(path: Path):
         head = raw.read(6)
         raw.seek(0)
         opener = next((o for m, o in _COMPRESSED.items() if head.startswith(m)), None)
-        stream = opener(fileobj=raw) if opener else raw
+        stream = opener(raw) if opener else raw
         rec = _Recorder(stream)
         try:
             with tarfile.open(fileobj=rec, mode="r:") as tar:
