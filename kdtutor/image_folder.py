@@ -55,7 +55,7 @@ import torch
 from .cifar10 import CIFAR10_CLASSES, SPLIT_SEED
 from .image_sources import _positive_setting, member_cap, source_kind, walk_source
 from .splits import Dataset, Split
-from .storage import DATA_DIR, CorruptFileError, load_checked, save_checked
+from .storage import DATA_DIR, CorruptFileError, load_checked, save_checked, sha256_file
 
 IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WebP",
                   ".tif": "TIFF", ".tiff": "TIFF"}
@@ -112,6 +112,11 @@ def _split_parts(rel: str):
     return None
 
 
+def _suffix(name: str) -> str:
+    """``".png"`` for ``"a/b.PNG"`` ("" without one): as ``PurePosixPath(name).suffix.lower()``, faster."""
+    return os.path.splitext(name)[1].lower()
+
+
 def _skip_reason(item, rest) -> str | None:
     """Why a file below a split folder is not loaded (None: it is an image of class ``rest[0]``)."""
     if item.kind != "file":
@@ -120,7 +125,7 @@ def _skip_reason(item, rest) -> str | None:
         return "hidden file"
     if len(rest) < 2:
         return "not inside a class folder"
-    suffix = PurePosixPath(rest[-1]).suffix.lower()
+    suffix = _suffix(rest[-1])
     if suffix not in IMAGE_SUFFIXES:
         return f"not an image by its extension ({suffix or 'none'})"
     return None
@@ -142,9 +147,10 @@ def _collect(items, source: Path, decode_now=None) -> _Listing:
             continue
         if not rest:
             continue
-        out.prefixes.add(prefix)
-        if len(rest) >= 2 and not rest[0].startswith("."):
-            out.class_dirs[split].add(rest[0])
+        if len(rest) >= 2:  # inside a class folder (a loose file in a split folder says nothing of the root)
+            out.prefixes.add(prefix)
+            if not rest[0].startswith("."):
+                out.class_dirs[split].add(rest[0])
         reason = _skip_reason(item, rest)
         if reason:
             out.skipped.append((item.rel, reason))
@@ -257,7 +263,7 @@ def _stack(source: Path, listing: _Listing, classes: list[str], decode, progress
             images.append(img)
         out[f"{split}_images"] = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
         out[f"{split}_labels"] = torch.tensor([index[e.cls] for e in chosen], dtype=torch.int64)
-    formats = {IMAGE_SUFFIXES[PurePosixPath(e.name).suffix.lower()] for e in listing.entries}
+    formats = {IMAGE_SUFFIXES[_suffix(e.name)] for e in listing.entries}
     out["format"] = "/".join(sorted(formats))
     out["classes"] = classes
     out["skipped"] = skipped_summary(source, listing.skipped) or ""
@@ -299,12 +305,10 @@ def source_fingerprint(path: str | os.PathLike) -> str:
     if path.is_dir():
         for item in walk_source(path, "folder"):
             h.update(f"{item.rel}\0{item.kind}\0{item.size}\n".encode())
-            if item.kind == "file" and PurePosixPath(item.rel).suffix.lower() in IMAGE_SUFFIXES:
-                h.update(hashlib.sha256(item.read(max(item.size, 1))).digest())
+            if item.kind == "file" and _suffix(item.rel) in IMAGE_SUFFIXES:
+                h.update(sha256_file(path / item.rel).encode())
     else:
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
+        h.update(sha256_file(path).encode())
     return h.hexdigest()[:16]
 
 

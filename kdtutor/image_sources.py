@@ -114,10 +114,10 @@ def source_kind(path: Path) -> str:
         raise ValueError(f"{path} is a special file (FIFO, device or socket), not a folder or archive")
     with open(path, "rb") as f:
         head = f.read(512)
-    if head[:2] == b"PK":
-        return "zip"
-    if any(head.startswith(m) for m in _COMPRESSED) or head[257:262] == b"ustar":
+    if head[257:262] == b"ustar" or any(head.startswith(m) for m in _COMPRESSED):
         return "tar"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
+        return "zip"
     name = path.name.lower()
     by_name = next((k for s, k in _ARCHIVE_SUFFIXES.items() if name.endswith(s)), None)
     if by_name or tarfile.is_tarfile(path):  # v7 tars have no magic; is_tarfile reads one header
@@ -245,8 +245,10 @@ def _tar_item(source: Path, tar: tarfile.TarFile, m: tarfile.TarInfo, seen: dict
     def read(cap: int) -> bytes:
         key = _norm(target.name)
         if key not in read_so_far:
+            if target.size > cap:
+                raise too_large(source, rel, target.size, cap)
             with _reading(source, rel):
-                data = _read_capped(tar.extractfile(target), source, rel, target.size, cap)
+                data = tar.extractfile(target).read()  # at most target.size bytes: tarfile stops there
             if len(data) != target.size:
                 raise CorruptFileError(f"{source}: {rel} is cut short ({len(data):,} of {target.size:,} bytes): "
                                        f"the archive is truncated or damaged; copy or download it again")

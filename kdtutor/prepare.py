@@ -81,7 +81,7 @@ def images_row(profile) -> tuple[str, str, str]:
 
     where = os.environ.get(CIFAR10_ENV, "").strip()
     try:
-        copy = load_cifar10_copy(where, progress=False) if where else None
+        copy = load_cifar10_copy(where, progress=False) if where and profile.dataset != "cifar10" else None
         data = load_dataset(profile, role="teacher", verbose=False)
     except Exception as e:  # a corrupt archive, a wrong path: say so
         return ("images", "FAIL", f"{type(e).__name__}: {e}")

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_image_folder import make_folder
 
 from kdtutor import cifar10, image_folder
 from kdtutor.data import CIFAR10_CLASSES, load_cifar10_copy, load_image_folder
 from kdtutor.image_folder import SkippedFiles, read_image_folder
 from kdtutor.storage import CorruptFileError, save_checked
-from test_image_folder import make_folder
 
 
 def load(path, tmp_path, **kw):

@@ -115,6 +115,11 @@ def test_a_damaged_teacher_is_refused_without_advice_to_delete_it(tmp_path, no_d
         main(["distill", "--profile", "smoke", "--teacher", str(tmp_path / "x.pt"), "--device", "cpu"])
 
 
+def test_a_missing_teacher_is_reported_before_loading_data(tmp_path, no_data):
+    with pytest.raises(SystemExit, match=r"no teacher at .*nothing\.pt: train one first"):
+        main(["distill", "--profile", "smoke", "--teacher", str(tmp_path / "nothing.pt"), "--device", "cpu"])
+
+
 def test_a_teacher_without_dataset_metadata_gets_a_clear_error_not_a_key_error(tmp_path, no_data):
     from kdtutor.train import save_checkpoint
 
