@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 import os
 import posixpath
@@ -165,30 +164,17 @@ def _folder_file(root: Path, full: Path) -> Item:
 
 
 # --------------------------------------------------------------------------- tar
-class _Recorder(io.RawIOBase):
-    """A read-only file wrapper that remembers where it read a whole zero block (tar's end marker)."""
+class _EndAwareTarInfo(tarfile.TarInfo):
+    """A TarInfo that notes where tar's end-of-archive (an all-zero block) was read, so a walk can tell
+    a real end from ``tarfile``'s quiet stop at a cut or garbled header."""
 
-    def __init__(self, f):
-        self.f, self.zero_blocks = f, set()
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
-
-    def read(self, n=-1):
-        at = self.f.tell()
-        data = self.f.read(n)
-        if len(data) == tarfile.BLOCKSIZE and data.count(0) == tarfile.BLOCKSIZE:
-            self.zero_blocks.add(at)
-        return data
-
-    def seek(self, offset, whence=0):
-        return self.f.seek(offset, whence)
-
-    def tell(self):
-        return self.f.tell()
+    @classmethod
+    def fromtarfile(cls, tar):
+        try:
+            return super().fromtarfile(tar)
+        except tarfile.EOFHeaderError:
+            tar.kdtutor_end_block = tar.fileobj.tell() - tarfile.BLOCKSIZE
+            raise
 
 
 def walk_tar(path: Path):
@@ -199,13 +185,12 @@ def walk_tar(path: Path):
         raw.seek(0)
         opener = next((o for m, o in _COMPRESSED.items() if head.startswith(m)), None)
         stream = opener(raw) if opener else raw
-        rec = _Recorder(stream)
         try:
-            with tarfile.open(fileobj=rec, mode="r:") as tar:
+            with tarfile.open(fileobj=stream, mode="r:", tarinfo=_EndAwareTarInfo) as tar:
                 seen, read_so_far = {}, {}
                 for m in tar:
                     yield _tar_item(path, tar, m, seen, read_so_far)
-                if tar.offset not in rec.zero_blocks:
+                if getattr(tar, "kdtutor_end_block", None) != tar.offset:
                     raise CorruptFileError(
                         f"{path} ends at byte {tar.offset:,} of its tar data without tar's end-of-archive block: "
                         f"it is truncated or damaged (only {len(tar.members)} members could be read). "
