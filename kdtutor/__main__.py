@@ -289,7 +289,8 @@ def _load_teacher(path, profile_name):
             raise SystemExit(f"--teacher {path} is not a kdtutor checkpoint (kdtutor did not write it): pass the "
                              f"file train-teacher wrote") from None
         raise SystemExit(f"--teacher {path} is a kdtutor checkpoint but cannot be used ({e.args[0].split(';')[0]}): "
-                         f"train the teacher again ({hint}) or pass another --teacher") from None
+                         f"train the teacher again into a new file (python -m kdtutor train-teacher --profile "
+                         f"{profile_name or '<profile>'} --out <new file>) or pass another --teacher") from None
     except (ValueError, KeyError) as e:
         raise SystemExit(f"--teacher {path} cannot be rebuilt as a model ({e}): pass the file train-teacher "
                          f"wrote") from None
