@@ -45,7 +45,6 @@ import hashlib
 import io
 import os
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -78,13 +77,12 @@ def pixel_cap(value: int | None = None) -> int:
 
 @dataclass
 class _Entry:
-    """One image file: its split, class, path inside the source, and how to read its bytes (or its pixels)."""
+    """One image file: its split, class, path inside the source, and ``read(cap) → bytes``."""
 
     split: str
     cls: str
     name: str
     read: callable = None
-    pixels: np.ndarray | None = None
 
 
 @dataclass
@@ -131,9 +129,9 @@ def _skip_reason(item, rest) -> str | None:
     return None
 
 
-def _collect(items, source: Path, decode_now=None) -> _Listing:
-    """Sort the items of a walk into a :class:`_Listing`. With ``decode_now(read, name) → pixels`` each
-    image is read as the walk reaches it (an archive is read in one pass, while it is open)."""
+def _collect(items, source: Path, read_now=None) -> _Listing:
+    """Sort the items of a walk into a :class:`_Listing`. With ``read_now(read) → bytes`` each image's
+    bytes are read as the walk reaches it (an archive is read in one pass, while it is open)."""
     out = _Listing()
     for item in items:
         found = _split_parts(item.rel)
@@ -154,8 +152,9 @@ def _collect(items, source: Path, decode_now=None) -> _Listing:
         reason = _skip_reason(item, rest)
         if reason:
             out.skipped.append((item.rel, reason))
-        elif decode_now:
-            out.entries.append(_Entry(split, rest[0], item.rel, pixels=decode_now(item.read, item.rel)))
+        elif read_now:
+            data = read_now(item.read)
+            out.entries.append(_Entry(split, rest[0], item.rel, read=lambda cap, data=data: data))
         else:
             out.entries.append(_Entry(split, rest[0], item.rel, read=item.read))
     if len(out.prefixes) > 1:
@@ -196,7 +195,7 @@ def decode_image(raw: bytes, name: str, limit: int | None = None) -> np.ndarray:
 
     limit = pixel_cap(limit)
     try:
-        with _own_pixel_check(Image), Image.open(io.BytesIO(raw)) as img:
+        with _open_image(Image, raw) as img:
             w, h = img.size
             if w * h > limit:
                 raise ValueError(f"the image {name} is {w}×{h} = {w * h:,} pixels, over the limit of {limit:,}; "
@@ -206,15 +205,18 @@ def decode_image(raw: bytes, name: str, limit: int | None = None) -> np.ndarray:
         raise ValueError(f"cannot decode the image {name} ({e})") from e
 
 
-@contextmanager
-def _own_pixel_check(Image):
-    """Switch off Pillow's decompression-bomb check while a header is read: :func:`decode_image` checks
-    the size against its own limit (which a user can raise) and names the file."""
-    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+def _open_image(Image, raw: bytes):
+    """``Image.open`` of the bytes; for an image beyond Pillow's decompression-bomb limit, opened again with
+    that check off, since :func:`decode_image` checks the size against its own limit (which a user can
+    raise) and names the file."""
     try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        return Image.open(io.BytesIO(raw))
+    except Image.DecompressionBombError:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(raw))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _check_classes(source: Path, listing: _Listing) -> list[str]:
@@ -252,9 +254,8 @@ def _stack(source: Path, listing: _Listing, classes: list[str], decode, progress
         if not chosen:
             continue
         images = []
-        for e in tqdm(chosen, desc=f"decoding {split}", disable=not progress or chosen[0].pixels is not None,
-                      leave=False):
-            img = e.pixels if e.pixels is not None else decode(e.read, e.name)
+        for e in tqdm(chosen, desc=f"decoding {split}", disable=not progress, leave=False):
+            img = decode(e.read, e.name)
             if size is None:
                 size, first = img.shape[:2], e.name
             elif img.shape[:2] != size:
@@ -283,11 +284,11 @@ def read_image_folder(path: str | os.PathLike, progress: bool = True, max_member
     kind = source_kind(path)
     cap, pixels = member_cap(max_member_bytes), pixel_cap(max_pixels)
     decode = lambda read, name: decode_image(read(cap), name, pixels)  # noqa: E731
-    if kind != "folder":  # one pass, in archive order: each image is decoded as it is reached
+    if kind != "folder":  # one pass, in archive order: each image's bytes are read (capped) as it is reached
         from tqdm.auto import tqdm
 
         items = tqdm(walk_source(path, kind), desc="reading", unit=" files", disable=not progress, leave=False)
-        listing = _collect(items, path, decode_now=decode)
+        listing = _collect(items, path, read_now=lambda read: read(cap))
     else:
         listing = _collect(walk_source(path, kind), path)
     tensors = _stack(path, listing, _check_classes(path, listing), decode, progress)

@@ -29,7 +29,6 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,7 +206,7 @@ def walk_tar(path: Path):
 
 def _tar_item(source: Path, tar: tarfile.TarFile, m: tarfile.TarInfo, seen: dict, read_so_far: dict) -> Item:
     """The :class:`Item` of member ``m``; ``seen`` maps the (normalised) names of the members so far to
-    themselves (hard links point back at one), ``read_so_far`` their bytes once read."""
+    themselves (hard links point back at one), ``read_so_far`` maps members to their bytes once read."""
     rel = m.name.rstrip("/")
     seen[_norm(m.name)] = m
     if m.isdir():
@@ -228,17 +227,18 @@ def _tar_item(source: Path, tar: tarfile.TarFile, m: tarfile.TarInfo, seen: dict
         return Item(rel, "link to something that is not a file" if target is not m else "not a regular file")
 
     def read(cap: int) -> bytes:
-        key = _norm(target.name)
-        if key not in read_so_far:
+        if target not in read_so_far:  # keyed by the member itself
             if target.size > cap:
                 raise too_large(source, rel, target.size, cap)
-            with _reading(source, rel):
+            try:
                 data = tar.extractfile(target).read()  # at most target.size bytes: tarfile stops there
+            except ARCHIVE_ERRORS as e:
+                raise _damaged_member(source, rel, e) from e
             if len(data) != target.size:
                 raise CorruptFileError(f"{source}: {rel} is cut short ({len(data):,} of {target.size:,} bytes): "
                                        f"the archive is truncated or damaged; copy or download it again")
-            read_so_far[key] = data
-        return read_so_far[key]
+            read_so_far[target] = data
+        return read_so_far[target]
 
     return Item(rel, "file", target.size, read)
 
@@ -247,16 +247,10 @@ def _norm(name: str) -> str:
     return posixpath.normpath(name.lstrip("/"))
 
 
-@contextmanager
-def _reading(source: Path, rel: str):
-    """Turn a failed read of member ``rel`` into a :class:`CorruptFileError` naming the archive and the member."""
-    try:
-        yield
-    except (CorruptFileError, ValueError):
-        raise
-    except ARCHIVE_ERRORS as e:
-        raise CorruptFileError(f"cannot read {rel} from {source} ({type(e).__name__}: {e}): the archive is "
-                               f"truncated or damaged; copy or download it again") from e
+def _damaged_member(source: Path, rel: str, e: Exception) -> CorruptFileError:
+    """The error for a failed read of member ``rel``, naming the archive and the member."""
+    return CorruptFileError(f"cannot read {rel} from {source} ({type(e).__name__}: {e}): the archive is "
+                            f"truncated or damaged; copy or download it again")
 
 
 # --------------------------------------------------------------------------- zip
@@ -284,8 +278,11 @@ def _zip_item(source: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Item:
         return Item(rel, "special file (FIFO or device): not opened")
 
     def read(cap: int) -> bytes:
-        with _reading(source, rel), zf.open(info) as f:
-            return _read_capped(f, source, rel, info.file_size, cap)
+        try:
+            with zf.open(info) as f:
+                return _read_capped(f, source, rel, info.file_size, cap)
+        except ARCHIVE_ERRORS as e:
+            raise _damaged_member(source, rel, e) from e
 
     return Item(rel, "file", info.file_size, read)
 
