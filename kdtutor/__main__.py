@@ -214,17 +214,86 @@ def _say(*text) -> None:
         print(*text)
 
 
-def _setup(args, role: str):
+def _check_device(text: str | None):
+    """The ``--device`` as a torch device, or SystemExit: only cpu and cuda (with a GPU) are accepted."""
     import torch
 
+    if not text:
+        return None
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise SystemExit(f"--device {text}: not a device name PyTorch knows; use --device cpu or cuda "
+                         "(or leave --device out)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device {text}: kdtutor trains on cpu or cuda only ({device.type} is not supported: "
+                         "its mixed precision and determinism are untested); use --device cpu or leave --device out")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {text}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
+                         f"torch.cuda.is_available() is False); use --device cpu or leave --device out")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SystemExit(f"--device {text}: there are only {torch.cuda.device_count()} CUDA GPU(s) here "
+                         f"(cuda:0 … cuda:{torch.cuda.device_count() - 1})")
+    return device
+
+
+def _same_file(a, b) -> bool:
+    from pathlib import Path
+
+    return bool(a) and bool(b) and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _check_out(out, inputs: dict, kind: str = "checkpoint") -> None:
+    """Refuse an output path (``--out``, ``--teacher-logits``) that is one of ``inputs`` ({flag: path}),
+    a folder, or an existing file kdtutor did not write as a ``kind``: nothing the user gave is overwritten."""
+    import os
+    from pathlib import Path
+
+    from kdtutor.storage import written_by_kdtutor
+
+    if not out:
+        return
+    for flag, path in inputs.items():
+        if _same_file(out, path):
+            raise SystemExit(f"{out} is both the output and {flag}: writing it would overwrite that input; "
+                             f"choose another output path")
+    for env in ("KDTUTOR_CIFAR10", "KDTUTOR_TEXT"):
+        if _same_file(out, os.environ.get(env, "").strip()):
+            raise SystemExit(f"{out} is the data set ${env} points at: choose another output path")
+    p = Path(out).expanduser()
+    if p.is_dir():
+        raise SystemExit(f"{out} is a folder: give a file path (e.g. {p / 'model.pt'})")
+    if p.exists() and not written_by_kdtutor(p, kind):
+        raise SystemExit(f"{out} exists and is not a kdtutor {kind.replace('_', ' ')} (kdtutor did not write it), "
+                         f"so it is neither resumed from nor overwritten: choose another path")
+
+
+def _check_run_args(args) -> None:
+    """Every argument checked before any data are loaded: device, T, α, the output paths."""
+    from kdtutor.kd.losses import check_alpha
+    from kdtutor.kd.softmax import check_temperature
+
+    _check_device(args.device)
+    for flag, check in (("T", check_temperature), ("alpha", check_alpha)):
+        if getattr(args, flag, None) is not None:
+            try:
+                check(getattr(args, flag))
+            except ValueError as e:
+                raise SystemExit(f"--{flag} {getattr(args, flag)}: {e}") from None
+    inputs = {"--teacher": getattr(args, "teacher_path", None)}
+    _check_out(args.out, {**inputs, "--teacher-logits": getattr(args, "teacher_logits", None)})
+    if getattr(args, "teacher_logits", None):
+        from kdtutor.scale.logit_cache import KIND
+
+        _check_out(args.teacher_logits, inputs, kind=KIND)
+
+
+def _setup(args, role: str):
     from kdtutor.scale import distributed
     from kdtutor.images.data import load_dataset
     from kdtutor.profiles import get_profile
     from kdtutor.images.train import default_device
 
-    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {args.device}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
-                         f"torch.cuda.is_available() is False); use --device cpu or leave --device out")
     args.device = distributed.local_device(args.device or default_device())  # cuda → cuda:LOCAL_RANK under torchrun
     world = distributed.init_from_env(args.device)
     profile = get_profile(args.profile)
@@ -249,6 +318,7 @@ def train_teacher(args) -> None:
     from kdtutor.images.recipes import config_for
     from kdtutor.images.train import teacher_path, train_model
 
+    _check_run_args(args)
     profile, data = _setup(args, "teacher")
     arch = args.arch or profile.teacher
     epochs = profile.teacher_epochs if args.epochs is None else args.epochs
@@ -263,18 +333,16 @@ def distill(args) -> None:
     """``distill``: a student from a teacher checkpoint, with the combined KD loss."""
     from kdtutor.images.distill import distill_student
     from kdtutor.images.recipes import config_for
-    from kdtutor.checkpoints import load_checkpoint
     from kdtutor.images.train import teacher_path
 
     if args.teacher_logits and args.mode not in (None, "cached"):
         raise SystemExit(f"--teacher-logits serves cached teacher logits; it cannot be used with --mode {args.mode}")
+    from kdtutor.profiles import get_profile
+
+    args.teacher_path = args.teacher or teacher_path(get_profile(args.profile))
+    _check_run_args(args)
+    teacher, meta = _load_teacher(args.teacher_path, args.profile)
     profile, data = _setup(args, "student")
-    path = args.teacher or teacher_path(profile)
-    try:
-        teacher, meta = load_checkpoint(path)
-    except FileNotFoundError:
-        raise SystemExit(f"no teacher at {path}: train one first (python -m kdtutor train-teacher --profile "
-                         f"{profile.name}) or pass --teacher") from None
     if meta["dataset"] != data.name:
         raise SystemExit(f"the teacher was trained on {meta['dataset']!r}, but profile {profile.name} uses {data.name!r}")
     arch = args.student or profile.student
@@ -300,12 +368,40 @@ def distill(args) -> None:
 
 def _seconds(text: str) -> float:
     """A finite number of seconds > 0 (argparse type)."""
-    from .grading import check_time_limit
+    from kdtutor.classroom.grading import check_time_limit
 
     try:
         return check_time_limit(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _load_teacher(path, profile_name):
+    """The teacher checkpoint the user named (or the profile's), checked before any data are loaded.
+    It is an input: a damaged or foreign file is refused, never deleted nor advised to be."""
+    from kdtutor.checkpoints import load_checkpoint
+    from kdtutor.storage import CorruptFileError, written_by_kdtutor
+
+    hint = f"python -m kdtutor train-teacher --profile {profile_name or '<profile>'} --out {path}"
+    try:
+        teacher, meta = load_checkpoint(path)
+    except FileNotFoundError:
+        raise SystemExit(f"no teacher at {path}: train one first ({hint}) or pass --teacher") from None
+    except CorruptFileError as e:
+        if not written_by_kdtutor(path, "checkpoint"):
+            raise SystemExit(f"--teacher {path} is not a kdtutor checkpoint (kdtutor did not write it): pass the "
+                             f"file train-teacher wrote") from None
+        raise SystemExit(f"--teacher {path} is a kdtutor checkpoint but cannot be used ({e.args[0].split(';')[0]}): "
+                         f"train the teacher again into a new file (python -m kdtutor train-teacher --profile "
+                         f"{profile_name or '<profile>'} --out <new file>) or pass another --teacher") from None
+    except (ValueError, KeyError) as e:
+        raise SystemExit(f"--teacher {path} cannot be rebuilt as a model ({e}): pass the file train-teacher "
+                         f"wrote") from None
+    if not meta.get("dataset"):
+        raise SystemExit(f"--teacher {path} does not record which data set it was trained on (no 'dataset' in "
+                         f"its metadata), so kdtutor cannot check it matches the students' data: save it with "
+                         f"meta['dataset'] = <the Dataset's name>, or train it with train-teacher")
+    return teacher, meta
 
 
 def _positive_int(text: str) -> int:

@@ -114,16 +114,20 @@ def load_checked(path: str | os.PathLike, kind: str, map_location="cpu"):
     Raises:
         FileNotFoundError: no such file.
         CorruptFileError: wrong format, wrong kind, or a checksum mismatch (truncated or altered file).
+            Only a file with kdtutor's header gets the advice to delete it: a foreign file is
+            never one kdtutor wrote, so the message says to check the path instead.
     """
     path = Path(path)
     data = path.read_bytes()
     header, sep, payload = data.partition(b"\n")
     parts = header.split(b" ")
-    advice = f"delete {path} and re-run the step that wrote it"
+    advice = f"delete {path} (kdtutor wrote it) and re-run the step that wrote it"
     if not sep or len(parts) != 3 or parts[0] != MAGIC:
-        raise CorruptFileError(f"{path} is not a kdtutor file (bad header); {advice}")
+        raise CorruptFileError(f"{path} is not a kdtutor file (it lacks kdtutor's header), so kdtutor did not write "
+                               f"it and left it as it is: check the path, or choose another")
     if parts[1].decode(errors="replace") != kind:
-        raise CorruptFileError(f"{path} holds a {parts[1].decode(errors='replace')!r}, expected a {kind!r}")
+        raise CorruptFileError(f"{path} holds a {parts[1].decode(errors='replace')!r}, expected a {kind!r}: "
+                               f"check the path, or choose another")
     if sha256_bytes(payload) != parts[2].decode(errors="replace"):
         raise CorruptFileError(f"{path} is corrupt or truncated (checksum mismatch); {advice}")
     try:
@@ -132,6 +136,16 @@ def load_checked(path: str | os.PathLike, kind: str, map_location="cpu"):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CorruptFileError(f"{path} is intact but cannot be loaded ({first}); "
                                f"it may come from another version of kdtutor: {advice}") from e
+
+
+def written_by_kdtutor(path: str | os.PathLike, kind: str | None = None) -> bool:
+    """Whether ``path`` is a file with kdtutor's header (of ``kind``, if given); reads only the first line."""
+    try:
+        with open(path, "rb") as f:
+            parts = f.readline(256).rstrip(b"\n").split(b" ")
+    except OSError:
+        return False
+    return len(parts) == 3 and parts[0] == MAGIC and (kind is None or parts[1] == kind.encode())
 
 
 def save_json(obj, path: str | os.PathLike) -> Path:

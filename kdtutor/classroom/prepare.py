@@ -91,16 +91,21 @@ def write_row(label: str, folder: Path) -> tuple[str, str, str]:
 
 
 def images_row(profile) -> tuple[str, str, str]:
-    from kdtutor.images.data import CIFAR10_ENV, load_dataset
+    """The images the profile uses, loaded and checked. ``$KDTUTOR_CIFAR10``, once set, is always
+    loaded and must work, whatever the profile (the smoke profile's stand-in does not hide a bad copy)."""
+    from kdtutor.images.data import CIFAR10_ENV, load_cifar10_copy, load_dataset
 
+    where = os.environ.get(CIFAR10_ENV, "").strip()
     try:
+        copy = load_cifar10_copy(where, progress=False) if where and profile.dataset != "cifar10" else None
         data = load_dataset(profile, role="teacher", verbose=False)
     except Exception as e:  # a corrupt archive, a wrong path: say so
         return ("images", "FAIL", f"{type(e).__name__}: {e}")
-    where = os.environ.get(CIFAR10_ENV, "").strip()
     detail = f"{data.name}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images"
     if where:
-        detail += f" from ${CIFAR10_ENV}={where}"
+        detail += f" from ${CIFAR10_ENV}={where}" if not data.is_standin else (
+            f"; ${CIFAR10_ENV}={where} also checked: {copy.name}, "
+            f"{len(copy.train) + len(copy.val) + len(copy.test)} images")
     if profile.dataset != "standin" and data.is_standin:
         return ("images", "FAIL", f"CIFAR-10 unavailable, the lessons would fall back to the stand-in; "
                                   f"set {CIFAR10_ENV} to a local copy ({detail})")
@@ -108,10 +113,13 @@ def images_row(profile) -> tuple[str, str, str]:
 
 
 def text_row(profile) -> tuple[str, str, str]:
-    from kdtutor.lm.text import TEXT_ENV, load_text
+    """Lesson 07's text for the profile, checked to be a readable text long enough for its windows;
+    ``$KDTUTOR_TEXT``, once set, must be usable whatever the profile."""
+    from kdtutor.lm.lesson import lesson_text
+    from kdtutor.lm.text import TEXT_ENV
 
     try:
-        text = load_text(download=profile.name != "smoke", verbose=False)
+        text = lesson_text(profile.name, verbose=False)
     except Exception as e:
         return ("text", "FAIL", f"{type(e).__name__}: {e}")
     detail = f"{text.name}: {text.train.numel() + text.val.numel() + text.test.numel():,d} characters"

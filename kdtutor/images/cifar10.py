@@ -131,6 +131,45 @@ def load_cifar10(root: str | os.PathLike = DATA_DIR, download: bool = True, md5:
             save_checked(tensors, cache, kind="cifar10")
         except OSError as e:
             warnings.warn(f"could not write the CIFAR-10 cache {cache} ({e}); carrying on without it")
+    return _as_dataset(tensors, archive)
+
+
+def load_official_copy(path: str | os.PathLike, md5: str | None = None) -> Dataset:
+    """CIFAR-10 from a copy of the official archive somewhere of the user's (``$KDTUTOR_CIFAR10``).
+
+    The archive is verified by MD5 on every load (so a damaged or replaced file is noticed) and
+    parsed once; the tensors are cached under ``$KDTUTOR_DATA/cifar10_copies/``, keyed by that MD5 —
+    never beside the archive (the user's folder is only read), and a ``cifar10_uint8.pt`` found
+    beside it is ignored.
+
+    Raises:
+        CorruptFileError: not the official archive (the file is left as it is; the message says so).
+    """
+    from torchvision.datasets.utils import calculate_md5
+
+    path, md5 = Path(path), md5 or CIFAR10_MD5
+    found = calculate_md5(str(path))
+    if found != md5:
+        raise CorruptFileError(f"{path} is truncated, damaged or not the official CIFAR-10 archive (MD5 {found}, "
+                               f"expected {md5}); kdtutor left it as it is: copy or download it again")
+    cache = Path(DATA_DIR) / "cifar10_copies" / f"cifar10_uint8-{found}.pt"
+    tensors = None
+    if cache.exists():
+        try:
+            tensors = load_checked(cache, kind="cifar10")
+        except CorruptFileError as e:
+            warnings.warn(f"ignoring a damaged cache ({e}); parsing {path} again")
+    if tensors is None:
+        tensors = parse_cifar_archive(path)
+        try:
+            save_checked(tensors, cache, kind="cifar10")
+        except OSError as e:
+            warnings.warn(f"could not write the CIFAR-10 cache {cache} ({e}); carrying on without it")
+    return _as_dataset(tensors, path)
+
+
+def _as_dataset(tensors: dict, source: Path) -> Dataset:
+    """The parsed archive as a :class:`Dataset`: a fixed random tenth of train (seed :data:`SPLIT_SEED`) validates."""
     train = Split(tensors["train_images"], tensors["train_labels"])
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
     n_val = len(train) // 10  # 5,000 of 50,000
@@ -139,7 +178,7 @@ def load_cifar10(root: str | os.PathLike = DATA_DIR, download: bool = True, md5:
         Split(train.images[perm[n_val:]], train.labels[perm[n_val:]]),
         Split(train.images[perm[:n_val]], train.labels[perm[:n_val]]),
         Split(tensors["test_images"], tensors["test_labels"]),
-        source=str(archive),
+        source=str(source),
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from kdtutor.images import cifar10
 from kdtutor.images.cifar10 import (CIFAR10_ARCHIVE, CIFAR10_CLASSES, DataUnavailable, load_cifar10)
 from kdtutor.images.image_folder import load_image_folder
 from kdtutor.images.splits import Dataset, Split
@@ -68,8 +69,9 @@ def standin_banner(reason: str) -> str:
 
 
 def load_cifar10_copy(path: str | os.PathLike, progress: bool = True) -> Dataset:
-    """CIFAR-10 from a local copy: the official ``cifar-10-python.tar.gz`` (verified by MD5) or an
-    ImageFolder folder/archive of its images (named e.g. "CIFAR-10 (JPEG copy)").
+    """CIFAR-10 from a local copy: the official ``cifar-10-python.tar.gz`` (verified by MD5 on every
+    load, cached under ``$KDTUTOR_DATA``, never beside it: :func:`kdtutor.cifar10.load_official_copy`)
+    or an ImageFolder folder/archive of its images (named e.g. "CIFAR-10 (JPEG copy)").
 
     Raises:
         FileNotFoundError: nothing at ``path`` (the message names ``$KDTUTOR_CIFAR10``).
@@ -79,9 +81,12 @@ def load_cifar10_copy(path: str | os.PathLike, progress: bool = True) -> Dataset
     if not path.exists():
         raise FileNotFoundError(f"{CIFAR10_ENV}={path}: nothing there. Point it at a CIFAR-10 folder or archive "
                                 f"(e.g. cifar10-jpeg.tar.gz) or unset it to use the official download")
-    if path.name == CIFAR10_ARCHIVE:
-        return load_cifar10(path.parent, download=False)
-    data = load_image_folder(path, progress=progress)
+    try:
+        if path.name == CIFAR10_ARCHIVE:
+            return cifar10.load_official_copy(path)
+        data = load_image_folder(path, progress=progress)
+    except ValueError as e:  # CorruptFileError too: say which setting pointed here
+        raise type(e)(f"{CIFAR10_ENV}={path}: {e}") from e
     if data.classes != list(CIFAR10_CLASSES):
         raise ValueError(f"{CIFAR10_ENV}={path} holds the classes {data.classes}, not CIFAR-10's "
                          f"{CIFAR10_CLASSES}; use kdtutor.images.image_folder.load_image_folder for other image sets")

@@ -2,19 +2,41 @@
 
 The layout is torchvision's ``ImageFolder``, one folder per split and per class::
 
-    <root>/train/<class>/<any name>.jpg|.jpeg|.png
+    <root>/train/<class>/<any name>.jpg
     <root>/test/<class>/…
     <root>/val/<class>/…          (optional)
 
 ``<root>`` may be the path itself or one folder inside it (an archive usually
 holds one top folder). Without ``val/``, the validation split is carved from
 ``train`` exactly as for CIFAR-10: a fixed random 10 % (seed
-:data:`kdtutor.images.cifar10.SPLIT_SEED`).
+:data:`kdtutor.images.cifar10.SPLIT_SEED`), at least one image, so ``train/`` then needs at
+least 2 images (fewer is an error that says so, not an empty validation split).
 
-Images are decoded once (Pillow), converted to RGB and kept as ``uint8``
-``(N, 3, H, W)``; the tensors are cached in one checksummed file named after the
-source's size and checksum, so a second load takes seconds and a changed source is
-read again. Every image must have the same size.
+What is read, and what is not (nothing is dropped silently):
+
+* **Image types**: ``.jpg .jpeg .png .bmp .gif .webp .tif .tiff`` (:data:`IMAGE_SUFFIXES`, any
+  case). A GIF or multi-page TIFF gives its first frame; every image is converted to RGB.
+* **Nested folders** below a class folder are loaded as that class, as torchvision's
+  ``ImageFolder`` does: ``train/cat/indoor/1.png`` is a cat.
+* **Skipped, and listed in one warning** (:class:`SkippedFiles`, repeated on a cached load):
+  files under ``train/``, ``val/``, ``test/`` that are not images by their extension, hidden
+  files (``.DS_Store``, ``._x.jpg``), files not inside a class folder, special files (FIFOs,
+  devices, sockets; never opened) and links that lead nowhere. A class folder left with no
+  image is an error that says what was in it. ``__MACOSX/`` and hidden folders above the
+  split folders are ignored.
+* **Limits**: a file over :func:`kdtutor.image_sources.member_cap` (64 MiB; raise with
+  ``KDTUTOR_MAX_MEMBER_BYTES=<bytes>`` or ``max_member_bytes=``) or an image of more than
+  :func:`pixel_cap` pixels (width × height, default 40 million; raise with
+  ``KDTUTOR_MAX_PIXELS=<pixels>`` or ``max_pixels=``) is an error naming it. Non-images are never read.
+* **Archives** are read completely or not at all (:mod:`kdtutor.image_sources`): a truncated or
+  damaged one is an error naming it; links inside a tar are followed within the archive.
+
+Images are decoded once (Pillow) and kept as ``uint8`` ``(N, 3, H, W)``; every image must
+have the same size. The tensors are cached in one checksummed file under
+``$KDTUTOR_DATA/image_cache`` named after a hash of the source's *content* (the archive's
+bytes; for a folder, every image's bytes and every file's name and size), so a second load
+is fast and a changed or replaced image — even one of the same size and time stamp — is read
+again. The cache records that hash and is used only if it matches.
 """
 
 from __future__ import annotations
@@ -22,139 +44,183 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tarfile
 import warnings
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 
 from kdtutor.images.cifar10 import CIFAR10_CLASSES, SPLIT_SEED
+from kdtutor.images.image_sources import _positive_setting, member_cap, source_kind, walk_source
 from kdtutor.images.splits import Dataset, Split
-from kdtutor.storage import CorruptFileError, DATA_DIR, load_checked, save_checked
+from kdtutor.storage import CorruptFileError, DATA_DIR, load_checked, save_checked, sha256_file
 
-IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WebP",
+                  ".tif": "TIFF", ".tiff": "TIFF"}
 SPLITS = ("train", "val", "test")
 CACHE_DIR = DATA_DIR / "image_cache"
-CACHE_VERSION = 1  # bump when the decoded format changes
+CACHE_VERSION = 2  # bump when the decoded format changes
+MAX_PIXELS_ENV = "KDTUTOR_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 40_000_000
+MIN_TRAIN_WITHOUT_VAL = 2  # one (of a tenth, at least one) is carved off for validation, one left to train on
+
+
+class SkippedFiles(UserWarning):
+    """Some files under the split folders were not loaded (the message lists them by kind and reason)."""
+
+
+def pixel_cap(value: int | None = None) -> int:
+    """The per-image cap on width × height: ``value`` if given, else ``$KDTUTOR_MAX_PIXELS``, else 40 million."""
+    return _positive_setting(value, MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
 
 
 @dataclass
 class _Entry:
-    """One image file: its split, class, path inside the source, and how to read its bytes."""
+    """One image file: its split, class, path inside the source, and ``read(cap) → bytes``."""
 
     split: str
     cls: str
     name: str
-    read: callable
+    read: callable = None
 
 
-# --------------------------------------------------------------------------- reading the source
-def _walk_folder(path: Path):
-    """``(relative posix path, is_dir, reader)`` for everything below the folder ``path``."""
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        for d in dirnames:
-            yield (Path(dirpath, d).relative_to(path).as_posix(), True, None)
-        for f in sorted(filenames):
-            full = Path(dirpath, f)
-            yield (full.relative_to(path).as_posix(), False, full.read_bytes)
+@dataclass
+class _Listing:
+    """What a walk found: image entries, every class folder per split, and the files not loaded."""
+
+    entries: list = field(default_factory=list)
+    class_dirs: dict = field(default_factory=lambda: {s: set() for s in SPLITS})
+    skipped: list = field(default_factory=list)  # (path, reason)
+    prefixes: set = field(default_factory=set)
 
 
-def _walk_tar(tar: tarfile.TarFile):
-    for m in tar:  # streams through a .tar.gz once
-        if m.isdir():
-            yield (m.name.rstrip("/"), True, None)
-        elif m.isfile():
-            data = tar.extractfile(m).read()
-            yield (m.name, False, lambda data=data: data)
-
-
-def _walk_zip(zf: zipfile.ZipFile):
-    for info in zf.infolist():
-        if info.is_dir():
-            yield (info.filename.rstrip("/"), True, None)
-        else:
-            yield (info.filename, False, lambda info=info: zf.read(info))
-
-
-def source_kind(path: Path) -> str:
-    """``"folder"``, ``"tar"`` or ``"zip"``; a clear error for anything else."""
-    if not path.exists():
-        raise FileNotFoundError(f"no image folder or archive at {path}")
-    if path.is_dir():
-        return "folder"
-    if zipfile.is_zipfile(path):
-        return "zip"
-    if tarfile.is_tarfile(path):
-        return "tar"
-    raise ValueError(f"{path} is neither a folder nor a .tar, .tar.gz or .zip archive")
-
-
-def source_fingerprint(path: Path) -> str:
-    """A short checksum of the source: of the bytes for an archive; of every file's name, size and
-    modification time for a folder (so editing, adding or removing an image changes it)."""
-    h = hashlib.sha256()
-    if path.is_dir():
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            for f in sorted(filenames):
-                st = Path(dirpath, f).stat()
-                h.update(f"{Path(dirpath, f).relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    else:
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-    return h.hexdigest()[:16]
-
-
+# --------------------------------------------------------------------------- what is an image of which class
 def _split_parts(rel: str):
-    """``(prefix, split, rest)`` if the path has a split folder in it, else None."""
+    """``(prefix, split, rest)`` if the path has a split folder in it, else None (also for paths
+    under ``__MACOSX`` or a hidden folder above the split)."""
     parts = PurePosixPath(rel).parts
-    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-        return None  # hidden files and macOS resource forks
+    if "__MACOSX" in parts:
+        return None
     for i, p in enumerate(parts):
+        if p.startswith("."):
+            return None
         if p in SPLITS:
             return parts[:i], p, parts[i + 1:]
     return None
 
 
-def _collect(walk, source: Path) -> tuple[list[_Entry], dict[str, set[str]]]:
-    """The image entries and, per split, every class folder seen (also empty ones)."""
-    entries, class_dirs, prefixes = [], {s: set() for s in SPLITS}, set()
-    for rel, is_dir, read in walk:
-        found = _split_parts(rel)
+def _suffix(name: str) -> str:
+    """``".png"`` for ``"a/b.PNG"`` ("" without one): as ``PurePosixPath(name).suffix.lower()``, faster."""
+    return os.path.splitext(name)[1].lower()
+
+
+def _skip_reason(item, rest) -> str | None:
+    """Why a file below a split folder is not loaded (None: it is an image of class ``rest[0]``)."""
+    if item.kind != "file":
+        return item.kind
+    if any(p.startswith(".") for p in rest):
+        return "hidden file"
+    if len(rest) < 2:
+        return "not inside a class folder"
+    suffix = _suffix(rest[-1])
+    if suffix not in IMAGE_SUFFIXES:
+        return f"not an image by its extension ({suffix or 'none'})"
+    return None
+
+
+def _collect(items, source: Path, read_now=None) -> _Listing:
+    """Sort the items of a walk into a :class:`_Listing`. With ``read_now(read) → bytes`` each image's
+    bytes are read as the walk reaches it (an archive is read in one pass, while it is open)."""
+    out = _Listing()
+    for item in items:
+        found = _split_parts(item.rel)
         if found is None:
             continue
         prefix, split, rest = found
-        if is_dir and len(rest) == 1:
-            class_dirs[split].add(rest[0])
-            prefixes.add(prefix)
-        elif not is_dir and len(rest) == 2 and PurePosixPath(rest[1]).suffix.lower() in IMAGE_SUFFIXES:
-            class_dirs[split].add(rest[0])
-            prefixes.add(prefix)
-            entries.append(_Entry(split, rest[0], rel, read))
-    if len(prefixes) > 1:
-        roots = sorted("/".join(p) or "." for p in prefixes)
+        if item.kind == "dir":
+            if len(rest) == 1 and not rest[0].startswith("."):
+                out.class_dirs[split].add(rest[0])
+                out.prefixes.add(prefix)
+            continue
+        if not rest:
+            continue
+        if len(rest) >= 2:  # inside a class folder (a loose file in a split folder says nothing of the root)
+            out.prefixes.add(prefix)
+            if not rest[0].startswith("."):
+                out.class_dirs[split].add(rest[0])
+        reason = _skip_reason(item, rest)
+        if reason:
+            out.skipped.append((item.rel, reason))
+        elif read_now:
+            data = read_now(item.read)
+            out.entries.append(_Entry(split, rest[0], item.rel, read=lambda cap, data=data: data))
+        else:
+            out.entries.append(_Entry(split, rest[0], item.rel, read=item.read))
+    if len(out.prefixes) > 1:
+        roots = sorted("/".join(p) or "." for p in out.prefixes)
         raise ValueError(f"{source} holds more than one image-folder root ({', '.join(roots)}); keep one")
-    return entries, class_dirs
+    return out
+
+
+def _by_reason(skipped: list, examples: int = 3) -> str:
+    """``"2 × hidden file (e.g. a, b); 1 × …"``: the skipped files counted by reason, most common first."""
+    by_reason = {}
+    for rel, reason in skipped:
+        by_reason.setdefault(reason, []).append(rel)
+    parts = []
+    for reason, names in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        more = f", … {len(names) - examples} more" if len(names) > examples else ""
+        parts.append(f"{len(names)} × {reason} (e.g. {', '.join(names[:examples])}{more})")
+    return "; ".join(parts)
+
+
+def skipped_summary(source: Path, skipped: list) -> str | None:
+    """One message listing the files not loaded, counted by reason (with a few names each); None if none."""
+    if not skipped:
+        return None
+    return (f"{source}: {len(skipped)} file(s) under train/, val/, test/ were not loaded: {_by_reason(skipped)}. "
+            f"Images load from {' '.join(sorted(IMAGE_SUFFIXES))}; convert or remove the rest to silence this")
 
 
 # --------------------------------------------------------------------------- decoding
-def decode_image(raw: bytes, name: str) -> np.ndarray:
-    """Decode one JPEG or PNG into ``(H, W, 3) uint8`` RGB; a ValueError naming the file if it cannot."""
+def decode_image(raw: bytes, name: str, limit: int | None = None) -> np.ndarray:
+    """Decode one image file into ``(H, W, 3) uint8`` RGB (a GIF or TIFF: its first frame).
+
+    Raises:
+        ValueError: it does not decode, or has more than ``limit`` pixels (default :func:`pixel_cap`),
+            the message naming the file.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    limit = pixel_cap(limit)
     try:
-        with Image.open(io.BytesIO(raw)) as img:
+        with _open_image(Image, raw) as img:
+            w, h = img.size
+            if w * h > limit:
+                raise ValueError(f"the image {name} is {w}×{h} = {w * h:,} pixels, over the limit of {limit:,}; "
+                                 f"resize it, or raise the limit ({MAX_PIXELS_ENV}=<pixels> or max_pixels=…)")
             return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as e:
         raise ValueError(f"cannot decode the image {name} ({e})") from e
 
 
-def _check_classes(source: Path, class_dirs: dict[str, set[str]], entries: list[_Entry]) -> list[str]:
+def _open_image(Image, raw: bytes):
+    """``Image.open`` of the bytes; for an image beyond Pillow's decompression-bomb limit, opened again with
+    that check off, since :func:`decode_image` checks the size against its own limit (which a user can
+    raise) and names the file."""
+    try:
+        return Image.open(io.BytesIO(raw))
+    except Image.DecompressionBombError:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(raw))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _check_classes(source: Path, listing: _Listing) -> list[str]:
+    class_dirs, entries = listing.class_dirs, listing.entries
     for split in ("train", "test"):
         if not class_dirs[split]:
             raise ValueError(f"{source} has no {split}/<class>/<image> files: expected the ImageFolder layout "
@@ -165,8 +231,11 @@ def _check_classes(source: Path, class_dirs: dict[str, set[str]], entries: list[
     for split, classes in class_dirs.items():
         for cls in sorted(classes):
             if not counts.get((split, cls)):
-                raise ValueError(f"{source}: the class folder {split}/{cls}/ has no images "
-                                 f"(.jpg, .jpeg or .png); add some or remove it")
+                inside = [(r, why) for r, why in listing.skipped if _split_parts(r)[1:2] == (split,)
+                          and _split_parts(r)[2][:1] == (cls,)]
+                what = f"; in it: {_by_reason(inside)}" if inside else ""
+                raise ValueError(f"{source}: the class folder {split}/{cls}/ has no images it can load "
+                                 f"({' '.join(sorted(IMAGE_SUFFIXES))}){what}; add some or remove it")
     train = class_dirs["train"]
     for split in ("val", "test"):
         extra = sorted(class_dirs[split] - train)
@@ -175,18 +244,18 @@ def _check_classes(source: Path, class_dirs: dict[str, set[str]], entries: list[
     return list(CIFAR10_CLASSES) if train == set(CIFAR10_CLASSES) else sorted(train)
 
 
-def _decode_all(source: Path, entries: list[_Entry], classes: list[str], progress: bool) -> dict:
+def _stack(source: Path, listing: _Listing, classes: list[str], decode, progress: bool) -> dict:
     from tqdm.auto import tqdm
 
     index = {c: i for i, c in enumerate(classes)}
     out, size, first = {}, None, None
     for split in SPLITS:
-        chosen = sorted((e for e in entries if e.split == split), key=lambda e: (index[e.cls], e.name))
+        chosen = sorted((e for e in listing.entries if e.split == split), key=lambda e: (index[e.cls], e.name))
         if not chosen:
             continue
         images = []
         for e in tqdm(chosen, desc=f"decoding {split}", disable=not progress, leave=False):
-            img = decode_image(e.read(), e.name)
+            img = decode(e.read, e.name)
             if size is None:
                 size, first = img.shape[:2], e.name
             elif img.shape[:2] != size:
@@ -195,28 +264,53 @@ def _decode_all(source: Path, entries: list[_Entry], classes: list[str], progres
             images.append(img)
         out[f"{split}_images"] = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
         out[f"{split}_labels"] = torch.tensor([index[e.cls] for e in chosen], dtype=torch.int64)
-    formats = {IMAGE_SUFFIXES[PurePosixPath(e.name).suffix.lower()] for e in entries}
+    formats = {IMAGE_SUFFIXES[_suffix(e.name)] for e in listing.entries}
     out["format"] = "/".join(sorted(formats))
     out["classes"] = classes
+    out["skipped"] = skipped_summary(source, listing.skipped) or ""
     return out
 
 
-def read_image_folder(path: str | os.PathLike, progress: bool = True) -> dict:
+def read_image_folder(path: str | os.PathLike, progress: bool = True, max_member_bytes: int | None = None,
+                      max_pixels: int | None = None) -> dict:
     """Decode every image of the source: ``{split}_images (N, 3, H, W) uint8``, ``{split}_labels (N,)``
-    for ``train``, ``test`` (and ``val`` if present), plus ``classes`` and ``format`` ("JPEG", "PNG", …)."""
+    for ``train``, ``test`` (and ``val`` if present), plus ``classes``, ``format`` ("JPEG", "PNG", …)
+    and ``skipped`` (the :func:`skipped_summary`, "" if nothing was skipped; also warned here).
+
+    ``max_member_bytes`` / ``max_pixels``: the per-file and per-image caps (default: the environment
+    variables or defaults of the module docstring).
+    """
     path = Path(path)
     kind = source_kind(path)
-    try:
-        if kind == "folder":
-            entries, dirs = _collect(_walk_folder(path), path)
-            return _decode_all(path, entries, _check_classes(path, dirs, entries), progress)
-        opener = tarfile.open(path, "r:*") if kind == "tar" else zipfile.ZipFile(path)
-        with opener as archive:
-            walk = _walk_tar(archive) if kind == "tar" else _walk_zip(archive)
-            entries, dirs = _collect(walk, path)
-            return _decode_all(path, entries, _check_classes(path, dirs, entries), progress)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
-        raise CorruptFileError(f"cannot read the archive {path} ({e}); is it complete?") from e
+    cap, pixels = member_cap(max_member_bytes), pixel_cap(max_pixels)
+    decode = lambda read, name: decode_image(read(cap), name, pixels)  # noqa: E731
+    if kind != "folder":  # one pass, in archive order: each image's bytes are read (capped) as it is reached
+        from tqdm.auto import tqdm
+
+        items = tqdm(walk_source(path, kind), desc="reading", unit=" files", disable=not progress, leave=False)
+        listing = _collect(items, path, read_now=lambda read: read(cap))
+    else:
+        listing = _collect(walk_source(path, kind), path)
+    tensors = _stack(path, listing, _check_classes(path, listing), decode, progress)
+    if tensors["skipped"]:
+        warnings.warn(tensors["skipped"], SkippedFiles, stacklevel=2)
+    return tensors
+
+
+def source_fingerprint(path: str | os.PathLike) -> str:
+    """A checksum (16 hex digits) of the source's content: of the bytes for an archive; for a folder,
+    of every file's path and size and of the bytes of every file with an image extension (so
+    replacing an image changes it even if its size and time stamp stay the same)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    if path.is_dir():
+        for item in walk_source(path, "folder"):
+            h.update(f"{item.rel}\0{item.kind}\0{item.size}\n".encode())
+            if item.kind == "file" and _suffix(item.rel) in IMAGE_SUFFIXES:
+                h.update(sha256_file(path / item.rel).encode())
+    else:
+        h.update(sha256_file(path).encode())
+    return h.hexdigest()[:16]
 
 
 def write_image_folder(root: str | os.PathLike, split: str, images: torch.Tensor, labels: torch.Tensor,
@@ -257,32 +351,41 @@ def default_name(classes: list[str], image_format: str, source: Path) -> str:
 
 
 def load_image_folder(path: str | os.PathLike, name: str | None = None, cache_dir: str | os.PathLike | None = None,
-                      progress: bool = True) -> Dataset:
+                      progress: bool = True, max_member_bytes: int | None = None,
+                      max_pixels: int | None = None) -> Dataset:
     """A :class:`Dataset` from an ImageFolder-layout folder or archive (see the module docstring).
 
     Args:
         path: a folder, or a ``.tar``, ``.tar.gz`` / ``.tgz`` or ``.zip`` file.
         name: what to call the data set (default: :func:`default_name`).
-        cache_dir: where the decoded tensors are cached (default ``data/image_cache``);
-            a cache that cannot be written is skipped with a warning.
+        cache_dir: where the decoded tensors are cached (default ``$KDTUTOR_DATA/image_cache``,
+            never beside the source); a cache that cannot be written is skipped with a warning.
+        max_member_bytes, max_pixels: the per-file and per-image caps (see the module docstring).
     Raises:
         FileNotFoundError: nothing at ``path``.
-        ValueError: not the layout above, an image that does not decode (the message
-            names it), images of different sizes, a class folder without images, a
-            class in ``test/`` or ``val/`` that ``train/`` lacks.
+        CorruptFileError: a truncated or damaged archive (a ValueError; the message names it).
+        ValueError: not the layout above, an image that does not decode or is over a cap (the
+            message names it), images of different sizes, a class folder without images, a
+            class in ``test/`` or ``val/`` that ``train/`` lacks, fewer than 2 training images
+            without a ``val/`` folder.
     """
     path = Path(path).expanduser().resolve()
-    kind = source_kind(path)
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if kind == "folder" else path.stat().st_size
-    cache = Path(cache_dir or CACHE_DIR) / f"{path.name}-{size}-{source_fingerprint(path)}-v{CACHE_VERSION}.pt"
+    source_kind(path)
+    fingerprint = source_fingerprint(path)
+    cache = Path(cache_dir or CACHE_DIR) / f"{path.name}-{fingerprint}-v{CACHE_VERSION}.pt"
     tensors = None
     if cache.exists():
         try:
             tensors = load_checked(cache, kind="imagefolder")
         except CorruptFileError as e:
             warnings.warn(f"ignoring a damaged cache ({e}); decoding the images again")
+        if tensors is not None and tensors.get("fingerprint") != fingerprint:
+            warnings.warn(f"ignoring {cache}: it was not made from this source; decoding the images again")
+            tensors = None
+        elif tensors is not None and tensors["skipped"]:
+            warnings.warn(tensors["skipped"], SkippedFiles, stacklevel=2)
     if tensors is None:
-        tensors = read_image_folder(path, progress=progress)
+        tensors = {**read_image_folder(path, progress, max_member_bytes, max_pixels), "fingerprint": fingerprint}
         try:
             save_checked(tensors, cache, kind="imagefolder")
         except OSError as e:
@@ -292,8 +395,13 @@ def load_image_folder(path: str | os.PathLike, name: str | None = None, cache_di
     if "val_images" in tensors:
         val = Split(tensors["val_images"], tensors["val_labels"])
     else:  # as for CIFAR-10: a fixed random tenth of train
+        if len(train) < MIN_TRAIN_WITHOUT_VAL:
+            raise ValueError(f"{path} has {len(train)} training image(s) and no val/ folder: validation images are "
+                             f"set aside from train/ (a tenth, at least one), so train/ needs at least "
+                             f"{MIN_TRAIN_WITHOUT_VAL} images and test/ at least 1; add images, or a val/<class>/ "
+                             f"folder with at least 1 image")
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
-        n_val = len(train) // 10
+        n_val = max(1, len(train) // 10)
         train, val = (Split(train.images[perm[n_val:]], train.labels[perm[n_val:]]),
                       Split(train.images[perm[:n_val]], train.labels[perm[:n_val]]))
     test = Split(tensors["test_images"], tensors["test_labels"])

@@ -31,8 +31,11 @@ def predict(model: nn.Module, loader: DeviceLoader, tta: bool | int = False) -> 
             (mirror × {no shift, one pixel up-left, one pixel down-right}), weighted as airbench.
     Returns:
         ``logits (N, C) float32`` and ``labels (N,) int64``, on the loader's device.
+    Raises:
+        ValueError: the loader's split is empty (the message says how many images each split needs).
     """
     level = int(tta)
+    _check_not_empty(loader)
     was_training = model.training
     model.eval()
     outs, labels, index = [], [], []
@@ -46,6 +49,13 @@ def predict(model: nn.Module, loader: DeviceLoader, tta: bool | int = False) -> 
     return torch.cat(outs)[order], torch.cat(labels)[order]
 
 
+def _check_not_empty(loader: DeviceLoader) -> None:
+    if loader.num_examples == 0:
+        raise ValueError("this split has no images, so there is nothing to predict or evaluate: every split "
+                         "(train, validation, test) needs at least one image; give the data set more images "
+                         "(an image folder needs at least 2 in train/ without val/, and 1 in test/)")
+
+
 @torch.no_grad()
 def split_metrics(model: nn.Module, loader: DeviceLoader) -> tuple[float, float]:
     """``(mean cross-entropy, accuracy)`` of ``model`` on every example of ``loader``, in float32.
@@ -54,6 +64,7 @@ def split_metrics(model: nn.Module, loader: DeviceLoader) -> tuple[float, float]
     r, r + W, … and the sums of losses, correct answers and counts are all-reduced, so
     every process gets the numbers of the whole split. At world size 1: :func:`predict`.
     """
+    _check_not_empty(loader)
     if not distributed.active():
         logits, labels = predict(model, loader)
         return cross_entropy(logits, labels, check=False).item(), top1_accuracy(logits, labels)

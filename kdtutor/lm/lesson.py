@@ -13,6 +13,7 @@ another text or teacher is ever reused.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from kdtutor.checkpoints import weights_fingerprint
 from kdtutor.lm.distill import TopK, teacher_corpus, topk_cache
 from kdtutor.lm.evaluate import diversity, heldout_scores, sample_ids, teacher_bits_on
 from kdtutor.lm.model import build_lm
-from kdtutor.lm.text import TextData, cut, load_text, tiled_windows, transfer_windows
+from kdtutor.lm.text import TEXT_ENV, TextData, check_fits, cut, load_text, tiled_windows, transfer_windows
 from kdtutor.lm.train import (LMRun, LMSizes, LMTrainConfig, NextChar, OnPolicyKD, TokenKD, TopKKD, lm_sizes,
                               model_config, train_lm)
 from kdtutor.storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside, save_checked
@@ -192,5 +193,15 @@ def setup(profile_name: str | None = None, device=None, progress: bool = True, v
 
     name = get_profile(profile_name).name
     sizes = lm_sizes(name)
-    data = cut(load_text(download=name != "smoke", verbose=verbose), sizes.n_train, sizes.n_val, sizes.n_test)
+    data = lesson_text(name, verbose)
     return LMLesson(data, sizes, name, torch.device(device) if device else default_device(), progress, folder)
+
+
+def lesson_text(profile: str, verbose: bool = True) -> TextData:
+    """The text of lesson 07 for ``profile``, cut to its sizes, checked to hold the profile's windows
+    (:func:`kdtutor.text.check_fits`; the error names ``$KDTUTOR_TEXT`` when that chose the file)."""
+    sizes = lm_sizes(profile)
+    data = cut(load_text(download=profile != "smoke", verbose=verbose), sizes.n_train, sizes.n_val, sizes.n_test)
+    local = os.environ.get(TEXT_ENV, "").strip()
+    check_fits(data, sizes.block, f"{TEXT_ENV}={local}" if local and not data.is_standin else None)
+    return data

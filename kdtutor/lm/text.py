@@ -23,6 +23,7 @@ whose first ``L`` columns are the input and last ``L`` the next-character target
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import urllib.request
@@ -177,20 +178,60 @@ def download_text(root: str | os.PathLike = DATA_DIR, url: str = URL, sha256: st
     return path
 
 
-def read_text_file(path: str | os.PathLike) -> TextData:
+MIN_PRINTABLE = 0.95  # the fraction of characters that must be printable (or whitespace) in a text
+
+
+def check_text(text: str, where: str) -> None:
+    """Raise ValueError (naming ``where``) unless ``text`` is mostly printable characters: at least
+    :data:`MIN_PRINTABLE` of them printable or whitespace (a binary file, or one of NUL bytes, is not)."""
+    if not text:
+        raise ValueError(f"{where} is empty: lesson 07 needs a text to learn from")
+    sample = text[:1_000_000]
+    ok = sum(1 for c in sample if c.isprintable() or c in "\n\r\t")
+    if ok < MIN_PRINTABLE * len(sample):
+        raise ValueError(f"{where} is not a readable text: only {ok / len(sample):.0%} of its characters are "
+                         f"printable (needs ≥ {MIN_PRINTABLE:.0%}); is it a binary file?")
+
+
+def check_fits(data: TextData, block: int, where: str | None = None) -> None:
+    """Raise ValueError unless every split holds at least one window of ``block + 1`` characters
+    (the profile's context length ``L`` plus the next character); the message says how long a text must be."""
+    short = {name: len(ids) for name, ids in (("train", data.train), ("validation", data.val), ("test", data.test))
+             if len(ids) < block + 1}
+    if short:
+        need = math.ceil((block + 1) / min(FRACTIONS)) + 2
+        where = where or data.source or data.name
+        raise ValueError(f"{where} is too short for this profile: its " + ", ".join(
+            f"{k} part has {v:,} characters" for k, v in short.items()) + f", fewer than one window of {block + 1}; "
+            f"use a text of at least {need:,} characters (validation and test are {min(FRACTIONS):.0%} each)")
+
+
+def read_text_file(path: str | os.PathLike, variable: str | None = None) -> TextData:
     """The text at ``path``: "tiny Shakespeare" if its SHA-256 is the reference one, else named
-    after the file. Raises ``FileNotFoundError`` (naming ``$KDTUTOR_TEXT``) if nothing is there."""
+    after the file. ``variable`` (e.g. ``"KDTUTOR_TEXT"``) is the setting that pointed here, named
+    in every error.
+
+    Raises:
+        FileNotFoundError: nothing there.
+        ValueError: not UTF-8, not mostly printable (:func:`check_text`), or too short to split.
+    """
     path = Path(path).expanduser()
+    where = f"{variable}={path}" if variable else str(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{TEXT_ENV}={path}: no file there. Point it at a copy of tiny Shakespeare "
+        raise FileNotFoundError(f"{where}: no file there. Point it at a copy of tiny Shakespeare "
                                 f"(or another UTF-8 text), or unset it to download the reference copy")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 text ({e})") from None
+        raise ValueError(f"{where} is not UTF-8 text ({e})") from None
+    check_text(text, where)
     ok = hashlib.sha256(raw).hexdigest() == SHA256
-    return from_text(text, NAME if ok else f"text of {path.name} (NOT the reference tiny Shakespeare)", source=str(path))
+    try:
+        return from_text(text, NAME if ok else f"text of {path.name} (NOT the reference tiny Shakespeare)",
+                         source=str(path))
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def make_standin_text(n_chars: int = 120_000, seed: int = 0) -> str:
@@ -226,7 +267,7 @@ def load_text(root: str | os.PathLike = DATA_DIR, download: bool = True, verbose
     """The course's text (see the module docstring for where it comes from, in order)."""
     local = os.environ.get(TEXT_ENV, "").strip()
     if local:
-        return read_text_file(local)
+        return read_text_file(local, TEXT_ENV)
     path = Path(root) / FILENAME
     if path.exists():
         found = sha256_of(path)
