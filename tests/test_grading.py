@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from kdtutor.__main__ import main
+from kdtutor.checks import core as checks_core
 from kdtutor.classroom import grading, instructor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +19,7 @@ LESSON = "01_softmax_temperature"  # three cheap exercises, no data
 STUDENT = ROOT / "notebooks" / f"{LESSON}.ipynb"
 TEACHER = ROOT / "instructor" / f"{LESSON}.ipynb"
 EXERCISES = [ex.check for ex in instructor.exercises(nbformat.read(STUDENT, as_version=4))]
+POINTS = {name: checks_core.points(name) for name in EXERCISES}
 ARTEFACTS = Path(os.environ.get("KDTUTOR_TEST_ARTEFACTS", ROOT / "results" / "test-artefacts"))
 
 
@@ -66,8 +68,9 @@ def test_unsolved_instructor_and_one_wrong_answer_grade_0_N_and_N_of_N_and_N_min
     assert [s for s, _ in wrong.values()] == ["passed", "failed", "passed"]
     assert "✗ entropy_nats" in wrong["entropy_nats"][1]  # the check's own message
     points = {name: sum(g.points for g in grades if g.learner == name) for name in rows}
-    assert points == {"unsolved": 0, "instructor": 3, "one_wrong": 2}
-    assert {g.max_points for g in grades} == {1}
+    full = sum(POINTS.values())  # 4: temperature_for_entropy is worth 2
+    assert points == {"unsolved": 0, "instructor": full, "one_wrong": full - POINTS["entropy_nats"]}
+    assert {(g.exercise, g.max_points) for g in grades} == set(POINTS.items())
     assert lines[0] == grading.find_sandbox().banner()  # the sandbox (or its absence) is said first
     text = grading.to_csv(grades)
     table = list(csv.DictReader(io.StringIO(text)))
@@ -108,9 +111,9 @@ def test_a_check_cell_the_run_never_reached_is_an_error_with_the_first_error():
               "reached": [cells["stable_log_softmax"]]}
     grades = grading.grade_rows("x", LESSON, expected, verdicts, report, 60)
     assert [(g.exercise, g.status, g.points, g.max_points) for g in grades] == [
-        ("stable_log_softmax", "passed", 1, 1),
-        ("entropy_nats", "error", 0, 1),  # its check cell never ran in the notebook
-        ("temperature_for_entropy", "error", 0, 1)]  # no verdict: the cell was removed or renamed
+        ("stable_log_softmax", "passed", 1, POINTS["stable_log_softmax"]),
+        ("entropy_nats", "error", 0, POINTS["entropy_nats"]),  # its check cell never ran in the notebook
+        ("temperature_for_entropy", "error", 0, POINTS["temperature_for_entropy"])]  # no verdict: the cell was removed or renamed
     assert grades[0].message == "✓ b"
     assert "SyntaxError" in grades[1].message and "SyntaxError" in grades[2].message
 

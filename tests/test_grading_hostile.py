@@ -171,7 +171,8 @@ def test_hostile_submissions_earn_nothing_and_touch_nothing_else(tmp_path):
         by.setdefault(row["learner"], {})[row["exercise"]] = row
     assert set(by) == set(subs) and {r["sandbox"] for r in table} == {"bubblewrap"}
     points = {name: sum(int(r["points"]) for r in rows.values()) for name, rows in by.items()}
-    assert points == {"honest": 3, "forger": 0, "patcher": 0, "answer_key": 0, "daemon": 0}
+    full = sum(kdtutor.checks.core.points(e.check) for e in instructor.exercises(nbformat.read(STUDENT, as_version=4)))
+    assert points == {"honest": full, "forger": 0, "patcher": 0, "answer_key": 0, "daemon": 0}
     assert {r["status"] for r in by["honest"].values()} == {"passed"}
     for name in ("forger", "patcher", "daemon"):
         assert {r["status"] for r in by[name].values()} == {"not attempted"}, by[name]

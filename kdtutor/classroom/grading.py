@@ -119,7 +119,19 @@ class Sandbox:
             if Path(path).is_file():
                 empty.touch()
                 binds += ["--ro-bind", str(empty), str(Path(path).resolve())]
-        return ["bwrap", *BWRAP_ARGS, "--bind", str(scratch), INSIDE, *binds, "--chdir", INSIDE, "--", *argv]
+        return ["bwrap", *BWRAP_ARGS, *_code_binds(), "--bind", str(scratch), INSIDE, *binds, "--chdir", INSIDE, "--",
+                *argv]
+
+
+def _code_binds() -> list[str]:
+    """Read-only binds of what the sandboxed Python needs but the private ``/tmp`` would hide: the
+    course checkout and the Python environment, where they live under ``/tmp`` (a clone or a
+    virtual environment made there, as CI and tests do)."""
+    from kdtutor.storage import REPO_ROOT
+
+    needed = {Path(p).resolve() for p in (REPO_ROOT, sys.prefix, sys.exec_prefix, sys.base_prefix)}
+    under_tmp = sorted(p for p in needed if p.is_relative_to("/tmp") and p != Path("/tmp"))
+    return [arg for p in under_tmp for arg in ("--ro-bind", str(p), str(p))]
 
 
 BWRAP_ARGS = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
