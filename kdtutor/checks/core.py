@@ -512,3 +512,18 @@ def gradient_of(f: Callable, args: tuple, index: int, names: tuple[str, ...], wh
     if grad is None:
         raise Failed(no_gradient_message(what, names[index]))
     return grad
+
+
+def dtype_name(x: torch.Tensor) -> str:
+    """``"float32"`` for a float32 tensor: how a check names the precision a case runs in."""
+    return str(x.dtype).removeprefix("torch.")
+
+
+def expect_gradient(grad: torch.Tensor, want: torch.Tensor, what: str, atol: float, rtol: float,
+                    why: str = "") -> None:
+    """Fail unless the gradient ``grad`` (from :func:`gradient_of`) is close to ``want``; ``why`` is
+    added to the message (what usually makes it wrong)."""
+    try:
+        expect_tensor_close(grad, want, what, atol=atol, rtol=rtol)
+    except Failed as e:
+        raise Failed(f"{e}{why}") from None

@@ -17,9 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from kdtutor.checks.core import (CheckResult, Failed, as_number, call_checked, expect_close_or_explain,
-                                 expect_non_finite_kept, expect_tensor_close, gradient_of, register, run_check,
-                                 tolerance)
+from kdtutor.checks.core import (CheckResult, Failed, as_number, call_checked, dtype_name, expect_close_or_explain,
+                                 expect_gradient, expect_non_finite_kept, gradient_of, register, run_check, tolerance)
 from kdtutor.kd.beyond import standardize_logits, tckd_nckd
 
 register("nckd_per_example",
@@ -45,10 +44,6 @@ NCKD_ARGS = ("student_logits", "teacher_logits", "labels", "T")
 
 def _nckd_reference(student_logits, teacher_logits, labels, T):
     return tckd_nckd(student_logits, teacher_logits, labels, T)[1]
-
-
-def _dtype_name(x: torch.Tensor) -> str:
-    return str(x.dtype).removeprefix("torch.")
 
 
 def _case(seed, n=6, c=10, scale=3.0, dtype=torch.float64):
@@ -77,14 +72,6 @@ def _nckd_mistakes(s, z, y, T):
             (T * T * ref, "Leave out the T² factor here: dkd_loss applies it.")]
 
 
-def _expect_gradient(grad, want, what, atol, rtol, why=""):
-    """Fail unless the gradient ``grad`` the learner's result gave is ``want``."""
-    try:
-        expect_tensor_close(grad, want, what, atol=atol, rtol=rtol)
-    except Failed as e:
-        raise Failed(f"{e}{why}") from None
-
-
 def nckd_per_example(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise: ``fn(student_logits (N, C), teacher_logits (N, C), labels (N,), T) -> (N,)`` NCKD per example.
 
@@ -95,7 +82,7 @@ def nckd_per_example(fn: Callable, verbose: bool = True) -> CheckResult:
         for seed, T, dtype in [(0, 1.0, torch.float64), (1, 4.0, torch.float64), (2, 2.0, torch.float64),
                                (3, 4.0, torch.float32)]:
             s, z, y = _case(seed, dtype=dtype)
-            what = f"T = {T}, {_dtype_name(s)} logits"
+            what = f"T = {T}, {dtype_name(s)} logits"
             want = _nckd_reference(s.double(), z.double(), y, T)
             got = call_checked(f, what, NCKD_ARGS, s.clone(), z.clone(), y.clone(), T)
             atol, rtol = tolerance(s, got)
@@ -105,7 +92,7 @@ def nckd_per_example(fn: Callable, verbose: bool = True) -> CheckResult:
             grad = gradient_of(f, (s, z.clone(), y.clone(), T), 0, NCKD_ARGS, f"{what}, gradient case", weights=w)
             sr = s.double().requires_grad_(True)
             (g_want,) = torch.autograd.grad((_nckd_reference(sr, z.double(), y, T) * w).sum(), sr)
-            _expect_gradient(grad, g_want, f"{what}, the gradient with respect to student_logits", atol, rtol)
+            expect_gradient(grad, g_want, f"{what}, the gradient with respect to student_logits", atol, rtol)
         s, z, y = _case(4, dtype=torch.float32)
         s[0, (y[0] + 1) % s.shape[1]] = float("nan")
         z[2, (y[2] + 2) % s.shape[1]] = float("nan")
@@ -132,7 +119,7 @@ def standardize(fn: Callable, verbose: bool = True) -> CheckResult:
                                   (3, 4, 10, torch.float32)]:
             g = torch.Generator().manual_seed(seed)
             z = (torch.randn(n, c, generator=g, dtype=torch.float64) * 4 + 2).to(dtype)
-            what = f"{n}×{c} {_dtype_name(z)} logits"
+            what = f"{n}×{c} {dtype_name(z)} logits"
             zd = z.double()
             want = _standardize_reference(zd)
             mistakes = [((zd - zd.mean(0, keepdim=True)) / zd.std(0, keepdim=True),
@@ -149,7 +136,7 @@ def standardize(fn: Callable, verbose: bool = True) -> CheckResult:
             grad = gradient_of(f, (z,), 0, ("logits",), f"{what}, gradient case", weights=w)
             zr = zd.clone().requires_grad_(True)
             (g_want,) = torch.autograd.grad((_standardize_reference(zr) * w).sum(), zr)
-            _expect_gradient(grad, g_want, f"{what}, the gradient with respect to logits", atol, rtol,
+            expect_gradient(grad, g_want, f"{what}, the gradient with respect to logits", atol, rtol,
                              ". The mean and the std depend on the logits too: don't detach them")
         z = torch.randn(3, 6, generator=torch.Generator().manual_seed(4))
         z[1, 3] = float("nan")

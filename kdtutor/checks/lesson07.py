@@ -16,8 +16,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from kdtutor.checks.core import (CheckResult, Failed, call_checked, expect_non_finite_kept, expect_tensor_close,
-                                 fmt, gradient_of, register, run_check, tolerance)
+from kdtutor.checks.core import (CheckResult, Failed, call_checked, dtype_name, expect_gradient, expect_non_finite_kept,
+                                 expect_tensor_close, fmt, gradient_of, register, run_check, tolerance)
 from kdtutor.lm.distill import masked_mean, reverse_kl, topk_from_logits, topk_kd_loss
 
 register("reverse_kl_tokens",
@@ -71,13 +71,6 @@ def _logits(shape, seed, scale=2.0, dtype=torch.float32):
     return (scale * torch.randn(*shape, generator=g)).to(dtype), (scale * torch.randn(*shape, generator=g)).to(dtype)
 
 
-def _dtype_name(x: torch.Tensor) -> str:
-    return str(x.dtype).removeprefix("torch.")
-
-
-def _expect_gradient(grad, want, what, atol, rtol):
-    expect_tensor_close(grad, want, f"{what}, the gradient with respect to student_logits", atol=atol, rtol=rtol)
-
 
 # --------------------------------------------------------------------------- exercise 1
 def reverse_kl_tokens(fn: Callable, verbose: bool = True) -> CheckResult:
@@ -94,7 +87,7 @@ def reverse_kl_tokens(fn: Callable, verbose: bool = True) -> CheckResult:
                  ("large logits (±200) (2, 2, 6)", *_logits((2, 2, 6), 71, scale=200.0)),
                  ("random logits (3, 2, 7)", *_logits((3, 2, 7), 73, dtype=torch.float64))]
         for what, s, t in cases:
-            what = f"{what}, {_dtype_name(s)}"
+            what = f"{what}, {dtype_name(s)}"
             sd, td = s.double(), t.double()
             want = reference(sd, td)
             log_q, log_p = F.log_softmax(sd, -1), F.log_softmax(td, -1)
@@ -114,7 +107,7 @@ def reverse_kl_tokens(fn: Callable, verbose: bool = True) -> CheckResult:
             grad = gradient_of(f, (s, t.clone()), 0, RKL_ARGS, what)
             s2 = s.double().requires_grad_(True)
             (want,) = torch.autograd.grad(reference(s2, t.double()), s2)
-            _expect_gradient(grad, want, what, *tolerance(s, grad))
+            expect_gradient(grad, want, f"{what}, the gradient with respect to student_logits", *tolerance(s, grad))
         s, t = _logits((2, 3, 5), 74)
         t[0, 1, 2] = float("-inf")
         got = call_checked(f, "teacher −inf", RKL_ARGS, s.clone(), t.clone())
@@ -148,7 +141,7 @@ def masked_token_mean(fn: Callable, verbose: bool = True) -> CheckResult:
                  ("inf and NaN at padded positions", padded, m),
                  ("inf and NaN at padded positions", padded.double(), m)]
         for what, values, mask in cases:
-            what = f"{what}, {_dtype_name(values)}"
+            what = f"{what}, {dtype_name(values)}"
             vd = values.double()
             want = reference(vd, mask)
             safe = torch.where(mask, vd, torch.zeros((), dtype=vd.dtype))
@@ -164,7 +157,7 @@ def masked_token_mean(fn: Callable, verbose: bool = True) -> CheckResult:
                              "inf · 0 = NaN; select the real tokens instead (values[mask] or torch.where)")
             _expect(got, want, what, mistakes, *tolerance(values, got))
         for values in (padded, padded.double()):
-            what = f"gradient case ({_dtype_name(values)}, inf and NaN at padded positions)"
+            what = f"gradient case ({dtype_name(values)}, inf and NaN at padded positions)"
             grad = gradient_of(f, (values, m.clone()), 0, MEAN_ARGS, what)
             want = m.to(values.dtype) / m.sum()
             if grad.shape == want.shape and not torch.isfinite(grad[~m]).all():
@@ -204,7 +197,7 @@ def topk_renormalized_kl(fn: Callable, verbose: bool = True) -> CheckResult:
                                             ("(1, 2, 6) logits, k = V = 6", (1, 2, 6), 6, 82, torch.float32),
                                             ("(2, 2, 9) logits, k = 4", (2, 2, 9), 4, 83, torch.float64)]:
             s, t = _logits(shape, seed, dtype=dtype)
-            what = f"{what}, {_dtype_name(s)}"
+            what = f"{what}, {dtype_name(s)}"
             lp, idx = targets(t, k)
             sd, lpd = s.double(), lp.double()
             want = reference(sd, lpd, idx)
@@ -227,7 +220,7 @@ def topk_renormalized_kl(fn: Callable, verbose: bool = True) -> CheckResult:
             grad = gradient_of(f, (s, lp.clone(), idx.clone()), 0, TOPK_ARGS, what)
             s2 = s.double().requires_grad_(True)
             (want,) = torch.autograd.grad(reference(s2, lp.double(), idx), s2)
-            _expect_gradient(grad, want, what, *tolerance(s, grad))
+            expect_gradient(grad, want, f"{what}, the gradient with respect to student_logits", *tolerance(s, grad))
         s, t = _logits((2, 3, 8), 85)
         lp, idx = targets(t, 3)
         s[0, 0, idx[0, 0, 1]] = float("-inf")
