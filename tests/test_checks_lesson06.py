@@ -183,3 +183,34 @@ def test_the_answers_the_hints_show_pass():
         exec(f"def answer({args}):\n    C = {args.split(',')[0]}.shape[1] if {name == 'nckd_per_example'} else None"
              f"\n    {body}", namespace)
         _passes(getattr(checks, name), namespace["answer"])
+
+
+# --------------------------------------------------------------------------- the shared helpers (checks.core)
+def test_an_in_place_write_refused_by_autograd_is_reported_as_changing_the_argument():
+    def in_place_when_it_requires_grad(s, z, y, T):  # passes the value cases, then autograd refuses s.mul_
+        if s.requires_grad:
+            s.mul_(1.0)
+        return sol.nckd_per_example(s, z, y, T)
+
+    _fails(checks.nckd_per_example, in_place_when_it_requires_grad, "gradient case",
+           "changed its argument `student_logits` in place")
+
+
+def test_call_checked_sees_changed_values_and_same_value_rewrites_but_not_nan_it_was_given():
+    from kdtutor.checks import core
+
+    x = torch.tensor([1.0, float("nan")])
+    assert core.call_checked(lambda a: a * 2, "case", ("a",), x).isnan()[1]  # NaN == NaN for the comparison
+    with pytest.raises(checks.Failed, match="changed its argument `a` in place"):
+        core.call_checked(lambda a: a.copy_(a.clone()), "case", ("a",), x.clone())  # same values, new version
+    with pytest.raises(checks.Failed, match="`b` in place"):
+        core.call_checked(lambda a, b: b.append(1), "case", ("a", "b"), x.clone(), [0.5])
+
+
+def test_tolerance_is_that_of_the_least_precise_float_dtype():
+    from kdtutor.checks import core
+
+    f64, f32 = torch.zeros(1, dtype=torch.float64), torch.zeros(1)
+    assert core.tolerance(f64) == core.TOLERANCE[torch.float64] < core.TOLERANCE[torch.float32]
+    assert core.tolerance(f64, f32) == core.tolerance(f32) == core.tolerance() == core.TOLERANCE[torch.float32]
+    assert core.tolerance(f64, torch.zeros(1, dtype=torch.int64)) == core.TOLERANCE[torch.float64]
