@@ -125,7 +125,41 @@ def test_log_of_softmax_fails_on_large_logits():
 
 
 def test_detached_result_fails_the_gradient_case():
-    _fails(C.reverse_kl_tokens, lambda s, t: answers.reverse_kl_tokens(s.detach(), t), "not connected")
+    _fails(C.reverse_kl_tokens, lambda s, t: answers.reverse_kl_tokens(s.detach(), t), "gradient case",
+           "no gradient with respect to `student_logits`")
+
+
+def test_reverse_kl_under_no_grad_fails():
+    def no_grad(s, t):
+        with torch.no_grad():
+            return answers.reverse_kl_tokens(s, t)
+
+    _fails(C.reverse_kl_tokens, no_grad, "no gradient with respect to `student_logits`", "torch.no_grad()")
+
+
+def test_reverse_kl_normalising_the_logits_in_place_fails():
+    def in_place(s, t):
+        s.sub_(s.logsumexp(-1, keepdim=True))  # log_q, written over the caller's logits
+        return (s.exp() * (s - _logp(t))).sum(-1).mean()
+
+    def teacher_in_place(s, t):
+        t -= t.logsumexp(-1, keepdim=True)
+        return (_logp(s).exp() * (_logp(s) - t)).sum(-1).mean()
+
+    _fails(C.reverse_kl_tokens, in_place, "changed its argument `student_logits` in place")
+    _fails(C.reverse_kl_tokens, teacher_in_place, "changed its argument `teacher_logits` in place")
+
+
+def test_reverse_kl_hiding_nan_or_inf_fails():
+    _fails(C.reverse_kl_tokens, lambda s, t: answers.reverse_kl_tokens(s, t).nan_to_num(), "hides it")
+    _fails(C.reverse_kl_tokens, lambda s, t: answers.reverse_kl_tokens(s, t).nan_to_num(posinf=float("inf")),
+           "NaN student logit", "hides it")
+
+    def clamped(s, t):  # a "safe" log that turns KL = inf into a large number
+        log_q, log_p = _logp(s), _logp(t).clamp_min(-1e4)
+        return (log_q.exp() * (log_q - log_p)).sum(-1).mean()
+
+    _fails(C.reverse_kl_tokens, clamped, "teacher logit of −inf", "hides it")
 
 
 # --------------------------------------------------------------------------- masked_token_mean
@@ -144,6 +178,44 @@ def test_mean_of_sequence_means_fails():
 
 def test_ignoring_the_mask_fails():
     _fails(C.masked_token_mean, lambda v, m: v.mean(), "a short second sequence")
+
+
+def test_masked_mean_without_a_gradient_fails():
+    _fails(C.masked_token_mean, lambda v, m: torch.tensor(v[m].mean().item()), "gradient case",
+           "no gradient with respect to `values`", ".item()")
+
+
+def test_zeroing_the_padding_in_place_fails():
+    def in_place(v, m):
+        v[~m] = 0
+        return v.sum() / m.sum()
+
+    def masked_fill_(v, m):
+        return v.masked_fill_(~m, 0).sum() / m.sum()
+
+    def same_values(v, m):  # rewrites the mask with the values it had: the version counter sees it
+        m &= m
+        return v[m].mean()
+
+    _fails(C.masked_token_mean, in_place, "changed its argument `values` in place")
+    _fails(C.masked_token_mean, masked_fill_, "changed its argument `values` in place", "masked_fill")
+    _fails(C.masked_token_mean, same_values, "changed its argument `mask` in place")
+
+
+def test_masked_mean_whose_gradient_at_padding_is_nan_fails():
+    def select_after(v, m):  # the right value, but exp(inf) at a padded position reaches the gradient
+        return torch.where(m, v.exp(), 1.0).log().sum() / m.sum()
+
+    _fails(C.masked_token_mean, select_after, "gradient at the padded positions", "Select the real tokens")
+
+
+def test_masked_mean_hiding_nan_or_inf_at_real_positions_fails():
+    _fails(C.masked_token_mean, lambda v, m: torch.where(m & v.isfinite(), v, 0).sum() / m.sum(),
+           "a NaN at a real position", "hides it")
+    _fails(C.masked_token_mean, lambda v, m: torch.nanmean(torch.where(m, v, float("nan"))),
+           "a NaN at a real position", "hides it")
+    _fails(C.masked_token_mean, lambda v, m: v[m].nan_to_num().mean(), "a NaN at a real position", "hides it")
+    _fails(C.masked_token_mean, lambda v, m: v[m].clamp(-1e6, 1e6).mean(), "an inf at a real position", "hides it")
 
 
 # --------------------------------------------------------------------------- topk_renormalized_kl
@@ -173,3 +245,54 @@ def test_summing_over_positions_in_topk_fails():
         return answers.topk_renormalized_kl(s, lp, idx) * s[..., 0].numel()
 
     _fails(C.topk_renormalized_kl, summed, "expected")
+
+
+def test_topk_without_a_gradient_fails():
+    _fails(C.topk_renormalized_kl, lambda s, lp, idx: answers.topk_renormalized_kl(s.detach(), lp, idx),
+           "gradient case", "no gradient with respect to `student_logits`")
+
+
+def test_renormalising_the_teacher_in_place_fails():
+    def in_place(s, lp, idx):
+        lp -= lp.logsumexp(-1, keepdim=True)
+        return (lp.exp() * (lp - _logp(s).gather(-1, idx))).sum(-1).mean()
+
+    _fails(C.topk_renormalized_kl, in_place, "changed its argument `topk_logprobs` in place")
+
+
+def test_topk_hiding_nan_or_inf_fails():
+    _fails(C.topk_renormalized_kl, lambda s, lp, idx: torch.nan_to_num(answers.topk_renormalized_kl(s, lp, idx)),
+           "hides it")
+
+    def clamped(s, lp, idx):
+        log_p = lp - lp.logsumexp(-1, keepdim=True)
+        return (log_p.exp() * (log_p - _logp(s).gather(-1, idx).clamp_min(-30))).sum(-1).mean()
+
+    _fails(C.topk_renormalized_kl, clamped, "student logit of −inf", "hides it")
+
+
+# --------------------------------------------------------------------------- float32 and float64
+def test_correct_answers_computed_in_float32_pass_and_every_check_tries_both_precisions():
+    assert C.reverse_kl_tokens(lambda s, t: answers.reverse_kl_tokens(s.float(), t.float()), verbose=False).passed
+    assert C.masked_token_mean(lambda v, m: answers.masked_token_mean(v.float(), m), verbose=False).passed
+    assert C.topk_renormalized_kl(lambda s, lp, idx: answers.topk_renormalized_kl(s.float(), lp.float(), idx),
+                                  verbose=False).passed
+
+    def wrong_in(dtype, right):
+        return lambda x, *rest: (2 if x.dtype == dtype else 1) * right(x, *rest)
+
+    for dtype in (torch.float32, torch.float64):
+        name = str(dtype).removeprefix("torch.")
+        _fails(C.reverse_kl_tokens, wrong_in(dtype, answers.reverse_kl_tokens), name)
+        _fails(C.masked_token_mean, wrong_in(dtype, answers.masked_token_mean), name)
+        _fails(C.topk_renormalized_kl, wrong_in(dtype, answers.topk_renormalized_kl), name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_answer_the_hint_shows_passes(name):
+    params = {"reverse_kl_tokens": "student_logits, teacher_logits", "masked_token_mean": "values, mask",
+              "topk_renormalized_kl": "student_logits, topk_logprobs, topk_indices"}[name]
+    body = "\n    ".join(C.answer(name, verbose=False).split("; "))
+    namespace = {"F": F, "torch": torch}
+    exec(f"def answer({params}):\n    {body}", namespace)
+    assert getattr(C, name)(namespace["answer"], verbose=False).passed is True

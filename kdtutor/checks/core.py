@@ -30,6 +30,7 @@ import functools
 import inspect
 import json
 import math
+import numbers
 import os
 import sys
 from dataclasses import dataclass
@@ -389,11 +390,140 @@ def expect_student_gradient(f: Callable, args: tuple, want_grad: torch.Tensor, w
 
 
 def as_number(got, what: str) -> float:
-    """``got`` as a float (a Python number or a one-element tensor), or :class:`Failed`."""
+    """``got`` as a float (a Python or NumPy number, or a one-element tensor), or :class:`Failed`."""
     if isinstance(got, torch.Tensor):
         if got.numel() != 1:
             raise Failed(f"{what}: expected a single number, got a tensor of shape {tuple(got.shape)}")
         got = got.item()
-    if isinstance(got, bool) or not isinstance(got, (int, float)):
+    if isinstance(got, bool) or not isinstance(got, numbers.Real):
         raise Failed(f"{what}: expected a number, got {type(got).__name__}")
     return float(got)
+
+
+# --------------------------------------------------------------------------- answers used as losses
+# Shared by the checks of lessons 06 and 07: a right value is not enough when the result trains a model.
+TOLERANCE = {torch.float64: (1e-6, 1e-5), torch.float32: (1e-5, 1e-4)}  # (atol, rtol) against a float64 reference
+
+
+def tolerance(*values) -> tuple[float, float]:
+    """``(atol, rtol)`` for comparing with a float64 reference a result computed from ``values``:
+    those of the least precise float dtype among the tensors (float32's when none is float64, e.g.
+    for Python floats measured in float32, or for half precision)."""
+    dtypes = {v.dtype for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()}
+    return TOLERANCE[torch.float64] if dtypes == {torch.float64} else TOLERANCE[torch.float32]
+
+
+def in_place_message(what: str, name: str, kind: str = "tensor") -> str:
+    """What to tell a learner whose function changed its argument ``name`` in place."""
+    if kind == "list":
+        return (f"{what}: your function changed its argument `{name}` in place (e.g. `{name}[i] -= ...`, "
+                f"`{name}.sort()`, `{name}.append(...)`); the caller's list must stay intact: build a new list "
+                f"instead (`d = [m - k for m, k in zip(...)]`)")
+    return (f"{what}: your function changed its argument `{name}` in place (e.g. `{name}.sub_(...)`, "
+            f"`{name} -= ...`, `{name}[...] = ...`, `masked_fill_`); the caller's {name} must stay intact: compute a "
+            f"new tensor instead (`{name} - ...`, `torch.where(...)`, `masked_fill` without the underscore)")
+
+
+def _same(before, after) -> bool:
+    """Whether ``after`` still equals the snapshot ``before`` (a tensor: same values, NaN equal to NaN)."""
+    if isinstance(before, torch.Tensor):
+        return (after.shape == before.shape and after.dtype == before.dtype
+                and bool(((after == before) | (after.isnan() & before.isnan())
+                          if before.is_floating_point() else after == before).all()))
+    return after == before
+
+
+def call_checked(f: Callable, what: str, names: tuple[str, ...], *args):
+    """``f(*args)``; fail, naming the argument, if ``f`` changed a tensor or list argument in place
+    (its values, or its version counter: ``_version`` counts in-place writes, even ones that rewrite
+    the same values). ``names``: the exercise's parameter names, one per argument."""
+    snapshots = [a.detach().clone() if isinstance(a, torch.Tensor) else list(a) if isinstance(a, list) else None
+                 for a in args]
+    versions = [a._version if isinstance(a, torch.Tensor) else None for a in args]
+    try:
+        out = f(*args)
+    except RuntimeError as e:  # an in-place write to a tensor that requires grad (autograd refuses it)
+        leaf = [n for n, a in zip(names, args) if isinstance(a, torch.Tensor) and a.requires_grad]
+        if "in-place operation" in str(e) and leaf:
+            raise Failed(in_place_message(what, leaf[0])) from None
+        raise
+    for name, a, before, version in zip(names, args, snapshots, versions):
+        if before is None:
+            continue
+        kind = "list" if isinstance(a, list) else "tensor"
+        if not _same(before, a) or (kind == "tensor" and a._version != version):
+            raise Failed(in_place_message(what, name, kind))
+    return out
+
+
+def as_tensor_result(got, want: torch.Tensor, what: str) -> torch.Tensor:
+    """``got`` reshaped to ``want``'s shape (a 0-dim ``want`` takes any one-element tensor), or :class:`Failed`."""
+    if not isinstance(got, torch.Tensor):
+        raise Failed(f"{what}: expected a torch.Tensor, got {type(got).__name__}")
+    if want.ndim == 0 and got.numel() == 1:
+        return got.reshape(())
+    if tuple(got.shape) != tuple(want.shape):
+        raise Failed(f"{what}: result has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+    return got
+
+
+def expect_non_finite_kept(got, want: torch.Tensor, what: str, atol: float, rtol: float) -> None:
+    """Fail unless ``got`` equals ``want`` where ``want`` is NaN or ±inf (a NaN or inf at a real position
+    must show in the result) and is close to it elsewhere."""
+    got = as_tensor_result(got, want, what).detach().double()
+    want = want.detach().double()
+    hidden = ~torch.isfinite(want) & torch.isfinite(got)
+    if hidden.any():
+        where = "" if want.ndim == 0 else f" at index {tuple(hidden.nonzero()[0].tolist())}"
+        raise Failed(f"{what}: got {got[hidden][0].item():.5g}{where}, expected {want[hidden][0].item()}: "
+                     "a NaN or inf at a real position must show in "
+                     "the result, and yours hides it (torch.nan_to_num, clamp, nanmean/nansum, an isfinite mask, "
+                     "or an epsilon added inside a log?). Let it propagate: a loss that quietly turns NaN into a "
+                     "number trains on garbage and hides the bug")
+    if not torch.isclose(got, want, atol=atol, rtol=rtol, equal_nan=True).all():
+        raise Failed(f"{what}: got {fmt(got)}, expected {fmt(want)}")
+
+
+def no_gradient_message(what: str, name: str) -> str:
+    return (f"{what}: your result has no gradient with respect to `{name}`, so backward() could not train "
+            f"anything through it: don't use .item(), .detach(), .numpy(), torch.tensor(...) or torch.no_grad() "
+            f"on the way; return the tensor computed from `{name}`")
+
+
+def gradient_of(f: Callable, args: tuple, index: int, names: tuple[str, ...], what: str,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The gradient of ``f(*args)`` (weighted by ``weights`` and summed, or a one-element result as it
+    is) with respect to ``args[index]``, called through :func:`call_checked`; :class:`Failed` if the
+    result has no gradient with respect to it."""
+    args = list(args)
+    x = args[index] = args[index].detach().clone().requires_grad_(True)
+    got = call_checked(f, what, names, *args)
+    if not isinstance(got, torch.Tensor):
+        raise Failed(f"{what}: expected a torch.Tensor (one you can call .backward() on), got {type(got).__name__}")
+    if weights is None:
+        if got.numel() != 1:
+            raise Failed(f"{what}: expected one number (a 0-dim tensor), got shape {tuple(got.shape)}")
+        loss = got.reshape(())
+    else:
+        if tuple(got.shape) != tuple(weights.shape):
+            raise Failed(f"{what}: result has shape {tuple(got.shape)}, expected {tuple(weights.shape)}")
+        loss = (got * weights.to(got.dtype)).sum()
+    grad = torch.autograd.grad(loss, x, allow_unused=True)[0] if loss.requires_grad else None
+    if grad is None:
+        raise Failed(no_gradient_message(what, names[index]))
+    return grad
+
+
+def dtype_name(x: torch.Tensor) -> str:
+    """``"float32"`` for a float32 tensor: how a check names the precision a case runs in."""
+    return str(x.dtype).removeprefix("torch.")
+
+
+def expect_gradient(grad: torch.Tensor, want: torch.Tensor, what: str, atol: float, rtol: float,
+                    why: str = "") -> None:
+    """Fail unless the gradient ``grad`` (from :func:`gradient_of`) is close to ``want``; ``why`` is
+    added to the message (what usually makes it wrong)."""
+    try:
+        expect_tensor_close(grad, want, what, atol=atol, rtol=rtol)
+    except Failed as e:
+        raise Failed(f"{e}{why}") from None

@@ -3,6 +3,10 @@
     nckd_per_example   KL between the teacher's and the student's distributions over the non-target classes
     standardize        z-score logits over the class axis
     paired_gain        mean and std of the per-seed differences method − KD
+
+Each runs in float64 and float32 (compared with a float64 reference within the less precise
+dtype's tolerance) and fails an answer that changes an argument in place. The first two are used
+in losses: their results must carry the gradient to the logits and keep a NaN where the input has one.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from kdtutor.checks.core import (CheckResult, Failed, as_number, expect_close_or_explain, expect_tensor_close,
-                                 register, run_check)
+from kdtutor.checks.core import (CheckResult, Failed, as_number, call_checked, dtype_name, expect_close_or_explain,
+                                 expect_gradient, expect_non_finite_kept, gradient_of, register, run_check, tolerance)
 from kdtutor.kd.beyond import standardize_logits, tckd_nckd
 
 register("nckd_per_example",
@@ -35,17 +39,20 @@ register("paired_gain",
          answer="d = [m - k for m, k in zip(method_accs, kd_accs)]; return statistics.mean(d), statistics.stdev(d)")
 
 
+NCKD_ARGS = ("student_logits", "teacher_logits", "labels", "T")
+
+
 def _nckd_reference(student_logits, teacher_logits, labels, T):
     return tckd_nckd(student_logits, teacher_logits, labels, T)[1]
 
 
-def _case(seed, n=6, c=10, scale=3.0):
+def _case(seed, n=6, c=10, scale=3.0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     s = scale * torch.randn(n, c, generator=g, dtype=torch.float64)
     z = scale * torch.randn(n, c, generator=g, dtype=torch.float64)
     y = torch.randint(0, c, (n,), generator=g)
     z[0, (y[0] + 1) % c] += 10.0  # on example 0 the teacher's argmax is not the label
-    return s, z, y
+    return s.to(dtype), z.to(dtype), y
 
 
 def _nckd_mistakes(s, z, y, T):
@@ -66,22 +73,33 @@ def _nckd_mistakes(s, z, y, T):
 
 
 def nckd_per_example(fn: Callable, verbose: bool = True) -> CheckResult:
-    """Exercise: ``fn(student_logits (N, C), teacher_logits (N, C), labels (N,), T) -> (N,)`` NCKD per example."""
+    """Exercise: ``fn(student_logits (N, C), teacher_logits (N, C), labels (N,), T) -> (N,)`` NCKD per example.
+
+    In float64 and float32; the result must carry the gradient to ``student_logits``, leave the inputs
+    unchanged, and be NaN for an example whose (non-target) logits hold a NaN."""
 
     def test(f):
-        for seed, T in [(0, 1.0), (1, 4.0), (2, 2.0)]:
-            s, z, y = _case(seed)
-            want = _nckd_reference(s, z, y, T)
-            expect_close_or_explain(f(s.clone(), z.clone(), y.clone(), T), want, f"T = {T}",
-                                    mistakes=_nckd_mistakes(s, z, y, T))
-            sg = s.clone().requires_grad_(True)
-            got = f(sg, z, y, T)
-            if not isinstance(got, torch.Tensor) or not got.requires_grad:
-                raise Failed("your result is not connected to student_logits: backward() could not train the student")
-            (g_got,) = torch.autograd.grad(got.sum(), sg)
-            sr = s.clone().requires_grad_(True)
-            (g_want,) = torch.autograd.grad(_nckd_reference(sr, z, y, T).sum(), sr)
-            expect_tensor_close(g_got, g_want, f"T = {T}, gradient with respect to student_logits", atol=1e-6)
+        for seed, T, dtype in [(0, 1.0, torch.float64), (1, 4.0, torch.float64), (2, 2.0, torch.float64),
+                               (3, 4.0, torch.float32)]:
+            s, z, y = _case(seed, dtype=dtype)
+            what = f"T = {T}, {dtype_name(s)} logits"
+            want = _nckd_reference(s.double(), z.double(), y, T)
+            got = call_checked(f, what, NCKD_ARGS, s.clone(), z.clone(), y.clone(), T)
+            atol, rtol = tolerance(s, got)
+            expect_close_or_explain(got, want, what, mistakes=_nckd_mistakes(s.double(), z.double(), y, T),
+                                    atol=atol, rtol=rtol)
+            w = torch.linspace(0.5, 1.5, len(y), dtype=torch.float64)
+            grad = gradient_of(f, (s, z.clone(), y.clone(), T), 0, NCKD_ARGS, f"{what}, gradient case", weights=w)
+            sr = s.double().requires_grad_(True)
+            (g_want,) = torch.autograd.grad((_nckd_reference(sr, z.double(), y, T) * w).sum(), sr)
+            expect_gradient(grad, g_want, f"{what}, the gradient with respect to student_logits", atol, rtol)
+        s, z, y = _case(4, dtype=torch.float32)
+        s[0, (y[0] + 1) % s.shape[1]] = float("nan")
+        z[2, (y[2] + 2) % s.shape[1]] = float("nan")
+        got = call_checked(f, "NaN logits", NCKD_ARGS, s.clone(), z.clone(), y.clone(), 2.0)
+        expect_non_finite_kept(got, _nckd_reference(s.double(), z.double(), y, 2.0),
+                               "a NaN non-target logit of the student (example 0) and of the teacher (example 2)",
+                               *tolerance(s, got))
 
     return run_check("nckd_per_example", fn, _nckd_reference, test, verbose=verbose, answer_key=(tckd_nckd,))
 
@@ -91,20 +109,40 @@ def _standardize_reference(logits):
 
 
 def standardize(fn: Callable, verbose: bool = True) -> CheckResult:
-    """Exercise: ``fn(logits (N, C)) -> (N, C)``, each row z-scored over the classes."""
+    """Exercise: ``fn(logits (N, C)) -> (N, C)``, each row z-scored over the classes.
+
+    In float64 and float32; the result must carry the gradient to ``logits`` (it feeds a loss), leave
+    ``logits`` unchanged, and be NaN in a row holding a NaN."""
 
     def test(f):
-        for seed, n, c in [(0, 5, 10), (1, 10, 5), (2, 3, 100)]:
-            z = torch.randn(n, c, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 4 + 2
-            want = _standardize_reference(z)
-            mistakes = [((z - z.mean(0, keepdim=True)) / z.std(0, keepdim=True),
+        for seed, n, c, dtype in [(0, 5, 10, torch.float64), (1, 10, 5, torch.float64), (2, 3, 100, torch.float64),
+                                  (3, 4, 10, torch.float32)]:
+            g = torch.Generator().manual_seed(seed)
+            z = (torch.randn(n, c, generator=g, dtype=torch.float64) * 4 + 2).to(dtype)
+            what = f"{n}×{c} {dtype_name(z)} logits"
+            zd = z.double()
+            want = _standardize_reference(zd)
+            mistakes = [((zd - zd.mean(0, keepdim=True)) / zd.std(0, keepdim=True),
                          "You standardised over the batch (dim=0); standardise each example over its classes."),
-                        (z / z.std(1, keepdim=True), "Subtract each row's mean too."),
-                        ((z - z.mean(1, keepdim=True)) / z.var(1, keepdim=True), "Divide by the standard deviation, "
-                                                                                  "not the variance."),
-                        ((z - z.mean(1, keepdim=True)) / z.std(1, unbiased=False, keepdim=True),
+                        (zd / zd.std(1, keepdim=True), "Subtract each row's mean too."),
+                        ((zd - zd.mean(1, keepdim=True)) / zd.var(1, keepdim=True), "Divide by the standard "
+                                                                                    "deviation, not the variance."),
+                        ((zd - zd.mean(1, keepdim=True)) / zd.std(1, unbiased=False, keepdim=True),
                          "Use torch.std's default (with Bessel's correction), as the reference code does.")]
-            expect_close_or_explain(f(z.clone()), want, f"{n}×{c} logits", mistakes=mistakes, atol=1e-6)
+            got = call_checked(f, what, ("logits",), z.clone())
+            atol, rtol = tolerance(z, got)
+            expect_close_or_explain(got, want, what, mistakes=mistakes, atol=atol, rtol=rtol)
+            w = torch.randn(n, c, generator=g, dtype=torch.float64)
+            grad = gradient_of(f, (z,), 0, ("logits",), f"{what}, gradient case", weights=w)
+            zr = zd.clone().requires_grad_(True)
+            (g_want,) = torch.autograd.grad((_standardize_reference(zr) * w).sum(), zr)
+            expect_gradient(grad, g_want, f"{what}, the gradient with respect to logits", atol, rtol,
+                             ". The mean and the std depend on the logits too: don't detach them")
+        z = torch.randn(3, 6, generator=torch.Generator().manual_seed(4))
+        z[1, 3] = float("nan")
+        got = call_checked(f, "NaN logit", ("logits",), z.clone())
+        expect_non_finite_kept(got, _standardize_reference(z.double()), "a NaN logit in row 1 (float32)",
+                               *tolerance(z, got))
 
     return run_check("standardize", fn, _standardize_reference, test, verbose=verbose,
                      answer_key=(standardize_logits,))
@@ -115,27 +153,43 @@ def _paired_gain_reference(method_accs, kd_accs):
     return statistics.mean(d), statistics.stdev(d)
 
 
+def _float32(values):
+    """Accuracies as a float32 evaluation measures them (Python floats holding float32 values)."""
+    return [float(v) for v in torch.tensor(values, dtype=torch.float32)]
+
+
 def paired_gain(fn: Callable, verbose: bool = True) -> CheckResult:
-    """Exercise: ``fn(method_accs, kd_accs) -> (mean, std)`` of the per-seed differences (lists in seed order)."""
+    """Exercise: ``fn(method_accs, kd_accs) -> (mean, std)`` of the per-seed differences (lists in seed order).
+
+    Compared within float32's precision (an answer computed in float32 tensors passes); the lists
+    must stay unchanged."""
+    atol, rtol = tolerance()  # accuracies are measured in float32
+
+    def close(a, b):
+        return abs(a - b) <= atol + rtol * abs(b)
 
     def test(f):
-        for method, kd in [([0.70, 0.66, 0.69], [0.68, 0.65, 0.66]), ([0.61, 0.64, 0.60, 0.62], [0.62, 0.61, 0.60, 0.65])]:
+        for method, kd in [([0.70, 0.66, 0.69], [0.68, 0.65, 0.66]), ([0.61, 0.64, 0.60, 0.62], [0.62, 0.61, 0.60, 0.65]),
+                           (_float32([0.6825, 0.7031, 0.6912, 0.7105, 0.6950]),
+                            _float32([0.6790, 0.6987, 0.6930, 0.7001, 0.6866]))]:
+            what = f"{len(method)} seeds"
             want = _paired_gain_reference(method, kd)
-            got = f(list(method), list(kd))
+            got = call_checked(f, what, ("method_accs", "kd_accs"), list(method), list(kd))
             if not isinstance(got, (tuple, list)) or len(got) != 2:
                 raise Failed(f"return a pair (mean, std), got {got!r}")
             mean, sd = as_number(got[0], "mean"), as_number(got[1], "std")
-            if abs(mean + want[0]) < 1e-9 and abs(want[0]) > 1e-9:
+            if close(mean, -want[0]) and not close(want[0], 0.0):
                 raise Failed(f"mean {mean:.4f} has the wrong sign: subtract KD from the method (method − KD)")
-            if abs(mean - want[0]) > 1e-9:
-                raise Failed(f"mean {mean:.4f}, expected {want[0]:.4f}")
+            if not close(mean, want[0]):
+                raise Failed(f"{what}: mean {mean:.6f}, expected {want[0]:.6f}")
             unpaired = (statistics.variance(method) + statistics.variance(kd)) ** 0.5
-            if abs(sd - unpaired) < 1e-9:
+            if close(sd, unpaired):
                 raise Failed("that std treats the two lists as unpaired; take the std of the per-seed differences")
             pstdev = statistics.pstdev([m - k for m, k in zip(method, kd)])
-            if abs(sd - pstdev) < 1e-9:
+            if close(sd, pstdev):
                 raise Failed("use the sample standard deviation (statistics.stdev), not the population one")
-            if abs(sd - want[1]) > 1e-9:
-                raise Failed(f"std {sd:.4f}, expected {want[1]:.4f} (the sample std of the paired differences)")
+            if not close(sd, want[1]):
+                raise Failed(f"{what}: std {sd:.6f}, expected {want[1]:.6f} (the sample std of the paired "
+                             "differences)")
 
     return run_check("paired_gain", fn, _paired_gain_reference, test, verbose=verbose)
