@@ -146,8 +146,11 @@ def determinism(device, deterministic: bool = False):
 
 # --------------------------------------------------------------------------- memory layout
 def prefers_channels_last(device) -> bool:
-    """True on CUDA, where channels-last (NHWC) tensors let convolutions use tensor cores directly."""
-    return _as_device(device).type == "cuda"
+    """True on CUDA, where channels-last (NHWC) tensors let convolutions use tensor cores directly,
+    and on the CPU, where oneDNN's convolutions are faster on them too (measured on a 2-core x86
+    CPU, torch 2.14, one thread: ``cnn_tiny`` trains at 4,700 instead of 2,400 images/s and
+    ``airbench_small`` infers at 2,800 instead of 1,350 images/s; ``benchmarks/``)."""
+    return _as_device(device).type in ("cuda", "cpu")
 
 
 def place(model: nn.Module, device) -> nn.Module:

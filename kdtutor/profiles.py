@@ -23,15 +23,14 @@ ENV_VAR = "KDTUTOR_PROFILE"
 
 @dataclass(frozen=True)
 class BeyondBudget:
-    """Lesson 06's own, smaller student budget: six methods × (a 2-value grid + ``seeds``) runs
-    must fit the lesson's time. The students train on the first ``n_train`` of the profile's
-    student images (``None``: all of them) for ``epochs``; function matching's "patient" runs
-    last ``patient_epochs``."""
+    """Lesson 06's own student budget: four methods × ``seeds``, a learning-rate sweep (two runs
+    per distillation method) and three side-experiment runs must fit the lesson's time. The
+    students train on the first ``n_train`` of the profile's student images (``None``: all of
+    them) for ``epochs``."""
 
     n_train: int | None
     epochs: int
-    patient_epochs: int
-    seeds: tuple[int, ...] = (1, 2, 3)
+    seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     sweep_seed: int = 0  # the grid's seed: not one of ``seeds``
     n_eval: int | None = None  # validation and test images (None: the profile's)
 
@@ -62,7 +61,7 @@ class Profile:
     alphas: tuple[float, ...]  # the α grid of the sweep
     description: str = ""
     sweep_seed: int = 0  # the T × α sweep's seed: not one of ``seeds``, so the comparison is not chosen on itself
-    beyond: BeyondBudget = BeyondBudget(n_train=None, epochs=2, patient_epochs=4)  # lesson 06
+    beyond: BeyondBudget = BeyondBudget(n_train=None, epochs=2)  # lesson 06
 
     def with_(self, **changes) -> "Profile":
         """A copy with some fields changed, e.g. ``profile.with_(teacher_epochs=2)``."""
@@ -85,7 +84,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(1, 2),
         temperatures=(1.0, 4.0),
         alphas=(0.5, 0.9),
-        beyond=BeyondBudget(n_train=250, epochs=1, patient_epochs=2, seeds=(1, 2), n_eval=200),
+        beyond=BeyondBudget(n_train=250, epochs=1, seeds=(1, 2), n_eval=200),
         description="CI-sized: generated stand-in data, a couple of epochs; numbers mean little.",
     ),
     "cpu": Profile(
@@ -103,7 +102,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(1, 2, 3),
         temperatures=(2.0, 4.0),
         alphas=(0.5, 0.9),
-        beyond=BeyondBudget(n_train=2500, epochs=4, patient_epochs=12, seeds=(1, 2, 3), n_eval=2000),
+        beyond=BeyondBudget(n_train=10000, epochs=5, seeds=(1, 2, 3, 4, 5), n_eval=2000),
         description="Laptop-sized: a small teacher on CIFAR-10's 45k training images, students on a 10k subset.",
     ),
     "gpu": Profile(
@@ -121,7 +120,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(1, 2, 3),
         temperatures=(1.0, 2.0, 4.0, 8.0),
         alphas=(0.1, 0.5, 0.9),
-        beyond=BeyondBudget(n_train=None, epochs=15, patient_epochs=60, seeds=(1, 2, 3)),
+        beyond=BeyondBudget(n_train=None, epochs=15, seeds=(1, 2, 3, 4, 5)),
         description="Full CIFAR-10, an airbench94-style teacher, the full sweep.",
     ),
 }

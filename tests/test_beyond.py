@@ -1,5 +1,7 @@
 """kdtutor.kd.beyond: DKD, logit standardisation and the hint loss, each against an independent reference."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -140,3 +142,22 @@ def test_hint_loss_is_mse_and_checks_shapes():
         beyond.hint_loss(a, b.requires_grad_(True))
     with pytest.raises(ValueError, match="shape"):
         beyond.hint_loss(torch.zeros(3), torch.zeros(3))
+
+
+def test_non_target_entropy_against_scipy_and_its_extremes():
+    from scipy.stats import entropy
+    g = torch.Generator().manual_seed(3)
+    z, y = 2 * torch.randn(5, 10, generator=g, dtype=torch.float64), torch.tensor([0, 3, 5, 9, 1])
+    got = beyond.non_target_entropy(z, y, T=2.0)
+    for i in range(5):
+        others = [c for c in range(10) if c != int(y[i])]
+        p = torch.softmax(z[i, others] / 2.0, 0).numpy()
+        assert float(got[i]) == pytest.approx(entropy(p) / math.log(9), rel=1e-9)
+    flat = torch.zeros(2, 10, dtype=torch.float64)
+    flat[:, 0] = 8.0  # the target stands out, the other nine are equal: uniform among them
+    assert torch.allclose(beyond.non_target_entropy(flat, torch.tensor([0, 0])), torch.ones(2, dtype=torch.float64))
+    peaked = torch.zeros(1, 10, dtype=torch.float64)
+    peaked[0, 4] = 80.0
+    assert float(beyond.non_target_entropy(peaked, torch.tensor([0]))) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="C ≥ 3"):
+        beyond.non_target_entropy(torch.zeros(2, 2), torch.tensor([0, 1]))

@@ -1,7 +1,9 @@
 """Lesson 06's harness: feature hooks and projector, mixup views, the teacher cache, the comparison's numbers."""
 
 import pytest
+import scipy.stats
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kdtutor.images import comparison as bl, hints, methods as br
@@ -90,52 +92,109 @@ def test_teacher_cache_serves_the_teachers_outputs_for_the_batchs_own_view():
         cache(other, next(iter(other)))
 
 
-def test_method_loss_rejects_unknown_methods_and_parameters():
+def test_method_loss_rejects_unknown_methods_and_missing_pieces():
     with pytest.raises(ValueError, match="unknown method"):
-        br.check_method("CRD", {"T": 4})
-    with pytest.raises(ValueError, match="exactly one parameter, 'T'"):
-        br.check_method("KD", {"alpha": 0.5})
+        br.check_method("CRD")
     with pytest.raises(ValueError, match="needs a TeacherCache"):
-        br.MethodLoss("DKD", {"beta": 8.0}, None, _loader())
+        br.MethodLoss("DKD", None, _loader(), total_steps=10)
+    with pytest.raises(ValueError, match="pass total_steps"):
+        br.MethodLoss("DKD", br.TeacherCache(_Teacher()), _loader())
     with pytest.raises(ValueError, match="HintedStudent"):
-        br.MethodLoss("FitNets", {"beta": 1.0}, br.TeacherCache(_Teacher(), "body"), _loader(), nn.Linear(2, 2))
+        br.MethodLoss("FitNets", br.TeacherCache(_Teacher(), "body"), _loader(), nn.Linear(2, 2))
     student = hints.HintedStudent(build_model("cnn_tiny"), "7", (4, 8, 8))
     with pytest.raises(ValueError, match="teacher features"):
-        br.MethodLoss("FitNets", {"beta": 1.0}, br.TeacherCache(_Teacher()), _loader(), student)
+        br.MethodLoss("FitNets", br.TeacherCache(_Teacher()), _loader(), student)
     with pytest.raises(ValueError, match="pass clean=True"):
         plain = DeviceLoader(Split(
             torch.zeros(20, 3, 8, 8, dtype=torch.uint8), torch.zeros(20, dtype=torch.long)), 10, (0.5,) * 3, (0.25,) * 3)
         br.TeacherCache(_Teacher())(plain, next(iter(plain)))
 
 
-def _run(method, seed, test_accs, correct_final):
+def test_dkd_warmup_is_mdistillers_ramp_scaled_to_the_run():
+    steps_per_epoch = 7
+    total = 240 * steps_per_epoch
+    for epoch in (1, 5, 19, 20, 21, 240):  # mdistiller: min(epoch / 20, 1) with epoch counted from 1
+        assert br.dkd_warmup(epoch * steps_per_epoch, total, 20 / 240) == pytest.approx(min(epoch / 20, 1.0))
+    with pytest.raises(ValueError, match="warmup"):
+        br.dkd_warmup(1, 10, 0.0)
+
+
+def _logits(seed=0, n=6, c=10):
+    g = torch.Generator().manual_seed(seed)
+    return (3 * torch.randn(n, c, generator=g, dtype=torch.float64), 3 * torch.randn(n, c, generator=g, dtype=torch.float64),
+            torch.randint(0, c, (n,), generator=g))
+
+
+def test_method_losses_are_the_reference_codes_at_their_settings():
+    from kdtutor.kd import beyond
+    s, z, y = _logits()
+    ce = F.cross_entropy(s, y)
+    kd = F.kl_div(F.log_softmax(s / 4, 1), F.log_softmax(z / 4, 1), reduction="batchmean", log_target=True)
+    cache, loader = br.TeacherCache(_Teacher()), _loader()
+    assert br.MethodLoss("KD", cache, loader).loss(s, z, y) == pytest.approx(float(0.1 * ce + 0.9 * 16 * kd))
+    lf = br.MethodLoss("DKD", cache, loader, total_steps=120)  # warm-up: the first 10 steps
+    for step, w in [(5, 0.5), (10, 1.0), (100, 1.0)]:
+        lf.steps = step
+        want = ce + w * beyond.dkd_loss(s, z, y, alpha=1.0, beta=8.0, T=4.0)
+        assert lf.loss(s, z, y) == pytest.approx(float(want))
+    lf.steps = 100
+    assert lf.loss(s, z, y) == pytest.approx(float(beyond.dkd_training_loss(s, z, y, 1.0, 8.0, 4.0)))
+    want = 0.1 * ce + 9 * beyond.ls_kd_loss(s, z, T=2.0)
+    assert br.MethodLoss("LS-KD", cache, loader).loss(s, z, y) == pytest.approx(float(want))
+    assert br.MethodLoss("scratch", None, loader).loss(s, z, y) == pytest.approx(float(ce))
+
+
+def test_logit_gradient_norm_has_the_closed_forms_of_ce_and_kd():
+    s, z, y = _logits(1)
+    want_ce = (F.softmax(s, 1) - F.one_hot(y, 10)).norm(dim=1).mean()
+    assert br.logit_gradient_norm(lambda x: F.cross_entropy(x, y), s) == pytest.approx(float(want_ce))
+    T = 4.0  # ∂/∂s of T²·KL(p_T ‖ q_T) is T·(q_T − p_T) per example
+    want_kd = (T * (F.softmax(s / T, 1) - F.softmax(z / T, 1))).norm(dim=1).mean()
+    kd = lambda x: T * T * F.kl_div(F.log_softmax(x / T, 1), F.log_softmax(z / T, 1), reduction="batchmean", log_target=True)  # noqa: E731
+    assert br.logit_gradient_norm(kd, s) == pytest.approx(float(want_kd))
+
+
+def test_lr_candidates_match_every_methods_initial_pull_to_ces():
+    norms = {"scratch": 1.0, "KD": 0.5, "DKD": 2.0, "LS-KD": 40.0}
+    c = br.lr_candidates(norms)
+    assert c == {"scratch": (1.0,), "KD": (1.0, 2.0), "DKD": (1.0, 0.5), "LS-KD": (1.0, 0.025)}
+
+
+def _run(method, seed, test_accs, correct_final, scale=1.0):
     """A fake run: its history's per-epoch test accuracies and final logits right on ``correct_final`` of 10."""
     logits = torch.zeros(10, 2)
     logits[:correct_final, 0] = 1.0  # labels are all 0
     logits[correct_final:, 1] = 1.0
     h = History([{"epoch": i + 1, "val_acc": 0.5, "test_acc": a} for i, a in enumerate(test_accs)])
-    return br.MethodRun(method, {}, seed, h, logits, 1.0)
+    return br.MethodRun(method, scale, seed, h, logits, 1.0)
 
 
-def test_published_style_gains_from_known_runs():
+def test_published_style_gains_and_the_table_from_known_runs():
     c = bl.MethodComparison("toy", True, 2, 10, [1, 2, 3], 0, torch.zeros(10, dtype=torch.long), torch.zeros(10, 2))
-    final = {"KD": [6, 6, 6], "DKD": [5, 6, 7]}
+    final = {"KD": [6, 6, 6], "DKD": [5, 6, 7], "LS-KD": [8, 8, 9]}
     for m in br.METHODS:
         f = final.get(m, [6, 6, 6])
         c.runs[m] = {s: _run(m, s, [0.9 if m == "DKD" else 0.1, f[i] / 10], f[i]) for i, s in enumerate([1, 2, 3])}
-        c.grid[m] = {v: _run(m, 0, [0.5], 6) for v in br.GRID[m][1]}
-        c.chosen[m] = br.GRID[m][1][0]
-    c.grid["KD"][br.GRID["KD"][1][0]] = _run("KD", 0, [0.4], 4)  # KD's first grid value: 40 %
-    c.grid["DKD"][br.GRID["DKD"][1][1]] = _run("DKD", 0, [0.8], 8)  # DKD's better value on test: 80 %
+        c.chosen[m] = 1.0
+        if m != "scratch":
+            c.grid[m] = {1.0: _run(m, 0, [0.5], 6), 0.5: _run(m, 0, [0.5], 6, 0.5)}
+    c.grid["KD"][1.0] = _run("KD", 0, [0.4], 4)  # KD at the course's learning rate: 40 %
+    c.grid["DKD"][0.5] = _run("DKD", 0, [0.8], 8, 0.5)  # DKD's better learning rate on test: 80 %
     g = bl.published_style_gains(c)["DKD"]
     assert g["honest"] == pytest.approx(0.0, abs=1e-4)
     assert g["best_epoch_on_test"] == pytest.approx(100 * (0.9 - 0.6), abs=1e-4)
     assert g["best_of_seeds"] == pytest.approx(100 * (0.7 - 0.6), abs=1e-4)
     assert g["unequal_tuning"] == pytest.approx(100 * (0.8 - 0.4), abs=1e-4)
-    row = {r["method"]: r for r in c.table()}["DKD"]
-    assert row["diffs"] == pytest.approx([-10.0, 0.0, 10.0], abs=1e-4) and row["acc_mean"] == pytest.approx(60.0, abs=1e-4)
-    assert "go both ways" in row["verdict"]
-    assert any(line.startswith("| DKD | beta = 2 | 60.00 ± 10.00 |") for line in c.markdown())
+    rows = {r["method"]: r for r in c.table()}
+    dkd, ls = rows["DKD"], rows["LS-KD"]
+    assert dkd["diffs"] == pytest.approx([-10.0, 0.0, 10.0], abs=1e-4) and dkd["acc_mean"] == pytest.approx(60.0, abs=1e-4)
+    assert dkd["verdict"] == "inconclusive" and ls["verdict"] == "reliably better" and rows["KD"]["verdict"] is None
+    ci = scipy.stats.ttest_rel([80, 80, 90], [60, 60, 60]).confidence_interval(0.95)
+    assert ls["ci"] == pytest.approx([ci.low, ci.high], abs=1e-3) and ci.low > 0
+    assert any(line.startswith("| DKD | 1 | 60.00 ± 10.00 |") for line in c.markdown())
+    lines = bl.verdict_lines(c.table())
+    assert any(line.startswith("- DKD vs KD is inconclusive: +0.00 points") for line in lines)
+    assert any(line.startswith("- LS-KD beat KD reliably: +23.33 points") for line in lines)
 
 
 def test_compare_methods_refuses_a_sweep_seed_among_the_seeds():

@@ -225,9 +225,10 @@ def test_load_checkpoint_gives_channels_last_where_the_device_prefers_it(tmp_pat
     m = build_model("cnn_tiny")
     meta = {"arch": "cnn_tiny", "num_classes": 10, "in_channels": 3, "image_size": 32}
     path = save_checkpoint(tmp_path / "m.pt", m, meta)
-    plain, _ = load_checkpoint(path)
+    monkeypatch.setattr(precision, "prefers_channels_last", lambda device: False)
+    plain, _ = load_checkpoint(path, device="cpu")
     assert not is_channels_last(plain)
-    monkeypatch.setattr(precision, "prefers_channels_last", lambda device: True)  # as on CUDA
+    monkeypatch.setattr(precision, "prefers_channels_last", lambda device: True)  # as on CUDA and the CPU
     model, _ = load_checkpoint(path, device="cpu")
     assert is_channels_last(model) and not model.training
     x = torch.randn(2, 3, 32, 32)

@@ -8,12 +8,13 @@ import torch
 from kdtutor.figures.common import as_array as _np, new_figure as _new
 
 
-def dkd_weights(teacher_pt, beta: float, T: float, dataset_name: str):
+def dkd_weights(teacher_pt, beta: float, T: float, dataset_name: str, where: str = "training views"):
     """Left: NCKD's weight against the teacher's target probability — KD's ``1 − p_t`` vs DKD's β.
     Right: how the teacher's ``p_t`` (at temperature T) spreads over real examples.
 
     Args:
         teacher_pt: ``(N,)`` the teacher's probability of the true class at temperature T.
+        where: which images ``teacher_pt`` is measured on (the right panel's title).
     """
     fig, (ax, ax_h) = _new(2)
     p = np.linspace(0, 1, 101)
@@ -24,7 +25,7 @@ def dkd_weights(teacher_pt, beta: float, T: float, dataset_name: str):
            title="weight of NCKD (non-target classes)", yscale="symlog")
     ax.legend(fontsize=8)
     ax_h.hist(_np(teacher_pt), bins=20, range=(0, 1), color="C0", alpha=0.7)
-    ax_h.set(xlabel=f"p_t at T = {T:g}", ylabel="examples", title=f"teacher on {dataset_name} (validation)")
+    ax_h.set(xlabel=f"p_t at T = {T:g}", ylabel="examples", title=f"teacher on {dataset_name} ({where})")
     fig.suptitle("KD weighs the non-target classes by 1 − p_t: little where the teacher is sure")
     fig.tight_layout()
     return fig

@@ -14,6 +14,7 @@ from typing import Iterator, NamedTuple
 import torch
 
 from kdtutor.images.splits import Split
+from kdtutor.precision import prefers_channels_last
 from kdtutor.scale.distributed import check_batch_split, shard_batch
 
 
@@ -155,7 +156,7 @@ class DeviceLoader:
         self.labels = split.labels.to(self.device)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
-        self.channels_last = self.device.type == "cuda"
+        self.channels_last = prefers_channels_last(self.device) and self.images.ndim == 4
         self._first_flips = None
         self.set_epoch(0)
 
@@ -199,7 +200,7 @@ class DeviceLoader:
         return ("views", self.seed, self.epoch, "alternate" if self.alternate_flip else self.flip, self.pad)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(B, C, H, W)`` → normalised float32 (channels-last on CUDA)."""
+        """uint8 ``(B, C, H, W)`` → normalised float32 (channels-last where the device prefers it: CUDA and the CPU)."""
         x = (images.float() - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 

@@ -2,19 +2,24 @@
 
 Every method trains the same student, from the same initial weights, over the same data
 order and augmentations (all fixed by the run's seed, :func:`kdtutor.images.train.prepare_run`);
-only the loss (and, for FitNets, a small projector; for function matching, mixup views)
-differs.
+only the loss (and the learning rate chosen for it) differs — plus, for the side experiments,
+a small projector (FitNets) or mixup views (function matching).
 
-=============  ====================================================================  ==========
-method         loss (student logits s, teacher logits z, labels y)                   grid
-=============  ====================================================================  ==========
-``scratch``    CE(y, s) with label smoothing ε                                       ε
-``KD``         (1 − 0.9)·CE + 0.9·T²·KL(z/T ‖ s/T)                                   T
-``FitNets``    CE + β·MSE(r(f_s), f_t)   (RepDistiller's FitNet: CE weight 1, no KD)  β
-``DKD``        CE + T²·(1·TCKD + β·NCKD), T = 4   (mdistiller's, no warm-up)         β
-``LS-KD``      0.1·CE + w·T²·KL(Z(z)/T ‖ Z(s)/T), T = 2   (the reference code's)     w
-``FM``         T²·KL(z/T ‖ s/T) on mixup views, no labels (function matching)        T
-=============  ====================================================================  ==========
+Each method runs at its **reference settings** (:data:`REFERENCE`), those of the code the papers'
+CIFAR results come from; nothing about the loss is tuned here, only the learning rate
+(:func:`lr_candidates`).
+
+=============  =========================================================================  ===========================
+method         loss (student logits s, teacher logits z, labels y)                        from
+=============  =========================================================================  ===========================
+``scratch``    CE(y, s)                                                                   lesson 04's student recipe
+``KD``         0.1·CE + 0.9·T²·KL(z/T ‖ s/T), T = 4                                       mdistiller's KD
+``DKD``        CE + w(t)·T²·(1·TCKD + 8·NCKD), T = 4, w warms up over the first 1/12       mdistiller's DKD (CIFAR-100
+                                                                                          default: 20 of 240 epochs)
+``LS-KD``      0.1·CE + 9·T²·KL(Z(z)/T ‖ Z(s)/T), T = 2                                   the LS-KD authors' code
+``FitNets``    CE + 1·MSE(r(f_s), f_t), joint (no separate hint stage)                     side experiment
+``FM``         T²·KL(z/T ‖ s/T) on mixup views, no labels, T = 1                           side experiment
+=============  =========================================================================  ===========================
 
 Teacher outputs come from a :class:`TeacherCache`: computed once per *view* (seed, epoch,
 augmentation — and mixup — of every example) and shared by all runs of that seed.
@@ -23,7 +28,8 @@ augmentation — and mixup — of every example) and shared by all runs of that 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -37,17 +43,18 @@ from kdtutor.images.predict import predict
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset
 from kdtutor.images.train import eval_loader, fit, prepare_run
-from kdtutor.kd.beyond import dkd_training_loss, hint_loss, ls_kd_loss
+from kdtutor.kd.beyond import dkd_loss, hint_loss, ls_kd_loss
 from kdtutor.kd.losses import cross_entropy, distillation_loss, kd_loss
 
-METHODS = ("scratch", "KD", "FitNets", "DKD", "LS-KD", "FM")
-GRID = {  # method → (parameter, the two values tried on validation at the sweep seed)
-    "scratch": ("label_smoothing", (0.0, 0.1)),
-    "KD": ("T", (2.0, 4.0)),
-    "FitNets": ("beta", (1.0, 10.0)),
-    "DKD": ("beta", (2.0, 8.0)),
-    "LS-KD": ("kd_weight", (0.9, 9.0)),
-    "FM": ("T", (1.0, 2.0)),
+METHODS = ("scratch", "KD", "DKD", "LS-KD")  # the comparison: every seed
+SIDE_METHODS = ("FitNets", "FM")  # side experiments: one seed, no verdict
+REFERENCE = {  # method → its fixed settings (see the module's table)
+    "scratch": {},
+    "KD": {"T": 4.0, "alpha": 0.9},
+    "DKD": {"T": 4.0, "alpha": 1.0, "beta": 8.0, "warmup": 20 / 240},
+    "LS-KD": {"T": 2.0, "ce_weight": 0.1, "kd_weight": 9.0},
+    "FitNets": {"beta": 1.0},
+    "FM": {"T": 1.0},
 }
 HINT_LAYERS = {"cnn_tiny": "7", "cnn_small": "7", "airbench_small": "body.2", "airbench": "body.2"}
 
@@ -150,53 +157,119 @@ class TeacherCache:
 
 
 # --------------------------------------------------------------------------- losses for fit
-def check_method(method: str, params: dict) -> None:
-    """Raise ``ValueError`` for an unknown method or a missing/unknown grid parameter."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    name = GRID[method][0]
-    if set(params) != {name}:
-        raise ValueError(f"method {method!r} takes exactly one parameter, {name!r}; got {sorted(params)}")
+def check_method(method: str) -> None:
+    """Raise ``ValueError`` for a method this lesson does not know."""
+    if method not in REFERENCE:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(REFERENCE)}")
+
+
+def dkd_warmup(step: int, total_steps: int, warmup: float) -> float:
+    """DKD's warm-up factor at training step ``step`` (1-based) of ``total_steps``: the DKD term's
+    weight rises linearly to 1 over the first ``warmup`` fraction of the steps.
+
+    mdistiller multiplies the DKD term by ``min(epoch / 20, 1)`` over 240 epochs (epoch from 1):
+    the same ramp, per step instead of per epoch, scaled to this run's length.
+    """
+    if total_steps < 1 or not 0 < warmup <= 1:
+        raise ValueError(f"need total_steps ≥ 1 and 0 < warmup ≤ 1, got {total_steps} and {warmup}")
+    return min(step / (warmup * total_steps), 1.0)
 
 
 class MethodLoss:
-    """``loss_fn(logits, batch)`` for :func:`kdtutor.images.train.fit`, for one method of the table above."""
+    """``loss_fn(logits, batch)`` for :func:`kdtutor.images.train.fit`, for one method of the table above.
 
-    def __init__(self, method: str, params: dict, cache: TeacherCache | None, loader: DeviceLoader,
-                 model: nn.Module | None = None, fixed: bool = False):
-        check_method(method, params)
+    It counts its calls (one per training step) for DKD's warm-up, so one instance serves one run
+    of ``total_steps`` steps.
+    """
+
+    def __init__(self, method: str, cache: TeacherCache | None, loader: DeviceLoader,
+                 model: nn.Module | None = None, fixed: bool = False, total_steps: int | None = None):
+        check_method(method)
         if method != "scratch" and cache is None:
             raise ValueError(f"method {method!r} needs a TeacherCache")
         if method == "FitNets" and not isinstance(model, HintedStudent):
             raise ValueError("FitNets needs the student wrapped in a HintedStudent (its projected features)")
         if method == "FitNets" and (cache is None or cache.layer is None):
             raise ValueError("FitNets needs teacher features: build the TeacherCache with a layer")
-        self.method, self.p, self.cache, self.loader, self.model, self.fixed = method, params, cache, loader, model, fixed
+        if method == "DKD" and not total_steps:
+            raise ValueError("DKD warms its term up over the run: pass total_steps")
+        self.method, self.p, self.cache, self.loader, self.model, self.fixed = (
+            method, REFERENCE[method], cache, loader, model, fixed)
+        self.total_steps, self.steps = total_steps, 0
 
     def __call__(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         m, p, y = self.method, self.p, batch.labels
+        self.steps += 1
         if m == "scratch":
-            return cross_entropy(logits, y, label_smoothing=p["label_smoothing"], check=False)
+            return cross_entropy(logits, y, check=False)
         z, feats = self.cache(self.loader, batch, clean=self.fixed)
+        return self.loss(logits, z, y, feats)
+
+    def loss(self, logits: torch.Tensor, z: torch.Tensor, y: torch.Tensor, feats=None) -> torch.Tensor:
+        """The method's loss for student ``logits (B, C)``, teacher logits ``z (B, C)``, labels ``y (B,)``."""
+        m, p = self.method, self.p
+        if m == "scratch":
+            return cross_entropy(logits, y, check=False)
         if m == "KD":
-            return distillation_loss(logits, z, y, T=p["T"], alpha=0.9, check=False)
+            return distillation_loss(logits, z, y, T=p["T"], alpha=p["alpha"], check=False)
+        if m == "DKD":
+            w = dkd_warmup(max(self.steps, 1), self.total_steps, p["warmup"])
+            return cross_entropy(logits, y, check=False) + w * dkd_loss(logits, z, y, p["alpha"], p["beta"], p["T"])
+        if m == "LS-KD":
+            return p["ce_weight"] * cross_entropy(logits, y, check=False) + p["kd_weight"] * ls_kd_loss(logits, z, T=p["T"])
         if m == "FitNets":
             return cross_entropy(logits, y, check=False) + p["beta"] * hint_loss(self.model.projected, feats)
-        if m == "DKD":
-            return dkd_training_loss(logits, z, y, alpha=1.0, beta=p["beta"], T=4.0)
-        if m == "LS-KD":
-            return 0.1 * cross_entropy(logits, y, check=False) + p["kd_weight"] * ls_kd_loss(logits, z, T=2.0)
         return kd_loss(logits, z, T=p["T"], check=False)  # FM: no labels
+
+
+# --------------------------------------------------------------------------- gradient scale
+def logit_gradient_norm(loss_fn, logits: torch.Tensor, *args) -> float:
+    """Mean over examples of ``‖∂ℓ_i/∂s_i‖₂``: how hard one example's own loss pulls on its
+    logits ``s_i`` (``logits (B, C)``). ``loss_fn(logits, *args)`` is a batch mean, so the
+    per-example gradient is ``B ×`` the gradient of the mean (each ``s_i`` only enters ``ℓ_i``)."""
+    s = logits.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss_fn(s, *args), s)
+    return float((grad * s.shape[0]).norm(dim=1).mean())
+
+
+def initial_gradient_norms(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, device=None,
+                           n: int = 500) -> dict[str, float]:
+    """:func:`logit_gradient_norm` of every method of :data:`METHODS` for the untrained student of
+    ``cfg.seed`` on its first ``n`` training views (DKD at its full weight, after the warm-up)."""
+    model, loader, _, _ = prepare_run(arch, data, cfg, device=device, augment=True)
+    loader.set_epoch(0)
+    idx = torch.arange(min(n, loader.num_examples), device=loader.device)
+    images, labels = loader.view_images(idx), loader.labels[idx]
+    with torch.no_grad():
+        s = model.train()(images)  # as in training: BatchNorm on the batch's statistics
+        z = teacher_forward(freeze(teacher), images)
+    out = {}
+    for m in METHODS:
+        lf = MethodLoss(m, TeacherCache(teacher), loader, total_steps=1)
+        lf.steps = 1  # DKD past its warm-up
+        out[m] = logit_gradient_norm(lambda x: lf.loss(x, z, labels), s)
+    return out
+
+
+def lr_candidates(norms: dict[str, float]) -> dict[str, tuple[float, ...]]:
+    """The learning-rate multipliers tried for each method on validation: 1 (the course's student
+    learning rate, tuned for CE: what mdistiller does, one learning rate for all) and the one that
+    makes the method's initial gradient on the logits as strong as CE's, ``norms["scratch"] /
+    norms[method]``. Scratch keeps 1."""
+    out = {"scratch": (1.0,)}
+    for m in METHODS[1:]:
+        out[m] = (1.0, norms["scratch"] / norms[m])
+    return out
 
 
 # --------------------------------------------------------------------------- one run
 @dataclass
 class MethodRun:
-    """One trained student: its method, parameters, seed, history (with ``test_acc`` per epoch)
-    and its final test logits ``(N_test, C)``."""
+    """One trained student: its method, learning-rate multiplier, seed, history (with ``test_acc``
+    per epoch when probed) and its final test logits ``(N_test, C)``."""
 
     method: str
-    params: dict
+    lr_scale: float
     seed: int
     history: History
     test_logits: torch.Tensor
@@ -207,14 +280,17 @@ class MethodRun:
         return self.history.last_val_acc
 
 
-def train_method(method: str, params: dict, arch: str, data: Dataset, cfg: TrainConfig,
-                 cache: TeacherCache | None, fixed: bool = False, device=None, probe_test: bool = True) -> MethodRun:
-    """Train ``arch`` with ``method`` on ``data`` (seed and schedule from ``cfg``), validating after
-    every epoch and, with ``probe_test``, also measuring the test split after every epoch (the
-    probe only feeds lesson 06's "how comparisons go wrong"; choices use validation)."""
-    import time
-
-    check_method(method, params)
+def train_method(method: str, arch: str, data: Dataset, cfg: TrainConfig, cache: TeacherCache | None,
+                 lr_scale: float = 1.0, fixed: bool = False, device=None, probe_test: bool = True,
+                 progress: bool = False) -> MethodRun:
+    """Train ``arch`` with ``method`` at its reference settings on ``data`` (seed and schedule from
+    ``cfg``, learning rate ``lr_scale × cfg.lr``), validating as ``cfg.val_every`` says and, with
+    ``probe_test``, measuring the test split after every epoch (the probe only feeds lesson 06's
+    "how comparisons go wrong"; every choice uses validation)."""
+    check_method(method)
+    if not lr_scale > 0:
+        raise ValueError(f"lr_scale must be > 0, got {lr_scale}")
+    cfg = replace(cfg, lr=cfg.lr * lr_scale)
     model, train_loader, val_loader, _ = prepare_run(arch, data, cfg, device=device, augment=True)
     if method == "FitNets":
         t_shape = feature_shape(cache.teacher, cache.layer, data.image_shape)
@@ -222,15 +298,15 @@ def train_method(method: str, params: dict, arch: str, data: Dataset, cfg: Train
     if method == "FM":
         train_loader = MixupLoader.like(train_loader)
     test_loader = eval_loader(data, "test", train_loader.device)
+    loss_fn = MethodLoss(method, cache, train_loader, model, fixed, total_steps=cfg.epochs * len(train_loader))
     t0 = time.perf_counter()
-    history = fit(model, train_loader, val_loader, cfg, loss_fn=MethodLoss(method, params, cache, train_loader, model,
-                                                                             fixed), progress=False,
-                  probes={"test": test_loader} if probe_test else None)
+    history = fit(model, train_loader, val_loader, cfg, loss_fn=loss_fn, progress=progress,
+                  desc=f"{method} seed {cfg.seed}", probes={"test": test_loader} if probe_test else None)
     seconds = time.perf_counter() - t0
     student = model.student if isinstance(model, HintedStudent) else model
     if isinstance(model, HintedStudent):
         model.hook.remove()
     logits, _ = predict(student, test_loader)
     if not math.isfinite(float(logits.sum())):
-        raise ValueError(f"{method} {params}: the student's test logits are not finite")
-    return MethodRun(method, dict(params), cfg.seed, history, logits.cpu(), seconds)
+        raise ValueError(f"{method} (lr × {lr_scale:g}): the student's test logits are not finite")
+    return MethodRun(method, lr_scale, cfg.seed, history, logits.cpu(), seconds)

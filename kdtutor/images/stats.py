@@ -129,3 +129,68 @@ def binomial_interval(accuracy: float, n: int, z: float = 1.959964) -> tuple[flo
     half = z * math.sqrt(accuracy * (1 - accuracy) / n)
     return max(0.0, accuracy - half), min(1.0, accuracy + half)
 
+
+
+# --------------------------------------------------------------------------- paired comparisons
+VERDICTS = ("reliably better", "reliably worse", "inconclusive")
+
+
+@dataclass
+class PairedDifference:
+    """Paired differences ``a_i − b_i`` over ``n`` seeds: their ``mean``, sample ``std``, the 95 %
+    t-interval ``(low, high)`` of the mean, and ``mdd``: the *minimum detectable difference* — the
+    true mean difference that this design (n seeds, this spread) calls significant at the 5 % level
+    (two-sided paired t-test) with 80 % power, from the noncentral t distribution (close to the
+    textbook ``(t_{0.975, n−1} + t_{0.80, n−1}) · std / √n`` with many seeds). Differences smaller
+    than ``mdd`` may be real and still come out "inconclusive"."""
+
+    mean: float
+    std: float
+    low: float
+    high: float
+    mdd: float
+    n: int
+
+    @property
+    def verdict(self) -> str:
+        """One of :data:`VERDICTS`: ``a`` reliably better (the interval lies above 0), reliably
+        worse (below 0), or inconclusive (it contains 0)."""
+        if self.low > 0:
+            return VERDICTS[0]
+        if self.high < 0:
+            return VERDICTS[1]
+        return VERDICTS[2]
+
+
+def paired_seed_difference(a, b) -> PairedDifference:
+    """Compare two arms run on the same ``n ≥ 2`` seeds (``a[i]`` and ``b[i]`` share seed i).
+
+    Args:
+        a, b: sequences of ``n`` finite numbers each (e.g. test accuracies, in seed order).
+    """
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"paired differences need two equally long lists of ≥ 2 values, got {len(a)} and {len(b)}")
+    s = summarize_seeds([x - y for x, y in zip(a, b)])
+    return PairedDifference(s.mean, s.std, s.low, s.high, detectable_difference(s.std, s.n), s.n)
+
+
+def detectable_difference(std: float, n: int, power: float = 0.80) -> float:
+    """The true mean of ``n`` paired differences of spread ``std`` that a two-sided paired t-test at
+    the 5 % level detects with probability ``power``: solves ``P(|T| > t_{0.975, n−1}) = power``
+    for ``T`` noncentral t with ``n − 1`` degrees of freedom and noncentrality ``δ·√n / std``."""
+    from scipy.optimize import brentq  # scipy comes with scikit-learn
+    from scipy.stats import nct
+
+    if n < 2 or not 0 < power < 1:
+        raise ValueError(f"need n ≥ 2 and 0 < power < 1, got {n} and {power}")
+    df, crit = n - 1, t_quantile_975(n - 1)
+
+    def gap(nc: float) -> float:
+        lower = nct.cdf(-crit, df, nc)  # the wrong-sign tail: tiny, and NaN in scipy for large nc
+        return nct.sf(crit, df, nc) + (lower if math.isfinite(lower) else 0.0) - power
+
+    high = crit + 1.0
+    while gap(high) < 0:  # widen until the power is reached
+        high *= 1.5
+    return brentq(gap, 0.0, high, xtol=1e-10) * std / math.sqrt(n)

@@ -31,6 +31,8 @@ sums over classes and averages over the batch, in nats.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -87,6 +89,19 @@ def _kl_rows(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     zero = torch.isneginf(logp)
     terms = logp.exp() * (logp - logq.masked_fill(zero, 0.0)).masked_fill(zero, 0.0)
     return terms.sum(dim=1)
+
+
+def non_target_entropy(logits: torch.Tensor, labels: torch.Tensor, T: float = 1.0) -> torch.Tensor:
+    """How flat the distribution among the non-target classes is: ``H(p̂) / log(C − 1)``, ``(N,)``.
+
+    1 means uniform over the C − 1 other classes (no "this 3 looks like an 8" left for NCKD to
+    transfer); 0 means all of the non-target mass on one class.
+    """
+    if logits.ndim != 2 or logits.shape[1] < 3:
+        raise ValueError(f"logits must have shape (N, C) with C ≥ 3, got {tuple(logits.shape)}")
+    logp = non_target_log_probs(logits, labels, T)
+    h = -(logp.exp() * logp.masked_fill(torch.isneginf(logp), 0.0)).sum(dim=1)
+    return h / math.log(logits.shape[1] - 1)
 
 
 def tckd_nckd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,

@@ -1,0 +1,51 @@
+"""kdtutor.images.stats.paired_seed_difference: the paired t-interval against scipy's paired t-test, the
+minimum detectable difference against the power of the noncentral t, and the three verdicts."""
+
+import math
+
+import pytest
+import scipy.stats as sp
+
+from kdtutor.images import stats
+
+
+@pytest.mark.parametrize("a, b", [([0.61, 0.63, 0.60, 0.64, 0.62], [0.60, 0.60, 0.61, 0.62, 0.60]),
+                                  ([1.0, 2.0, 4.0], [1.5, 1.0, 5.0])])
+def test_interval_matches_scipys_paired_t_test(a, b):
+    d = stats.paired_seed_difference(a, b)
+    ci = sp.ttest_rel(a, b).confidence_interval(0.95)
+    assert d.low == pytest.approx(ci.low, rel=1e-6) and d.high == pytest.approx(ci.high, rel=1e-6)
+    assert d.mean == pytest.approx(sum(a) / len(a) - sum(b) / len(b))
+    assert d.n == len(a)
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_a_true_difference_of_the_mdd_is_found_four_times_in_five(n):
+    d = stats.paired_seed_difference([0.7 * x for x in range(n)], [0.0] * n)  # only its std and n matter here
+    crit = sp.t.ppf(0.975, n - 1)
+    nc = d.mdd / d.std * math.sqrt(n)
+    power = sp.nct.sf(crit, n - 1, nc) + sp.nct.cdf(-crit, n - 1, nc)
+    assert power == pytest.approx(0.80, abs=1e-6)
+
+
+def test_mdd_approaches_the_textbook_formula_with_many_seeds():
+    for n, tol in [(5, 0.03), (30, 0.002)]:
+        approx = (sp.t.ppf(0.975, n - 1) + sp.t.ppf(0.80, n - 1)) / math.sqrt(n)
+        assert stats.detectable_difference(1.0, n) == pytest.approx(approx, rel=tol)
+    assert stats.detectable_difference(2.0, 5) == pytest.approx(2 * stats.detectable_difference(1.0, 5))
+
+
+def test_three_verdicts():
+    assert stats.paired_seed_difference([2, 3, 4], [0, 1, 1.5]).verdict == "reliably better"
+    assert stats.paired_seed_difference([0, 1, 1.5], [2, 3, 4]).verdict == "reliably worse"
+    assert stats.paired_seed_difference([1, 2, 3], [2, 1, 3]).verdict == "inconclusive"
+    assert set(stats.VERDICTS) == {"reliably better", "reliably worse", "inconclusive"}
+
+
+def test_paired_difference_rejects_unpaired_or_single_runs():
+    with pytest.raises(ValueError, match="equally long"):
+        stats.paired_seed_difference([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="≥ 2 values"):
+        stats.paired_seed_difference([1], [2])
+    with pytest.raises(ValueError, match="finite"):
+        stats.paired_seed_difference([1, float("nan")], [2, 3])
