@@ -200,3 +200,30 @@ def test_published_style_gains_and_the_table_from_known_runs():
 def test_compare_methods_refuses_a_sweep_seed_among_the_seeds():
     with pytest.raises(ValueError, match="chosen on itself"):
         bl.compare_methods(_Teacher(), "airbench_small", "cnn_tiny", None, None, [0, 1], 0, torch.zeros(1))
+
+
+class _Counting(nn.Module):
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net, self.seen = build_model("cnn_tiny"), 0
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.net(x)
+
+
+def test_a_kept_run_is_loaded_without_the_teacher_and_other_settings_retrain(tmp_path, monkeypatch, capsys):
+    from kdtutor.images.recipes import student_config
+    from kdtutor.images.standin import make_standin
+    data = make_standin(120, 40, 40, seed=0)
+    cfg, teacher = student_config(epochs=1, batch_size=40, seed=1), _Counting()
+    first = br.train_method("KD", "cnn_tiny", data, cfg, br.TeacherCache(teacher), lr_scale=0.5, checkpoint_dir=tmp_path)
+    assert teacher.seen > 0 and br.run_path(tmp_path, "cnn_tiny", "KD", 0.5, 1).exists()
+    teacher.seen = 0
+    again = br.train_method("KD", "cnn_tiny", data, cfg, br.TeacherCache(teacher), lr_scale=0.5, checkpoint_dir=tmp_path)
+    assert teacher.seen == 0 and torch.equal(again.test_logits, first.test_logits)
+    assert again.history.epochs == first.history.epochs and again.seconds == first.seconds
+    monkeypatch.setitem(br.REFERENCE, "KD", {"T": 2.0, "alpha": 0.9})  # the method's settings changed: not the same run
+    br.train_method("KD", "cnn_tiny", data, cfg, br.TeacherCache(teacher), lr_scale=0.5, checkpoint_dir=tmp_path)
+    assert teacher.seen > 0 and "moved it to" in capsys.readouterr().out

@@ -149,13 +149,14 @@ def _choose(runs: dict) -> float:
 
 def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data: Dataset, make_cfg, seeds,
                     sweep_seed: int, teacher_test_logits: torch.Tensor, device=None,
-                    progress: bool = True) -> MethodComparison:
+                    progress: bool = True, checkpoint_dir=None) -> MethodComparison:
     """Choose every distillation method's learning rate on validation at ``sweep_seed``, then
     train every method of :data:`~kdtutor.images.methods.METHODS` with every seed in ``seeds``
     (see the module's protocol).
 
     ``make_cfg(seed)`` gives one seed's :class:`TrainConfig` (shared by all methods). Teacher
-    logits are cached per view and shared by every run of a seed, then dropped.
+    logits are cached per view and shared by every run of a seed, then dropped. With
+    ``checkpoint_dir`` every run is kept and reused when current (:func:`~kdtutor.images.methods.train_method`).
     """
     if sweep_seed in seeds:
         raise ValueError(f"the sweep seed {sweep_seed} is one of the comparison seeds {list(seeds)}: "
@@ -180,7 +181,8 @@ def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data
             scale = result.chosen.setdefault(method, _choose(result.grid[method]) if method in result.grid
                                              else candidates[method][0])
         bar.set_postfix(seed=seed, method=method, lr_scale=f"{scale:.3g}")
-        run = train_method(method, arch, data, make_cfg(seed), cache, lr_scale=scale, device=device)
+        run = train_method(method, arch, data, make_cfg(seed), cache, lr_scale=scale, device=device,
+                           checkpoint_dir=checkpoint_dir)
         if seed == sweep_seed:
             result.grid.setdefault(method, {})[scale] = run
         else:
@@ -190,7 +192,7 @@ def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data
 
 
 def side_experiments(teacher: torch.nn.Module, teacher_arch: str, arch: str, data: Dataset, cfg: TrainConfig,
-                     device=None, progress: bool = True) -> dict[str, MethodRun]:
+                     device=None, progress: bool = True, checkpoint_dir=None) -> dict[str, MethodRun]:
     """One seed (``cfg.seed``) of each side experiment, at the course's learning rate: FitNets
     (features at :data:`~kdtutor.images.methods.HINT_LAYERS`), and function matching with a
     consistent teacher (it sees the student's mixup view) and with a fixed one (its outputs on
@@ -200,7 +202,7 @@ def side_experiments(teacher: torch.nn.Module, teacher_arch: str, arch: str, dat
             ("FM, fixed teacher", "FM", True, TeacherCache(teacher))]
     out = {}
     for name, method, fixed, cache in tqdm(jobs, desc="side experiments", disable=not progress):
-        out[name] = train_method(method, arch, data, cfg, cache, fixed=fixed, device=device)
+        out[name] = train_method(method, arch, data, cfg, cache, fixed=fixed, device=device, checkpoint_dir=checkpoint_dir)
         cache.clear()
     return out
 

@@ -334,12 +334,14 @@ class Sweep:
 
 
 def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temperatures, alphas, device=None,
-          augment: bool | None = None, progress: bool = True) -> Sweep:
+          augment: bool | None = None, progress: bool = True, checkpoint_dir=None, profile_name: str = "") -> Sweep:
     """Distil one student per ``(T, α)`` with the same seed; choose on the validation split.
 
     All runs see the same views (same seed), so the teacher runs once per epoch
     view and its logits are shared through a ``"cached"`` :class:`TeacherLogits`.
-    Only the chosen setting should then be evaluated on the test split.
+    Only the chosen setting should then be evaluated on the test split. With
+    ``checkpoint_dir`` every run is kept there (:func:`student_paths`) and a finished
+    run of the same data, teacher, settings and code is loaded instead of retrained.
     """
     device = torch.device(device) if device else default_device()
     augment = default_augment(data) if augment is None else augment
@@ -348,18 +350,34 @@ def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temper
     grid = [(T, a) for T in temperatures for a in alphas]
     accs = {}
     for T, a in tqdm(grid, desc=f"sweep T×α ({len(grid)} runs)", disable=not progress):
-        run = distill_student(teacher, arch, data, cfg, T=T, alpha=a, teacher_logits=shared, device=device,
-                              augment=augment, progress=False)
+        path = student_paths(checkpoint_dir, arch, cfg.seed, T, a, mode="cached")[1] if checkpoint_dir else None
+        run = recovering(path, lambda: distill_student(teacher, arch, data, cfg, T=T, alpha=a, teacher_logits=shared,
+                                                       device=device, augment=augment, progress=False,
+                                                       checkpoint=path, profile_name=profile_name))
         accs[T, a] = run.history.last_val_acc
         result.runs[T, a] = run
     result.val_acc = [[accs[T, a] for a in alphas] for T in temperatures]
     return result
 
 
-def student_paths(checkpoint_dir, arch: str, seed: int, T: float, alpha: float):
-    """Checkpoint paths ``(scratch, distilled)`` of one seed's pair of students."""
-    d = Path(checkpoint_dir)
-    return d / f"{arch}_scratch_seed{seed}.pt", d / f"{arch}_kd_T{T:g}_a{alpha:g}_seed{seed}.pt"
+def fixed_teacher_students(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float, alpha: float,
+                           device=None, checkpoint_dir=None, profile_name: str = "") -> dict:
+    """``{seed: TrainResult}``: one student per seed distilled from a *fixed* teacher (its outputs on
+    the clean images, whatever view the student sees); kept in ``checkpoint_dir`` like the others."""
+    out = {}
+    for seed in seeds:
+        path = student_paths(checkpoint_dir, arch, seed, T, alpha, mode="fixed")[1] if checkpoint_dir else None
+        out[seed] = recovering(path, lambda: distill_student(teacher, arch, data, make_cfg(seed), T=T, alpha=alpha,
+                                                             mode="fixed", device=device, progress=False,
+                                                             checkpoint=path, profile_name=profile_name))
+    return out
+
+
+def student_paths(checkpoint_dir, arch: str, seed: int, T: float, alpha: float, mode: str = "online"):
+    """Checkpoint paths ``(scratch, distilled)`` of one seed's pair of students; the distilled one's
+    name also says how the teacher ran (``mode`` of :class:`TeacherLogits`) unless it ran online."""
+    d, kd = Path(checkpoint_dir), "kd" if mode == "online" else f"kd_{mode}"
+    return d / f"{arch}_scratch_seed{seed}.pt", d / f"{arch}_{kd}_T{T:g}_a{alpha:g}_seed{seed}.pt"
 
 
 # --------------------------------------------------------------------------- dark knowledge (Hinton et al. 2015)

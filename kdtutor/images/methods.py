@@ -28,8 +28,8 @@ augmentation — and mixup — of every example) and shared by all runs of that 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -42,7 +42,7 @@ from kdtutor.images.loader import Batch, DeviceLoader
 from kdtutor.images.predict import predict
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset
-from kdtutor.images.train import eval_loader, fit, prepare_run
+from kdtutor.images.train import eval_loader, fit, prepare_run, recovering
 from kdtutor.kd.beyond import dkd_loss, hint_loss, ls_kd_loss
 from kdtutor.kd.losses import cross_entropy, distillation_loss, kd_loss
 
@@ -280,33 +280,51 @@ class MethodRun:
         return self.history.last_val_acc
 
 
+def run_path(checkpoint_dir, arch: str, method: str, lr_scale: float, seed: int, fixed: bool = False) -> Path:
+    """Where one lesson-06 run is kept: ``<dir>/<arch>_<method>_lr<scale>_seed<k>.pt``."""
+    name = method.replace(" ", "-") + ("_fixed" if fixed else "")
+    return Path(checkpoint_dir) / f"{arch}_{name}_lr{lr_scale:.4g}_seed{seed}.pt"
+
+
 def train_method(method: str, arch: str, data: Dataset, cfg: TrainConfig, cache: TeacherCache | None,
                  lr_scale: float = 1.0, fixed: bool = False, device=None, probe_test: bool = True,
-                 progress: bool = False) -> MethodRun:
+                 progress: bool = False, checkpoint_dir=None) -> MethodRun:
     """Train ``arch`` with ``method`` at its reference settings on ``data`` (seed and schedule from
     ``cfg``, learning rate ``lr_scale × cfg.lr``), validating as ``cfg.val_every`` says and, with
     ``probe_test``, measuring the test split after every epoch (the probe only feeds lesson 06's
-    "how comparisons go wrong"; every choice uses validation)."""
+    "how comparisons go wrong"; every choice uses validation).
+
+    With ``checkpoint_dir`` the run is kept there (:func:`run_path`) with what it was made from
+    (data, teacher, method, settings, schedule, code version); a finished run made from the same
+    is loaded instead of retrained, one made from anything else is moved aside and retrained.
+    """
     check_method(method)
     if not lr_scale > 0:
         raise ValueError(f"lr_scale must be > 0, got {lr_scale}")
-    cfg = replace(cfg, lr=cfg.lr * lr_scale)
-    model, train_loader, val_loader, _ = prepare_run(arch, data, cfg, device=device, augment=True)
+    path = run_path(checkpoint_dir, arch, method, lr_scale, cfg.seed, fixed) if checkpoint_dir else None
+    return recovering(path, lambda: _train_method(method, arch, data, replace(cfg, lr=cfg.lr * lr_scale), cache,
+                                                  lr_scale, fixed, device, probe_test, progress, path))
+
+
+def _train_method(method, arch, data, cfg, cache, lr_scale, fixed, device, probe_test, progress, path) -> MethodRun:
+    model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, device=device, augment=True)
     if method == "FitNets":
         t_shape = feature_shape(cache.teacher, cache.layer, data.image_shape)
         model = HintedStudent(model, HINT_LAYERS[arch], t_shape, data.image_shape)  # projector drawn after the student
     if method == "FM":
         train_loader = MixupLoader.like(train_loader)
+    meta.update({"kind": "lesson 06", "method": method, "settings": REFERENCE[method], "lr_scale": lr_scale,
+                 "fixed_teacher": fixed, "teacher_sha256": cache.teacher_sha256 if cache else None,
+                 "probe_test": probe_test})
     test_loader = eval_loader(data, "test", train_loader.device)
     loss_fn = MethodLoss(method, cache, train_loader, model, fixed, total_steps=cfg.epochs * len(train_loader))
-    t0 = time.perf_counter()
-    history = fit(model, train_loader, val_loader, cfg, loss_fn=loss_fn, progress=progress,
+    history = fit(model, train_loader, val_loader, cfg, loss_fn=loss_fn, progress=progress, checkpoint=path, meta=meta,
                   desc=f"{method} seed {cfg.seed}", probes={"test": test_loader} if probe_test else None)
-    seconds = time.perf_counter() - t0
     student = model.student if isinstance(model, HintedStudent) else model
     if isinstance(model, HintedStudent):
         model.hook.remove()
     logits, _ = predict(student, test_loader)
     if not math.isfinite(float(logits.sum())):
         raise ValueError(f"{method} (lr × {lr_scale:g}): the student's test logits are not finite")
+    seconds = sum(e["seconds"] for e in history.epochs)  # training time, also of a run loaded from its checkpoint
     return MethodRun(method, lr_scale, cfg.seed, history, logits.cpu(), seconds)
