@@ -87,7 +87,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("prepare", help="fetch the data, check this machine, optionally pre-train checkpoints")
     p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
-    p.add_argument("--pretrain", action="store_true", help="also train the teacher and lesson 04's students")
+    p.add_argument("--pretrain", action="store_true", help="also run every lesson once, so each starts from checkpoints")
     p.add_argument("--data-only", action="store_true", help="only fetch data (the notebooks' setup cell)")
     p.add_argument("--need", action="append", choices=["images", "text"],
                    help="data to fetch (default: all; repeatable)")
