@@ -142,3 +142,12 @@ def test_seed_table_and_seed_mean():
     assert lines[0] == "| model | seeds | bits/char | entropy (bits) | distinct-2 |"
     assert lines[2] == "| scratch | 2 | 2.100 ± 0.100 | 1.200 ± 0.200 | — |"
     assert lines[3] == "| teacher | 1 | 2.000 | 1.000 | — |"
+
+
+def test_per_seed_order():
+    assert E.per_seed_order([1.0, 2.0], [1.5, 2.5]) == "lower in every seed"
+    assert E.per_seed_order([2.0, 3.0], [1.5, 2.5]) == "higher in every seed"
+    assert E.per_seed_order([1.0, 3.0], [1.5, 2.5]) == "seeds disagree"
+    assert E.per_seed_order([1.0, 2.0], [1.0, 2.5]) == "seeds disagree"  # a tie is no order
+    with pytest.raises(ValueError, match="same number"):
+        E.per_seed_order([1.0], [1.0, 2.0])

@@ -146,8 +146,20 @@ def seed_table(results: dict, keys=("bpc", "kl_teacher_student", "kl_student_tea
     return lines
 
 
+def per_seed_order(a: list[float], b: list[float]) -> str:
+    """``"lower in every seed"``, ``"higher in every seed"`` or ``"seeds disagree"``: ``a[i]`` against
+    ``b[i]`` for paired per-seed values of one measure (e.g. the teacher's bits/char on samples)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"need the same number (≥ 1) of seeds for both, got {len(a)} and {len(b)}")
+    if all(x < y for x, y in zip(a, b)):
+        return "lower in every seed"
+    if all(x > y for x, y in zip(a, b)):
+        return "higher in every seed"
+    return "seeds disagree"
+
+
 def seed_mean(rows: list[dict]) -> dict:
-    """The mean over seeds of every number two or more rows share (samples and other lists left out)."""
+    """The mean over seeds of every number all rows have (samples and other lists left out)."""
     keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and all(k in r for r in rows)]
     return {k: sum(r[k] for r in rows) / len(rows) for k in keys}
 
