@@ -39,3 +39,12 @@ def test_summary_labels_the_standin_text(tmp_path):
 def test_no_lesson_07_metrics_no_section(tmp_path):
     save_json({"dataset": "x", "is_standin": False}, tmp_path / "metrics" / "03_teacher_other.json")
     assert "Lesson 07" not in course.write_summary("cpu", tmp_path, []).read_text()
+
+
+def test_summary_says_where_the_students_start_and_over_how_many_seeds(tmp_path):
+    m = _metrics("tiny Shakespeare", False)
+    m["sizes"]["midpoint"], m["seeds"] = 0.5, [0, 1]
+    save_json(m, tmp_path / "metrics" / "07_lm.json")
+    text = course.write_summary("cpu", tmp_path, [("07_distilling_a_language_model.ipynb", 300.0)]).read_text()
+    assert "400 steps each of 32 windows × 64 characters, all from the scratch student's weights after 200 of them, " \
+           "mean of 2 training seeds after that." in text

@@ -267,3 +267,25 @@ def test_on_policy_batch_keeps_the_prompt_and_masks_it():
     assert seq.shape == fixed.shape and torch.equal(seq[:, :4], fixed[:, :4])
     assert torch.equal(mask, D.prompt_mask(3, 8, 4))
     assert model.training  # generate() restores the mode it found
+
+
+def test_masking_the_value_is_not_masking_the_gradient():
+    """−log p with p = 0 at a padded position: multiplying by the mask or ``torch.where`` on the
+    *result* gives the right value (where) but a NaN gradient; selecting the *inputs* before the
+    log gives the gradient of the loss over the real positions alone (autograd on those as reference)."""
+    p0 = torch.tensor([[0.5, 0.25, 0.0], [0.125, 0.0, 0.0]], dtype=torch.float64)
+    mask = p0 > 0
+
+    def grad(loss_of):
+        p = p0.clone().requires_grad_(True)
+        loss_of(p).backward()
+        return p.grad
+
+    by_multiplying = grad(lambda p: (-p.log() * mask).sum() / mask.sum())
+    by_where_after = grad(lambda p: D.masked_mean(-p.log(), mask))
+    by_selecting_first = grad(lambda p: D.masked_mean(-torch.where(mask, p, torch.ones_like(p)).log(), mask))
+    reference = grad(lambda p: -p[mask].log().mean())
+    assert by_multiplying[~mask].isnan().all() and by_where_after[~mask].isnan().all()
+    assert torch.isfinite(by_selecting_first).all() and (by_selecting_first[~mask] == 0).all()
+    torch.testing.assert_close(by_selecting_first, reference)
+    torch.testing.assert_close(D.masked_mean(-p0.log(), mask), -p0[mask].log().mean())  # the value is right

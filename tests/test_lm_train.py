@@ -217,7 +217,7 @@ def test_side_by_side_labels_each_sample():
 
 # --------------------------------------------------------------------------- the lesson's runs, tiny
 TINY = LMSizes(n_train=3000, n_val=400, n_test=400, block=8, batch=4, teacher=(1, 2, 16), student=(1, 1, 8),
-               teacher_steps=4, student_steps=3, transfer_windows=30, eval_windows=10, k=3, prompt_len=3,
+               teacher_steps=4, student_steps=4, transfer_windows=30, eval_windows=10, k=3, prompt_len=3,
                n_samples=3, sample_len=20)
 
 
@@ -230,17 +230,54 @@ def test_every_method_trains_and_is_loaded_the_second_time(tmp_path, capsys):
     lesson = LMLesson(data, TINY, "test", torch.device("cpu"), progress=False, folder=tmp_path)
     models = {"teacher": lesson.teacher().model}
     for m in method_names(TINY):
-        models[m] = lesson.student(m).model
-    assert len(models) == 8 and len(lesson.corpus()) == 12 and lesson.topk().k == 3
-    results = lesson.evaluate(models)
-    assert set(results) == set(models) and "kl_teacher_student" not in results["teacher"]
+        for seed in TINY.seeds:
+            models[m, seed] = lesson.student(m, seed).model
+    assert len(models) == 1 + 7 * 2 and lesson.topk().k == 3
+    assert len(lesson.corpus()) == TINY.distill_steps * lesson.seq_batch  # as many windows as it draws
+    assert all(len(lesson.student(m, s).history) == TINY.distill_steps for m in method_names(TINY) for s in TINY.seeds)
+    results = lesson.evaluate({"teacher": models["teacher"], "scratch": models["scratch", 0]})
+    assert set(results) == {"teacher", "scratch"} and "kl_teacher_student" not in results["teacher"]
     assert all(len(r["samples"]) == 3 and len(r["samples"][0]) == 20 for r in results.values())
     again = LMLesson(data, TINY, "test", torch.device("cpu"), progress=True, folder=tmp_path)
     for m in method_names(TINY):
-        assert torch.equal(again.student(m).model(data.val[None, :8]), models[m](data.val[None, :8]))
-    assert capsys.readouterr().out.count("loaded, not retrained") == 1 + len(method_names(TINY))
+        for seed in TINY.seeds:
+            assert torch.equal(again.student(m, seed).model(data.val[None, :8]), models[m, seed](data.val[None, :8]))
+    assert capsys.readouterr().out.count("loaded, not retrained") == 2 + 7 * 2  # teacher, warm start, students
     assert set(lesson.reference_diversity()) == {"distinct_1", "distinct_2", "repetition_2", "teacher_bpc_on_samples"}
     assert all(r["teacher_bpc_on_samples"] > 0 for r in results.values())
+    with pytest.raises(ValueError, match="training seeds"):
+        lesson.student("scratch", 7)
+
+
+@pytest.mark.slow
+def test_scratch_with_the_first_seed_is_one_uninterrupted_run_and_every_student_starts_there(tmp_path):
+    from kdtutor.lm.lesson import LMLesson
+    from kdtutor.lm.text import from_text, make_standin_text
+
+    data = from_text(make_standin_text(3800), "stand-in text (generated, NOT Shakespeare)", is_standin=True)
+    lesson = LMLesson(data, TINY, "test", torch.device("cpu"), progress=False, folder=tmp_path)
+    whole = fit_lm(lesson.student_model(), NextChar(lesson.transfer, TINY.batch, TINY.block, name="scratch"),
+                   LMTrainConfig(steps=TINY.student_steps, lr=TINY.lr_student), progress=False)
+    scratch = lesson.student("scratch", TINY.seeds[0]).model
+    x = data.val[None, :8]
+    torch.testing.assert_close(scratch(x), whole.model(x), rtol=0, atol=1e-5)
+    start = lesson.warm()
+    assert len(start.history) == TINY.midpoint_steps
+    for m in ("forward KL", "top-3 KD"):
+        assert lesson.student(m, 1).meta["init_sha256"] == lesson.student("scratch", 0).meta["init_sha256"]
+
+
+def test_sequence_level_kd_gets_as_many_target_positions_per_step_as_the_token_level_students():
+    from kdtutor.lm.lesson import LMLesson
+    from kdtutor.lm.text import from_text, make_standin_text
+
+    data = from_text(make_standin_text(3800), "stand-in", is_standin=True)
+    for sizes in (TINY, LM_SIZES["smoke"], LM_SIZES["cpu"], LM_SIZES["gpu"]):
+        lesson = LMLesson(data, sizes, "test", torch.device("cpu"), progress=False, folder="unused")
+        counted = sizes.block - sizes.prompt_len + 1  # D.prompt_mask leaves out prompt_len − 1 positions
+        assert int(D.prompt_mask(1, sizes.block, sizes.prompt_len).sum()) == counted
+        per_step = lesson.seq_batch * counted
+        assert sizes.batch * sizes.block <= per_step < sizes.batch * sizes.block + counted
 
 
 def test_smoke_setup_never_downloads(monkeypatch, capsys):

@@ -273,9 +273,12 @@ def _lm_lines(metrics: dict) -> list[str]:
         lines += ["> **Stand-in text** (generated words, not Shakespeare): the numbers below only show that the",
                   "> code runs.", ""]
     s = d["sizes"]
+    start = (f"all from the scratch student's weights after {round(s['student_steps'] * s['midpoint'])} of them, "
+             f"mean of {len(d['seeds'])} training seeds after that" if "midpoint" in s and d.get("seeds")
+             else "same initial weights")
     lines += [f"Teacher {d['params']['teacher']:,d} parameters, {s['teacher_steps']} steps; students "
               f"{d['params']['student']:,d} parameters, {s['student_steps']} steps each of {s['batch']} windows × "
-              f"{s['block']} characters, same initial weights. Held-out ({d['split']}) scores on "
+              f"{s['block']} characters, {start}. Held-out ({d['split']}) scores on "
               f"{d['n_chars']:,d} characters; KLs in bits per character; diversity of {s['n_samples']} samples of "
               f"{s['sample_len']} characters per model.", ""]
     order = [n for n in ["teacher", *d.get("methods", [])] if n in d["results"]]  # the JSON's keys are sorted

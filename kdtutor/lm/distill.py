@@ -14,7 +14,9 @@ Conventions (the course's, extended from one prediction per image to one per pos
 Divergences, with p = teacher, q = student at temperature T:
 
 * forward KL  ``KL(p ‖ q) = Σ_v p_v (log p_v − log q_v)`` — mode-covering (what lessons 02–04 use);
-* reverse KL  ``KL(q ‖ p)`` — mode-seeking (MiniLLM);
+* reverse KL  ``KL(q ‖ p)`` — mode-seeking when the student cannot match the teacher. Here it is
+  computed token by token on fixed text (off-policy); MiniLLM (Gu et al. 2024) minimises the
+  *sequence-level* reverse KL by policy gradient on the student's own samples, which this is not;
 * generalised JSD(β) as in GKD (Agarwal et al. 2024) and TRL's ``generalized_jsd_loss``:
   with ``m = β·p + (1 − β)·q``, ``JSD_β = β·KL(p ‖ m) + (1 − β)·KL(q ‖ m)``; β = 0 is defined as
   forward KL and β = 1 as reverse KL (TRL's convention). ``JSD_β / β → KL(p ‖ q)`` as β → 0 and
@@ -80,7 +82,11 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch
     """Mean of ``values (...)`` over the positions where ``mask (...)`` is True.
 
     Masked positions are *selected out* (``torch.where``), not multiplied by 0, so a NaN or
-    inf at a padded position cannot leak into the result (``inf · 0`` is NaN).
+    inf at a padded position cannot leak into the result's **value** (``inf · 0`` is NaN).
+    The **gradient** is another matter: if ``values`` was computed from inputs that give inf at a
+    padded position (``−log 0``), the gradient there is ``0 · inf`` = NaN through ``torch.where``
+    as through a multiplication. Select the *inputs* before the operation (as
+    :func:`generalized_jsd` does with ``logits[mask]``), then average the result here.
     """
     if mask is None:
         return values.mean()
@@ -308,7 +314,7 @@ def prompt_mask(batch: int, length: int, prompt_len: int, device=None) -> torch.
 
 def on_policy_batch(student, fixed: torch.Tensor, prompt_len: int, temperature: float = 1.0,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """On-policy data (GKD / MiniLLM): the student continues the first ``prompt_len`` characters of
+    """On-policy data (as in GKD; MiniLLM samples from the student too): the student continues the first ``prompt_len`` characters of
     each fixed window ``fixed (B, L + 1)`` with its own samples.
 
     Returns:

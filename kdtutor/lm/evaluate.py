@@ -79,6 +79,91 @@ def paired_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return d.mean().item(), (d.std() / math.sqrt(len(d))).item()
 
 
+def paired_gap(a_runs: list, b_runs: list, block: int = 10) -> dict:
+    """How far model ``a`` is from model ``b`` over training seeds, and how sure that is.
+
+    ``a_runs[i]``, ``b_runs[i]``: ``(M,)`` per-window bits (:func:`window_bits`) of the two methods
+    trained with seed ``i`` on the same held-out windows (paired by seed and by window).
+
+    Returns ``{"mean", "per_seed", "spread", "eval_se"}`` in bits/char: ``mean`` of the per-seed paired
+    differences ``a − b`` (negative: ``a`` predicts better); ``spread`` their range over seeds (max −
+    min, 0 for one seed); ``eval_se`` the standard error of ``mean`` from the evaluation alone —
+    per seed the standard error over **blocks** of ``block`` consecutive windows (neighbouring
+    windows of one text are correlated; their block means much less), combined over seeds as
+    ``sqrt(Σ se_i²) / n``. Seed-to-seed variation is not in ``eval_se``: that is what ``spread`` is for."""
+    if len(a_runs) != len(b_runs) or not a_runs:
+        raise ValueError(f"need the same number (≥ 1) of seeds for both, got {len(a_runs)} and {len(b_runs)}")
+    diffs, ses = [], []
+    for a, b in zip(a_runs, b_runs):
+        if a.shape != b.shape or a.ndim != 1:
+            raise ValueError(f"need two (M,) tensors per seed, got {tuple(a.shape)} and {tuple(b.shape)}")
+        n_blocks = len(a) // block
+        if n_blocks < 2:
+            raise ValueError(f"{len(a)} windows make fewer than 2 blocks of {block}: lower block")
+        d = (a - b).double()[: n_blocks * block].view(n_blocks, block).mean(1)
+        diffs.append((a - b).double().mean().item())
+        ses.append((d.std() / math.sqrt(n_blocks)).item())
+    n = len(diffs)
+    return {"mean": sum(diffs) / n, "per_seed": diffs, "spread": max(diffs) - min(diffs),
+            "eval_se": math.sqrt(sum(se * se for se in ses)) / n}
+
+
+def gap_verdict(gap: dict, z: float = 2.0) -> str:
+    """``"better"`` (``a`` predicts with fewer bits than ``b``), ``"worse"`` or ``"inconclusive"`` for a
+    :func:`paired_gap`: a verdict only where every seed's difference has the same sign and the mean
+    gap exceeds both the seed-to-seed spread and ``z`` evaluation standard errors."""
+    mean, per_seed = gap["mean"], gap["per_seed"]
+    same_sign = all(d < 0 for d in per_seed) or all(d > 0 for d in per_seed)
+    if same_sign and abs(mean) > gap["spread"] and abs(mean) > z * gap["eval_se"]:
+        return "better" if mean < 0 else "worse"
+    return "inconclusive"
+
+
+def gap_text(a: str, b: str, gap: dict, z: float = 2.0) -> str:
+    """One line: the verdict of :func:`gap_verdict` and the numbers it was drawn from."""
+    seeds = ", ".join(f"{d:+.3f}" for d in gap["per_seed"])
+    return (f"{a} vs {b}: {gap_verdict(gap, z)} ({a} − {b} = {gap['mean']:+.3f} bits/char, mean of {len(gap['per_seed'])} "
+            f"seeds [{seeds}]; seed spread {gap['spread']:.3f}, {z:g} × evaluation s.e. {z * gap['eval_se']:.3f})")
+
+
+def seed_table(results: dict, keys=("bpc", "kl_teacher_student", "kl_student_teacher", "entropy",
+                                     "teacher_bpc_on_samples", "distinct_2")) -> list[str]:
+    """Markdown lines: per model, the mean over seeds ± half the range (max − min)/2 of each of ``keys``.
+    ``results``: name → list of per-seed rows (``LMLesson.evaluate``); one row means no spread ("± —")."""
+    names = dict(COLUMNS_BY_KEY)
+    head = ["model", "seeds"] + [names.get(k, k) for k in keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for name, rows in results.items():
+        cells = [name, str(len(rows))]
+        for k in keys:
+            vals = [r[k] for r in rows if r.get(k) is not None and not math.isnan(r[k])]
+            if not vals:
+                cells.append("—")
+                continue
+            half = (max(vals) - min(vals)) / 2
+            cells.append(f"{sum(vals) / len(vals):.3f} ± {half:.3f}" if len(vals) > 1 else f"{vals[0]:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def per_seed_order(a: list[float], b: list[float]) -> str:
+    """``"lower in every seed"``, ``"higher in every seed"`` or ``"seeds disagree"``: ``a[i]`` against
+    ``b[i]`` for paired per-seed values of one measure (e.g. the teacher's bits/char on samples)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"need the same number (≥ 1) of seeds for both, got {len(a)} and {len(b)}")
+    if all(x < y for x, y in zip(a, b)):
+        return "lower in every seed"
+    if all(x > y for x, y in zip(a, b)):
+        return "higher in every seed"
+    return "seeds disagree"
+
+
+def seed_mean(rows: list[dict]) -> dict:
+    """The mean over seeds of every number all rows have (samples and other lists left out)."""
+    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and all(k in r for r in rows)]
+    return {k: sum(r[k] for r in rows) / len(rows) for k in keys}
+
+
 def bits_per_char(model, windows: torch.Tensor) -> float:
     """Mean next-character cross-entropy of ``model`` on ``windows (M, L + 1)``, bits."""
     return heldout_scores(model, windows)["bpc"]
@@ -154,6 +239,9 @@ COLUMNS = [("bpc", "bits/char", "{:.3f}"), ("kl_teacher_student", "KL(teacher‖
            ("kl_student_teacher", "KL(model‖teacher)", "{:.3f}"), ("entropy", "entropy (bits)", "{:.3f}"),
            ("teacher_bpc_on_samples", "teacher bits/char on its samples", "{:.3f}"),
            ("distinct_2", "distinct-2", "{:.3f}"), ("repetition_2", "repetition-2", "{:.3f}")]
+
+
+COLUMNS_BY_KEY = [(k, name) for k, name, _ in COLUMNS]
 
 
 def lm_table(results: dict, reference: dict | None = None, seconds: dict | None = None) -> list[str]:

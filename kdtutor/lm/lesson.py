@@ -1,18 +1,25 @@
-"""Lesson 07 — the lesson's runs, each trained once and kept: a teacher and one student per method.
+"""Lesson 07 — the lesson's runs, each trained once and kept: a teacher and one student per method and seed.
 
-Every student has the same size, the same initial weights (seed), the same number of
-steps and batch size, and — except the sequence-level and on-policy students, whose data
-are generated — the same windows in the same order: the method is the only difference.
+Every student starts where GKD and MiniLLM start theirs — from a student that can already
+write: the scratch student's weights (and optimizer state) after ``sizes.midpoint_steps`` of
+cross-entropy (``student_warm.pt``). From there every method, scratch included (it simply
+goes on with cross-entropy: the fair baseline), trains ``sizes.distill_steps`` more steps with
+the same learning-rate schedule, once per training seed of ``sizes.seeds``. The seed fixes the
+windows drawn (and the on-policy samples) after the midpoint; seed ``sizes.seed`` continues
+the warm run's own random numbers, so scratch with that seed *is* an uninterrupted run. All
+students see the same windows in the same order per seed — except the sequence-level and
+on-policy ones, whose data are generated: the method is the only difference.
 
-Files (under ``data/checkpoints/lm_<profile>/``): ``teacher.pt``, ``student_<method>.pt``
-(resumable checkpoints) and ``teacher_top<k>.pt`` (the stored top-k teacher logits). Each
-records the text's fingerprint and, for students, the teacher's, so nothing made from
-another text or teacher is ever reused.
+Files (under ``data/checkpoints/lm_<profile>/``): ``teacher.pt``, ``student_warm.pt``,
+``student_<method>_seed<k>.pt`` (resumable checkpoints) and ``teacher_top<k>.pt`` (the stored
+top-k teacher logits). Each records the text's fingerprint and, for students, the teacher's and
+the starting weights', so nothing made from another text, teacher or start is ever reused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,14 +77,19 @@ class LMLesson:
         return w[::step][: self.sizes.n_samples, :-1]
 
     # ------------------------------------------------------------------ runs
-    def _cfg(self, role: str) -> LMTrainConfig:
+    def _cfg(self, role: str, seed: int | None = None) -> LMTrainConfig:
+        """The training settings of ``"teacher"``, ``"warm"`` (scratch up to the midpoint) or ``"student"``
+        (after the midpoint, with training seed ``seed``): one learning-rate schedule over all student steps."""
         s = self.sizes
-        steps = s.teacher_steps if role == "teacher" else s.student_steps
-        return LMTrainConfig(steps=steps, lr=s.lr_teacher if role == "teacher" else s.lr_student, seed=s.seed,
-                             save_every=max(10, steps // 10))
+        if role == "teacher":
+            return LMTrainConfig(steps=s.teacher_steps, lr=s.lr_teacher, seed=s.seed,
+                                 save_every=max(10, s.teacher_steps // 10))
+        steps, offset = (s.midpoint_steps, 0) if role == "warm" else (s.distill_steps, s.midpoint_steps)
+        return LMTrainConfig(steps=steps, lr=s.lr_student, seed=s.seed if seed is None else seed,
+                             save_every=max(10, steps // 5), schedule_steps=s.student_steps, offset=offset)
 
     def student_model(self):
-        """A new, untrained student: the initial weights every student of the lesson starts from."""
+        """A new, untrained student: the initial weights the scratch student starts from."""
         return build_lm(model_config(self.sizes, len(self.data.vocab), "student"), seed=self.sizes.seed).to(self.device)
 
     def teacher(self) -> LMRun:
@@ -91,6 +103,29 @@ class LMLesson:
                                              dataset=self.data.name)
         return self._memo["teacher"]
 
+    def warm(self) -> LMRun:
+        """The scratch student up to the midpoint (``sizes.midpoint_steps`` of cross-entropy on the
+        transfer windows): where every student of section 4 onwards starts."""
+        if "warm" not in self._memo:
+            s = self.sizes
+            self._memo["warm"] = train_lm(model_config(s, len(self.data.vocab), "student"),
+                                          NextChar(self.transfer, s.batch, s.block, name="scratch"), self._cfg("warm"),
+                                          self.data.fingerprint(), self.warm_path, self.device, self.progress,
+                                          "scratch to the midpoint", role="student", method="warm start",
+                                          profile=self.profile_name, dataset=self.data.name)
+        return self._memo["warm"]
+
+    @property
+    def warm_path(self) -> Path:
+        return self.folder / "student_warm.pt"
+
+    @property
+    def seq_batch(self) -> int:
+        """Windows per step of sequence-level KD: as many target positions per step as the token-level
+        students' ``batch × block`` (its prompt positions do not count), rounded up."""
+        s = self.sizes
+        return math.ceil(s.batch * s.block / (s.block - s.prompt_len + 1))
+
     def objective(self, method: str):
         """The objective of ``method`` (one of :func:`method_names`)."""
         s, t = self.sizes, self.teacher().model
@@ -101,33 +136,42 @@ class LMLesson:
             divergence = ["forward", "reverse", "jsd"][names.index(method) - 1]
             return TokenKD(t, self.transfer, s.batch, divergence, s.beta, s.T)
         if method == names[4]:
-            return NextChar(self.corpus(), s.batch, s.block, prompt_len=s.prompt_len, name="sequence-level KD")
+            return NextChar(self.corpus(), self.seq_batch, s.block, prompt_len=s.prompt_len, name="sequence-level KD")
         if method == names[5]:
-            return OnPolicyKD(t, self.transfer, s.batch, "jsd", s.beta, s.T, s.lmbda, s.prompt_len,
-                              warm_steps=int(s.onpolicy_warm * s.student_steps))
+            return OnPolicyKD(t, self.transfer, s.batch, "jsd", s.beta, s.T, s.lmbda, s.prompt_len)
         if method == names[6]:
             return TopKKD(self.topk(), self.transfer, s.batch, "bucket", weights_fingerprint(t))
         raise ValueError(f"unknown method {method!r}; the methods are {names}")
 
-    def student(self, method: str) -> LMRun:
-        """The student trained with ``method`` (loaded if its finished checkpoint is there)."""
-        if method not in self._memo:
+    def student(self, method: str, seed: int | None = None) -> LMRun:
+        """The student trained with ``method`` after the midpoint with training seed ``seed`` (default:
+        the first of ``sizes.seeds``), loaded if its finished checkpoint is there."""
+        seed = self.sizes.seeds[0] if seed is None else seed
+        if seed not in self.sizes.seeds:
+            raise ValueError(f"seed {seed!r} is not one of the lesson's training seeds {self.sizes.seeds}")
+        key = (method, seed)
+        if key not in self._memo:
             s, t = self.sizes, self.teacher().model
+            objective = self.objective(method)  # before the warm run: an unknown method fails fast
+            self.warm()
             slug = method.lower().replace(" ", "_").replace("(", "").replace(")", "").replace(".", "")
-            self._memo[method] = train_lm(model_config(s, len(self.data.vocab), "student"), self.objective(method),
-                                          self._cfg("student"), self.data.fingerprint(),
-                                          self.folder / f"student_{slug}.pt", self.device, self.progress, method,
-                                          role="student", method=method, teacher_sha256=weights_fingerprint(t),
-                                          profile=self.profile_name, dataset=self.data.name)
-        return self._memo[method]
+            self._memo[key] = train_lm(model_config(s, len(self.data.vocab), "student"), objective,
+                                       self._cfg("student", seed), self.data.fingerprint(),
+                                       self.folder / f"student_{slug}_seed{seed}.pt", self.device, self.progress,
+                                       f"{method} (seed {seed})", init_from=self.warm_path, role="student",
+                                       method=method, teacher_sha256=weights_fingerprint(t),
+                                       profile=self.profile_name, dataset=self.data.name)
+        return self._memo[key]
 
     # ------------------------------------------------------------------ what distillation trains on
     def corpus(self) -> torch.Tensor:
         """Sequence-level KD data: the teacher continues the first ``prompt_len`` characters of as many
-        transfer windows as the students see (at most all of them): ``(N, L + 1)``."""
+        transfer windows as that student draws after the midpoint (at most all of them): ``(N, L + 1)``.
+        The teacher *samples* at temperature 1 (ancestral sampling: the text follows its distribution),
+        not beam search as in Kim & Rush 2016."""
         if "corpus" not in self._memo:
             s = self.sizes
-            n = min(len(self.transfer), s.student_steps * s.batch)
+            n = min(len(self.transfer), s.distill_steps * self.seq_batch)
             self._memo["corpus"] = teacher_corpus(self.teacher().model, self.transfer[:n, :s.prompt_len],
                                                   s.block + 1 - s.prompt_len, 1.0, s.seed, progress=self.progress)
         return self._memo["corpus"]

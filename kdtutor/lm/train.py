@@ -43,7 +43,10 @@ from kdtutor.storage import load_checked, save_checked
 # --------------------------------------------------------------------------- sizes per profile
 @dataclass(frozen=True)
 class LMSizes:
-    """Every size knob of lesson 07. Characters per split: ``None`` keeps the split whole."""
+    """Every size knob of lesson 07. Characters per split: ``None`` keeps the split whole.
+
+    ``student_steps`` is the scratch student's whole run; every distilled student starts from its
+    weights after ``midpoint_steps`` and trains ``distill_steps`` more, as scratch does."""
 
     n_train: int | None
     n_val: int | None
@@ -58,8 +61,9 @@ class LMSizes:
     eval_windows: int | None  # held-out windows for bits/char and KL (None: the whole split)
     k: int  # top-k kept per position
     prompt_len: int  # on-policy and sequence-level prompts, characters
-    lmbda: float = 0.5  # on-policy: fraction of steps on the student's own samples (after the warm-up)
-    onpolicy_warm: float = 0.5  # on-policy: the first fraction of steps is off-policy (the student learns to write)
+    lmbda: float = 0.5  # on-policy: fraction of the distilled steps on the student's own samples
+    midpoint: float = 0.5  # the fraction of scratch's steps after which every distilled student starts
+    seeds: tuple[int, ...] = (0, 1)  # training seeds of the part after the midpoint (data order, samples)
     beta: float = 0.5  # the JSD's β
     T: float = 1.0  # distillation temperature
     n_samples: int = 32  # samples per model for the diversity measures
@@ -68,13 +72,30 @@ class LMSizes:
     lr_student: float = 3e-3
     seed: int = 0
 
+    def __post_init__(self):
+        if not 0 < self.midpoint_steps < self.student_steps:
+            raise ValueError(f"midpoint {self.midpoint} of {self.student_steps} student steps leaves no steps "
+                             "before or after it")
+        if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
+            raise ValueError(f"seeds must be distinct and at least one, got {self.seeds!r}")
+
+    @property
+    def midpoint_steps(self) -> int:
+        """Steps of cross-entropy before the students part ways."""
+        return int(round(self.student_steps * self.midpoint))
+
+    @property
+    def distill_steps(self) -> int:
+        """Steps every student (scratch included) trains after the midpoint."""
+        return self.student_steps - self.midpoint_steps
+
 
 LM_SIZES: dict[str, LMSizes] = {
     "smoke": LMSizes(n_train=60_000, n_val=6_000, n_test=6_000, block=32, batch=16, teacher=(2, 2, 48),
                      student=(1, 2, 32), teacher_steps=50, student_steps=24, transfer_windows=384, eval_windows=48,
                      k=4, prompt_len=8, n_samples=8, sample_len=64),
     "cpu": LMSizes(n_train=None, n_val=None, n_test=None, block=64, batch=32, teacher=(4, 4, 128),
-                   student=(2, 4, 64), teacher_steps=2000, student_steps=800, transfer_windows=8192,
+                   student=(2, 4, 64), teacher_steps=2000, student_steps=600, transfer_windows=8192,
                    eval_windows=600, k=8, prompt_len=16),
     "gpu": LMSizes(n_train=None, n_val=None, n_test=None, block=256, batch=64, teacher=(6, 6, 384),
                    student=(3, 4, 128), teacher_steps=4000, student_steps=2000, transfer_windows=None,
@@ -112,12 +133,21 @@ class LMTrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     save_every: int = 100
+    schedule_steps: int | None = None  # the schedule's length (None: ``steps``); a run can be a part of it
+    offset: int = 0  # the schedule step this run's step 0 is (a continuation of another run)
+
+    def __post_init__(self):
+        total = self.schedule_steps or self.steps
+        if not (isinstance(self.offset, int) and 0 <= self.offset and self.offset + self.steps <= total):
+            raise ValueError(f"offset {self.offset!r} + steps {self.steps} must fit in the schedule's {total} steps")
 
     def lr_at(self, step: int) -> float:
-        warm = max(1, int(self.steps * self.warmup))
+        """The learning rate of this run's ``step`` (0-based): the schedule at ``offset + step``."""
+        total, step = self.schedule_steps or self.steps, self.offset + step
+        warm = max(1, int(total * self.warmup))
         if step < warm:
             return self.lr * (step + 1) / warm
-        frac = (step - warm) / max(1, self.steps - warm)
+        frac = (step - warm) / max(1, total - warm)
         return self.lr * (1 + (self.final_lr - 1) * min(frac, 1.0))
 
 
@@ -144,14 +174,21 @@ def make_lm_optimizer(model, cfg: LMTrainConfig) -> torch.optim.AdamW:
 
 
 def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=None, meta: dict | None = None,
-           progress: bool = True, desc: str = "training") -> LMRun:
+           progress: bool = True, desc: str = "training", optimizer_state: dict | None = None) -> LMRun:
     """Train ``model`` for ``cfg.steps`` steps of ``objective``; checkpoint and resume (see the module doc).
+
+    ``optimizer_state``: AdamW's state to start from (a continuation of another run, with
+    ``cfg.offset`` its number of steps); the step ``i`` of this run draws the random numbers of
+    schedule step ``cfg.offset + i``, so a continuation with the same seed takes the steps the
+    uninterrupted run would have taken.
 
     ``history`` gets one dict per step: ``step``, ``loss``, ``lr``, ``seconds`` (since the start, over
     all sessions) and whatever the objective reports in its ``step_info`` dict (e.g. ``on_policy``)."""
     opt = make_lm_optimizer(model, cfg)
+    if optimizer_state is not None:
+        opt.load_state_dict(optimizer_state)
     meta = {"model": model.cfg.as_dict(), **(meta or {}), "objective": objective.identity()}
-    run_id = {"meta": meta, "config": asdict(cfg)}
+    run_id = {"meta": meta, "config": run_config(cfg)}
     history, start = [], 0
     if checkpoint is not None and Path(checkpoint).exists():
         ckpt = resume_state(checkpoint, run_id, model, opt, kind="lm_checkpoint",
@@ -166,7 +203,7 @@ def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=Non
     for step in range(start, cfg.steps):
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
-        loss = objective(model, step, step_generator(cfg.seed, step))
+        loss = objective(model, step, step_generator(cfg.seed, cfg.offset + step))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -186,6 +223,15 @@ def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=Non
     bar.close()
     model.eval()
     return LMRun(model, history, meta)
+
+
+def run_config(cfg: LMTrainConfig) -> dict:
+    """The settings that name a run in its checkpoint: ``asdict(cfg)``, without ``schedule_steps`` and
+    ``offset`` for a whole run (None and 0), so checkpoints written before those existed stay valid."""
+    config = asdict(cfg)
+    if cfg.schedule_steps is None and cfg.offset == 0:
+        del config["schedule_steps"], config["offset"]
+    return config
 
 
 def load_lm(path, device=None) -> tuple[CharTransformer, dict]:
@@ -255,8 +301,9 @@ class OnPolicyKD(TokenKD):
     sampled position; on the other steps it learns on the fixed windows, as :class:`TokenKD`.
     (``lmbda`` is TRL's: the fraction of *student-generated* batches; 1 − λ is fixed data.)
 
-    GKD and MiniLLM start from a student that can already write (fine-tuned first); ours starts from
-    random weights, so the first ``warm_steps`` steps are all off-policy."""
+    GKD and MiniLLM start from a student that can already write (fine-tuned first); the lesson
+    starts it from the scratch student's midpoint weights. ``warm_steps`` > 0 keeps the first
+    steps off-policy (for a student started from random weights)."""
 
     def __init__(self, teacher, windows, batch, divergence="jsd", beta=0.5, T=1.0, lmbda=0.5, prompt_len=16,
                  sample_temperature: float = 1.0, warm_steps: int = 0):
@@ -309,16 +356,39 @@ class TopKKD:
 
 # --------------------------------------------------------------------------- one call per run
 def train_lm(cfg_model: LMConfig, objective, cfg: LMTrainConfig, data_fingerprint: str, checkpoint=None,
-             device=None, progress: bool = True, desc: str = "training", **meta) -> LMRun:
+             device=None, progress: bool = True, desc: str = "training", init_from=None, **meta) -> LMRun:
     """Build a model of size ``cfg_model`` (initial weights fixed by ``cfg.seed``) and train it.
+
+    ``init_from``: the path of a finished checkpoint (:func:`load_start`) to continue from instead —
+    its weights and optimizer state; their fingerprint goes into the run's identity, so a new
+    starting point means a new run, never a reused one.
 
     A checkpoint that is unusable (corrupt, or another run's) is moved aside and the run
     starts afresh (``kdtutor.images.train.recovering``)."""
     from kdtutor.images.train import recovering
 
+    start = load_start(init_from) if init_from is not None else None
+    if start is not None:
+        meta = {**meta, "init_sha256": start["sha256"], "init_steps": start["steps"]}
+
     def run():
         model = build_lm(cfg_model, seed=cfg.seed).to(device or "cpu")
-        return fit_lm(model, objective, cfg, checkpoint,
-                      {"data_sha256": data_fingerprint, **meta}, progress, desc)
+        if start is not None:
+            model.load_state_dict(start["model"])
+        return fit_lm(model, objective, cfg, checkpoint, {"data_sha256": data_fingerprint, **meta}, progress, desc,
+                      start["optimizer"] if start is not None else None)
 
     return recovering(checkpoint, run)
+
+
+def load_start(path) -> dict:
+    """What a continuation starts from: the finished run at ``path`` — ``{"model", "optimizer"}`` (state
+    dicts), ``"sha256"`` (:func:`weights_fingerprint` of the weights) and ``"steps"`` (its step count).
+    Raises ``ValueError`` if the run there is unfinished."""
+    ckpt = load_checked(path, kind="lm_checkpoint")
+    if ckpt["step"] != ckpt["run"]["config"]["steps"]:
+        raise ValueError(f"{path} holds an unfinished run ({ckpt['step']}/{ckpt['run']['config']['steps']} steps)")
+    model = CharTransformer(LMConfig(**ckpt["meta"]["model"]))
+    model.load_state_dict(ckpt["model"])
+    return {"model": ckpt["model"], "optimizer": ckpt["optimizer"], "sha256": weights_fingerprint(model),
+            "steps": ckpt["step"]}
