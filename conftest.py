@@ -12,6 +12,8 @@ import os
 import shutil
 import tempfile
 
+import kdtutor  # noqa: F401  (before torch: its CPU settings, kdtutor.CPU_ENVIRONMENT, for this process and the kernels)
+
 _keep = os.environ.get("KDTUTOR_TEST_DATA")
 _root = _keep or tempfile.mkdtemp(prefix="kdtutor-test-")
 os.environ["KDTUTOR_DATA"] = os.path.join(_root, "data")

@@ -208,9 +208,11 @@ def lab(notebooks=None, run=None) -> int:
     folder = Path(notebooks) if notebooks else ROOT / "notebooks"
     if not folder.is_dir():
         raise SystemExit(f"no lessons at {folder}: run from a checkout of the course, or pass --notebooks DIR")
+    from kdtutor import cpu_environment
+
     command = lab_command(folder)
     print(f"$ {shown(command)}")
-    return (run or subprocess.run)(command).returncode
+    return (run or subprocess.run)(command, env=cpu_environment()).returncode
 
 
 def _torch_arg(p: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ Nothing here downloads or installs anything: the network check, ``nvidia-smi``, 
 JupyterLab are replaced by fakes, and the commands they would have run are checked.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -367,3 +368,19 @@ def test_jupyterlab_can_be_started_as_a_module():
     import importlib.util
 
     assert importlib.util.find_spec("jupyterlab.__main__") is not None
+
+
+def test_lab_gives_its_kernels_kdtutors_cpu_settings_unless_the_user_set_them(monkeypatch):
+    import kdtutor
+    envs = []
+
+    def run(command, env=None, **kw):
+        envs.append(env)
+        return SimpleNamespace(returncode=0)
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    cli.lab(run=run)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    cli.lab(run=run)
+    assert envs[0]["OMP_WAIT_POLICY"] == kdtutor.CPU_ENVIRONMENT["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert envs[1]["OMP_WAIT_POLICY"] == "ACTIVE" and envs[0]["PATH"] == os.environ["PATH"]

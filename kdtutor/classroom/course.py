@@ -46,13 +46,15 @@ def strip_outputs(nb) -> None:
 
 
 def execute(path: Path, profile_name: str, timeout: int = 3600, env: dict | None = None):
-    """Run the notebook at ``path`` in a fresh kernel with ``KDTUTOR_PROFILE=profile_name`` (and the
-    variables in ``env``); return it."""
+    """Run the notebook at ``path`` in a fresh kernel with ``KDTUTOR_PROFILE=profile_name``, the CPU
+    settings of :data:`kdtutor.CPU_ENVIRONMENT` (unless set) and the variables in ``env``; return it."""
     import nbformat
     from nbclient import NotebookClient
 
+    from kdtutor import CPU_ENVIRONMENT
+
     nb = nbformat.read(path, as_version=4)
-    env = {"KDTUTOR_PROFILE": profile_name, **(env or {})}
+    env = {**{k: os.environ.get(k, v) for k, v in CPU_ENVIRONMENT.items()}, "KDTUTOR_PROFILE": profile_name, **(env or {})}
     old = {k: os.environ.get(k) for k in ("MPLBACKEND", *env)}
     os.environ.update(env)
     try:
