@@ -28,7 +28,9 @@ Classrooms and workshops:
     python -m kdtutor install --wheelhouse DIR --constraints requirements/workshop.txt   each laptop, offline
     python -m kdtutor grade subs/*.ipynb --out grades.csv [--jobs 2] [--force]   sandboxed, see kdtutor.classroom.grading
     python -m kdtutor release DIR [--force]    what learners get for graded use: no solutions/, no answers
-    python -m kdtutor generate                 (maintainers: badges, setup cells, instructor/ versions)
+    python -m kdtutor generate                 (maintainers: badges, setup cells, time lines, instructor/ versions)
+    python -m kdtutor pace results/cpu/timings.json --machine "2-core CPU"   (maintainers: record a course
+                                               run's lesson times for the time lines; then generate)
     python -m kdtutor book [--profile smoke]   the course website (make book)
 """
 
@@ -56,6 +58,10 @@ def main(argv=None) -> int:
     p.add_argument("paths", nargs="*", help="lesson notebooks (default: all in notebooks/)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
 
+    p = sub.add_parser("pace", help="record a finished course run's lesson times (timings.json) for the lessons' time lines")
+    p.add_argument("timings", help="results/<profile>/timings.json of a finished `make course`")
+    p.add_argument("--machine", required=True, help='what ran it, e.g. "2-core CPU, no GPU"')
+
     p = sub.add_parser("grade", help="run submitted notebooks headless and grade every exercise")
     p.add_argument("submissions", nargs="+", help="submitted lesson notebooks (.ipynb)")
     p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv; never a notebook)")
@@ -81,7 +87,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("prepare", help="fetch the data, check this machine, optionally pre-train checkpoints")
     p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
-    p.add_argument("--pretrain", action="store_true", help="also train the teacher and lesson 04's students")
+    p.add_argument("--pretrain", action="store_true", help="also run every lesson once, so each starts from checkpoints")
     p.add_argument("--data-only", action="store_true", help="only fetch data (the notebooks' setup cell)")
     p.add_argument("--need", action="append", choices=["images", "text"],
                    help="data to fetch (default: all; repeatable)")
@@ -131,6 +137,13 @@ def main(argv=None) -> int:
         if args.check and changed:
             print("run: python -m kdtutor generate")
             return 1
+    elif args.command == "pace":
+        import time
+
+        from kdtutor.classroom.pace import record_run
+
+        record_run(Path(args.timings), args.machine, time.strftime("%Y-%m-%d"))
+        print("recorded; now run: python -m kdtutor generate")
     elif args.command == "grade":
         from kdtutor.classroom.grading import check_out, grade, learner_ids, write_csv
 

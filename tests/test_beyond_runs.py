@@ -192,6 +192,10 @@ def test_published_style_gains_and_the_table_from_known_runs():
     ci = scipy.stats.ttest_rel([80, 80, 90], [60, 60, 60]).confidence_interval(0.95)
     assert ls["ci"] == pytest.approx([ci.low, ci.high], abs=1e-3) and ci.low > 0
     assert any(line.startswith("| DKD | 1 | 60.00 ± 10.00 |") for line in c.markdown())
+    c.grid["DKD"][0.5].history.epochs[-1]["val_acc"] = 0.7
+    c.chosen["DKD"] = bl._choose(c.grid["DKD"])
+    assert c.chosen["DKD"] == 0.5
+    assert "DKD: validation accuracy at seed 0 — ×1: 50.00 %, ×0.5: 70.00 %; kept ×0.5" in bl.lr_choice_lines(c)
     lines = bl.verdict_lines(c.table())
     assert any(line.startswith("- DKD vs KD is inconclusive: +0.00 points") for line in lines)
     assert any(line.startswith("- LS-KD beat KD reliably: +23.33 points") for line in lines)

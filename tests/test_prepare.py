@@ -42,19 +42,39 @@ def test_missing_real_data_fails_instead_of_falling_back_to_the_standin(tmp_path
     assert "python" not in rows  # --data-only: the setup cell's fetch, no environment rows
 
 
+def test_pretraining_runs_every_lesson_of_the_profile_and_reports_each(tmp_path, monkeypatch):
+    from kdtutor.classroom import course
+    calls = []
+
+    def fake_run(profile_name, results_dir=None):
+        calls.append((profile_name, results_dir))
+        out = tmp_path / profile_name
+        out.mkdir(parents=True, exist_ok=True)
+        course.write_timings(profile_name, out, [(p.name, 12.0) for p in course.notebooks()])
+        return out / "summary.md"
+
+    monkeypatch.setattr(course, "run_course", fake_run)
+    rows = prepare.pretrain_rows(get_profile("smoke"), results_dir=tmp_path)
+    assert calls == [("smoke", tmp_path)]
+    assert [r[0] for r in rows] == [p.stem for p in course.notebooks()] and {r[1] for r in rows} == {"PASS"}
+
+    def failing(profile_name, results_dir=None):
+        raise RuntimeError("lesson 06 failed: CUDA out of memory")
+
+    monkeypatch.setattr(course, "run_course", failing)
+    assert prepare.pretrain_rows(get_profile("smoke")) == [
+        ("pretrain", "FAIL", "a lesson failed (RuntimeError): lesson 06 failed: CUDA out of memory")]
+
+
 @pytest.mark.slow
-def test_pretraining_saves_the_teacher_and_students_where_the_lessons_look_and_reuses_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(storage, "CHECKPOINT_DIR", tmp_path)
-    monkeypatch.setattr(train, "CHECKPOINT_DIR", tmp_path)
-    tiny = get_profile("smoke").with_(n_train=300, n_train_teacher=300, n_val=100, n_test=100, teacher_epochs=1,
-                                      student_epochs=1, seeds=(1,), temperatures=(4.0,), alphas=(0.5,))
-    rows = prepare.pretrain_rows(tiny)
-    assert [r[:2] for r in rows] == [("teacher", "PASS"), ("students", "PASS")]
-    saved = sorted(tmp_path.rglob("*.pt"))
-    assert [p.relative_to(tmp_path).as_posix() for p in saved] == [
-        "students_smoke/cnn_tiny_kd_T4_a0.5_seed1.pt", "students_smoke/cnn_tiny_scratch_seed1.pt",
-        "teacher_smoke_airbench_small.pt"]
-    assert train.teacher_path(tiny) == tmp_path / "teacher_smoke_airbench_small.pt"  # lessons 03–05's path
-    stamps = {p: p.stat().st_mtime_ns for p in saved}
-    prepare.pretrain_rows(tiny)  # a second run (or one after an interruption) reuses what is saved
-    assert {p: p.stat().st_mtime_ns for p in saved} == stamps
+def test_a_second_course_run_of_lessons_04_and_06_retrains_nothing(tmp_path, monkeypatch):
+    """What prepare --pretrain relies on: after one run, every model the lessons train is kept and reused."""
+    from kdtutor.classroom import course
+    monkeypatch.setenv("KDTUTOR_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    course.run_course("smoke", results_dir=tmp_path / "results", lessons=["04", "06"])
+    saved = {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*.pt")}
+    assert any("lesson06_smoke" in str(p) for p in saved) and any("kd_cached" in p.name for p in saved)
+    assert any("kd_fixed" in p.name for p in saved)
+    course.run_course("smoke", results_dir=tmp_path / "results", lessons=["04", "06"])
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*.pt")} == saved

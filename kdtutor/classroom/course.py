@@ -12,6 +12,7 @@ the smoke profile and stores them that way.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -108,7 +109,19 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
         nbformat.write(nb, out / "notebooks" / path.name)
         timings.append((path.name, time.perf_counter() - t0))
         print(f"  done in {timings[-1][1]:.0f} s", flush=True)
+    write_timings(profile_name, out, timings)
     return write_summary(profile_name, out, timings)
+
+
+def write_timings(profile_name: str, out: Path, timings: list[tuple[str, float]]) -> Path:
+    """``timings.json``: each lesson's seconds in this run, the machine's cores and load (for
+    ``python -m kdtutor pace``, which records a run in the lessons' time lines)."""
+    path = out / "timings.json"
+    info = {"profile": profile_name, "lessons": dict(timings), "cpu_count": os.cpu_count(),
+            "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    atomic_write_bytes(path, (json.dumps(info, indent=1) + "\n").encode())
+    return path
 
 
 def write_summary(profile_name: str, out: Path, timings: list[tuple[str, float]]) -> Path:

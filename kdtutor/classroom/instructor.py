@@ -234,13 +234,15 @@ def instructor_version(nb, notebook: str | Path):
 
 
 def student_version(nb, notebook: str | Path, cfg: dict | None = None):
-    """The student notebook with its generated parts (badges, setup cell, metadata) up to date."""
+    """The student notebook with its generated parts (badges, setup cell, time line, metadata) up to date."""
     import copy
 
     from kdtutor.classroom.delivery import decorate
+    from kdtutor.classroom.pace import load_pace, set_pace
 
     out = copy.deepcopy(nb)
     decorate(out, Path(notebook).name, cfg)
+    set_pace(out, Path(notebook).stem, load_pace())
     out.metadata["kdtutor"] = {"lesson": Path(notebook).stem}
     return out
 

@@ -5,9 +5,9 @@
 2. fetches or imports the data the profile needs and verifies it: the images (the stand-in
    for ``smoke``; CIFAR-10 for ``cpu``/``gpu``, from ``$KDTUTOR_CIFAR10`` if set, else
    downloaded and checksummed) and lesson 07's text (``$KDTUTOR_TEXT``, else downloaded);
-3. with ``--pretrain``: trains and saves the teacher of lessons 03–05 and lesson 04's
-   students (its T × α sweep, then scratch and distilled students for every seed, where the
-   lesson looks for them), so a learner can start at any lesson without waiting.
+3. with ``--pretrain``: runs every lesson once, headless, in the profile (the course run of
+   ``make course``); each lesson trains and keeps its models where it looks for them, so a
+   learner can then start at any lesson without waiting for training.
 
 It prints one table of PASS / WARN / FAIL rows and returns 1 if any row failed. Everything
 it writes goes through the course's own caches and checkpoints, which are written atomically
@@ -27,6 +27,7 @@ from a checkout before anything is installed):
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
@@ -129,32 +130,21 @@ def text_row(profile) -> tuple[str, str, str]:
     return ("text", "PASS", detail)
 
 
-def pretrain_rows(profile) -> list[tuple[str, str, str]]:
-    """Train (or reuse) the teacher and lesson 04's students, exactly as lessons 03 and 04 do."""
-    from kdtutor.images import distill, recipes, train
-    from kdtutor.images.data import load_dataset
-    from kdtutor.storage import CHECKPOINT_DIR
+def pretrain_rows(profile, results_dir: Path | None = None) -> list[tuple[str, str, str]]:
+    """Run every lesson once, headless (:func:`kdtutor.classroom.course.run_course`): each trains and
+    keeps its models exactly where it looks for them (the teacher, lesson 04's sweep and students,
+    lesson 06's runs, lesson 07's models), so that afterwards every lesson starts from checkpoints.
+    One row per lesson with its time; the executed copies go to ``results_dir`` (default ``results/``)."""
+    from kdtutor.classroom.course import run_course
 
-    device = train.default_device()
-    t0 = time.perf_counter()
-    teacher = train.get_teacher(profile, load_dataset(profile, role="teacher", verbose=False), device=device)
-    rows = [("teacher", "PASS", f"{profile.teacher}: val acc {teacher.history.last_val_acc:.2%} "
-                                f"({time.perf_counter() - t0:.0f} s) → {train.teacher_path(profile)}")]
-    data = load_dataset(profile, verbose=False)
-
-    def student_cfg(seed):  # as lesson 04's student_cfg
-        return recipes.config_for(profile.student, profile.student_epochs, profile.batch_size, seed=seed)
-
-    t0 = time.perf_counter()
-    sweep = distill.sweep(teacher.model, profile.student, data, student_cfg(profile.sweep_seed),
-                          profile.temperatures, profile.alphas, device=device)
-    T, alpha = sweep.best
-    folder = CHECKPOINT_DIR / f"students_{profile.name}"
-    distill.compare_scratch_vs_kd(teacher.model, profile.student, data, student_cfg, profile.seeds, T=T, alpha=alpha,
-                                  split="val", device=device, checkpoint_dir=folder, profile_name=profile.name)
-    rows.append(("students", "PASS", f"lesson 04: sweep + {2 * len(profile.seeds)} students at T={T:g}, "
-                                     f"α={alpha:g} ({time.perf_counter() - t0:.0f} s) → {folder}"))
-    return rows
+    try:
+        summary = run_course(profile.name, results_dir=results_dir)
+    except Exception as e:  # a lesson that fails: say which and why, as a row
+        first = str(e).strip().splitlines()[:3]
+        return [("pretrain", "FAIL", f"a lesson failed ({type(e).__name__}): " + " / ".join(first))]
+    timings = json.loads((summary.parent / "timings.json").read_text())["lessons"]
+    return [(Path(name).stem, "PASS", f"ran in {sec:.0f} s; its models are kept for the next run")
+            for name, sec in timings.items()]
 
 
 def format_table(rows) -> str:

@@ -141,6 +141,16 @@ def verdict_lines(rows: list[dict]) -> list[str]:
     return out
 
 
+def lr_choice_lines(c: MethodComparison) -> list[str]:
+    """One line per tuned method: the validation accuracy of each learning-rate candidate at the
+    sweep seed, and which one was kept."""
+    out = []
+    for m, runs in c.grid.items():
+        tried = ", ".join(f"×{v:.3g}: {100 * r.val_acc:.2f} %" for v, r in runs.items())
+        out.append(f"{m}: validation accuracy at seed {c.sweep_seed} — {tried}; kept ×{c.chosen[m]:.3g}")
+    return out
+
+
 def _choose(runs: dict) -> float:
     """The learning-rate multiplier with the best validation accuracy (the first one on ties)."""
     values = list(runs)

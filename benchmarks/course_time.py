@@ -1,0 +1,55 @@
+"""How long the course takes on this machine, per lesson — a measurement, not a test.
+
+    python benchmarks/course_time.py --profile cpu            # from what data/ holds now, then again
+    python benchmarks/course_time.py --profile cpu --once     # one run only
+
+Runs every lesson headless twice, as ``make course`` does (``kdtutor.classroom.course.run_course``):
+the first run trains whatever ``$KDTUTOR_DATA`` does not hold yet (point it at an empty folder
+to time the course "from nothing"), the second finds every model kept by the first and times
+a re-run. Prints the minutes per lesson of both runs and the load average before and after
+(other processes slow it down: time it on an idle machine), and writes them to ``--json``.
+The lesson-06/07 budgets and the course's targets (≤ 10 min per lesson, ≤ 30 min for the
+whole course from nothing, ≤ 3 min for a re-run on the cpu profile) are in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from kdtutor.classroom.course import run_course
+
+
+def one_run(profile: str, results: Path) -> dict:
+    summary = run_course(profile, results_dir=results)
+    return json.loads((summary.parent / "timings.json").read_text())["lessons"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--once", action="store_true", help="one run only (no re-run)")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--results", default=None, help="keep each run's results/ here (run1/, run2/; default: a temporary folder)")
+    args = ap.parse_args()
+    out = {"profile": args.profile, "data": os.environ.get("KDTUTOR_DATA", "data/"), "cpu_count": os.cpu_count(),
+           "load_before": os.getloadavg(), "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(1 if args.once else 2):
+            out["runs"].append(one_run(args.profile, Path(args.results or tmp) / f"run{i + 1}"))
+    out["load_after"] = os.getloadavg()
+    names = list(out["runs"][0])
+    print(f"{'lesson':40s}" + "".join(f"{'run ' + str(i + 1):>10s}" for i in range(len(out["runs"]))))
+    for name in names:
+        print(f"{name:40s}" + "".join(f"{r[name] / 60:9.1f}m" for r in out["runs"]))
+    print(f"{'total':40s}" + "".join(f"{sum(r.values()) / 60:9.1f}m" for r in out["runs"]))
+    print(f"load average {out['load_before'][0]:.1f} → {out['load_after'][0]:.1f} on {out['cpu_count']} cores")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
