@@ -248,3 +248,20 @@ def test_comparison_verdict_names_what_the_paired_differences_show(scratch, dist
     from kdtutor.images.distill import Comparison
 
     assert expected in Comparison("test", scratch, distilled).verdict()
+
+
+def test_loop_verdict_separates_identical_rounding_noise_and_disagreement():
+    from kdtutor.images.distill import ROUNDING, loop_verdict
+
+    assert loop_verdict(0.0, 0.5, 0.5, 500, 16) == (True, loop_verdict(0.0, 0.5, 0.5, 500, 16)[1])
+    assert "identical" in loop_verdict(0.0, 0.5, 0.5, 500, 16)[1]
+    agree, text = loop_verdict(ROUNDING / 2, 0.5, 0.51, 500, 16)
+    assert agree and "up to rounding" in text
+    # noise of a difference of two accuracies near 50 % on 500 images: 2·√(2·0.25/500) ≈ 6.3 points
+    agree, text = loop_verdict(0.1, 0.50, 0.55, 500, 80)
+    assert agree and "within the noise" in text and "80 SGD steps" in text
+    agree, text = loop_verdict(0.1, 0.50, 0.60, 500, 80)
+    assert not agree and "check your kd_step" in text
+    assert not loop_verdict(0.1, 0.50, 0.53, 20_000, 80)[0]  # more images: a smaller gap is already too big
+    with pytest.raises(ValueError):
+        loop_verdict(0.0, 0.5, 0.5, 0, 16)

@@ -467,3 +467,27 @@ def test_summarize_seeds_bounds_clip_an_interval_that_leaves_the_range():
     assert clipped.low == 0 and clipped.high == 100 and clipped.mean == wide.mean
     with pytest.raises(ValueError, match="low ≤ high"):
         summarize_seeds([1.0, 2.0], bounds=(1, 0))
+
+
+def test_report_card_uses_the_learners_metric_functions_where_given(digits_like):
+    models, loader, _ = digits_like
+    calls = []
+
+    def my_agreement(student, teacher):
+        calls.append("agreement")
+        return 0.125
+
+    def my_ece(logits, labels, n_bins):
+        calls.append(n_bins)
+        return 0.25
+
+    card = ev.report_card(models, loader, "teacher", "toy", latency=False, n_bins=7,
+                          metric_fns={"top1_agreement": my_agreement, "expected_calibration_error": my_ece})
+    plain = ev.report_card(models, loader, "teacher", "toy", latency=False, n_bins=7)
+    assert card["student"].agreement == 0.125 and card["student"].ece == 0.25 and 7 in calls
+    assert card["student"].macro_f1 == plain["student"].macro_f1  # not replaced: kdtutor's
+    assert plain["student"].ece != 0.25 and plain["student"].agreement != 0.125
+    with pytest.raises(ValueError, match="can replace"):
+        ev.report_card(models, loader, "teacher", "toy", latency=False, metric_fns={"accuracy": my_ece})
+    with pytest.raises(ValueError, match="must be a function"):
+        ev.report_card(models, loader, "teacher", "toy", latency=False, metric_fns={"macro_f1": 0.5})

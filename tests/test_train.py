@@ -292,3 +292,50 @@ def test_fit_with_its_extras_off_makes_exactly_the_updates_of_train_step():
     assert same_weights(model, mine)
     next(mine.parameters()).data.view(-1)[0] += 1e-6  # the comparison can fail
     assert not same_weights(model, mine)
+
+
+def test_train_step_makes_the_update_of_lesson_03s_plain_loop():
+    """Lesson 03's loop (forward, cross-entropy, zero_grad, backward, step) and fit's train_step
+    make the same update on a batch: bit-identical weights after two steps, given the same loss
+    (fit's default, kdtutor's cross-entropy, equals PyTorch's up to rounding)."""
+    import copy
+
+    from kdtutor.images.train import train_step
+
+    torch.manual_seed(0)
+    plain = build_model("cnn_tiny")
+    mine = copy.deepcopy(plain)
+    opt_plain = torch.optim.SGD(plain.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    opt_mine = torch.optim.SGD(mine.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    loader = make_loaders(TINY, 40, torch.device("cpu"))[0]
+    for batch in list(loader)[:2]:
+        logits = plain(batch.images)
+        loss = torch.nn.functional.cross_entropy(logits, batch.labels)
+        opt_plain.zero_grad()
+        loss.backward()
+        opt_plain.step()
+        _, step_loss = train_step(mine, batch, lambda z, b: torch.nn.functional.cross_entropy(z, b.labels), opt_mine)
+        assert step_loss.item() == loss.item()
+        assert torch.allclose(hard_label_loss()(logits, batch), loss, rtol=1e-6)
+    assert same_weights(plain, mine)
+    next(mine.parameters()).data.view(-1)[0] += 1e-6  # the comparison can fail
+    assert not same_weights(plain, mine)
+
+
+def test_max_weight_difference_sees_parameters_and_buffers_and_refuses_other_architectures():
+    import copy
+
+    from kdtutor.images.train import max_weight_difference
+
+    torch.manual_seed(0)
+    a = build_model("cnn_tiny")
+    b = copy.deepcopy(a)
+    assert max_weight_difference(a, b) == 0.0
+    next(b.parameters()).data.view(-1)[3] += 0.25
+    assert max_weight_difference(a, b) == pytest.approx(0.25)
+    c = copy.deepcopy(a)
+    bn = next(m for m in c.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_mean[0] -= 0.5  # a buffer, not a parameter
+    assert max_weight_difference(a, c) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="same architecture"):
+        max_weight_difference(a, build_model("cnn_small"))

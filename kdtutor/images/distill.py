@@ -380,6 +380,45 @@ def student_paths(checkpoint_dir, arch: str, seed: int, T: float, alpha: float, 
     return d / f"{arch}_scratch_seed{seed}.pt", d / f"{arch}_{kd}_T{T:g}_a{alpha:g}_seed{seed}.pt"
 
 
+# --------------------------------------------------------------------------- a learner's loop vs the library
+ROUNDING = 1e-4  # largest weight difference read as "the same up to rounding"
+
+
+def loop_verdict(weight_difference: float, loop_acc: float, library_acc: float, n_val: int, steps: int) -> tuple[bool, str]:
+    """Do a hand-written KD loop and :func:`distill_student` (same recipe and seed) agree? (lesson 04)
+
+    Identical weights (the reference ``kd_step``) or a difference below :data:`ROUNDING` agree
+    outright. Larger differences come from a loss computed with other rounding: SGD amplifies
+    them over the steps, so the runs then agree only as two runs of one recipe, when their
+    validation accuracies differ by less than twice the binomial standard error of a difference
+    of two accuracies on ``n_val`` images.
+
+    Args:
+        weight_difference: :func:`kdtutor.images.train.max_weight_difference` of the two students.
+        loop_acc, library_acc: validation accuracies in [0, 1].
+        n_val: validation images; steps: optimisation steps each run made.
+    Returns:
+        ``(agree, sentence)``.
+    """
+    if n_val < 1 or steps < 1:
+        raise ValueError(f"need n_val ≥ 1 and steps ≥ 1, got {n_val} and {steps}")
+    if weight_difference == 0:
+        return True, f"identical weights after {steps} steps: your loop is the library's run, step for step"
+    if weight_difference <= ROUNDING:
+        return True, (f"the same weights up to rounding (largest difference {weight_difference:.1e} after "
+                      f"{steps} steps)")
+    p = (loop_acc + library_acc) / 2
+    bound = 2 * (2 * max(p * (1 - p), 1e-4) / n_val) ** 0.5
+    gap = abs(loop_acc - library_acc)
+    why = (f"the weights differ by up to {weight_difference:.2g}: your kd_step rounds its loss differently from "
+           f"kdtutor's, and {steps} SGD steps amplify such differences")
+    if gap <= bound:
+        return True, (f"{why}; the accuracies differ by {100 * gap:.1f} points, within the noise of {n_val:,d} "
+                      f"validation images (±{100 * bound:.1f}): they agree as two runs of one recipe")
+    return False, (f"{why}, but the accuracies differ by {100 * gap:.1f} points, more than the noise of {n_val:,d} "
+                   f"validation images (±{100 * bound:.1f}): check your kd_step against the exercise")
+
+
 # --------------------------------------------------------------------------- dark knowledge (Hinton et al. 2015)
 def without_class(data: Dataset, cls: int) -> Dataset:
     """``data`` with every example of class ``cls`` removed from the *training* split only."""

@@ -89,21 +89,42 @@ class ReportRow:
         return out
 
 
+METRIC_FNS = ("top1_agreement", "expected_calibration_error", "macro_f1")  # what a report card can take from a learner
+
+
+def _metric_fns(fns: dict | None) -> dict:
+    """``fns`` checked: only names of :data:`METRIC_FNS`, each a callable."""
+    fns = dict(fns or {})
+    unknown = sorted(set(fns) - set(METRIC_FNS))
+    if unknown:
+        raise ValueError(f"metric_fns can replace {', '.join(METRIC_FNS)}; got {', '.join(unknown)}")
+    for name, fn in fns.items():
+        if not callable(fn):
+            raise ValueError(f"metric_fns[{name!r}] must be a function, got {type(fn).__name__}")
+    return fns
+
+
 def quality_row(name: str, logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor,
                 dataset_name: str, cost: ModelCost, k: int = 5, n_bins: int = 15,
-                is_teacher: bool = False) -> ReportRow:
+                is_teacher: bool = False, metric_fns: dict | None = None) -> ReportRow:
     """A :class:`ReportRow` from already computed logits ``(N, C)``, labels ``(N,)``,
-    teacher logits ``(N, C)`` and a :class:`ModelCost` (no model needed)."""
+    teacher logits ``(N, C)`` and a :class:`ModelCost` (no model needed).
+
+    ``metric_fns``: ``{name: fn}`` for names in :data:`METRIC_FNS` — the learner's own
+    ``top1_agreement(student, teacher)``, ``expected_calibration_error(logits, labels, n_bins)`` and
+    ``macro_f1(logits, labels)`` (lesson 05) compute those columns instead of kdtutor's."""
     logits = check_predictions(logits, labels)
     _check_pair(logits, teacher_logits)
+    fns = _metric_fns(metric_fns)
     k = min(k, logits.shape[1])
     bins = reliability_bins(logits, labels, n_bins)
+    ece = fns["expected_calibration_error"](logits, labels, n_bins) if "expected_calibration_error" in fns else bins.ece()
     return ReportRow(
         name=name, dataset=dataset_name, is_teacher=is_teacher, n=len(labels), num_classes=logits.shape[1],
         accuracy=top1_accuracy(logits, labels), k=k, topk_accuracy=topk_accuracy(logits, labels, k),
-        macro_f1=macro_f1(logits, labels), nll=negative_log_likelihood(logits, labels),
-        agreement=top1_agreement(logits, teacher_logits), kl_to_teacher=teacher_kl(logits, teacher_logits),
-        ece=bins.ece(), params=cost.params, flops=cost.flops, size_bytes=cost.size_bytes,
+        macro_f1=float(fns.get("macro_f1", macro_f1)(logits, labels)), nll=negative_log_likelihood(logits, labels),
+        agreement=float(fns.get("top1_agreement", top1_agreement)(logits, teacher_logits)),
+        kl_to_teacher=teacher_kl(logits, teacher_logits), ece=float(ece), params=cost.params, flops=cost.flops, size_bytes=cost.size_bytes,
         latency_ms=dict(cost.latency_ms), device=cost.device,
         per_class=precision_recall_f1(logits, labels), confusion=confusion_matrix(logits, labels),
         reliability=bins, logits=logits.detach().cpu(),
@@ -112,7 +133,7 @@ def quality_row(name: str, logits: torch.Tensor, labels: torch.Tensor, teacher_l
 
 def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: int = 5, n_bins: int = 15,
                 latency: bool = True, batch_sizes=(1, 256), warmup: int = 3, repeats: int = 10,
-                tta: bool | int = False) -> dict[str, ReportRow]:
+                tta: bool | int = False, metric_fns: dict | None = None) -> dict[str, ReportRow]:
     """Evaluate every model on ``loader`` once and fill in its :class:`ReportRow`.
 
     Args:
@@ -125,6 +146,7 @@ def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: i
         batch_sizes, warmup, repeats: see :func:`measure_latency`.
         tta: test-time augmentation level of :func:`kdtutor.images.predict.predict`: True / 1 averages each
             image with its mirror, 2 airbench94's six views (mirror × one-pixel shifts).
+        metric_fns: the learner's functions for some columns (see :func:`quality_row`).
     Returns:
         ``{name: ReportRow}`` in the order of ``models``.
     """
@@ -136,6 +158,7 @@ def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: i
         raise ValueError("pass dataset_name (Dataset.name) so the report says which data it is about")
     if loader.num_examples == 0:
         raise ValueError("empty split: the loader holds no examples (N = 0)")
+    _metric_fns(metric_fns)  # a typo fails before the models are run
     for name, model in models.items():
         if _model_device(model).type != loader.device.type:
             raise ValueError(f"model {name!r} is on {_model_device(model)} but the loader's data are on "
@@ -156,7 +179,7 @@ def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: i
             raise ValueError(f"model {name!r} has {logits.shape[1]} classes but the teacher "
                              f"{teacher_name!r} has {teacher_logits.shape[1]}: they must share the label space")
         row = quality_row(name, logits, labels, teacher_logits, dataset_name, costs[name], k, n_bins,
-                          is_teacher=name == teacher_name)
+                          is_teacher=name == teacher_name, metric_fns=metric_fns)
         t_cost = costs[teacher_name]
         row.compression = t_cost.params / max(row.params, 1)
         row.speedup = {b: t_cost.latency_ms[b] / row.latency_ms[b] for b in row.latency_ms if row.latency_ms[b] > 0}

@@ -209,6 +209,23 @@ def train_step(model: nn.Module, batch: Batch, loss_fn, optimizer, amp: torch.dt
     return logits, loss
 
 
+def max_weight_difference(a: nn.Module, b: nn.Module) -> float:
+    """The largest ``|a − b|`` over the parameters and buffers of two models of one architecture.
+
+    0.0 means the same weights (e.g. a hand-written loop that makes exactly :func:`fit`'s updates,
+    lesson 04). Buffers count too: BatchNorm's running statistics are part of what was learnt.
+
+    Raises:
+        ValueError: the two models do not have the same tensors (names and shapes).
+    """
+    sa, sb = a.state_dict(), b.state_dict()
+    if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
+        raise ValueError("the two models do not have the same parameters and buffers (names and shapes): "
+                         "compare two models of the same architecture")
+    return max((float((sa[k].double() - sb[k].to(sa[k].device).double()).abs().max()) for k in sa if sa[k].numel()),
+               default=0.0)
+
+
 def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConfig, epoch: int,
                  total: int, bar, amp: torch.dtype | None = None, scaler=None, lookahead=None) -> dict:
     """One pass over ``loader`` under autocast to ``amp`` (None: float32).
