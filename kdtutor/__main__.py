@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("paths", nargs="*", help="lesson notebooks (default: all in notebooks/)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
 
-    p = sub.add_parser("grade", help="run submitted notebooks headless and grade every exercise")
+    p = sub.add_parser("grade", help="run submitted notebooks headless, grade every exercise, list the written answers")
     p.add_argument("submissions", nargs="+", help="submitted lesson notebooks (.ipynb)")
     p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv; never a notebook)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
