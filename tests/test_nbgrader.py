@@ -145,7 +145,7 @@ def test_the_released_notebook_left_unsolved_scores_0_of_the_lessons_points(grad
 @pytest.mark.slow
 def test_the_instructor_copy_as_a_submission_scores_full_marks_exercise_by_exercise(graded):
     lesson, _, scores = graded
-    score, max_score, by_exercise, by_hand = scores["instructor"]
+    score, max_score, by_exercise, _ = scores["instructor"]
     assert by_exercise == {**_points(lesson), **_unmarked(lesson)}
     assert score == sum(_points(lesson).values()) and max_score == _max(lesson)
 
