@@ -160,6 +160,7 @@ def test_the_report_lists_each_written_answer_with_its_id_and_points_for_a_ta():
     assert row(_answered(ANSWER, drop_metadata=True)) == (grading.BY_HAND, 0, q.points, ANSWER)  # found by its cell id
     assert row(_answered()) == ("not attempted", 0, q.points, "")  # still *Your answer here.*
     assert row(_answered("  \n")) == ("not attempted", 0, q.points, "")
+    assert row(_answered("YOUR ANSWER HERE")) == ("not attempted", 0, q.points, "")  # nbgrader's released text
     status, _, _, message = row(_answered(delete=True, drop_metadata=True))
     assert status == "error" and "no answer cell" in message
     long = row(_answered("x" * (grading.MAX_ANSWER + 50)))[3]

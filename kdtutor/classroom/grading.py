@@ -37,6 +37,7 @@ What the grader does with each submission (several at once with ``--jobs``):
 =====================  ==========================================================
 ``to grade by hand``   ``message`` is the learner's answer, as written
 ``not attempted``      the answer cell is empty or still says ``*Your answer here.*``
+                       (or nbgrader's ``YOUR ANSWER HERE``)
 ``error``              the submission has no answer cell for the question
 =====================  ==========================================================
 
@@ -86,6 +87,7 @@ from kdtutor.storage import DATA_DIR, atomic_write_bytes, move_aside
 STATUSES = ("passed", "failed", "not attempted", "error")
 BY_HAND = "to grade by hand"  # a written answer's status
 MAX_ANSWER = 20_000  # characters of a written answer kept in the CSV
+UNANSWERED = ("", ANSWER_PLACEHOLDER, "YOUR ANSWER HERE")  # the lesson's text, nbgrader's release's text
 FIELDS = ("learner", "lesson", "exercise", "status", "points", "max_points", "message", "sandbox")
 DEFAULT_TIME_LIMIT = 600  # seconds per notebook
 CHECK_TIME_LIMIT = 60  # seconds per exercise check
@@ -506,7 +508,7 @@ def written_rows(learner: str, lesson: str, questions, nb, sandbox: str = "none"
                               q.points, sandbox))
             continue
         text = str(cell.get("source", "")).strip()
-        if text in ("", ANSWER_PLACEHOLDER):
+        if text in UNANSWERED:
             rows.append(Grade(learner, lesson, q.qid, "not attempted", "", 0, q.points, sandbox))
             continue
         if len(text) > MAX_ANSWER:
