@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("timings", help="results/<profile>/timings.json of a finished `make course`")
     p.add_argument("--machine", required=True, help='what ran it, e.g. "2-core CPU, no GPU"')
 
-    p = sub.add_parser("grade", help="run submitted notebooks headless and grade every exercise")
+    p = sub.add_parser("grade", help="run submitted notebooks headless, grade every exercise, list the written answers")
     p.add_argument("submissions", nargs="+", help="submitted lesson notebooks (.ipynb)")
     p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv; never a notebook)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")

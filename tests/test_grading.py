@@ -20,6 +20,8 @@ STUDENT = ROOT / "notebooks" / f"{LESSON}.ipynb"
 TEACHER = ROOT / "instructor" / f"{LESSON}.ipynb"
 EXERCISES = [ex.check for ex in instructor.exercises(nbformat.read(STUDENT, as_version=4))]
 POINTS = {name: checks_core.points(name) for name in EXERCISES}
+QUESTIONS = instructor.written_questions(nbformat.read(STUDENT, as_version=4), STUDENT)
+ANSWER = "At a high T the ratios are exp(gap / T):\n\nthe ranking stays, and T² keeps the signal."
 ARTEFACTS = Path(os.environ.get("KDTUTOR_TEST_ARTEFACTS", ROOT / "results" / "test-artefacts"))
 
 
@@ -40,13 +42,17 @@ def _wrong_entropy(out: Path) -> Path:
     cell = next(c for c in nb.cells if c.id == ex.stub_cell)
     assert "return -p_log_p.sum(dim=-1)" in cell.source
     cell.source = cell.source.replace("return -p_log_p.sum(dim=-1)", "return p_log_p.sum(dim=-1)")
+    next(c for c in nb.cells if c.id == QUESTIONS[0].answer_cell).source = ANSWER  # and answers the question
     nbformat.write(nb, out)
     return out
 
 
 def _by_learner(grades):
+    """``{learner: {exercise: (status, message)}}`` of the autograded rows (not the written answers)."""
     out = {}
     for g in grades:
+        if g.exercise not in EXERCISES:
+            continue
         out.setdefault(g.learner, {})[g.exercise] = (g.status, g.message)
     return out
 
@@ -57,11 +63,20 @@ def test_unsolved_instructor_and_one_wrong_answer_grade_0_N_and_N_of_N_and_N_min
     subs = [shutil.copy(STUDENT, tmp_path / "unsolved.ipynb"), shutil.copy(TEACHER, tmp_path / "instructor.ipynb"),
             _wrong_entropy(tmp_path / "one_wrong.ipynb")]
     lines = []
-    grades = grading.grade(subs, time_limit=300, jobs=2, progress=lines.append)
+    everything = grading.grade(subs, time_limit=300, jobs=2, progress=lines.append)
+    written = [g for g in everything if g.exercise not in EXERCISES]
+    grades = [g for g in everything if g.exercise in EXERCISES]
     rows = _by_learner(grades)
     assert {g.lesson for g in grades} == {LESSON}
-    assert [g.learner for g in grades] == ["unsolved"] * 3 + ["instructor"] * 3 + ["one_wrong"] * 3  # input order
-    assert [g.exercise for g in grades if g.learner == "unsolved"] == EXERCISES
+    n = len(EXERCISES) + len(QUESTIONS)  # per submission: the exercises, then the written questions
+    assert [g.learner for g in everything] == ["unsolved"] * n + ["instructor"] * n + ["one_wrong"] * n  # input order
+    assert [g.exercise for g in everything if g.learner == "unsolved"] == EXERCISES + [q.qid for q in QUESTIONS]
+    assert [(g.learner, g.exercise, g.status, g.points, g.max_points) for g in written] == [
+        (who, q.qid, status, 0, q.points) for who, status in (("unsolved", "not attempted"),
+                                                               ("instructor", "not attempted"),
+                                                               ("one_wrong", grading.BY_HAND)) for q in QUESTIONS]
+    assert written[-1].message == ANSWER
+    assert any(line.startswith("one_wrong") and "1 written answer to grade by hand" in line for line in lines)
     assert {s for s, _ in rows["unsolved"].values()} == {"not attempted"}
     assert {s for s, _ in rows["instructor"].values()} == {"passed"}
     wrong = rows["one_wrong"]
@@ -72,13 +87,13 @@ def test_unsolved_instructor_and_one_wrong_answer_grade_0_N_and_N_of_N_and_N_min
     assert points == {"unsolved": 0, "instructor": full, "one_wrong": full - POINTS["entropy_nats"]}
     assert {(g.exercise, g.max_points) for g in grades} == set(POINTS.items())
     assert lines[0] == grading.find_sandbox().banner()  # the sandbox (or its absence) is said first
-    text = grading.to_csv(grades)
+    text = grading.to_csv(everything)
     table = list(csv.DictReader(io.StringIO(text)))
-    assert len(table) == 9 and list(table[0]) == list(grading.FIELDS)
+    assert len(table) == 3 * n and list(table[0]) == list(grading.FIELDS)
     assert all("\n" not in r["message"] for r in table)
     assert {r["sandbox"] for r in table} == {grading.find_sandbox().kind}
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    grading.write_csv(grades, ARTEFACTS / "grades_lesson01.csv")
+    grading.write_csv(everything, ARTEFACTS / "grades_lesson01.csv")
 
 
 @pytest.mark.slow
@@ -116,6 +131,48 @@ def test_a_check_cell_the_run_never_reached_is_an_error_with_the_first_error():
         ("temperature_for_entropy", "error", 0, POINTS["temperature_for_entropy"])]  # no verdict: the cell was removed or renamed
     assert grades[0].message == "✓ b"
     assert "SyntaxError" in grades[1].message and "SyntaxError" in grades[2].message
+
+
+def _answered(text=None, drop_metadata=False, delete=False):
+    """Lesson 01 as submitted, its first written question answered with ``text``."""
+    nb = nbformat.read(STUDENT, as_version=4)
+    q = QUESTIONS[0]
+    cell = next(c for c in nb.cells if c.id == q.answer_cell)
+    if text is not None:
+        cell.source = text
+    if drop_metadata:  # an editor that keeps no cell metadata
+        for c in nb.cells:
+            c.metadata.pop("kdtutor", None)
+    if delete:
+        nb.cells.remove(cell)
+    return nb
+
+
+def test_the_report_lists_each_written_answer_with_its_id_and_points_for_a_ta():
+    assert QUESTIONS, "lesson 01 has a written question"
+    q = QUESTIONS[0]
+
+    def row(nb):
+        (g,) = [g for g in grading.written_rows("alice", LESSON, QUESTIONS, nb, "bubblewrap") if g.exercise == q.qid]
+        return g.status, g.points, g.max_points, g.message
+
+    assert row(_answered(ANSWER)) == (grading.BY_HAND, 0, q.points, ANSWER)
+    assert row(_answered(ANSWER, drop_metadata=True)) == (grading.BY_HAND, 0, q.points, ANSWER)  # found by its cell id
+    assert row(_answered()) == ("not attempted", 0, q.points, "")  # still *Your answer here.*
+    assert row(_answered("  \n")) == ("not attempted", 0, q.points, "")
+    assert row(_answered("YOUR ANSWER HERE")) == ("not attempted", 0, q.points, "")  # nbgrader's released text
+    status, _, _, message = row(_answered(delete=True, drop_metadata=True))
+    assert status == "error" and "no answer cell" in message
+    long = row(_answered("x" * (grading.MAX_ANSWER + 50)))[3]
+    assert long.startswith("x" * grading.MAX_ANSWER) and "cut at" in long
+
+
+def test_written_answers_are_one_csv_line_each_and_never_a_spreadsheet_formula():
+    rows = [grading.Grade("alice", LESSON, "q01-1", grading.BY_HAND, "=HYPERLINK(\"x\")\nline 2", 0, 2, "none"),
+            grading.Grade("bob", LESSON, "q01-1", grading.BY_HAND, "- a bullet", 0, 2, "none")]
+    table = list(csv.DictReader(io.StringIO(grading.to_csv(rows))))
+    assert [r["message"] for r in table] == ["'=HYPERLINK(\"x\") | line 2", "'- a bullet"]
+    assert [(r["points"], r["max_points"], r["status"]) for r in table] == [("0", "2", grading.BY_HAND)] * 2
 
 
 def test_a_check_renamed_to_another_function_has_no_verdict(tmp_path):

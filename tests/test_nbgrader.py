@@ -4,7 +4,9 @@ autograde, generate_feedback) in a temporary course directory, on lessons 01 and
 For each lesson the same three submissions: the released notebook left unsolved (0 points), the
 instructor copy itself (full marks), and the instructor copy with one planted wrong answer (loses
 exactly that exercise's points, ``checks.points``), and one that passes the visible check but not
-the hidden test. nbgrader runs once per lesson (a module-scoped fixture).
+the hidden test. nbgrader runs once per lesson (a module-scoped fixture). Each lesson's written
+questions are manually graded cells: their points count in the maximum and score 0 until a TA
+grades them.
 """
 
 import os
@@ -106,6 +108,8 @@ def graded(request, tmp_path_factory):
         for student in ("unsolved", "instructor", "one_wrong", "hidden_wrong"):
             nb = gb.find_submission_notebook(lesson, ASSIGNMENT, student)
             scores[student] = (nb.score, nb.max_score, {g.name.removesuffix("-test"): g.score for g in nb.grades})
+            by_hand = {q: gb.find_grade(q, lesson, ASSIGNMENT, student) for q in _written(lesson)}
+            scores[student] += ({q: (g.needs_manual_grade, g.max_score) for q, g in by_hand.items()},)
     print(f"\nnbgrader scores, {lesson}: " + ", ".join(f"{s} {v[0]:g}/{v[1]:g}" for s, v in scores.items()))
     return lesson, course, scores
 
@@ -115,35 +119,65 @@ def _points(lesson: str) -> dict[str, int]:
             for ex in instructor.exercises(_read(ROOT / "notebooks" / f"{lesson}.ipynb"))}
 
 
+def _written(lesson: str) -> dict[str, int]:
+    """The lesson's written questions and their points (graded by hand)."""
+    path = ROOT / "notebooks" / f"{lesson}.ipynb"
+    return {q.qid: q.points for q in instructor.written_questions(_read(path), path)}
+
+
+def _max(lesson: str) -> int:
+    return sum(_points(lesson).values()) + sum(_written(lesson).values())
+
+
+def _unmarked(lesson: str) -> dict[str, int]:
+    return {q: 0 for q in _written(lesson)}  # a written answer scores 0 until a TA grades it
+
+
 @pytest.mark.slow
 def test_the_released_notebook_left_unsolved_scores_0_of_the_lessons_points(graded):
     lesson, _, scores = graded
-    score, max_score, by_exercise = scores["unsolved"]
-    assert max_score == sum(_points(lesson).values()) and score == 0
-    assert by_exercise == {check: 0 for check in _points(lesson)}
+    score, max_score, by_exercise, by_hand = scores["unsolved"]
+    assert max_score == _max(lesson) and score == 0
+    assert by_exercise == {**{check: 0 for check in _points(lesson)}, **_unmarked(lesson)}
+    assert by_hand == {q: (False, p) for q, p in _written(lesson).items()}  # left as released: nothing to grade
 
 
 @pytest.mark.slow
 def test_the_instructor_copy_as_a_submission_scores_full_marks_exercise_by_exercise(graded):
     lesson, _, scores = graded
-    score, max_score, by_exercise = scores["instructor"]
-    assert by_exercise == _points(lesson) and score == max_score == sum(_points(lesson).values())
+    score, max_score, by_exercise, _ = scores["instructor"]
+    assert by_exercise == {**_points(lesson), **_unmarked(lesson)}
+    assert score == sum(_points(lesson).values()) and max_score == _max(lesson)
+
+
+@pytest.mark.slow
+def test_each_written_answer_is_a_manually_graded_cell_worth_its_points(graded):
+    lesson, course, scores = graded
+    assert _written(lesson), f"{lesson} has a written question"
+    _, _, _, by_hand = scores["instructor"]  # its answer differs from the released one: a TA must grade it
+    assert by_hand == {q: (True, p) for q, p in _written(lesson).items()}
+    released = {c.id: c for c in _read(course / "release" / ASSIGNMENT / f"{lesson}.ipynb").cells}
+    path = ROOT / "notebooks" / f"{lesson}.ipynb"
+    for q in instructor.written_questions(_read(path), path):
+        cell = released[q.answer_cell]
+        assert cell.cell_type == "markdown" and cell.metadata["nbgrader"]["grade_id"] == q.qid
+        assert cell.metadata["nbgrader"]["solution"] and cell.metadata["nbgrader"]["points"] == q.points
 
 
 @pytest.mark.slow
 def test_one_planted_wrong_answer_loses_exactly_that_exercises_points(graded):
     lesson, _, scores = graded
     wrong = PLANTED[lesson][0]
-    score, max_score, by_exercise = scores["one_wrong"]
-    assert by_exercise == {**_points(lesson), wrong: 0}
-    assert score == max_score - checks.points(wrong)
+    score, max_score, by_exercise, _ = scores["one_wrong"]
+    assert by_exercise == {**_points(lesson), **_unmarked(lesson), wrong: 0}
+    assert score == sum(_points(lesson).values()) - checks.points(wrong) and max_score == _max(lesson)
 
 
 @pytest.mark.slow
 def test_an_answer_right_on_the_visible_check_but_wrong_on_the_hidden_test_loses_its_points(graded):
     lesson, course, scores = graded
     check = HIDDEN_ONLY[lesson][0]
-    assert scores["hidden_wrong"][2] == {**_points(lesson), check: 0}
+    assert scores["hidden_wrong"][2] == {**_points(lesson), **_unmarked(lesson), check: 0}
     autograded = _read(course / "autograded" / "hidden_wrong" / ASSIGNMENT / f"{lesson}.ipynb")
     ex = next(e for e in instructor.exercises(autograded) if e.check == check)
     shown = "".join(o.get("text", "") for c in autograded.cells if c.id == ex.check_cell for o in c.outputs)
@@ -155,7 +189,7 @@ def test_an_answer_right_on_the_visible_check_but_wrong_on_the_hidden_test_loses
 @pytest.mark.slow
 def test_feedback_is_written_for_every_submission_with_its_score(graded):
     lesson, course, scores = graded
-    for student, (score, max_score, _) in scores.items():
+    for student, (score, max_score, _, _) in scores.items():
         html = (course / "feedback" / student / ASSIGNMENT / f"{lesson}.html").read_text(encoding="utf-8")
         assert f"{lesson} (Score: {score:.1f} / {max_score:.1f})" in html, student
 

@@ -30,6 +30,20 @@ What the grader does with each submission (several at once with ``--jobs``):
                    renamed, time limit, dead kernel), or the cell does not run
 =================  ==============================================================
 
+   After them, one row per **written question** of the lesson (optional, graded by hand; see
+   :mod:`kdtutor.classroom.instructor`), read from the submitted file, never run: ``exercise`` is
+   the question's id, ``max_points`` its points, ``points`` 0 until a TA grades it, and
+
+=====================  ==========================================================
+``to grade by hand``   ``message`` is the learner's answer, as written
+``not attempted``      the answer cell is empty or still says ``*Your answer here.*``
+                       (or nbgrader's ``YOUR ANSWER HERE``)
+``error``              the submission has no answer cell for the question
+=====================  ==========================================================
+
+   An answer that starts with ``=``, ``+``, ``-``, ``@`` or a tab gets a leading ``'`` in the
+   CSV, so that a spreadsheet shows it as text instead of running it as a formula.
+
 Rows name the learner by the submission's path relative to the folder all submissions share
 (without ``.ipynb``), so two ``alice.ipynb`` in different folders stay apart. The ``sandbox``
 column says ``bubblewrap``, or ``none`` where bwrap is missing or does not work here: then the
@@ -66,10 +80,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdtutor.classroom.instructor import Exercise, NOTEBOOK_DIR, exercises
+from kdtutor.classroom.instructor import (ANSWER_PLACEHOLDER, NOTEBOOK_DIR, QUESTION_ID as WRITTEN_ID, Exercise,
+                                         exercises, written_questions)
 from kdtutor.storage import DATA_DIR, atomic_write_bytes, move_aside
 
 STATUSES = ("passed", "failed", "not attempted", "error")
+BY_HAND = "to grade by hand"  # a written answer's status
+MAX_ANSWER = 20_000  # characters of a written answer kept in the CSV
+UNANSWERED = ("", ANSWER_PLACEHOLDER, "YOUR ANSWER HERE")  # the lesson's text, nbgrader's release's text
 FIELDS = ("learner", "lesson", "exercise", "status", "points", "max_points", "message", "sandbox")
 DEFAULT_TIME_LIMIT = 600  # seconds per notebook
 CHECK_TIME_LIMIT = 60  # seconds per exercise check
@@ -470,6 +488,35 @@ def grade_rows(learner: str, lesson: str, expected, verdicts: dict, report: dict
     return rows
 
 
+def _answer_cell(nb, q):
+    """The submission's answer cell of the written question ``q``: the cell marked ``answer_to`` it,
+    else (metadata lost by an editor) the cell with the course's id for it; None if neither is there."""
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("kdtutor", {}).get("answer_to") == q.qid:
+            return cell
+    return next((cell for cell in nb.cells if cell.get("id") == q.answer_cell), None)
+
+
+def written_rows(learner: str, lesson: str, questions, nb, sandbox: str = "none") -> list[Grade]:
+    """One :class:`Grade` per written question of ``questions``, with the submission ``nb``'s answer
+    as its message (status :data:`BY_HAND`), for a TA to grade; 0 points until then."""
+    rows = []
+    for q in questions:
+        cell = _answer_cell(nb, q)
+        if cell is None:
+            rows.append(Grade(learner, lesson, q.qid, "error", f"no answer cell for {q.qid} (was it deleted?)", 0,
+                              q.points, sandbox))
+            continue
+        text = str(cell.get("source", "")).strip()
+        if text in UNANSWERED:
+            rows.append(Grade(learner, lesson, q.qid, "not attempted", "", 0, q.points, sandbox))
+            continue
+        if len(text) > MAX_ANSWER:
+            text = text[:MAX_ANSWER] + f" … (cut at {MAX_ANSWER:,} characters; the rest is in the submission)"
+        rows.append(Grade(learner, lesson, q.qid, BY_HAND, text, 0, q.points, sandbox))
+    return rows
+
+
 def lesson_of(nb, path: Path, notebook_dir: Path = NOTEBOOK_DIR) -> str:
     """The lesson a submission belongs to: ``metadata.kdtutor.lesson`` (set in every lesson),
     else its file name; ValueError if neither names a lesson of the course."""
@@ -523,14 +570,16 @@ def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, no
         lesson = lesson_of(nb, path, notebook_dir)
     except Exception as e:  # unreadable or unknown: one row says so
         return [Grade(learner, "?", "?", "error", f"cannot grade {Path(path).name}: {e}", 0, 0, sandbox.kind)]
-    expected = exercises(nbformat.read(Path(notebook_dir) / f"{lesson}.ipynb", as_version=4))
+    course_copy = nbformat.read(Path(notebook_dir) / f"{lesson}.ipynb", as_version=4)
+    expected = exercises(course_copy)
     with tempfile.TemporaryDirectory(prefix="kdtutor-grade-") as tmp:
         run_dir, check_dir = Path(tmp) / "run", Path(tmp) / "check"
         run_dir.mkdir()
         check_dir.mkdir()
         report = run_notebook(source, run_dir, time_limit, profile_name, sandbox, hide)
         verdicts = run_checks(nb, expected, check_dir, sandbox, profile_name, hide)
-    return grade_rows(learner, lesson, expected, verdicts, report, time_limit, sandbox.kind)
+    return (grade_rows(learner, lesson, expected, verdicts, report, time_limit, sandbox.kind)
+            + written_rows(learner, lesson, written_questions(course_copy), nb, sandbox.kind))
 
 
 def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile_name: str = "smoke", jobs: int = 1,
@@ -549,9 +598,12 @@ def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile_name: str = "sm
     def one(path: Path, learner: str) -> list[Grade]:
         t0 = time.perf_counter()
         rows = grade_one(path, learner, time_limit, profile_name, notebook_dir, sandbox, hide=paths)
-        got, worth = sum(g.points for g in rows), sum(g.max_points for g in rows)
+        auto = [g for g in rows if not WRITTEN_ID.match(g.exercise)]  # written answers: graded by hand
+        got, worth = sum(g.points for g in auto), sum(g.max_points for g in auto)
+        by_hand = sum(g.status == BY_HAND for g in rows)
         with lock:
-            progress(f"{learner} ({rows[0].lesson if rows else '?'}): {got}/{worth} points in {time.perf_counter() - t0:.0f} s")
+            progress(f"{learner} ({rows[0].lesson if rows else '?'}): {got}/{worth} points in {time.perf_counter() - t0:.0f} s"
+                     + (f", {by_hand} written answer{'' if by_hand == 1 else 's'} to grade by hand" if by_hand else ""))
         return rows
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -578,12 +630,16 @@ def check_out(out: str | os.PathLike, submissions, force: bool = False) -> Path:
 
 
 def to_csv(grades: list[Grade]) -> str:
+    """The rows as CSV, one line each (a message's line breaks become `` | ``; a written answer that
+    a spreadsheet would run as a formula starts with ``'``)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(FIELDS)
     for g in grades:
-        writer.writerow([g.learner, g.lesson, g.exercise, g.status, g.points, g.max_points,
-                         re.sub(r"\s*\n\s*", " | ", g.message), g.sandbox])
+        message = re.sub(r"\s*\n\s*", " | ", g.message)
+        if g.status == BY_HAND and message.startswith(("=", "+", "-", "@", "\t", "\r")):
+            message = "'" + message
+        writer.writerow([g.learner, g.lesson, g.exercise, g.status, g.points, g.max_points, message, g.sandbox])
     return buf.getvalue()
 
 

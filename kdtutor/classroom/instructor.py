@@ -25,6 +25,16 @@ Generated from them by ``python -m kdtutor generate`` (and compared byte for byt
 An exercise is a check cell ``fn = checks.<check>(fn).fn`` and, before it, the cell that
 defines the stub ``def fn(...)`` (its body ``# YOUR CODE HERE`` and ``raise NotImplementedError``);
 its answer is ``solutions.lessonNN.<check>``, with the stub's parameter names.
+
+A **written question** (optional, graded by hand) is a markdown cell with metadata
+``{"kdtutor": {"written": "q<LL>-<n>", "points": <int>}}`` whose text starts with
+``**Written question q<LL>-<n> (optional, graded by hand, <points> point(s)).**``, and right after
+it a markdown answer cell with metadata ``{"kdtutor": {"answer_to": "q<LL>-<n>"}}`` and the text
+``*Your answer here.*`` (:func:`written_questions` finds them and refuses a malformed one). In the
+instructor copy the answer cell is an nbgrader *manually graded answer* (``solution`` and
+``grade``, ``grade_id`` the question's id, its points, unlocked); the question stays read-only
+like all the lesson's text. The grader (:mod:`kdtutor.classroom.grading`) lists each
+submission's answers for a TA.
 """
 
 from __future__ import annotations
@@ -47,6 +57,8 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 STUB_MARK = "# YOUR CODE HERE"
 NBGRADER_SCHEMA = 3
+ANSWER_PLACEHOLDER = "*Your answer here.*"
+QUESTION_ID = re.compile(r"^q(\d\d)-([1-9]\d*)$")
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,53 @@ def exercises(nb) -> list[Exercise]:
             if stub is None:
                 raise ValueError(f"cell {cell.id}: checks.{check}({fn}) has no cell defining {fn} before it")
             found.append(Exercise(check, fn, stub.id, cell.id))
+    return found
+
+
+@dataclass(frozen=True)
+class WrittenQuestion:
+    """One written question ``qid`` (``q01-1``) worth ``points``, graded by hand."""
+
+    qid: str
+    points: int
+    question_cell: str  # cell id of the question
+    answer_cell: str  # cell id of the (learner's) answer cell, right after it
+
+
+def question_heading(qid: str, points: int) -> str:
+    """The text a written question's cell starts with."""
+    return f"**Written question {qid} (optional, graded by hand, {points} point{'' if points == 1 else 's'}).**"
+
+
+def written_questions(nb, notebook: str | Path | None = None) -> list[WrittenQuestion]:
+    """The written questions of a lesson notebook, in order. ValueError if one breaks the convention
+    (see the module docstring): a bad id or points, a duplicate id, a heading that does not match its
+    metadata, another lesson's number, or no answer cell right after it."""
+    where = f"{Path(notebook).name}: " if notebook else ""
+    lesson = re.match(r"(\d\d)_", Path(notebook).name) if notebook else None
+    found, seen = [], set()
+    for i, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("kdtutor", {})
+        if "written" not in meta:
+            continue
+        qid, points = meta["written"], meta.get("points")
+        if not isinstance(qid, str) or not QUESTION_ID.match(qid):
+            raise ValueError(f"{where}cell {cell.id}: a written question's id is q<LL>-<n>, got {qid!r}")
+        if lesson and QUESTION_ID.match(qid).group(1) != lesson.group(1):
+            raise ValueError(f"{where}cell {cell.id}: question {qid} belongs to lesson {qid[1:3]}")
+        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+            raise ValueError(f"{where}question {qid}: points must be a whole number >= 1, got {points!r}")
+        if qid in seen:
+            raise ValueError(f"{where}question {qid} appears twice")
+        seen.add(qid)
+        if cell.cell_type != "markdown" or not cell.source.startswith(question_heading(qid, points)):
+            raise ValueError(f"{where}question {qid}: a markdown cell starting with {question_heading(qid, points)!r}")
+        answer = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+        if (answer is None or answer.cell_type != "markdown"
+                or answer.get("metadata", {}).get("kdtutor", {}).get("answer_to") != qid):
+            raise ValueError(f"{where}question {qid}: the next cell must be a markdown answer cell with metadata "
+                             f"kdtutor.answer_to = {qid!r}")
+        found.append(WrittenQuestion(qid, points, cell.id, answer.id))
     return found
 
 
@@ -202,6 +261,7 @@ def instructor_version(nb, notebook: str | Path):
     if out.metadata.get("kernelspec", {}).get("language") != "python":
         raise ValueError(f"{notebook}: metadata.kernelspec.language must be 'python' (nbgrader picks its stubs by it)")
     found = exercises(out)
+    answers = {q.answer_cell: q for q in written_questions(out, notebook)}
     stubs = {ex.stub_cell: ex for ex in found}
     checks_at = {ex.check_cell: ex for ex in found}
     cells = []
@@ -226,6 +286,9 @@ def instructor_version(nb, notebook: str | Path):
                                              id=f"{ex.check}-test")
             _nbgrader(test, f"{ex.check}-test", grade=True, locked=True, points=points)
             cells.append(test)
+        elif cell.id in answers:  # a written answer: graded by hand in nbgrader
+            q = answers[cell.id]
+            _nbgrader(cell, q.qid, solution=True, grade=True, points=q.points)
         elif cell.cell_type == "markdown" or cell.id == SETUP_CELL:
             _nbgrader(cell, cell.id, locked=True)  # the lesson's text and the setup: read-only
     out.cells = cells
