@@ -4,6 +4,8 @@ computes the loss it names, and the scores match direct computations."""
 
 import math
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -243,6 +245,13 @@ def test_every_method_trains_and_is_loaded_the_second_time(tmp_path, capsys):
         for seed in TINY.seeds:
             assert torch.equal(again.student(m, seed).model(data.val[None, :8]), models[m, seed](data.val[None, :8]))
     assert capsys.readouterr().out.count("loaded, not retrained") == 2 + 7 * 2  # teacher, warm start, students
+    kept = tmp_path / "teacher_corpus.pt"
+    stamp = kept.stat().st_mtime_ns
+    assert torch.equal(again.corpus(), lesson.corpus()) and kept.stat().st_mtime_ns == stamp  # loaded, not rewritten
+    other = LMLesson(data, replace(TINY, seed=5), "test", torch.device("cpu"), progress=False, folder=tmp_path)
+    other._memo["teacher"] = lesson.teacher()  # the same teacher; the corpus's seed differs
+    other.corpus()
+    assert "teacher_corpus.pt was made from other inputs: moved to" in capsys.readouterr().out
     assert set(lesson.reference_diversity()) == {"distinct_1", "distinct_2", "repetition_2", "teacher_bpc_on_samples"}
     assert all(r["teacher_bpc_on_samples"] > 0 for r in results.values())
     with pytest.raises(ValueError, match="training seeds"):

@@ -168,13 +168,34 @@ class LMLesson:
         """Sequence-level KD data: the teacher continues the first ``prompt_len`` characters of as many
         transfer windows as that student draws after the midpoint (at most all of them): ``(N, L + 1)``.
         The teacher *samples* at temperature 1 (ancestral sampling: the text follows its distribution),
-        not beam search as in Kim & Rush 2016."""
+        not beam search as in Kim & Rush 2016. Stored in ``teacher_corpus.pt`` (made once; a file of
+        another teacher, prompts or seed is set aside and made again)."""
         if "corpus" not in self._memo:
-            s = self.sizes
-            n = min(len(self.transfer), s.distill_steps * self.seq_batch)
-            self._memo["corpus"] = teacher_corpus(self.teacher().model, self.transfer[:n, :s.prompt_len],
-                                                  s.block + 1 - s.prompt_len, 1.0, s.seed, progress=self.progress)
+            s, t = self.sizes, self.teacher().model
+            prompts = self.transfer[:min(len(self.transfer), s.distill_steps * self.seq_batch), :s.prompt_len]
+            ident = {"teacher": weights_fingerprint(t), "n_new": s.block + 1 - s.prompt_len, "temperature": 1.0,
+                     "seed": s.seed, "prompts": hashlib.sha256(prompts.numpy().tobytes()).hexdigest()[:16]}
+            saved = self._kept("teacher_corpus.pt", "teacher_corpus", ident, lambda: {"rows": teacher_corpus(
+                t, prompts, ident["n_new"], 1.0, s.seed, progress=self.progress)})
+            self._memo["corpus"] = saved["rows"]
         return self._memo["corpus"]
+
+    def _kept(self, name: str, kind: str, ident: dict, make) -> dict:
+        """``make()``'s dict, stored in ``<folder>/name`` with ``ident`` (what it was made from) and
+        loaded from there while ``ident`` is the same; a file made from anything else, or corrupt, is
+        moved aside (kept) and made again."""
+        path = self.folder / name
+        if path.exists():
+            try:
+                saved = load_checked(path, kind=kind)
+                if saved["identity"] == ident:
+                    return saved
+                print(f"{path} was made from other inputs: moved to {move_aside(path)}")
+            except CorruptFileError as e:
+                print(f"cannot use {path} ({e}): moved to {move_aside(path)}")
+        saved = {"identity": ident, **make()}
+        save_checked(saved, path, kind=kind)
+        return saved
 
     def topk(self) -> TopK:
         """The teacher's top-k log-probabilities on the transfer windows, stored in ``teacher_top<k>.pt``
@@ -184,21 +205,13 @@ class LMLesson:
         s, t = self.sizes, self.teacher().model
         ident = {"teacher": weights_fingerprint(t), "k": s.k, "T": s.T,
                  "windows": hashlib.sha256(self.transfer.numpy().tobytes()).hexdigest()[:16]}
-        path = self.folder / f"teacher_top{s.k}.pt"
-        cache = None
-        if path.exists():
-            try:
-                saved = load_checked(path, kind="topk_logits")
-                if saved["identity"] == ident:
-                    cache = TopK(saved["logprobs"], saved["indices"], saved["rest"], saved["T"], saved["vocab_size"])
-                else:
-                    print(f"{path} was made by another teacher or from other windows: moved to {move_aside(path)}")
-            except CorruptFileError as e:
-                print(f"cannot use {path} ({e}): moved to {move_aside(path)}")
-        if cache is None:
-            cache = topk_cache(t, self.transfer, s.k, s.T, progress=self.progress)
-            save_checked({"identity": ident, "logprobs": cache.logprobs, "indices": cache.indices, "rest": cache.rest,
-                          "T": cache.T, "vocab_size": cache.vocab_size}, path, kind="topk_logits")
+
+        def make():
+            c = topk_cache(t, self.transfer, s.k, s.T, progress=self.progress)
+            return {"logprobs": c.logprobs, "indices": c.indices, "rest": c.rest, "T": c.T, "vocab_size": c.vocab_size}
+
+        saved = self._kept(f"teacher_top{s.k}.pt", "topk_logits", ident, make)
+        cache = TopK(saved["logprobs"], saved["indices"], saved["rest"], saved["T"], saved["vocab_size"])
         self._memo["topk"] = cache
         return cache
 
