@@ -11,6 +11,7 @@ from kdtutor.images.history import History
 from kdtutor.images.loader import DeviceLoader
 from kdtutor.images.models import build_model
 from kdtutor.images.splits import Split
+from tests.counting import CountingTeacher
 
 
 def test_feature_hook_records_the_named_layer_and_rejects_unknown_names():
@@ -206,22 +207,11 @@ def test_compare_methods_refuses_a_sweep_seed_among_the_seeds():
         bl.compare_methods(_Teacher(), "airbench_small", "cnn_tiny", None, None, [0, 1], 0, torch.zeros(1))
 
 
-class _Counting(nn.Module):
-    def __init__(self, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.net, self.seen = build_model("cnn_tiny"), 0
-
-    def forward(self, x):
-        self.seen += len(x)
-        return self.net(x)
-
-
 def test_a_kept_run_is_loaded_without_the_teacher_and_other_settings_retrain(tmp_path, monkeypatch, capsys):
     from kdtutor.images.recipes import student_config
     from kdtutor.images.standin import make_standin
     data = make_standin(120, 40, 40, seed=0)
-    cfg, teacher = student_config(epochs=1, batch_size=40, seed=1), _Counting()
+    cfg, teacher = student_config(epochs=1, batch_size=40, seed=1), CountingTeacher()
     first = br.train_method("KD", "cnn_tiny", data, cfg, br.TeacherCache(teacher), lr_scale=0.5, checkpoint_dir=tmp_path)
     assert teacher.seen > 0 and br.run_path(tmp_path, "cnn_tiny", "KD", 0.5, 1).exists()
     teacher.seen = 0

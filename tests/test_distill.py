@@ -15,6 +15,7 @@ from kdtutor.images.recipes import digits_config, student_config
 from kdtutor.images.splits import Dataset
 from kdtutor.images.standin import make_standin
 from kdtutor.images.train import make_loaders, train_model
+from tests.counting import CountingTeacher
 
 TINY = make_standin(120, 40, 40, seed=0)
 
@@ -113,29 +114,16 @@ def test_sweep_shares_teacher_logits_and_picks_on_validation():
     assert s.runs[T, a].meta["teacher_mode"] == "cached"
 
 
-class _CountingTeacher(nn.Module):
-    """A teacher that counts the images it is shown."""
-
-    def __init__(self, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.net, self.seen = build_model("cnn_tiny"), 0
-
-    def forward(self, x):
-        self.seen += len(x)
-        return self.net(x)
-
-
 def test_a_checkpointed_sweep_is_loaded_not_retrained_and_a_new_teacher_retrains(tmp_path, capsys):
     cfg = student_config(epochs=1, batch_size=40)
-    teacher = freeze(_CountingTeacher())
+    teacher = freeze(CountingTeacher())
     first = sweep(teacher, "cnn_tiny", TINY, cfg, [1.0, 4.0], [0.9], device="cpu", progress=False, checkpoint_dir=tmp_path)
     assert teacher.seen > 0 and len(list(tmp_path.glob("cnn_tiny_kd_cached_T*_a0.9_seed0.pt"))) == 2
     teacher.seen = 0
     again = sweep(teacher, "cnn_tiny", TINY, cfg, [1.0, 4.0], [0.9], device="cpu", progress=False, checkpoint_dir=tmp_path)
     assert teacher.seen == 0  # nothing retrained: the teacher never ran
     assert again.val_acc == first.val_acc and same_weights(again.runs[1.0, 0.9].model, first.runs[1.0, 0.9].model)
-    other = freeze(_CountingTeacher(seed=1))  # other weights: the saved runs were made from another teacher
+    other = freeze(CountingTeacher(seed=1))  # other weights: the saved runs were made from another teacher
     sweep(other, "cnn_tiny", TINY, cfg, [1.0], [0.9], device="cpu", progress=False, checkpoint_dir=tmp_path)
     assert other.seen > 0 and "moved it to" in capsys.readouterr().out
 
