@@ -138,6 +138,25 @@ def load_checked(path: str | os.PathLike, kind: str, map_location="cpu"):
                                f"it may come from another version of kdtutor: {advice}") from e
 
 
+
+def kept(path: str | os.PathLike, kind: str, identity: dict, make) -> dict:
+    """``make()``'s dict, stored at ``path`` (:func:`save_checked`, as ``kind``) together with
+    ``identity`` (what it was made from), and loaded from there while ``identity`` is the same. A
+    file made from anything else, or corrupt, is moved aside (kept, :func:`move_aside`) with a
+    message, and the result is made and stored again."""
+    path = Path(path)
+    if path.exists():
+        try:
+            saved = load_checked(path, kind=kind)
+            if saved["identity"] == identity:
+                return saved
+            print(f"{path} was made from other inputs: moved to {move_aside(path)}")
+        except CorruptFileError as e:
+            print(f"cannot use {path} ({e}): moved to {move_aside(path)}")
+    saved = {"identity": identity, **make()}
+    save_checked(saved, path, kind=kind)
+    return saved
+
 def written_by_kdtutor(path: str | os.PathLike, kind: str | None = None) -> bool:
     """Whether ``path`` is a file with kdtutor's header (of ``kind``, if given); reads only the first line."""
     try:

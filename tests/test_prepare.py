@@ -2,9 +2,7 @@
 
 import pytest
 
-from kdtutor import storage
 from kdtutor.classroom import prepare
-from kdtutor.images import train
 from kdtutor.profiles import get_profile
 
 

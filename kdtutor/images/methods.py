@@ -198,12 +198,9 @@ class MethodLoss:
         self.total_steps, self.steps = total_steps, 0
 
     def __call__(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        m, p, y = self.method, self.p, batch.labels
         self.steps += 1
-        if m == "scratch":
-            return cross_entropy(logits, y, check=False)
-        z, feats = self.cache(self.loader, batch, clean=self.fixed)
-        return self.loss(logits, z, y, feats)
+        z, feats = (None, None) if self.method == "scratch" else self.cache(self.loader, batch, clean=self.fixed)
+        return self.loss(logits, z, batch.labels, feats)
 
     def loss(self, logits: torch.Tensor, z: torch.Tensor, y: torch.Tensor, feats=None) -> torch.Tensor:
         """The method's loss for student ``logits (B, C)``, teacher logits ``z (B, C)``, labels ``y (B,)``."""
@@ -240,12 +237,13 @@ def initial_gradient_norms(teacher: nn.Module, arch: str, data: Dataset, cfg: Tr
     loader.set_epoch(0)
     idx = torch.arange(min(n, loader.num_examples), device=loader.device)
     images, labels = loader.view_images(idx), loader.labels[idx]
+    cache = TeacherCache(teacher)  # only to build the losses: the teacher's logits are computed here
     with torch.no_grad():
         s = model.train()(images)  # as in training: BatchNorm on the batch's statistics
-        z = teacher_forward(freeze(teacher), images)
+        z = teacher_forward(cache.teacher, images)
     out = {}
     for m in METHODS:
-        lf = MethodLoss(m, TeacherCache(teacher), loader, total_steps=1)
+        lf = MethodLoss(m, cache, loader, total_steps=1)
         lf.steps = 1  # DKD past its warm-up
         out[m] = logit_gradient_norm(lambda x: lf.loss(x, z, labels), s)
     return out

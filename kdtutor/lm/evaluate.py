@@ -130,7 +130,7 @@ def seed_table(results: dict, keys=("bpc", "kl_teacher_student", "kl_student_tea
                                      "teacher_bpc_on_samples", "distinct_2")) -> list[str]:
     """Markdown lines: per model, the mean over seeds ± half the range (max − min)/2 of each of ``keys``.
     ``results``: name → list of per-seed rows (``LMLesson.evaluate``); one row means no spread ("± —")."""
-    names = dict(COLUMNS_BY_KEY)
+    names = {k: name for k, name, _ in COLUMNS}
     head = ["model", "seeds"] + [names.get(k, k) for k in keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for name, rows in results.items():
@@ -240,8 +240,6 @@ COLUMNS = [("bpc", "bits/char", "{:.3f}"), ("kl_teacher_student", "KL(teacher‖
            ("teacher_bpc_on_samples", "teacher bits/char on its samples", "{:.3f}"),
            ("distinct_2", "distinct-2", "{:.3f}"), ("repetition_2", "repetition-2", "{:.3f}")]
 
-
-COLUMNS_BY_KEY = [(k, name) for k, name, _ in COLUMNS]
 
 
 def lm_table(results: dict, reference: dict | None = None, seconds: dict | None = None) -> list[str]:

@@ -33,7 +33,7 @@ from kdtutor.lm.model import build_lm
 from kdtutor.lm.text import TEXT_ENV, TextData, check_fits, cut, load_text, tiled_windows, transfer_windows
 from kdtutor.lm.train import (LMRun, LMSizes, LMTrainConfig, NextChar, OnPolicyKD, TokenKD, TopKKD, lm_sizes,
                               model_config, train_lm)
-from kdtutor.storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside, save_checked
+from kdtutor.storage import CHECKPOINT_DIR, kept
 
 
 def method_names(sizes: LMSizes) -> list[str]:
@@ -175,27 +175,10 @@ class LMLesson:
             prompts = self.transfer[:min(len(self.transfer), s.distill_steps * self.seq_batch), :s.prompt_len]
             ident = {"teacher": weights_fingerprint(t), "n_new": s.block + 1 - s.prompt_len, "temperature": 1.0,
                      "seed": s.seed, "prompts": hashlib.sha256(prompts.numpy().tobytes()).hexdigest()[:16]}
-            saved = self._kept("teacher_corpus.pt", "teacher_corpus", ident, lambda: {"rows": teacher_corpus(
+            saved = kept(self.folder / "teacher_corpus.pt", "teacher_corpus", ident, lambda: {"rows": teacher_corpus(
                 t, prompts, ident["n_new"], 1.0, s.seed, progress=self.progress)})
             self._memo["corpus"] = saved["rows"]
         return self._memo["corpus"]
-
-    def _kept(self, name: str, kind: str, ident: dict, make) -> dict:
-        """``make()``'s dict, stored in ``<folder>/name`` with ``ident`` (what it was made from) and
-        loaded from there while ``ident`` is the same; a file made from anything else, or corrupt, is
-        moved aside (kept) and made again."""
-        path = self.folder / name
-        if path.exists():
-            try:
-                saved = load_checked(path, kind=kind)
-                if saved["identity"] == ident:
-                    return saved
-                print(f"{path} was made from other inputs: moved to {move_aside(path)}")
-            except CorruptFileError as e:
-                print(f"cannot use {path} ({e}): moved to {move_aside(path)}")
-        saved = {"identity": ident, **make()}
-        save_checked(saved, path, kind=kind)
-        return saved
 
     def topk(self) -> TopK:
         """The teacher's top-k log-probabilities on the transfer windows, stored in ``teacher_top<k>.pt``
@@ -210,7 +193,7 @@ class LMLesson:
             c = topk_cache(t, self.transfer, s.k, s.T, progress=self.progress)
             return {"logprobs": c.logprobs, "indices": c.indices, "rest": c.rest, "T": c.T, "vocab_size": c.vocab_size}
 
-        saved = self._kept(f"teacher_top{s.k}.pt", "topk_logits", ident, make)
+        saved = kept(self.folder / f"teacher_top{s.k}.pt", "topk_logits", ident, make)
         cache = TopK(saved["logprobs"], saved["indices"], saved["rest"], saved["T"], saved["vocab_size"])
         self._memo["topk"] = cache
         return cache
