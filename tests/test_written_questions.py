@@ -101,6 +101,13 @@ def test_a_malformed_written_question_is_refused_with_what_is_wrong(change, why)
         instructor.instructor_version(_tiny(**change), "01_x.ipynb")
 
 
+def test_a_question_cell_whose_id_is_the_question_id_is_refused_before_nbgrader_sees_two_grade_ids():
+    nb = _tiny()
+    nb.cells[1]["id"] = "q01-1"
+    with pytest.raises(ValueError, match="cell id must differ from 'q01-1'"):
+        instructor.written_questions(nb, "01_x.ipynb")
+
+
 def test_a_question_at_the_end_of_the_notebook_without_its_answer_cell_is_refused():
     nb = _tiny()
     nb.cells = copy.deepcopy(nb.cells[:2])

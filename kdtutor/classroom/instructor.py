@@ -111,8 +111,9 @@ def question_heading(qid: str, points: int) -> str:
 
 def written_questions(nb, notebook: str | Path | None = None) -> list[WrittenQuestion]:
     """The written questions of a lesson notebook, in order. ValueError if one breaks the convention
-    (see the module docstring): a bad id or points, a duplicate id, a heading that does not match its
-    metadata, another lesson's number, or no answer cell right after it."""
+    (see the module docstring): a bad id or points, a duplicate id, a question cell whose id is the
+    question's id, a heading that does not match its metadata, another lesson's number, or no answer
+    cell right after it."""
     where = f"{Path(notebook).name}: " if notebook else ""
     lesson = re.match(r"(\d\d)_", Path(notebook).name) if notebook else None
     found, seen = [], set()
@@ -130,6 +131,9 @@ def written_questions(nb, notebook: str | Path | None = None) -> list[WrittenQue
         if qid in seen:
             raise ValueError(f"{where}question {qid} appears twice")
         seen.add(qid)
+        if cell.get("id") == qid:  # the question cell's nbgrader grade_id is its cell id, the answer's is qid
+            raise ValueError(f"{where}question {qid}: its cell id must differ from {qid!r}, the grade id of its "
+                             "answer (nbgrader refuses a duplicate grade id)")
         if cell.cell_type != "markdown" or not cell.source.startswith(question_heading(qid, points)):
             raise ValueError(f"{where}question {qid}: a markdown cell starting with {question_heading(qid, points)!r}")
         answer = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
