@@ -21,11 +21,14 @@ help:
 	@echo "make course     run every lesson headless (KDTUTOR_PROFILE picks the size), write results/"
 	@echo "make test       unit tests + every notebook under nbval, in the tiny 'smoke' profile"
 	@echo "make unit       unit tests only"
-	@echo "make notebooks  (maintainers) re-run notebooks and store the outputs nbval compares"
+	@echo "make notebooks  (maintainers) re-run the lessons (smoke) and store the outputs nbval compares;"
+	@echo "                PROFILE=cpu also stores the reference run's outputs (from results/cpu/ or by running);"
+	@echo "                LESSONS=\"03 04\" only those lessons"
 	@echo "make generate   (maintainers) badges, setup cells and instructor/ notebooks from notebooks/ + solutions/"
 	@echo "make prepare    fetch the data and check this machine (PROFILE=cpu, PRETRAIN=1 to pre-train;"
 	@echo "                WHEELHOUSE=DIR instead downloads a room's wheels into DIR)"
-	@echo "make book       build the course website in build/book/html (BOOK_PROFILE=smoke)"
+	@echo "make book       build the course website in build/book/html from the lessons' stored outputs"
+	@echo "                (no training); BOOK_PROFILE=smoke instead runs the course in that profile first"
 	@echo "make book-check open every page of that website in headless Chromium (screenshots in results/test-artefacts/site)"
 	@echo "make lock       (maintainers) regenerate requirements/workshop.txt, the workshop's pinned versions"
 	@echo "make benchmark  training speed on this machine"
@@ -58,7 +61,7 @@ lab: $(LAB_STAMP)
 	$(BIN)/python -m kdtutor lab
 
 course: $(LAB_STAMP)
-	$(BIN)/python -m kdtutor course
+	$(BIN)/python -m kdtutor course $(if $(PROFILE),--profile $(PROFILE))
 
 test: $(TEST_STAMP)
 	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax
@@ -66,8 +69,9 @@ test: $(TEST_STAMP)
 unit: $(TEST_STAMP)
 	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests
 
+LESSONS ?=
 notebooks: $(LAB_STAMP)
-	$(BIN)/python -m kdtutor refresh-notebooks
+	$(BIN)/python -m kdtutor refresh-notebooks $(if $(PROFILE),--profile $(PROFILE)) $(LESSONS)
 
 benchmark: $(LAB_STAMP)
 	$(BIN)/python benchmarks/train_speed.py
@@ -84,12 +88,12 @@ lock: $(LAB_STAMP)
 	$(BIN)/uv pip compile pyproject.toml requirements/workshop.in --universal --python-version 3.10 -o requirements/workshop.txt
 
 PROFILE ?=
-BOOK_PROFILE ?= smoke
+BOOK_PROFILE ?=
 prepare: $(LAB_STAMP)
 	$(BIN)/python -m kdtutor prepare $(if $(PROFILE),--profile $(PROFILE)) $(if $(PRETRAIN),--pretrain) $(if $(WHEELHOUSE),--wheelhouse $(WHEELHOUSE))
 
 book: $(BOOK_STAMP)
-	$(BIN)/python -m kdtutor book --profile $(BOOK_PROFILE)
+	$(BIN)/python -m kdtutor book $(if $(BOOK_PROFILE),--profile $(BOOK_PROFILE))
 
 book-check: $(TEST_STAMP)
 	KDTUTOR_BOOK_HTML=build/book/html $(BIN)/python -m pytest tests/test_book.py

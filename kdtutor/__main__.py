@@ -15,7 +15,8 @@ batch, split over the processes:
          --rdzv_endpoint $MASTER_ADDR:29500 -m kdtutor distill --profile gpu
 distill --teacher-logits FILE computes the teacher's logits once (all processes together)
 and saves them; later runs with the same teacher, data and seed load them.
-    python -m kdtutor refresh-notebooks        (maintainers: re-store the outputs nbval compares)
+    python -m kdtutor refresh-notebooks [03 ...]              (maintainers: re-store the outputs nbval compares)
+    python -m kdtutor refresh-notebooks --profile cpu [03 ...] (... and the reference run's, from results/cpu/)
 
 Learners, with or without make (Windows):
     python -m kdtutor install [--extras dev,book]   only what the lessons need (make lab runs it);
@@ -51,8 +52,11 @@ def main(argv=None) -> int:
     p = sub.add_parser("course", help="run every lesson headless and write results/")
     p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
 
-    p = sub.add_parser("refresh-notebooks", help="re-run notebooks (smoke) and store only the checked outputs")
-    p.add_argument("paths", nargs="*", help="notebooks (default: all lessons)")
+    p = sub.add_parser("refresh-notebooks", help="re-run notebooks (smoke) and store the checked outputs; with "
+                       "--profile cpu also store the reference run's outputs in every other cell")
+    p.add_argument("paths", nargs="*", help="notebooks or lesson numbers, e.g. 03 (default: all lessons)")
+    p.add_argument("--profile", help="also store this profile's run (the reference run is cpu): from the finished "
+                   "run in results/<profile>/ where it is current, else by running the lesson (checkpoints reused)")
 
     p = sub.add_parser("generate", help="badges, setup cells and instructor/ notebooks from notebooks/ + solutions/")
     p.add_argument("paths", nargs="*", help="lesson notebooks (default: all in notebooks/)")
@@ -99,9 +103,10 @@ def main(argv=None) -> int:
     _torch_arg(p)
     p.add_argument("--dry-run", action="store_true", help="with --wheelhouse: print the pip commands, run nothing")
 
-    p = sub.add_parser("book", help="build the course website (build/book/html) from a course run")
-    p.add_argument("--profile", default="smoke", help="profile of the course run (default smoke)")
-    p.add_argument("--reuse", action="store_true", help="use the existing results/<profile>/ run as it is")
+    p = sub.add_parser("book", help="build the course website (build/book/html) from the lessons' stored outputs "
+                       "(the reference run: no training), or from a course run")
+    p.add_argument("--profile", help="instead run the course in this profile and build from that run")
+    p.add_argument("--reuse", action="store_true", help="with --profile: use the existing results/<profile>/ run as it is")
     p.add_argument("--lessons", nargs="*", help="only these lessons (e.g. 00 01)")
 
     p = sub.add_parser("train-teacher", help="train (or resume) a teacher and save its checkpoint")
@@ -125,9 +130,14 @@ def main(argv=None) -> int:
 
         run_course(args.profile)
     elif args.command == "refresh-notebooks":
-        from kdtutor.classroom.course import refresh_notebooks
+        from kdtutor.classroom.course import lesson_paths, refresh_notebooks
 
-        refresh_notebooks(args.paths or None)
+        paths = lesson_paths(args.paths)
+        refresh_notebooks(paths)
+        if args.profile:
+            from kdtutor.classroom.stored import store_reference
+
+            store_reference(paths, args.profile)
     elif args.command == "generate":
         from kdtutor.classroom.instructor import write_instructor_copies
 

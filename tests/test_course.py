@@ -1,26 +1,9 @@
-"""kdtutor.classroom.course: stored-output hygiene helpers and the one-page summary."""
+"""kdtutor.classroom.course: the one-page summary of a course run."""
 
 import nbformat
 
 from kdtutor.classroom import course
 from kdtutor.storage import save_json
-
-
-def _nb():
-    nb = nbformat.v4.new_notebook()
-    checked = nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)", execution_count=1,
-                                        outputs=[nbformat.v4.new_output("stream", text="1\n")])
-    other = nbformat.v4.new_code_cell("print(2)", execution_count=2,
-                                      outputs=[nbformat.v4.new_output("stream", text="2\n")])
-    nb.cells = [nbformat.v4.new_markdown_cell("# t"), checked, other]
-    return nb
-
-
-def test_strip_outputs_keeps_only_checked_cells():
-    nb = _nb()
-    course.strip_outputs(nb)
-    assert nb.cells[1].outputs and nb.cells[1].execution_count == 1
-    assert nb.cells[2].outputs == [] and nb.cells[2].execution_count is None
 
 
 def _row(name, acc):

@@ -4,10 +4,10 @@
 chosen profile, writes the executed copies to ``results/<profile>/notebooks/``
 and a summary to ``results/<profile>/summary.md``.
 
-Stored outputs (what nbval compares): only cells whose first line is
-``# NBVAL_CHECK_OUTPUT`` keep their outputs and execution count in git; every
-other cell is stored empty. :func:`refresh_notebooks` re-runs the notebooks in
-the smoke profile and stores them that way.
+Stored outputs: cells whose first line is ``# NBVAL_CHECK_OUTPUT`` store the smoke
+profile's outputs, which nbval compares in ``make test``; :func:`refresh_notebooks` re-runs
+the notebooks in the smoke profile and stores those. Every other cell stores the reference
+run's outputs (:mod:`kdtutor.classroom.stored`, ``make notebooks PROFILE=cpu``).
 """
 
 from __future__ import annotations
@@ -29,20 +29,26 @@ def notebooks() -> list[Path]:
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
+def lesson_paths(names=None) -> list[Path] | None:
+    """The lessons named by paths or numbers (``"03"``, ``"notebooks/03_teacher_training.ipynb"``);
+    ``None`` (every lesson) for none. Raises ``ValueError`` for a name that matches no lesson."""
+    if not names:
+        return None
+    found = []
+    for name in names:
+        if Path(name).is_file():
+            found.append(Path(name))
+            continue
+        hits = [p for p in notebooks() if p.name.startswith(str(name))]
+        if not hits:
+            raise ValueError(f"no lesson matches {name!r}; the lessons are {[p.name for p in notebooks()]}")
+        found += hits
+    return found
+
+
 def is_checked(cell) -> bool:
     """True for a code cell marked ``# NBVAL_CHECK_OUTPUT`` (nbval compares its outputs)."""
     return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARK)
-
-
-def strip_outputs(nb) -> None:
-    """Drop outputs, execution counts and run metadata from every cell not marked for checking."""
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        cell.metadata.pop("execution", None)
-        if not is_checked(cell):
-            cell.outputs, cell.execution_count = [], None
-    nb.metadata.pop("widgets", None)
 
 
 def execute(path: Path, profile_name: str, timeout: int = 3600, env: dict | None = None):
@@ -70,15 +76,22 @@ def execute(path: Path, profile_name: str, timeout: int = 3600, env: dict | None
 
 
 def refresh_notebooks(paths=None) -> None:
-    """Re-run notebooks in the smoke profile (Agg backend) and store only the checked outputs."""
+    """Re-run notebooks in the smoke profile (Agg backend) and store the checked cells' outputs,
+    stamped (:func:`kdtutor.classroom.stored.stamp`); every other cell keeps what it stores."""
     import nbformat
+
+    from kdtutor.classroom.stored import stamp, write_notebook
 
     os.environ["MPLBACKEND"] = "Agg"
     for path in paths or notebooks():
         t0 = time.perf_counter()
-        nb = execute(Path(path), "smoke")
-        strip_outputs(nb)
-        nbformat.write(nb, path)
+        nb = nbformat.read(path, as_version=4)
+        ran = [c for c in execute(Path(path), "smoke").cells if c.cell_type == "code"]
+        for cell, new in zip([c for c in nb.cells if c.cell_type == "code"], ran):
+            if is_checked(cell):
+                cell.outputs, cell.execution_count = new.outputs, new.execution_count
+                stamp(cell, "smoke")
+        write_notebook(nb, Path(path))
         print(f"refreshed {Path(path).name} in {time.perf_counter() - t0:.0f} s")
 
 
@@ -92,22 +105,29 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
     """
     import nbformat
 
+    from kdtutor.classroom.stored import lesson_data, run_record
     from kdtutor.profiles import get_profile
 
     profile_name = get_profile(profile_name).name
     results_dir = Path(results_dir or RESULTS_DIR).resolve()
     out = results_dir / profile_name
-    for stale in ("metrics", "figures"):  # this run's summary must not mix in an older run's numbers
-        shutil.rmtree(out / stale, ignore_errors=True)
-    (out / "notebooks").mkdir(parents=True, exist_ok=True)
-    timings = []
     chosen = [p for p in notebooks() if lessons is None or p.name.startswith(tuple(lessons))]
     if not chosen:
         raise ValueError(f"no lesson matches {lessons}; the lessons are {[p.name for p in notebooks()]}")
+    if lessons is None:  # this run's summary must not mix in an older run's numbers
+        for stale in ("metrics", "figures"):
+            shutil.rmtree(out / stale, ignore_errors=True)
+    else:  # only the chosen lessons' metrics are replaced; the summary keeps the others'
+        for path in chosen:
+            for old in (out / "metrics").glob(f"{path.name[:2]}_*.json"):
+                old.unlink()
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    timings = []
     for path in chosen:
         t0 = time.perf_counter()
         print(f"running {path.name} (profile {profile_name}) …", flush=True)
         nb = execute(path, profile_name, env={"KDTUTOR_RESULTS": str(results_dir)})
+        nb.metadata.setdefault("kdtutor", {})["run"] = run_record(profile_name, lesson_data(out / "metrics", path.name))
         nbformat.write(nb, out / "notebooks" / path.name)
         timings.append((path.name, time.perf_counter() - t0))
         print(f"  done in {timings[-1][1]:.0f} s", flush=True)

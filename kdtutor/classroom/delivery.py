@@ -47,6 +47,13 @@ def repo_url(cfg: dict) -> str:
     return f"https://github.com/{cfg['repository']}"
 
 
+def pages_url(cfg: dict) -> str:
+    """The course website's address where GitHub Pages publishes it (.github/workflows/pages.yml):
+    ``https://<owner>.github.io/<name>/``."""
+    owner, name = cfg["repository"].split("/")
+    return f"https://{owner.lower()}.github.io/{name}/"
+
+
 def colab_url(notebook: str, cfg: dict) -> str:
     """The Colab address of ``notebooks/<notebook>`` on the configured branch."""
     return f"https://colab.research.google.com/github/{cfg['repository']}/blob/{cfg['branch']}/notebooks/{notebook}"

@@ -273,6 +273,9 @@ def instructor_version(nb, notebook: str | Path):
         if cell.cell_type == "code":  # the stored outputs are the student version's: not shown here
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
+            cell.metadata.get("kdtutor", {}).pop("output", None)
+            if cell.metadata.get("kdtutor") == {}:
+                del cell.metadata["kdtutor"]
         if cell.id not in stubs and any(m in cell.source for m in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS")):
             raise ValueError(f"{notebook}, cell {cell.id}: nbgrader would take its 'BEGIN/END SOLUTION' or "
                              "'HIDDEN TESTS' text for a marker; reword it")
@@ -307,10 +310,14 @@ def student_version(nb, notebook: str | Path, cfg: dict | None = None):
     from kdtutor.classroom.delivery import decorate
     from kdtutor.classroom.pace import load_pace, set_pace
 
+    from kdtutor.classroom.stored import restamp_generated
+
     out = copy.deepcopy(nb)
     decorate(out, Path(notebook).name, cfg)
     set_pace(out, Path(notebook).stem, load_pace())
-    out.metadata["kdtutor"] = {"lesson": Path(notebook).stem}
+    run = out.metadata.get("kdtutor", {}).get("reference_run")
+    out.metadata["kdtutor"] = {"lesson": Path(notebook).stem, **({"reference_run": run} if run else {})}
+    restamp_generated(out, SETUP_CELL)
     return out
 
 

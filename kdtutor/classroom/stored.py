@@ -1,0 +1,346 @@
+"""The reference run, stored in the lessons: every lesson readable before it runs, never stale.
+
+A lesson in ``notebooks/`` carries the outputs of two runs:
+
+* cells marked ``# NBVAL_CHECK_OUTPUT`` hold the **smoke** profile's outputs: ``make test`` runs
+  the lessons in that profile and nbval compares these cells (:func:`kdtutor.classroom.course.refresh_notebooks`);
+* every other code cell holds the outputs of the **reference run** (the ``cpu`` profile on the
+  JPEG copy of CIFAR-10 and tiny Shakespeare), so the lesson reads on GitHub, nbviewer, Colab
+  and the website with its figures and numbers (:func:`store_reference`, ``make notebooks PROFILE=cpu``).
+
+Every code cell records what made its outputs in ``metadata["kdtutor"]["output"]``::
+
+    {"source": <sha256 of the cell's source, 16 hex>, "profile": "cpu",
+     "inputs": <sha256 of that profile's settings, 16 hex>, "version": <kdtutor version>}
+
+and :func:`stale_cells` names every cell whose source or profile changed since (the test
+``tests/test_stored_outputs.py`` runs it on every lesson). The notebook's
+``metadata["kdtutor"]["reference_run"]`` says which run it was (profile, data, machine, date).
+
+Stored compactly: figures as 256-colour PNGs, progress bars dropped, widgets replaced by a
+line saying what they are (their state is not stored), and every figure or table followed by
+a small label naming its data, profile and machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+from kdtutor.classroom.course import is_checked, notebooks
+from kdtutor.storage import REPO_ROOT, RESULTS_DIR, atomic_write_bytes
+
+SMOKE = "smoke"
+REFERENCE = "cpu"  # the profile whose run the lessons store
+FIGURE_DIR = REPO_ROOT / "book" / "figures"  # the README's figures, exported from the stored lessons
+SUMMARY_PAGE = REPO_ROOT / "book" / "reference_run.md"  # the reference run's summary, a page of the website
+WIDGET = "application/vnd.jupyter.widget-view+json"
+PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm's text form: "epoch 1/3:  40%|████      | 70/175 …"
+LABEL_CLASS = "kdtutor-reference-label"
+
+
+# ── what made an output ────────────────────────────────────────────────────────────────────────
+
+def source_hash(source: str) -> str:
+    """The first 16 hex digits of the SHA-256 of a cell's source (exact text, UTF-8)."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def settings_hash(profile_name: str) -> str:
+    """The first 16 hex digits of the SHA-256 of the profile's settings (every field, as JSON): the
+    lesson inputs that decide what the stored outputs show (sizes, epochs, seeds, budgets)."""
+    from kdtutor.profiles import get_profile
+
+    settings = dataclasses.asdict(get_profile(profile_name))
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stamp(cell, profile_name: str) -> None:
+    """Record in ``cell.metadata["kdtutor"]["output"]`` what made the cell's (possibly empty) outputs."""
+    from kdtutor import __version__
+
+    meta = cell.metadata.setdefault("kdtutor", {})
+    meta["output"] = {"source": source_hash(cell.source), "profile": profile_name,
+                      "inputs": settings_hash(profile_name), "version": __version__}
+
+
+def restamp_generated(nb, cell_id: str) -> None:
+    """After ``make generate`` rewrote the generated cell ``cell_id`` (the setup cell, which prints
+    nothing where kdtutor is installed): keep its record current when it stores no outputs."""
+    for cell in nb.cells:
+        made = cell.get("metadata", {}).get("kdtutor", {}).get("output")
+        if cell.get("id") == cell_id and made and not cell.get("outputs"):
+            made["source"] = source_hash(cell.source)
+
+
+def cell_name(nb_name: str, index: int, cell) -> str:
+    """How a message names a cell: lesson, index and first line."""
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return f"{nb_name} cell {index} ({first[:60]!r})"
+
+
+def stale_cells(nb, nb_name: str = "notebook") -> list[str]:
+    """Every code cell whose stored outputs were not made from its current source and profile
+    settings (or carry no record, or a checked cell whose outputs are not the smoke run's), named
+    with what is wrong; ``[]`` when every stored output is current."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        made = cell.metadata.get("kdtutor", {}).get("output")
+        name = cell_name(nb_name, i, cell)
+        if made is None:
+            problems.append(f"{name}: no record of what made its outputs")
+        elif made.get("source") != source_hash(cell.source):
+            problems.append(f"{name}: its source changed since its outputs were stored")
+        elif is_checked(cell) and made.get("profile") != SMOKE:
+            problems.append(f"{name}: a checked cell must store the smoke run's outputs (nbval compares them)")
+        elif made.get("inputs") != settings_hash(made.get("profile", "")):
+            problems.append(f"{name}: the {made.get('profile')} profile's settings changed since its outputs were stored")
+    return problems
+
+
+def refresh_hint(nb_name: str) -> str:
+    lesson = nb_name[:2]
+    return (f"refresh it: make notebooks PROFILE={REFERENCE} LESSONS={lesson} (or python -m kdtutor refresh-notebooks "
+            f"--profile {REFERENCE} notebooks/{nb_name}); a cell marked # NBVAL_CHECK_OUTPUT: make notebooks LESSONS={lesson}")
+
+
+# ── the machine and the run ────────────────────────────────────────────────────────────────────
+
+def machine() -> str:
+    """This machine in words, e.g. ``"2-core CPU (x86_64), no GPU"`` or ``"NVIDIA H200 GPU"``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} GPU"
+    return f"{os.cpu_count()}-core CPU ({platform.machine() or 'unknown'}), no GPU"
+
+
+def run_record(profile_name: str, data: str | None) -> dict:
+    """What a course run records in each executed lesson (``metadata["kdtutor"]["run"]``)."""
+    from kdtutor import __version__
+
+    return {"profile": profile_name, "inputs": settings_hash(profile_name), "version": __version__,
+            "data": data, "machine": machine(), "finished": time.strftime("%Y-%m-%d")}
+
+
+def lesson_data(metrics_dir: Path, nb_name: str) -> str | None:
+    """The data set a lesson used, as the lesson itself saved it (``metrics/<NN>_*.json``'s ``dataset``);
+    ``None`` for a lesson that saves no metrics (lessons 00–02 use logits written in the lesson)."""
+    for path in sorted(Path(metrics_dir).glob(f"{nb_name[:2]}_*.json")):
+        name = json.loads(path.read_text(encoding="utf-8")).get("dataset")
+        if name:
+            return name
+    return None
+
+
+def not_current(executed, nb, profile_name: str) -> str | None:
+    """Why an executed lesson cannot supply ``nb``'s outputs (another profile or settings, another
+    version, a cell whose source differs), or ``None`` when it can."""
+    from kdtutor import __version__
+
+    run = executed.metadata.get("kdtutor", {}).get("run")
+    if run is None:
+        return "it records no run (made by an older kdtutor)"
+    if run["profile"] != profile_name or run["inputs"] != settings_hash(profile_name):
+        return f"it was run with other settings (profile {run['profile']})"
+    if run["version"] != __version__:
+        return f"it was run by kdtutor {run['version']}, this is {__version__}"
+    mine = [c.source for c in nb.cells if c.cell_type == "code"]
+    theirs = [c.source for c in executed.cells if c.cell_type == "code"]
+    if mine != theirs:
+        changed = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
+        return f"its code cells differ from the lesson's (code cell {changed} first)"
+    return None
+
+
+# ── compact outputs ────────────────────────────────────────────────────────────────────────────
+
+def compact_png(b64: str) -> str:
+    """A PNG (base64) re-encoded with a 256-colour palette (no dithering), about a third of the
+    bytes for plots and image grids, same pixel size."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB")
+    buf = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, "PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def compact_outputs(outputs: list) -> list:
+    """The outputs to store: progress bars dropped (their text form shows 0 %), other widgets
+    replaced by a line saying what they are (their state is not stored), PNGs compacted."""
+    import nbformat
+
+    kept = []
+    for out in outputs:
+        data = out.get("data", {})
+        if WIDGET in data:
+            if PROGRESS_BAR.search(str(data.get("text/plain", ""))):
+                continue
+            kept.append(nbformat.v4.new_output("display_data", data={
+                "text/plain": "[an interactive widget: run the cell to use it]",
+                "text/markdown": "*[An interactive widget: run the cell to use it.]*"}, metadata={"kdtutor": "widget"}))
+            continue
+        if "image/png" in data:
+            out = dict(out, data={**data, "image/png": compact_png(data["image/png"])})
+        kept.append(nbformat.from_dict(out))
+    return kept
+
+
+def label_text(run: dict) -> str:
+    data = run.get("data") or "no data set (logits written in the lesson)"
+    return (f"Reference run: profile {run['profile']}, {data}, {run['machine']}, kdtutor {run['version']}, "
+            f"{run['finished']}. Run the cell to see your own.")
+
+
+def label_output(run: dict):
+    """A small line under a stored figure or table naming its data, profile and machine."""
+    import nbformat
+
+    text = label_text(run)
+    return nbformat.v4.new_output("display_data", data={"text/plain": f"[{text}]", "text/markdown": f"<sub>{text}</sub>"},
+                                  metadata={"kdtutor": LABEL_CLASS})
+
+
+def shows_figure_or_table(outputs: list) -> bool:
+    """Whether a cell's outputs hold a figure or a rendered table (markdown or HTML)."""
+    return any(k in out.get("data", {}) for out in outputs for k in ("image/png", "image/svg+xml", "text/markdown", "text/html")
+               if out.get("metadata", {}).get("kdtutor") not in (LABEL_CLASS, "widget"))
+
+
+# ── storing the reference run ──────────────────────────────────────────────────────────────────
+
+def merge(nb, executed, run: dict) -> None:
+    """Put the executed lesson's outputs into ``nb``'s unchecked code cells (compacted, labelled
+    under figures and tables) and stamp them; checked cells keep their stored smoke outputs."""
+    pairs = zip([c for c in nb.cells if c.cell_type == "code"], [c for c in executed.cells if c.cell_type == "code"])
+    for cell, ran in pairs:
+        if cell.source != ran.source:
+            raise ValueError(f"the executed lesson's cell differs from the lesson's: {cell.source[:60]!r}")
+        if is_checked(cell):
+            if any(k.startswith("image/") for o in ran.outputs for k in o.get("data", {})):
+                raise ValueError(f"the checked cell {cell.source[:60]!r} draws a figure: nbval's smoke run (Agg) stores "
+                                 "none, so readers would not see it; move the figure into a cell of its own")
+            continue
+        errors = [o for o in ran.outputs if o.get("output_type") == "error"]
+        if errors:
+            raise ValueError(f"the reference run failed in cell {cell.source[:60]!r}: {errors[0].get('ename')}")
+        cell.outputs = compact_outputs(ran.outputs)
+        if shows_figure_or_table(cell.outputs):
+            cell.outputs.append(label_output(run))
+        cell.execution_count = ran.execution_count if cell.outputs else None
+        cell.metadata.pop("execution", None)
+        stamp(cell, run["profile"])
+    nb.metadata.setdefault("kdtutor", {})["reference_run"] = {k: run[k] for k in ("profile", "data", "machine", "version", "finished")}
+
+
+def finished_lessons(paths: list[Path], profile_name: str, results_dir: Path) -> list:
+    """Each lesson as executed by the finished course run in ``results_dir``, where that run is current
+    for it; the others are run again now, together (the course run reuses every current checkpoint)."""
+    import nbformat
+
+    from kdtutor.classroom.course import run_course
+
+    folder = results_dir / profile_name / "notebooks"
+    again = []
+    for path in paths:
+        done = folder / path.name
+        why = not_current(nbformat.read(done, as_version=4), nbformat.read(path, as_version=4), profile_name) \
+            if done.exists() else f"no finished {profile_name} run in {folder}"
+        print(f"{path.name}: " + (f"outputs from the finished run in {folder}" if why is None else f"{why}: running it again"))
+        again += [path.name[:2]] if why else []
+    if again:
+        run_course(profile_name, results_dir=results_dir, lessons=again)
+    return [nbformat.read(folder / path.name, as_version=4) for path in paths]
+
+
+def store_reference(paths=None, profile_name: str = REFERENCE, results_dir: Path | None = None,
+                    figures: Path = FIGURE_DIR, lessons=None) -> list[Path]:
+    """Store the ``profile_name`` run's outputs in the lessons at ``paths`` (default: all), from a
+    finished ``make course`` run in ``results_dir`` (default ``results/``) where it is current, else
+    by running the lesson; then export the README's figures (from ``lessons``, default all, into
+    ``figures``) and, after a refresh of every lesson, the website's summary page."""
+    import nbformat
+
+    results_dir = Path(results_dir or RESULTS_DIR).resolve()
+    paths = [Path(p) for p in (paths or notebooks())]
+    for path, executed in zip(paths, finished_lessons(paths, profile_name, results_dir)):
+        nb = nbformat.read(path, as_version=4)
+        merge(nb, executed, executed.metadata["kdtutor"]["run"])
+        write_notebook(nb, path)
+    export_figures(figures, lessons)
+    summary = results_dir / profile_name / "summary.md"
+    if summary.exists() and len(paths) == len(notebooks()):
+        write_summary_page(summary)
+    return paths
+
+
+def write_notebook(nb, path: Path) -> None:
+    import nbformat
+
+    text = nbformat.writes(nb)
+    atomic_write_bytes(path, (text if text.endswith("\n") else text + "\n").encode("utf-8"))
+
+
+# ── the README's figures and the website's summary page ────────────────────────────────────────
+
+def tagged_figures(nb) -> dict[str, str]:
+    """``{name: base64 PNG}`` of the cells tagged ``metadata["kdtutor"]["figure"] = name`` (the README's)."""
+    found = {}
+    for cell in nb.cells:
+        name = cell.get("metadata", {}).get("kdtutor", {}).get("figure")
+        if name:
+            pngs = [o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+            if len(pngs) != 1:
+                raise ValueError(f"the cell tagged as figure {name!r} stores {len(pngs)} figures, not one")
+            found[name] = pngs[0]
+    return found
+
+
+def export_figures(folder: Path = FIGURE_DIR, lessons=None) -> list[Path]:
+    """Write each tagged figure of the stored ``lessons`` (default: all) to ``folder/<NN>-<name>.png``
+    (what the README shows)."""
+    import nbformat
+
+    written = []
+    for path in lessons or notebooks():
+        for name, png in tagged_figures(nbformat.read(path, as_version=4)).items():
+            target = folder / f"{path.name[:2]}-{name}.png"
+            data = base64.b64decode(png)
+            if not target.exists() or target.read_bytes() != data:
+                atomic_write_bytes(target, data)
+            written.append(target)
+    return written
+
+
+def write_summary_page(summary: Path, page: Path = SUMMARY_PAGE) -> Path:
+    """The course run's ``summary.md`` as the website's reference-run page (its figures are in the lessons)."""
+    text = summary.read_text(encoding="utf-8")
+    text = re.sub(r"## Figures\n.*?(?=\n## )", "", text, flags=re.S)
+    text = text.replace("Executed notebooks are in `notebooks/`.", "The lessons' pages show every output of this run.")
+    atomic_write_bytes(page, text.encode("utf-8"))
+    return page
+
+
+def summary_of_lessons(paths=None) -> list[dict]:
+    """Per lesson: code cells, how many store outputs, how many figures, bytes (for the closing note and tests)."""
+    import nbformat
+
+    rows = []
+    for path in [Path(p) for p in (paths or notebooks())]:
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        rows.append({"lesson": path.name, "code_cells": len(code), "with_outputs": sum(bool(c.outputs) for c in code),
+                     "figures": sum("image/png" in o.get("data", {}) for c in code for o in c.outputs),
+                     "bytes": path.stat().st_size})
+    return rows

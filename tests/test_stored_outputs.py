@@ -1,0 +1,256 @@
+"""The reference run stored in the lessons (kdtutor.classroom.stored): current, labelled, compact."""
+
+import base64
+import copy
+import io
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kdtutor.classroom import stored
+from kdtutor.classroom.course import is_checked, notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_NOTEBOOK_BYTES = 4_000_000  # all eight lessons with the reference run's outputs (issue 24: ≤ ~5 MB added)
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_every_stored_output_was_made_from_the_cells_current_source_and_profile(path):
+    stale = stored.stale_cells(_read(path), path.name)
+    assert not stale, "\n".join(stale) + "\n" + stored.refresh_hint(path.name)
+
+
+def test_an_edited_cell_is_named_stale_until_refreshed():
+    path = next(p for p in notebooks() if p.name.startswith("04"))
+    nb = _read(path)
+    i, cell = next((i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.outputs and not is_checked(c))
+    assert stored.stale_cells(nb, path.name) == []
+    cell.source += "\nprint('edited')"
+    stale = stored.stale_cells(nb, path.name)
+    assert len(stale) == 1 and f"{path.name} cell {i} " in stale[0] and "source changed" in stale[0], stale
+    stored.stamp(cell, "cpu")  # what a refresh records
+    assert stored.stale_cells(nb, path.name) == []
+
+
+def test_a_new_cell_a_changed_profile_and_a_checked_cell_with_cpu_outputs_are_stale(monkeypatch):
+    nb = _read(next(p for p in notebooks() if p.name.startswith("03")))
+    new = copy.deepcopy(nb)
+    new.cells.append(nbformat.v4.new_code_cell("print(1)"))
+    assert "no record" in stored.stale_cells(new)[-1]
+    checked = copy.deepcopy(nb)
+    cell = next(c for c in checked.cells if is_checked(c))
+    stored.stamp(cell, "cpu")
+    assert any("checked cell" in p for p in stored.stale_cells(checked))
+    real = stored.settings_hash
+    monkeypatch.setattr(stored, "settings_hash", lambda name: "0" * 16 if name == "cpu" else real(name))
+    assert any("cpu profile's settings changed" in p for p in stored.stale_cells(nb))
+
+
+def test_settings_hash_follows_every_profile_setting():
+    import dataclasses
+
+    from kdtutor import profiles
+
+    cpu = profiles.get_profile("cpu")
+    other = dataclasses.replace(cpu, student_epochs=cpu.student_epochs + 1)
+    original = profiles.get_profile
+
+    def patched(name=None):
+        return other if name == "cpu" else original(name)
+
+    before = stored.settings_hash("cpu")
+    profiles.get_profile = patched
+    try:
+        assert stored.settings_hash("cpu") != before
+    finally:
+        profiles.get_profile = original
+    assert stored.settings_hash("cpu") == before and stored.settings_hash("smoke") != before
+
+
+def test_notebooks_stay_small_in_git():
+    total = sum(p.stat().st_size for p in notebooks())
+    assert total <= MAX_NOTEBOOK_BYTES, f"the lessons take {total / 1e6:.2f} MB (bound {MAX_NOTEBOOK_BYTES / 1e6:.1f} MB)"
+
+
+def test_lessons_are_readable_before_they_run():
+    rows = stored.summary_of_lessons()
+    for row in rows:
+        if row["lesson"][:2] in {"03", "04", "05", "06", "07"}:
+            assert row["figures"] >= 3, row
+    share = sum(r["with_outputs"] for r in rows) / sum(r["code_cells"] for r in rows)
+    assert share >= 0.8, f"only {share:.0%} of the code cells store outputs"
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_stored_figures_and_tables_name_their_run(path):
+    nb = _read(path)
+    run = nb.metadata["kdtutor"]["reference_run"]
+    assert run["profile"] == stored.REFERENCE and ("CPU" in run["machine"] or "GPU" in run["machine"]), run
+    want = {"00": None, "01": None, "02": None, "07": "tiny Shakespeare"}.get(path.name[:2], "CIFAR-10 (JPEG copy)")
+    assert run["data"] == want, run
+    for i, cell in enumerate(nb.cells):
+        outs = cell.get("outputs", [])
+        if cell.cell_type == "code" and not is_checked(cell) and stored.shows_figure_or_table(outs):
+            label = outs[-1]["data"]["text/markdown"]
+            assert label == f"<sub>{stored.label_text(run)}</sub>", f"{path.name} cell {i}: {label}"
+            assert "profile cpu" in label and run["machine"] in label and (want or "no data set") in label
+
+
+def test_stored_pngs_are_palette_images_and_no_progress_bar_or_widget_state_is_stored():
+    from PIL import Image
+
+    for path in notebooks():
+        nb = _read(path)
+        assert "widgets" not in nb.metadata
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                assert stored.WIDGET not in data, f"{path.name}: a widget output is stored"
+                if "image/png" in data and not is_checked(cell):
+                    assert Image.open(io.BytesIO(base64.b64decode(data["image/png"]))).mode == "P"
+
+
+def _ran(outputs, source="x = 1"):
+    cell = nbformat.v4.new_code_cell(source, execution_count=3, outputs=outputs)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)"),
+                                         nbformat.v4.new_code_cell(source)])
+    ran = copy.deepcopy(nb)
+    ran.cells[0].outputs = [nbformat.v4.new_output("stream", text="from the cpu run\n")]
+    ran.cells[1] = cell
+    return nb, ran
+
+
+def _png(size=(40, 30)):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", size, (200, 30, 30, 255)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+RUN = {"profile": "cpu", "data": "CIFAR-10 (JPEG copy)", "machine": "2-core CPU (x86_64), no GPU", "version": "0.1.0",
+       "finished": "2026-12-04", "inputs": "x"}
+
+
+def test_merge_takes_the_runs_outputs_compacted_and_labelled_and_keeps_checked_cells():
+    from PIL import Image
+
+    bar = nbformat.v4.new_output("display_data", data={stored.WIDGET: {"model_id": "a"},
+                                                       "text/plain": "epoch 1/3:   0%|          | 0/175"})
+    fig = nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})
+    nb, ran = _ran([bar, nbformat.v4.new_output("stream", text="accuracy 61 %\n"), fig])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    stored.merge(nb, ran, RUN)
+    assert nb.cells[0].outputs[0]["text"] == "1\n"  # the checked cell keeps the smoke run's output
+    outs = nb.cells[1].outputs
+    assert [o.output_type for o in outs] == ["stream", "display_data", "display_data"]  # the progress bar is gone
+    image = Image.open(io.BytesIO(base64.b64decode(outs[1]["data"]["image/png"])))
+    assert image.mode == "P" and image.size == (40, 30) and image.convert("RGB").getpixel((5, 5)) == (200, 30, 30)
+    assert "CIFAR-10 (JPEG copy)" in outs[2]["data"]["text/markdown"]
+    assert nb.cells[1].metadata["kdtutor"]["output"]["source"] == stored.source_hash("x = 1")
+    assert nb.metadata["kdtutor"]["reference_run"]["machine"] == RUN["machine"]
+
+
+def test_merge_refuses_a_failed_run_another_lessons_cells_and_a_figure_in_a_checked_cell():
+    nb, ran = _ran([nbformat.v4.new_output("error", ename="RuntimeError", evalue="boom", traceback=[])])
+    with pytest.raises(ValueError, match="failed"):
+        stored.merge(nb, ran, RUN)
+    nb, ran = _ran([], source="y = 2")
+    nb.cells[1].source = "y = 3"
+    with pytest.raises(ValueError, match="differs"):
+        stored.merge(nb, ran, RUN)
+    nb, ran = _ran([])
+    ran.cells[0].outputs = [nbformat.v4.new_output("display_data", data={"image/png": _png()})]
+    with pytest.raises(ValueError, match="draws a figure"):
+        stored.merge(nb, ran, RUN)
+
+
+def test_an_executed_lesson_is_reused_only_when_current():
+    from kdtutor import __version__
+
+    nb, ran = _ran([])
+    assert "records no run" in stored.not_current(ran, nb, "cpu")
+    ran.metadata["kdtutor"] = {"run": stored.run_record("cpu", None)}
+    assert stored.not_current(ran, nb, "cpu") is None
+    assert "other settings" in stored.not_current(ran, nb, "smoke")
+    edited = copy.deepcopy(nb)
+    edited.cells[1].source = "x = 2"
+    assert "code cell 1" in stored.not_current(ran, edited, "cpu")
+    ran.metadata["kdtutor"]["run"]["version"] = __version__ + ".old"
+    assert "kdtutor" in stored.not_current(ran, nb, "cpu")
+
+
+def test_the_readme_shows_the_stored_figures_and_links_the_site():
+    from kdtutor.classroom.delivery import config, pages_url
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"!\[[^\]]*\]\((book/figures/[^)]+\.png)\)", readme)
+    assert len(shown) >= 2, shown
+    exported = {p.name: p for p in stored.FIGURE_DIR.glob("*.png")}
+    tagged = {f"{p.name[:2]}-{name}.png": png for p in notebooks() for name, png in stored.tagged_figures(_read(p)).items()}
+    assert set(exported) == set(tagged), (sorted(exported), sorted(tagged))
+    for name, png in tagged.items():
+        assert exported[name].read_bytes() == base64.b64decode(png), f"{name} is not the lesson's stored figure"
+    for link in shown:
+        assert Path(link).name in tagged, link
+    assert pages_url(config()) in readme
+
+
+def test_refreshing_the_checked_outputs_keeps_the_reference_runs(monkeypatch, tmp_path):
+    from kdtutor.classroom import course
+
+    nb, _ = _ran([])
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="from the cpu run\n")]
+    stored.stamp(nb.cells[1], "cpu")
+    path = tmp_path / "03_x.ipynb"
+    stored.write_notebook(nb, path)
+
+    def smoke_run(p, profile_name, **kw):
+        ran = copy.deepcopy(nb)
+        for cell in ran.cells:
+            cell.outputs = [nbformat.v4.new_output("stream", text=f"smoke: {cell.source}\n")]
+        return ran
+
+    monkeypatch.setattr(course, "execute", smoke_run)
+    course.refresh_notebooks([path])
+    after = _read(path)
+    assert after.cells[0].outputs[0]["text"].startswith("smoke:")
+    assert after.cells[0].metadata["kdtutor"]["output"]["profile"] == "smoke"
+    assert after.cells[1].outputs[0]["text"] == "from the cpu run\n"
+    assert stored.stale_cells(after) == []
+
+
+def test_store_reference_reuses_a_current_finished_run_and_exports_the_tagged_figure(monkeypatch, tmp_path):
+    from kdtutor.classroom import course
+
+    nb, ran = _ran([nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})])
+    nb.cells[1].metadata["kdtutor"] = {"figure": "demo"}
+    ran.cells[1].metadata["kdtutor"] = {"figure": "demo"}
+    ran.metadata["kdtutor"] = {"run": stored.run_record("cpu", "CIFAR-10 (JPEG copy)")}
+    lesson = tmp_path / "notebooks" / "04_demo.ipynb"
+    lesson.parent.mkdir()
+    stored.write_notebook(nb, lesson)
+    stored.write_notebook(ran, tmp_path / "results" / "cpu" / "notebooks" / lesson.name)
+    monkeypatch.setattr(course, "run_course", lambda *a, **k: pytest.fail("a current run must not be run again"))
+    stored.store_reference([lesson], "cpu", tmp_path / "results", figures=tmp_path / "figures", lessons=[lesson])
+    cell = _read(lesson).cells[1]
+    assert "CIFAR-10 (JPEG copy)" in cell.outputs[-1]["data"]["text/markdown"]
+    assert (tmp_path / "figures" / "04-demo.png").read_bytes() == base64.b64decode(cell.outputs[0]["data"]["image/png"])
+
+
+def test_the_pages_workflow_builds_the_site_with_make_book_from_the_stored_outputs():
+    yaml = pytest.importorskip("yaml")
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text(encoding="utf-8"))
+    steps = flow["jobs"]["build"]["steps"]
+    runs = [s["run"] for s in steps if "run" in s]
+    assert runs == ["make book PYTHON=python"], runs  # the same command as on a laptop and in the tests
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "build/book/html"
+    recipe = (ROOT / "Makefile").read_text().split("\nbook:", 1)[1].split("\n\n", 1)[0]
+    assert "kdtutor book $(if $(BOOK_PROFILE)" in recipe and "BOOK_PROFILE ?=\n" in (ROOT / "Makefile").read_text()
