@@ -6,7 +6,9 @@ import torch
 
 from kdtutor import evalcache
 from kdtutor.images import models
+from kdtutor.images.loader import DeviceLoader
 from kdtutor.images.predict import cached_predict, predict
+from kdtutor.images.splits import Split
 from kdtutor.images.standin import make_standin
 from kdtutor.images.train import eval_loader, make_loaders
 
@@ -59,16 +61,21 @@ def test_a_nudged_weight_or_changed_data_misses(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("predict-*.pt"))) == 3
 
 
-def test_one_changed_pixel_changes_the_key():
-    a, b = TINY.test.images.clone(), TINY.test.images.clone()
-    b[0, 0, 0, 0] ^= 1
-    ka = evalcache.content_key(eval_loader(TINY, "test", "cpu"))
-    TINY.test.images.copy_(b)
-    try:
-        kb = evalcache.content_key(eval_loader(TINY, "test", "cpu"))
-    finally:
-        TINY.test.images.copy_(a)
-    assert ka != kb
+def test_the_key_is_the_content_not_the_object():
+    images = TINY.test.images.clone()
+    changed = images.clone()
+    changed[0, 0, 0, 0] ^= 1  # one pixel, one bit
+
+    def key(im, batch_size=16):
+        return evalcache.content_key(DeviceLoader(Split(im, TINY.test.labels), batch_size, TINY.mean, TINY.std))
+
+    assert key(images) == key(images.clone())  # equal content, another tensor: the same key
+    assert key(images) != key(changed) and key(images) != key(images, batch_size=8)
+    a, b = _model(), _model()
+    assert evalcache.content_key(a) == evalcache.content_key(b)
+    with torch.no_grad():
+        next(b.parameters()).view(-1)[0] += 1e-6
+    assert evalcache.content_key(a) != evalcache.content_key(b)
 
 
 def test_a_corrupt_file_is_moved_aside_with_a_message(tmp_path, capsys):
