@@ -256,6 +256,15 @@ def test_every_method_trains_and_is_loaded_the_second_time(tmp_path, capsys):
     assert all(r["teacher_bpc_on_samples"] > 0 for r in results.values())
     with pytest.raises(ValueError, match="training seeds"):
         lesson.student("scratch", 7)
+    # evaluation rows are kept by content (kdtutor.evalcache): loaded again, made again for a changed model
+    def rows():
+        return list((tmp_path / "evaluations").glob("lm_evaluate-*.pt"))
+
+    scratch = again.student("scratch", 0).model
+    assert again.evaluate({"teacher": again.teacher().model, "scratch": scratch}) == results and len(rows()) == 2
+    with torch.no_grad():
+        next(scratch.parameters()).view(-1)[0] += 1e-2
+    assert again.evaluate({"scratch": scratch})["scratch"] != results["scratch"] and len(rows()) == 3
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from kdtutor.checkpoints import weights_fingerprint
 from kdtutor.images.loader import Batch, DeviceLoader
 from kdtutor.images.metrics import top1_accuracy
-from kdtutor.images.predict import predict
+from kdtutor.images.predict import cached_predict, predict
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset, Split
 from kdtutor.images.train import (TrainResult, default_augment, default_device, eval_loader, fit, history_meta,
@@ -223,9 +223,16 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
     return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
 
 
-def split_accuracy(model: nn.Module, data: Dataset, split: str = "val", device=None) -> float:
-    """Top-1 accuracy of ``model`` on ``data.<split>`` (``"val"`` for choices, ``"test"`` once at the end)."""
-    return top1_accuracy(*predict(model, eval_loader(data, split, device or next(model.parameters()).device)))
+def split_accuracy(model: nn.Module, data: Dataset, split: str = "val", device=None,
+                   cache: bool | str | Path = False) -> float:
+    """Top-1 accuracy of ``model`` on ``data.<split>`` (``"val"`` for choices, ``"test"`` once at the end).
+    With ``cache`` (True, or the folder to keep them in) the logits are
+    :func:`~kdtutor.images.predict.cached_predict`'s: computed once per content of the weights and the
+    split, then loaded on a re-run."""
+    loader = eval_loader(data, split, device or next(model.parameters()).device)
+    if not cache:
+        return top1_accuracy(*predict(model, loader))
+    return top1_accuracy(*cached_predict(model, loader, folder=None if cache is True else cache))
 
 
 @dataclass
@@ -298,7 +305,8 @@ def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg
     schedule — the loss is the only difference. With ``checkpoint_dir`` every run
     is saved there (and loaded instead of retrained when it is already there):
     see :func:`student_paths`. A saved run that cannot be used (truncated, other
-    data, or distilled from another teacher) is moved aside and trained again.
+    data, or distilled from another teacher) is moved aside and trained again. The accuracies of saved
+    runs are computed once (:func:`split_accuracy` with ``cache``).
     """
     result = Comparison(split, [], [])
     for seed in tqdm(list(seeds), desc="seeds", disable=not progress):
@@ -309,8 +317,9 @@ def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg
         kd = recovering(paths[1], lambda: distill_student(teacher, arch, data, cfg, T=T, alpha=alpha, device=device,
                                                           augment=augment, checkpoint=paths[1], profile_name=profile_name,
                                                           progress=False))
-        result.scratch.append(split_accuracy(scratch.model, data, split))
-        result.distilled.append(split_accuracy(kd.model, data, split))
+        cache = Path(checkpoint_dir) / "evaluations" if checkpoint_dir else False  # saved runs' accuracies too
+        result.scratch.append(split_accuracy(scratch.model, data, split, cache=cache))
+        result.distilled.append(split_accuracy(kd.model, data, split, cache=cache))
         result.runs[("scratch", seed)], result.runs[("distilled", seed)] = scratch, kd
     return result
 

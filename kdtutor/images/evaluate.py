@@ -35,7 +35,7 @@ import torch
 from kdtutor.images.cost import ModelCost, _model_device, model_cost
 from kdtutor.images.metrics import (ReliabilityBins, _check_pair, check_predictions, confusion_matrix,
                                     macro_f1, negative_log_likelihood, precision_recall_f1, reliability_bins, teacher_kl, top1_accuracy, top1_agreement, topk_accuracy)
-from kdtutor.images.predict import predict
+from kdtutor.images.predict import cached_predict, predict
 
 
 # --------------------------------------------------------------------------- the report card
@@ -133,7 +133,7 @@ def quality_row(name: str, logits: torch.Tensor, labels: torch.Tensor, teacher_l
 
 def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: int = 5, n_bins: int = 15,
                 latency: bool = True, batch_sizes=(1, 256), warmup: int = 3, repeats: int = 10,
-                tta: bool | int = False, metric_fns: dict | None = None) -> dict[str, ReportRow]:
+                tta: bool | int = False, metric_fns: dict | None = None, cache: bool = False) -> dict[str, ReportRow]:
     """Evaluate every model on ``loader`` once and fill in its :class:`ReportRow`.
 
     Args:
@@ -147,6 +147,8 @@ def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: i
         tta: test-time augmentation level of :func:`kdtutor.images.predict.predict`: True / 1 averages each
             image with its mirror, 2 airbench94's six views (mirror × one-pixel shifts).
         metric_fns: the learner's functions for some columns (see :func:`quality_row`).
+        cache: take the logits from :func:`kdtutor.images.predict.cached_predict` (computed once per
+            content of each model's weights and the loader's data); latency is measured every time.
     Returns:
         ``{name: ReportRow}`` in the order of ``models``.
     """
@@ -167,7 +169,7 @@ def report_card(models: dict, loader, teacher_name: str, dataset_name: str, k: i
                                                device=loader.device))
     outputs, costs = {}, {}
     for name, model in models.items():
-        outputs[name] = predict(model, loader, tta=tta)
+        outputs[name] = (cached_predict if cache else predict)(model, loader, tta=tta)
         costs[name] = model_cost(model, example, batch_sizes, warmup, repeats, latency)
     labels = outputs[teacher_name][1]
     teacher_logits = outputs[teacher_name][0]

@@ -1,8 +1,9 @@
 """Lesson 03 — a model's predictions on a split, always in float32 (also under torchrun).
 
 :func:`predict` returns every logit of a loader in split order (with optional test-time
-augmentation); :func:`split_metrics` the mean cross-entropy and accuracy, all-reduced over
-the processes of a data-parallel run. Importable from :mod:`kdtutor.images.train` too.
+augmentation), :func:`cached_predict` the same, computed once per model and data, and
+:func:`split_metrics` the mean cross-entropy and accuracy, all-reduced over the processes
+of a data-parallel run. Importable from :mod:`kdtutor.images.train` too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kdtutor.evalcache import cached
 from kdtutor.images.airbench import tta_logits
 from kdtutor.images.loader import DeviceLoader
 from kdtutor.images.metrics import top1_accuracy
@@ -47,6 +49,16 @@ def predict(model: nn.Module, loader: DeviceLoader, tta: bool | int = False) -> 
     model.train(was_training)
     order = torch.argsort(torch.cat(index))
     return torch.cat(outs)[order], torch.cat(labels)[order]
+
+
+def cached_predict(model: nn.Module, loader: DeviceLoader, tta: bool | int = False,
+                   folder=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`predict`, computed once per content of ``model``'s weights, ``loader``'s data and ``tta``, then
+    loaded from ``folder`` (default ``$KDTUTOR_DATA/evaluations/``; :func:`kdtutor.evalcache.cached`): a
+    re-run with nothing changed does not evaluate again; a changed weight, image or setting evaluates again."""
+    logits, labels = cached("predict", {"model": model, "data": loader, "tta": int(tta)},
+                            lambda: predict(model, loader, tta), folder=folder)
+    return logits.to(loader.device), labels.to(loader.device)
 
 
 def _check_not_empty(loader: DeviceLoader) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.evalcache import cached
 from kdtutor.lm.distill import TopK, teacher_corpus, topk_cache
 from kdtutor.lm.evaluate import diversity, heldout_scores, sample_ids, teacher_bits_on
 from kdtutor.lm.model import build_lm
@@ -202,15 +203,23 @@ class LMLesson:
     def evaluate(self, models: dict, split: str = "test", temperature: float = 1.0) -> dict:
         """Per model: held-out scores (bits/char, entropy, both KLs to the teacher), the teacher's bits/char
         on its samples, their diversity, and the samples themselves (same prompts and random numbers for
-        every model)."""
+        every model). Each model's row is :func:`kdtutor.evalcache.cached`: computed once per content of the
+        model's and the teacher's weights, the held-out text and the settings, then loaded on a re-run."""
         teacher, windows, prompts = self.teacher().model, self.heldout(split), self.prompts(split)
         out = {}
         for name, model in models.items():
-            ids = sample_ids(model, prompts, self.sizes.sample_len, temperature, self.sizes.seed)
-            texts = [self.data.vocab.decode(row) for row in ids]
-            scores = heldout_scores(model, windows, None if model is teacher else teacher)
-            out[name] = {**scores, "teacher_bpc_on_samples": teacher_bits_on(teacher, ids, self.sizes.block),
-                         **diversity(texts), "samples": texts}
+            def row(model=model):
+                ids = sample_ids(model, prompts, self.sizes.sample_len, temperature, self.sizes.seed)
+                texts = [self.data.vocab.decode(row) for row in ids]
+                scores = heldout_scores(model, windows, None if model is teacher else teacher)
+                return {**scores, "teacher_bpc_on_samples": teacher_bits_on(teacher, ids, self.sizes.block),
+                        **diversity(texts), "samples": texts}
+
+            # computed once per content of the model, the teacher, the text and the settings (re-runs)
+            inputs = {"model": model, "teacher": teacher, "is_teacher": model is teacher, "windows": windows,
+                      "prompts": prompts, "vocab": "".join(self.data.vocab.chars), "temperature": temperature,
+                      "sample_len": self.sizes.sample_len, "seed": self.sizes.seed, "block": self.sizes.block}
+            out[name] = cached("lm_evaluate", inputs, row, folder=self.folder / "evaluations")
         return out
 
     def reference_diversity(self, split: str = "test") -> dict:
