@@ -135,7 +135,7 @@ def _png(size=(40, 30)):
 
 
 RUN = {"profile": "cpu", "data": "CIFAR-10 (JPEG copy)", "machine": "2-core CPU (x86_64), no GPU", "version": "0.1.0",
-       "finished": "2026-12-04", "inputs": "x"}
+       "finished": "2026-12-04", "inputs": "x", "paths": {"/home/ann/kd-data": "data", "/home/ann": "."}}
 
 
 def test_merge_takes_the_runs_outputs_compacted_and_labelled_and_keeps_checked_cells():
@@ -144,12 +144,13 @@ def test_merge_takes_the_runs_outputs_compacted_and_labelled_and_keeps_checked_c
     bar = nbformat.v4.new_output("display_data", data={stored.WIDGET: {"model_id": "a"},
                                                        "text/plain": "epoch 1/3:   0%|          | 0/175"})
     fig = nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})
-    nb, ran = _ran([bar, nbformat.v4.new_output("stream", text="accuracy 61 %\n"), fig])
+    nb, ran = _ran([bar, nbformat.v4.new_output("stream", text="accuracy 61 %, saved to /home/ann/kd-data/x.pt\n"), fig])
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
     stored.merge(nb, ran, RUN)
     assert nb.cells[0].outputs[0]["text"] == "1\n"  # the checked cell keeps the smoke run's output
     outs = nb.cells[1].outputs
     assert [o.output_type for o in outs] == ["stream", "display_data", "display_data"]  # the progress bar is gone
+    assert outs[0]["text"] == "accuracy 61 %, saved to data/x.pt\n"  # the run machine's folder, written short
     image = Image.open(io.BytesIO(base64.b64decode(outs[1]["data"]["image/png"])))
     assert image.mode == "P" and image.size == (40, 30) and image.convert("RGB").getpixel((5, 5)) == (200, 30, 30)
     assert "CIFAR-10 (JPEG copy)" in outs[2]["data"]["text/markdown"]
@@ -254,3 +255,10 @@ def test_the_pages_workflow_builds_the_site_with_make_book_from_the_stored_outpu
     assert upload["with"]["path"] == "build/book/html"
     recipe = (ROOT / "Makefile").read_text().split("\nbook:", 1)[1].split("\n\n", 1)[0]
     assert "kdtutor book $(if $(BOOK_PROFILE)" in recipe and "BOOK_PROFILE ?=\n" in (ROOT / "Makefile").read_text()
+
+
+def test_the_summary_page_names_the_run_and_leaves_the_figures_to_the_lessons(tmp_path):
+    summary = tmp_path / "summary.md"
+    summary.write_text("# run\n\nData set: x.\n\n## Figures\n\n![a](figures/a.png)\n\n## Run time\n\n| lesson | s |\n")
+    page = stored.write_summary_page(summary, RUN, tmp_path / "page.md").read_text()
+    assert RUN["machine"] in page and "## Figures" not in page and "figures/a.png" not in page and "## Run time" in page

@@ -127,7 +127,7 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
         t0 = time.perf_counter()
         print(f"running {path.name} (profile {profile_name}) …", flush=True)
         nb = execute(path, profile_name, env={"KDTUTOR_RESULTS": str(results_dir)})
-        nb.metadata.setdefault("kdtutor", {})["run"] = run_record(profile_name, lesson_data(out / "metrics", path.name))
+        nb.metadata.setdefault("kdtutor", {})["run"] = run_record(profile_name, lesson_data(out / "metrics", path.name), results_dir)
         nbformat.write(nb, out / "notebooks" / path.name)
         timings.append((path.name, time.perf_counter() - t0))
         print(f"  done in {timings[-1][1]:.0f} s", flush=True)

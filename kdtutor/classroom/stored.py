@@ -74,11 +74,11 @@ def stamp(cell, profile_name: str) -> None:
 
 def restamp_generated(nb, cell_id: str) -> None:
     """After ``make generate`` rewrote the generated cell ``cell_id`` (the setup cell, which prints
-    nothing where kdtutor is installed): keep its record current when it stores no outputs."""
+    nothing where kdtutor is installed, as in the reference run): record it as current while it
+    stores no outputs."""
     for cell in nb.cells:
-        made = cell.get("metadata", {}).get("kdtutor", {}).get("output")
-        if cell.get("id") == cell_id and made and not cell.get("outputs"):
-            made["source"] = source_hash(cell.source)
+        if cell.get("id") == cell_id and cell.cell_type == "code" and not cell.get("outputs"):
+            stamp(cell, REFERENCE)
 
 
 def cell_name(nb_name: str, index: int, cell) -> str:
@@ -125,12 +125,16 @@ def machine() -> str:
     return f"{os.cpu_count()}-core CPU ({platform.machine() or 'unknown'}), no GPU"
 
 
-def run_record(profile_name: str, data: str | None) -> dict:
-    """What a course run records in each executed lesson (``metadata["kdtutor"]["run"]``)."""
+def run_record(profile_name: str, data: str | None, results_dir: Path | None = None) -> dict:
+    """What a course run records in each executed lesson (``metadata["kdtutor"]["run"]``), with the
+    machine's folders and how stored outputs spell them (``paths``: data/…, results/…)."""
     from kdtutor import __version__
+    from kdtutor.storage import DATA_DIR
 
+    paths = {str(Path(DATA_DIR).resolve()): "data", str(Path(results_dir or RESULTS_DIR).resolve()): "results",
+             str(REPO_ROOT): "."}
     return {"profile": profile_name, "inputs": settings_hash(profile_name), "version": __version__,
-            "data": data, "machine": machine(), "finished": time.strftime("%Y-%m-%d")}
+            "data": data, "machine": machine(), "finished": time.strftime("%Y-%m-%d"), "paths": paths}
 
 
 def lesson_data(metrics_dir: Path, nb_name: str) -> str | None:
@@ -176,13 +180,31 @@ def compact_png(b64: str) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def compact_outputs(outputs: list) -> list:
+def relative_paths(out: dict, paths: dict) -> dict:
+    """``out`` with the run machine's folders (``paths``: absolute → short) written short in its text."""
+    def fix(text):
+        if isinstance(text, list):
+            text = "".join(text)
+        for absolute, short in sorted(paths.items(), key=lambda kv: -len(kv[0])):  # longest first
+            text = text.replace(absolute + os.sep, short + "/").replace(absolute, short)
+        return text
+
+    out = dict(out)
+    if "text" in out:
+        out["text"] = fix(out["text"])
+    if "data" in out:
+        out["data"] = {k: fix(v) if k.startswith("text/") else v for k, v in out["data"].items()}
+    return out
+
+
+def compact_outputs(outputs: list, paths: dict | None = None) -> list:
     """The outputs to store: progress bars dropped (their text form shows 0 %), other widgets
-    replaced by a line saying what they are (their state is not stored), PNGs compacted."""
+    replaced by a line saying what they are (their state is not stored), PNGs compacted, the run
+    machine's folders (``paths``) written as data/…, results/…"""
     import nbformat
 
     kept = []
-    for out in outputs:
+    for out in (relative_paths(o, paths or {}) for o in outputs):
         data = out.get("data", {})
         if WIDGET in data:
             if PROGRESS_BAR.search(str(data.get("text/plain", ""))):
@@ -235,7 +257,7 @@ def merge(nb, executed, run: dict) -> None:
         errors = [o for o in ran.outputs if o.get("output_type") == "error"]
         if errors:
             raise ValueError(f"the reference run failed in cell {cell.source[:60]!r}: {errors[0].get('ename')}")
-        cell.outputs = compact_outputs(ran.outputs)
+        cell.outputs = compact_outputs(ran.outputs, run.get("paths"))
         if shows_figure_or_table(cell.outputs):
             cell.outputs.append(label_output(run))
         cell.execution_count = ran.execution_count if cell.outputs else None
@@ -281,7 +303,7 @@ def store_reference(paths=None, profile_name: str = REFERENCE, results_dir: Path
     export_figures(figures, lessons)
     summary = results_dir / profile_name / "summary.md"
     if summary.exists() and len(paths) == len(notebooks()):
-        write_summary_page(summary)
+        write_summary_page(summary, executed.metadata["kdtutor"]["run"])
     return paths
 
 
@@ -323,9 +345,13 @@ def export_figures(folder: Path = FIGURE_DIR, lessons=None) -> list[Path]:
     return written
 
 
-def write_summary_page(summary: Path, page: Path = SUMMARY_PAGE) -> Path:
-    """The course run's ``summary.md`` as the website's reference-run page (its figures are in the lessons)."""
+def write_summary_page(summary: Path, run: dict, page: Path = SUMMARY_PAGE) -> Path:
+    """The course run's ``summary.md`` as the website's reference-run page (its figures are in the lessons),
+    with a line naming the run's machine, kdtutor version and date."""
     text = summary.read_text(encoding="utf-8")
+    title, _, rest = text.partition("\n")
+    text = (f"{title}\n\nThe course's reference run, stored in the lessons: profile `{run['profile']}` on a {run['machine']}, "
+            f"kdtutor {run['version']}, {run['finished']}. Lesson 07 uses tiny Shakespeare.\n{rest}")
     text = re.sub(r"## Figures\n.*?(?=\n## )", "", text, flags=re.S)
     text = text.replace("Executed notebooks are in `notebooks/`.", "The lessons' pages show every output of this run.")
     atomic_write_bytes(page, text.encode("utf-8"))
