@@ -54,8 +54,12 @@ def stored_source(lessons: list[Path]) -> str:
     """The front page's sentence for a site built from the stored lessons: which run they hold."""
     import nbformat
 
-    runs = {json.dumps(nbformat.read(p, as_version=4).metadata.get("kdtutor", {}).get("reference_run"), sort_keys=True)
-            for p in lessons}
+    def run_of(path):  # the run, whatever data set the lesson used
+        run = dict(nbformat.read(path, as_version=4).metadata.get("kdtutor", {}).get("reference_run") or {})
+        run.pop("data", None)
+        return json.dumps(run, sort_keys=True)
+
+    runs = {run_of(p) for p in lessons}
     run = json.loads(runs.pop()) if len(runs) == 1 else None
     if not run:
         return ("These pages are the lessons as stored in the repository; their outputs come from more than one run "

@@ -109,6 +109,9 @@ def decorate(nb, notebook: str, cfg: dict | None = None) -> bool:
     badges.metadata["tags"] = ["remove-cell"]  # the website has its own launch buttons
     setup = nbformat.v4.new_code_cell(setup_source(lesson_needs(nb), cfg), id=SETUP_ID)
     setup.metadata["tags"] = ["remove-cell"]
+    previous = next((c for c in nb.cells if c.get("id") == SETUP_ID), None)
+    if previous is not None and "kdtutor" in previous.metadata:  # its stored-output record (kdtutor.classroom.stored)
+        setup.metadata["kdtutor"] = previous.metadata["kdtutor"]
     rest = [c for c in nb.cells if c.get("id") not in (BADGES_ID, SETUP_ID)]
     new = rest[:1] + [badges, setup] + rest[1:]
     before = [(c.get("id"), c.source, dict(c.metadata)) for c in nb.cells]
