@@ -262,3 +262,30 @@ def test_the_summary_page_names_the_run_and_leaves_the_figures_to_the_lessons(tm
     summary.write_text("# run\n\nData set: x.\n\n## Figures\n\n![a](figures/a.png)\n\n## Run time\n\n| lesson | s |\n")
     page = stored.write_summary_page(summary, RUN, tmp_path / "page.md").read_text()
     assert RUN["machine"] in page and "## Figures" not in page and "figures/a.png" not in page and "## Run time" in page
+
+
+def test_store_reference_runs_again_only_the_lessons_whose_finished_run_is_not_current(monkeypatch, tmp_path):
+    from kdtutor.classroom import course
+
+    nb, ran = _ran([nbformat.v4.new_output("stream", text="new\n")])
+    stored.stamp(nb.cells[0], "smoke")  # the checked cell, as refresh_notebooks leaves it
+    ran.metadata["kdtutor"] = {"run": stored.run_record("cpu", None)}
+    folder = tmp_path / "results" / "cpu" / "notebooks"
+    lessons = {name: tmp_path / name for name in ("03_a.ipynb", "04_b.ipynb")}
+    for name, path in lessons.items():
+        stored.write_notebook(nb, path)
+        stored.write_notebook(ran, folder / name)
+    old = copy.deepcopy(ran)
+    old.cells[1].source = "x = 0"  # lesson 04's finished run was made from an older cell
+    stored.write_notebook(old, folder / "04_b.ipynb")
+    calls = []
+
+    def run_course(profile_name, results_dir, lessons):
+        calls.append((profile_name, lessons))
+        stored.write_notebook(ran, folder / "04_b.ipynb")
+
+    monkeypatch.setattr(course, "run_course", run_course)
+    stored.store_reference(list(lessons.values()), "cpu", tmp_path / "results", figures=tmp_path / "f", lessons=[])
+    assert calls == [("cpu", ["04"])]
+    for path in lessons.values():
+        assert _read(path).cells[1].outputs[0]["text"] == "new\n" and stored.stale_cells(_read(path)) == []
