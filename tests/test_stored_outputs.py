@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from kdtutor.classroom import stored
-from kdtutor.classroom.course import is_checked, notebooks
+from kdtutor.classroom.course import is_checked, notebooks, write_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_NOTEBOOK_BYTES = 4_000_000  # all eight lessons with the reference run's outputs (issue 24: ≤ ~5 MB added)
@@ -210,7 +210,7 @@ def test_refreshing_the_checked_outputs_keeps_the_reference_runs(monkeypatch, tm
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="from the cpu run\n")]
     stored.stamp(nb.cells[1], "cpu")
     path = tmp_path / "03_x.ipynb"
-    stored.write_notebook(nb, path)
+    write_notebook(nb, path)
 
     def smoke_run(p, profile_name, **kw):
         ran = copy.deepcopy(nb)
@@ -236,8 +236,8 @@ def test_store_reference_reuses_a_current_finished_run_and_exports_the_tagged_fi
     ran.metadata["kdtutor"] = {"run": stored.run_record("cpu", "CIFAR-10 (JPEG copy)")}
     lesson = tmp_path / "notebooks" / "04_demo.ipynb"
     lesson.parent.mkdir()
-    stored.write_notebook(nb, lesson)
-    stored.write_notebook(ran, tmp_path / "results" / "cpu" / "notebooks" / lesson.name)
+    write_notebook(nb, lesson)
+    write_notebook(ran, tmp_path / "results" / "cpu" / "notebooks" / lesson.name)
     monkeypatch.setattr(course, "run_course", lambda *a, **k: pytest.fail("a current run must not be run again"))
     stored.store_reference([lesson], "cpu", tmp_path / "results", figures=tmp_path / "figures", lessons=[lesson])
     cell = _read(lesson).cells[1]
@@ -273,16 +273,16 @@ def test_store_reference_runs_again_only_the_lessons_whose_finished_run_is_not_c
     folder = tmp_path / "results" / "cpu" / "notebooks"
     lessons = {name: tmp_path / name for name in ("03_a.ipynb", "04_b.ipynb")}
     for name, path in lessons.items():
-        stored.write_notebook(nb, path)
-        stored.write_notebook(ran, folder / name)
+        write_notebook(nb, path)
+        write_notebook(ran, folder / name)
     old = copy.deepcopy(ran)
     old.cells[1].source = "x = 0"  # lesson 04's finished run was made from an older cell
-    stored.write_notebook(old, folder / "04_b.ipynb")
+    write_notebook(old, folder / "04_b.ipynb")
     calls = []
 
     def run_course(profile_name, results_dir, lessons):
         calls.append((profile_name, lessons))
-        stored.write_notebook(ran, folder / "04_b.ipynb")
+        write_notebook(ran, folder / "04_b.ipynb")
 
     monkeypatch.setattr(course, "run_course", run_course)
     stored.store_reference(list(lessons.values()), "cpu", tmp_path / "results", figures=tmp_path / "f", lessons=[])

@@ -29,6 +29,19 @@ def notebooks() -> list[Path]:
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
+def notebook_text(nb) -> str:
+    """``nb`` as nbformat writes it to a file (JSON ending in a newline)."""
+    import nbformat
+
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write_notebook(nb, path: Path) -> None:
+    """Write ``nb`` to ``path`` atomically (:func:`kdtutor.storage.atomic_write_bytes`)."""
+    atomic_write_bytes(path, notebook_text(nb).encode("utf-8"))
+
+
 def lesson_paths(names=None) -> list[Path] | None:
     """The lessons named by paths or numbers (``"03"``, ``"notebooks/03_teacher_training.ipynb"``);
     ``None`` (every lesson) for none. Raises ``ValueError`` for a name that matches no lesson."""
@@ -80,7 +93,7 @@ def refresh_notebooks(paths=None) -> None:
     stamped (:func:`kdtutor.classroom.stored.stamp`); every other cell keeps what it stores."""
     import nbformat
 
-    from kdtutor.classroom.stored import stamp, write_notebook
+    from kdtutor.classroom.stored import stamp
 
     os.environ["MPLBACKEND"] = "Agg"
     for path in paths or notebooks():
@@ -103,8 +116,6 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
     is ``results_dir``). ``lessons``: only those whose file names start with one of
     these (e.g. ``["03", "04"]``).
     """
-    import nbformat
-
     from kdtutor.classroom.stored import lesson_data, run_record
     from kdtutor.profiles import get_profile
 
@@ -128,7 +139,7 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
         print(f"running {path.name} (profile {profile_name}) …", flush=True)
         nb = execute(path, profile_name, env={"KDTUTOR_RESULTS": str(results_dir)})
         nb.metadata.setdefault("kdtutor", {})["run"] = run_record(profile_name, lesson_data(out / "metrics", path.name), results_dir)
-        nbformat.write(nb, out / "notebooks" / path.name)
+        write_notebook(nb, out / "notebooks" / path.name)
         timings.append((path.name, time.perf_counter() - t0))
         print(f"  done in {timings[-1][1]:.0f} s", flush=True)
     write_timings(profile_name, out, timings)

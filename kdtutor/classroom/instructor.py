@@ -47,6 +47,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdtutor.classroom.course import notebook_text
 from kdtutor.classroom.delivery import SETUP_ID as SETUP_CELL
 from kdtutor.storage import REPO_ROOT, atomic_write_bytes
 
@@ -333,8 +334,7 @@ def write_instructor_copies(notebooks=None, instructor_dir: Path = INSTRUCTOR_DI
         student = student_version(nb, path)
         targets = [(path, student), (Path(instructor_dir) / path.name, instructor_version(student, path))]
         for target, version in targets:
-            text = nbformat.writes(version)
-            text += "" if text.endswith("\n") else "\n"  # as nbformat.write
+            text = notebook_text(version)
             if not target.exists() or target.read_text(encoding="utf-8") != text:
                 changed.append(target)
                 if not check:

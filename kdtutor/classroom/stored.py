@@ -35,7 +35,7 @@ import re
 import time
 from pathlib import Path
 
-from kdtutor.classroom.course import is_checked, notebooks
+from kdtutor.classroom.course import is_checked, notebooks, write_notebook
 from kdtutor.storage import REPO_ROOT, RESULTS_DIR, atomic_write_bytes
 
 SMOKE = "smoke"
@@ -44,7 +44,8 @@ FIGURE_DIR = REPO_ROOT / "book" / "figures"  # the README's figures, exported fr
 SUMMARY_PAGE = REPO_ROOT / "book" / "reference_run.md"  # the reference run's summary, a page of the website
 WIDGET = "application/vnd.jupyter.widget-view+json"
 PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm's text form: "epoch 1/3:  40%|████      | 70/175 …"
-LABEL_CLASS = "kdtutor-reference-label"
+LABEL_CLASS = "kdtutor-reference-label"  # metadata of the label line under a figure or table
+WIDGET_CLASS = "widget"  # metadata of the line standing in for a widget
 
 
 # ── what made an output ────────────────────────────────────────────────────────────────────────
@@ -211,7 +212,7 @@ def compact_outputs(outputs: list, paths: dict | None = None) -> list:
                 continue
             kept.append(nbformat.v4.new_output("display_data", data={
                 "text/plain": "[an interactive widget: run the cell to use it]",
-                "text/markdown": "*[An interactive widget: run the cell to use it.]*"}, metadata={"kdtutor": "widget"}))
+                "text/markdown": "*[An interactive widget: run the cell to use it.]*"}, metadata={"kdtutor": WIDGET_CLASS}))
             continue
         if "image/png" in data:
             out = dict(out, data={**data, "image/png": compact_png(data["image/png"])})
@@ -237,7 +238,7 @@ def label_output(run: dict):
 def shows_figure_or_table(outputs: list) -> bool:
     """Whether a cell's outputs hold a figure or a rendered table (markdown or HTML)."""
     return any(k in out.get("data", {}) for out in outputs for k in ("image/png", "image/svg+xml", "text/markdown", "text/html")
-               if out.get("metadata", {}).get("kdtutor") not in (LABEL_CLASS, "widget"))
+               if out.get("metadata", {}).get("kdtutor") not in (LABEL_CLASS, WIDGET_CLASS))
 
 
 # ── storing the reference run ──────────────────────────────────────────────────────────────────
@@ -266,24 +267,29 @@ def merge(nb, executed, run: dict) -> None:
     nb.metadata.setdefault("kdtutor", {})["reference_run"] = {k: run[k] for k in ("profile", "data", "machine", "version", "finished")}
 
 
-def finished_lessons(paths: list[Path], profile_name: str, results_dir: Path) -> list:
-    """Each lesson as executed by the finished course run in ``results_dir``, where that run is current
-    for it; the others are run again now, together (the course run reuses every current checkpoint)."""
+def finished_lessons(paths: list[Path], lessons: list, profile_name: str, results_dir: Path) -> list:
+    """Each lesson (``lessons``: the notebooks at ``paths``, read) as executed by the finished course
+    run in ``results_dir`` where that run is current for it; the others are run again now, together
+    (the course run reuses every current checkpoint)."""
     import nbformat
 
     from kdtutor.classroom.course import run_course
 
     folder = results_dir / profile_name / "notebooks"
-    again = []
-    for path in paths:
-        done = folder / path.name
-        why = not_current(nbformat.read(done, as_version=4), nbformat.read(path, as_version=4), profile_name) \
-            if done.exists() else f"no finished {profile_name} run in {folder}"
+    done = {}
+    for path, nb in zip(paths, lessons):
+        if (folder / path.name).exists():
+            executed = nbformat.read(folder / path.name, as_version=4)
+            why = not_current(executed, nb, profile_name)
+        else:
+            executed, why = None, f"no finished {profile_name} run in {folder}"
         print(f"{path.name}: " + (f"outputs from the finished run in {folder}" if why is None else f"{why}: running it again"))
-        again += [path.name[:2]] if why else []
+        if why is None:
+            done[path] = executed
+    again = [path for path in paths if path not in done]
     if again:
-        run_course(profile_name, results_dir=results_dir, lessons=again)
-    return [nbformat.read(folder / path.name, as_version=4) for path in paths]
+        run_course(profile_name, results_dir=results_dir, lessons=[path.name[:2] for path in again])
+    return [done.get(path) or nbformat.read(folder / path.name, as_version=4) for path in paths]
 
 
 def store_reference(paths=None, profile_name: str = REFERENCE, results_dir: Path | None = None,
@@ -296,8 +302,8 @@ def store_reference(paths=None, profile_name: str = REFERENCE, results_dir: Path
 
     results_dir = Path(results_dir or RESULTS_DIR).resolve()
     paths = [Path(p) for p in (paths or notebooks())]
-    for path, executed in zip(paths, finished_lessons(paths, profile_name, results_dir)):
-        nb = nbformat.read(path, as_version=4)
+    nbs = [nbformat.read(path, as_version=4) for path in paths]
+    for path, nb, executed in zip(paths, nbs, finished_lessons(paths, nbs, profile_name, results_dir)):
         merge(nb, executed, executed.metadata["kdtutor"]["run"])
         write_notebook(nb, path)
     export_figures(figures, lessons)
@@ -305,13 +311,6 @@ def store_reference(paths=None, profile_name: str = REFERENCE, results_dir: Path
     if summary.exists() and len(paths) == len(notebooks()):
         write_summary_page(summary, executed.metadata["kdtutor"]["run"])
     return paths
-
-
-def write_notebook(nb, path: Path) -> None:
-    import nbformat
-
-    text = nbformat.writes(nb)
-    atomic_write_bytes(path, (text if text.endswith("\n") else text + "\n").encode("utf-8"))
 
 
 # ── the README's figures and the website's summary page ────────────────────────────────────────
