@@ -183,6 +183,8 @@ def test_an_executed_lesson_is_reused_only_when_current():
     edited = copy.deepcopy(nb)
     edited.cells[1].source = "x = 2"
     assert "code cell 1" in stored.not_current(ran, edited, "cpu")
+    ran.metadata["kdtutor"]["run"]["code"] = "0" * 16  # made by other kdtutor source
+    assert "other kdtutor code" in stored.not_current(ran, nb, "cpu")
     ran.metadata["kdtutor"]["run"]["version"] = __version__ + ".old"
     assert "kdtutor" in stored.not_current(ran, nb, "cpu")
 

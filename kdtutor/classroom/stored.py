@@ -130,11 +130,12 @@ def run_record(profile_name: str, data: str | None, results_dir: Path | None = N
     """What a course run records in each executed lesson (``metadata["kdtutor"]["run"]``), with the
     machine's folders and how stored outputs spell them (``paths``: data/…, results/…)."""
     from kdtutor import __version__
+    from kdtutor.evalcache import package_key
     from kdtutor.storage import DATA_DIR
 
     paths = {str(Path(DATA_DIR).resolve()): "data", str(Path(results_dir or RESULTS_DIR).resolve()): "results",
              str(REPO_ROOT): "."}
-    return {"profile": profile_name, "inputs": settings_hash(profile_name), "version": __version__,
+    return {"profile": profile_name, "inputs": settings_hash(profile_name), "version": __version__, "code": package_key(),
             "data": data, "machine": machine(), "finished": time.strftime("%Y-%m-%d"), "paths": paths}
 
 
@@ -150,8 +151,10 @@ def lesson_data(metrics_dir: Path, nb_name: str) -> str | None:
 
 def not_current(executed, nb, profile_name: str) -> str | None:
     """Why an executed lesson cannot supply ``nb``'s outputs (another profile or settings, another
-    version, a cell whose source differs), or ``None`` when it can."""
+    version or kdtutor source (:func:`kdtutor.evalcache.package_key`), a cell whose source differs),
+    or ``None`` when it can."""
     from kdtutor import __version__
+    from kdtutor.evalcache import package_key
 
     run = executed.metadata.get("kdtutor", {}).get("run")
     if run is None:
@@ -160,6 +163,8 @@ def not_current(executed, nb, profile_name: str) -> str | None:
         return f"it was run with other settings (profile {run['profile']})"
     if run["version"] != __version__:
         return f"it was run by kdtutor {run['version']}, this is {__version__}"
+    if run.get("code") != package_key():
+        return "it was run by other kdtutor code (a source file changed since)"
     mine = [c.source for c in nb.cells if c.cell_type == "code"]
     theirs = [c.source for c in executed.cells if c.cell_type == "code"]
     if mine != theirs:
