@@ -104,13 +104,32 @@ def test_an_endless_loop_times_out_and_costs_only_its_own_submission_even_withou
     none = grading.Sandbox("none", "switched off by this test")
     grades = grading.grade([loop, fine], time_limit=45, jobs=2, progress=lines.append, sandbox=none)
     rows = _by_learner(grades)
-    assert rows["loops"]["stable_log_softmax"][0] == "passed"  # graded before the loop
+    status, message = rows["loops"]["stable_log_softmax"]
+    assert status == "passed", message  # graded: its check cell ran before the loop
     for name in ("entropy_nats", "temperature_for_entropy"):
         status, message = rows["loops"][name]
         assert status == "error" and "time limit of 45 s" in message
     assert {s for s, _ in rows["fine"].values()} == {"passed"}
     assert lines[0].startswith("WARNING: NO SANDBOX (switched off by this test)")
     assert {g.sandbox for g in grades} == {"none"}
+
+
+def test_a_run_that_fails_outside_a_cell_still_reports_the_cells_it_reached(tmp_path, monkeypatch):
+    import json
+
+    import nbclient
+
+    def execute_then_fail(self, **kwargs):  # two code cells ran, then the kernel machinery gave up
+        for cell in [c for c in self.nb.cells if c.cell_type == "code"][:2]:
+            cell.execution_count = 1
+        raise RuntimeError("Kernel didn't respond in 60 seconds")
+
+    monkeypatch.setattr(nbclient.NotebookClient, "execute", execute_then_fail)
+    grading._execute(str(TEACHER), str(tmp_path / "run.json"), 10)
+    report = json.loads((tmp_path / "run.json").read_text())
+    code_ids = [c.id for c in nbformat.read(TEACHER, as_version=4).cells if c.cell_type == "code"]
+    assert report["reached"] == code_ids[:2]
+    assert report["died"] == "RuntimeError: Kernel didn't respond in 60 seconds"
 
 
 def _verdict(status, cell, message="m"):

@@ -243,6 +243,8 @@ def _execute(notebook: str, report_path: str, time_limit: float) -> None:
         report["timed_out"] = True
     except DeadKernelError as e:
         report["died"] = str(e) or "the kernel died"
+    except Exception as e:  # e.g. a kernel that did not start in time: still report the cells that ran
+        report["died"] = f"{type(e).__name__}: {e}"
     for cell in nb.cells:
         if cell.cell_type == "code" and cell.get("execution_count") is not None:
             report["reached"].append(cell.get("id"))
