@@ -3,10 +3,12 @@ outside them; the CSV is never lost or confused (see also test_grading_hostile.p
 
 import csv
 import io
+import json
 import os
 import shutil
 from pathlib import Path
 
+import nbclient
 import nbformat
 import pytest
 
@@ -115,10 +117,6 @@ def test_an_endless_loop_times_out_and_costs_only_its_own_submission_even_withou
 
 
 def test_a_run_that_fails_outside_a_cell_still_reports_the_cells_it_reached(tmp_path, monkeypatch):
-    import json
-
-    import nbclient
-
     def execute_then_fail(self, **kwargs):  # two code cells ran, then the kernel machinery gave up
         for cell in [c for c in self.nb.cells if c.cell_type == "code"][:2]:
             cell.execution_count = 1
