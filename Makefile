@@ -3,6 +3,8 @@
 # for lab/course/prepare (python -m kdtutor install: CPU-only PyTorch on Linux without an NVIDIA
 # GPU), plus the test and website tools for test, the website tools for book.
 # Without make (Windows): python -m kdtutor install, python -m kdtutor lab, ... (see README).
+# The learner's commands are python -m kdtutor; the course tooling's (course runner, grading,
+# stored outputs, website, release) python -m coursetools, which learners' releases do not ship.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -25,7 +27,7 @@ help:
 	@echo "                PROFILE=cpu also stores the reference run's outputs (from results/cpu/ or by running);"
 	@echo "                LESSONS=\"03 04\" only those lessons"
 	@echo "make generate   (maintainers) badges, setup cells and instructor/ notebooks from notebooks/ + solutions/"
-	@echo "make prepare    fetch the data and check this machine (PROFILE=cpu, PRETRAIN=1 to pre-train;"
+	@echo "make prepare    fetch the data and check this machine (PROFILE=cpu, PRETRAIN=1 also runs every lesson once;"
 	@echo "                WHEELHOUSE=DIR instead downloads a room's wheels into DIR)"
 	@echo "make book       build the course website in build/book/html from the lessons' stored outputs"
 	@echo "                (no training); BOOK_PROFILE=smoke instead runs the course in that profile first"
@@ -61,7 +63,7 @@ lab: $(LAB_STAMP)
 	$(BIN)/python -m kdtutor lab
 
 course: $(LAB_STAMP)
-	$(BIN)/python -m kdtutor course $(if $(PROFILE),--profile $(PROFILE))
+	$(BIN)/python -m coursetools course $(if $(PROFILE),--profile $(PROFILE))
 
 test: $(TEST_STAMP)
 	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax
@@ -71,7 +73,7 @@ unit: $(TEST_STAMP)
 
 LESSONS ?=
 notebooks: $(LAB_STAMP)
-	$(BIN)/python -m kdtutor refresh-notebooks $(if $(PROFILE),--profile $(PROFILE)) $(LESSONS)
+	$(BIN)/python -m coursetools refresh-notebooks $(if $(PROFILE),--profile $(PROFILE)) $(LESSONS)
 
 benchmark: $(LAB_STAMP)
 	$(BIN)/python benchmarks/train_speed.py
@@ -80,7 +82,7 @@ gpu-check: $(LAB_STAMP)
 	$(BIN)/python benchmarks/gpu_check.py
 
 generate: $(LAB_STAMP)
-	$(BIN)/python -m kdtutor generate
+	$(BIN)/python -m coursetools generate
 
 # The workshop's pinned versions, from pyproject.toml and requirements/workshop.in (uv, from PyPI).
 lock: $(LAB_STAMP)
@@ -90,10 +92,10 @@ lock: $(LAB_STAMP)
 PROFILE ?=
 BOOK_PROFILE ?=
 prepare: $(LAB_STAMP)
-	$(BIN)/python -m kdtutor prepare $(if $(PROFILE),--profile $(PROFILE)) $(if $(PRETRAIN),--pretrain) $(if $(WHEELHOUSE),--wheelhouse $(WHEELHOUSE))
+	$(BIN)/python -m $(if $(WHEELHOUSE),coursetools wheelhouse $(WHEELHOUSE),$(if $(PRETRAIN),coursetools pretrain,kdtutor prepare) $(if $(PROFILE),--profile $(PROFILE)))
 
 book: $(BOOK_STAMP)
-	$(BIN)/python -m kdtutor book $(if $(BOOK_PROFILE),--profile $(BOOK_PROFILE))
+	$(BIN)/python -m coursetools book $(if $(BOOK_PROFILE),--profile $(BOOK_PROFILE))
 
 book-check: $(TEST_STAMP)
 	KDTUTOR_BOOK_HTML=build/book/html $(BIN)/python -m pytest tests/test_book.py

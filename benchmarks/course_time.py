@@ -3,7 +3,7 @@
     python benchmarks/course_time.py --profile cpu            # from what data/ holds now, then again
     python benchmarks/course_time.py --profile cpu --once     # one run only
 
-Runs every lesson headless twice, as ``make course`` does (``kdtutor.classroom.course.run_course``):
+Runs every lesson headless twice, as ``make course`` does (``coursetools.course.run_course``):
 the first run trains whatever ``$KDTUTOR_DATA`` does not hold yet (point it at an empty folder
 to time the course "from nothing"), the second finds every model kept by the first and times
 a re-run. Prints the minutes per lesson of both runs and the load average before and after
@@ -20,7 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from kdtutor.classroom.course import run_course
+from coursetools.course import run_course
 
 
 def one_run(profile: str, results: Path) -> dict:

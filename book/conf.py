@@ -6,7 +6,7 @@ ipywidgets loader (which MyST-NB would fetch from a CDN) is switched off — wid
 show their text form.
 """
 
-from kdtutor.classroom.delivery import config
+from coursetools.delivery import config
 
 _cfg = config()
 

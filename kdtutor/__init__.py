@@ -1,8 +1,9 @@
 """kdtutor — the companion package of the knowledge-distillation course.
 
 The tree is the map: one subpackage per part of the course, every name defined in one module
-and imported from there. Data flows one way, ``kd → images / lm → figures``; the classroom
-tools sit on top and nothing below imports them.
+and imported from there. Data flows one way, ``kd → images / lm → figures``; the course
+tooling (the top-level ``coursetools`` package, not shipped to learners) sits on top, and
+nothing here imports it.
 
     kd/         the maths every lesson shares: softmax (lesson 01), losses (02), beyond (DKD,
                 logit standardisation, FitNets hints: 06)
@@ -12,9 +13,9 @@ tools sit on top and nothing below imports them.
     lm/         lesson 07: text, model, train, distill, evaluate, lesson
     figures/    every figure, one module per lesson (figures.lesson04.sweep_heatmap)
     scale/      torchrun / DDP glue (distributed), saved teacher logits (logit_cache)
-    classroom/  course runner, grading, instructor copies, delivery, prepare, website
     checks/     exercise checks, one module per lesson; the learner calls checks.<exercise>
-    checkpoints, precision, profiles, storage, widgets, __main__   shared by all
+    checkpoints, evalcache, precision, profiles, storage, widgets   shared by all
+    machine, __main__   the learner's set-up (install, prepare, lab) and command line
 """
 
 import os

@@ -1,6 +1,9 @@
-"""Command line for batch runs: the same code the lessons use.
+"""The learner's command line: set up, train a teacher, distil a student — the code the lessons use.
 
-    python -m kdtutor course [--profile cpu]
+    python -m kdtutor install [--extras dev,book]   only what the lessons need (make lab runs it);
+                                                    CPU-only PyTorch on Linux without an NVIDIA GPU
+    python -m kdtutor lab                           JupyterLab on notebooks/ (make lab)
+    python -m kdtutor prepare [--profile cpu]       fetch the data, check this machine
     python -m kdtutor train-teacher --profile gpu
     python -m kdtutor distill --profile gpu --student cnn_small --T 4 --alpha 0.9
 
@@ -11,28 +14,11 @@ On several GPUs (or CPU processes, or nodes) the same commands run data-parallel
 PyTorch's launcher; the batch size (--batch-size, default the profile's) is then the global
 batch, split over the processes:
     torchrun --nproc_per_node 4 -m kdtutor train-teacher --profile gpu
-    srun torchrun --nnodes $SLURM_NNODES --nproc_per_node 4 --rdzv_backend c10d \
-         --rdzv_endpoint $MASTER_ADDR:29500 -m kdtutor distill --profile gpu
 distill --teacher-logits FILE computes the teacher's logits once (all processes together)
 and saves them; later runs with the same teacher, data and seed load them.
-    python -m kdtutor refresh-notebooks [03 ...]              (maintainers: re-store the outputs nbval compares)
-    python -m kdtutor refresh-notebooks --profile cpu [03 ...] (... and the reference run's, from results/cpu/)
 
-Learners, with or without make (Windows):
-    python -m kdtutor install [--extras dev,book]   only what the lessons need (make lab runs it);
-                                                    CPU-only PyTorch on Linux without an NVIDIA GPU
-    python -m kdtutor lab                      JupyterLab on notebooks/ (make lab)
-
-Classrooms and workshops:
-    python -m kdtutor prepare [--profile cpu] [--pretrain]   data, environment check, optional checkpoints
-    python -m kdtutor prepare --wheelhouse DIR  download the room's wheels once (pinned versions);
-    python -m kdtutor install --wheelhouse DIR --constraints requirements/workshop.txt   each laptop, offline
-    python -m kdtutor grade subs/*.ipynb --out grades.csv [--jobs 2] [--force]   sandboxed, see kdtutor.classroom.grading
-    python -m kdtutor release DIR [--force]    what learners get for graded use: no solutions/, no answers
-    python -m kdtutor generate                 (maintainers: badges, setup cells, time lines, instructor/ versions)
-    python -m kdtutor pace results/cpu/timings.json --machine "2-core CPU"   (maintainers: record a course
-                                               run's lesson times for the time lines; then generate)
-    python -m kdtutor book [--profile smoke]   the course website (make book)
+Running the whole course headless, grading, releases and the website are course tooling:
+python -m coursetools --help (in a checkout of the course).
 """
 
 from __future__ import annotations
@@ -49,65 +35,21 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("course", help="run every lesson headless and write results/")
-    p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
-
-    p = sub.add_parser("refresh-notebooks", help="re-run notebooks (smoke) and store the checked outputs; with "
-                       "--profile cpu also store the reference run's outputs in every other cell")
-    p.add_argument("paths", nargs="*", help="notebooks or lesson numbers, e.g. 03 (default: all lessons)")
-    p.add_argument("--profile", help="also store this profile's run (the reference run is cpu): from the finished "
-                   "run in results/<profile>/ where it is current, else by running the lesson (checkpoints reused)")
-
-    p = sub.add_parser("generate", help="badges, setup cells and instructor/ notebooks from notebooks/ + solutions/")
-    p.add_argument("paths", nargs="*", help="lesson notebooks (default: all in notebooks/)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
-
-    p = sub.add_parser("pace", help="record a finished course run's lesson times (timings.json) for the lessons' time lines")
-    p.add_argument("timings", help="results/<profile>/timings.json of a finished `make course`")
-    p.add_argument("--machine", required=True, help='what ran it, e.g. "2-core CPU, no GPU"')
-
-    p = sub.add_parser("grade", help="run submitted notebooks headless, grade every exercise, list the written answers")
-    p.add_argument("submissions", nargs="+", help="submitted lesson notebooks (.ipynb)")
-    p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv; never a notebook)")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--time-limit", type=_seconds, default=600, help="seconds per notebook (default 600)")
-    p.add_argument("--jobs", type=_positive_int, default=1, help="submissions graded at once (default 1)")
-    p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
-
     p = sub.add_parser("install", help="install the course into this Python: what the lessons need (make lab)")
     p.add_argument("--extras", default="", help="comma-separated extras as well: dev (test tools), book (website tools)")
-    _torch_arg(p)
+    torch_arg(p)
     p.add_argument("--constraints", metavar="FILE", help="pin every version (a workshop: requirements/workshop.txt)")
-    p.add_argument("--wheelhouse", metavar="DIR", help="install offline from DIR (made by prepare --wheelhouse)")
+    p.add_argument("--wheelhouse", metavar="DIR", help="install offline from DIR (made by coursetools wheelhouse)")
     p.add_argument("--dry-run", action="store_true", help="print the pip commands, run nothing")
 
     p = sub.add_parser("lab", help="open the lessons in JupyterLab (make lab)")
     p.add_argument("--notebooks", help="folder to open (default: the checkout's notebooks/)")
 
-    p = sub.add_parser("release", help="write a student release for graded use: notebooks and package, "
-                                       "no solutions/ or instructor/, full answers disabled")
-    p.add_argument("dir", help="folder to write (must not exist)")
-    p.add_argument("--force", action="store_true", help="replace a previous release in DIR")
-
-    p = sub.add_parser("prepare", help="fetch the data, check this machine, optionally pre-train checkpoints")
+    p = sub.add_parser("prepare", help="fetch the data and check this machine")
     p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
-    p.add_argument("--pretrain", action="store_true", help="also run every lesson once, so each starts from checkpoints")
     p.add_argument("--data-only", action="store_true", help="only fetch data (the notebooks' setup cell)")
     p.add_argument("--need", action="append", choices=["images", "text"],
                    help="data to fetch (default: all; repeatable)")
-    p.add_argument("--wheelhouse", metavar="DIR",
-                   help="instead: download every wheel a room of laptops like this one needs, at the pinned "
-                        "versions, into DIR (then each laptop: install --wheelhouse DIR)")
-    p.add_argument("--add", action="store_true", help="with --wheelhouse: download into a DIR that already holds files")
-    p.add_argument("--pins", metavar="FILE", help="with --wheelhouse: pinned versions (default requirements/workshop.txt)")
-    _torch_arg(p)
-    p.add_argument("--dry-run", action="store_true", help="with --wheelhouse: print the pip commands, run nothing")
-
-    p = sub.add_parser("book", help="build the course website (build/book/html) from the lessons' stored outputs "
-                       "(the reference run: no training), or from a course run")
-    p.add_argument("--profile", help="instead run the course in this profile and build from that run")
-    p.add_argument("--reuse", action="store_true", help="with --profile: use the existing results/<profile>/ run as it is")
-    p.add_argument("--lessons", nargs="*", help="only these lessons (e.g. 00 01)")
 
     p = sub.add_parser("train-teacher", help="train (or resume) a teacher and save its checkpoint")
     _run_args(p)
@@ -125,78 +67,18 @@ def main(argv=None) -> int:
                         "else computed once and saved there (implies --mode cached)")
 
     args = parser.parse_args(argv)
-    if args.command == "course":
-        from kdtutor.classroom.course import run_course
-
-        run_course(args.profile)
-    elif args.command == "refresh-notebooks":
-        from kdtutor.classroom.course import lesson_paths, refresh_notebooks
-
-        paths = lesson_paths(args.paths)
-        refresh_notebooks(paths)
-        if args.profile:
-            from kdtutor.classroom.stored import store_reference
-
-            store_reference(paths, args.profile)
-    elif args.command == "generate":
-        from kdtutor.classroom.instructor import write_instructor_copies
-
-        changed = write_instructor_copies(args.paths or None, check=args.check)
-        for path in changed:
-            print(f"{'out of date' if args.check else 'wrote'}: {path}")
-        if args.check and changed:
-            print("run: python -m kdtutor generate")
-            return 1
-    elif args.command == "pace":
-        import time
-
-        from kdtutor.classroom.pace import record_run
-
-        record_run(Path(args.timings), args.machine, time.strftime("%Y-%m-%d"))
-        print("recorded; now run: python -m kdtutor generate")
-    elif args.command == "grade":
-        from kdtutor.classroom.grading import check_out, grade, learner_ids, write_csv
-
-        try:  # before anything runs: a bad --out or a submission given twice would lose every grade
-            out = check_out(args.out, args.submissions, force=args.force)
-            learner_ids(args.submissions)
-        except ValueError as e:
-            parser.error(str(e))
-        grades = grade(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs)
-        print(f"wrote {write_csv(grades, out, force=args.force)}")
-    elif args.command == "install":
-        from kdtutor.classroom.prepare import install
+    if args.command == "install":
+        from kdtutor.machine import install
 
         return install([e for e in args.extras.split(",") if e], torch=args.torch, constraints=args.constraints,
                        wheelhouse=args.wheelhouse, dry_run=args.dry_run)
-    elif args.command == "lab":
+    if args.command == "lab":
         return lab(args.notebooks)
-    elif args.command == "prepare" and args.wheelhouse:
-        from kdtutor.classroom.prepare import WORKSHOP_PINS, make_wheelhouse
+    if args.command == "prepare":
+        from kdtutor.machine import prepare
 
-        return make_wheelhouse(args.wheelhouse, args.pins or WORKSHOP_PINS, add=args.add, torch=args.torch,
-                               dry_run=args.dry_run)
-    elif args.command == "release":
-        from kdtutor.classroom.release import release, summary
-
-        try:
-            print(summary(release(args.dir, force=args.force)))
-        except ValueError as e:
-            print(f"release: {e}", file=sys.stderr)
-            return 2
-    elif args.command == "prepare":
-        unused = [f"--{name.replace('_', '-')}" for name in ("add", "pins", "dry_run") if getattr(args, name)]
-        unused += ["--torch"] if args.torch != "auto" else []
-        if unused:
-            parser.error(f"{', '.join(unused)} only apply with --wheelhouse DIR")
-        from kdtutor.classroom.prepare import prepare
-
-        return prepare(args.profile, pretrain=args.pretrain, data_only=args.data_only, needs=args.need)
-    elif args.command == "book":
-        from kdtutor.classroom.book import build
-
-        build(args.profile, reuse=args.reuse, lessons=args.lessons)
-    elif args.command == "train-teacher":
+        return prepare(args.profile, data_only=args.data_only, needs=args.need)
+    if args.command == "train-teacher":
         train_teacher(args)
     else:
         distill(args)
@@ -213,7 +95,7 @@ def lab_command(notebooks, python: str = sys.executable, as_root: bool | None = 
 
 def lab(notebooks=None, run=None) -> int:
     """``lab``: start JupyterLab on the lessons (until it is stopped); its exit status."""
-    from kdtutor.classroom.prepare import ROOT, shown
+    from kdtutor.machine import ROOT, shown
 
     folder = Path(notebooks) if notebooks else ROOT / "notebooks"
     if not folder.is_dir():
@@ -225,7 +107,7 @@ def lab(notebooks=None, run=None) -> int:
     return (run or subprocess.run)(command, env=cpu_environment()).returncode
 
 
-def _torch_arg(p: argparse.ArgumentParser) -> None:
+def torch_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--torch", choices=["auto", "cpu", "default"], default="auto",
                    help="PyTorch wheels: auto (CPU-only on Linux without an NVIDIA GPU, where PyTorch's CPU index "
                         "answers, else the default ones), cpu (insist) or default")
@@ -391,16 +273,6 @@ def distill(args) -> None:
     _report(result, data, args.device)
 
 
-def _seconds(text: str) -> float:
-    """A finite number of seconds > 0 (argparse type)."""
-    from kdtutor.classroom.grading import check_time_limit
-
-    try:
-        return check_time_limit(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def _load_teacher(path, profile_name):
     """The teacher checkpoint the user named (or the profile's), checked before any data are loaded.
     It is an input: a damaged or foreign file is refused, never deleted nor advised to be."""
@@ -429,7 +301,7 @@ def _load_teacher(path, profile_name):
     return teacher, meta
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -442,8 +314,8 @@ def _positive_int(text: str) -> int:
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="smoke, cpu or gpu (sizes, data set, epochs)")
     p.add_argument("--out", help="checkpoint path to write (resumed if it exists)")
-    p.add_argument("--epochs", type=_positive_int, help="override the profile's number of epochs (≥ 1)")
-    p.add_argument("--batch-size", type=_positive_int,
+    p.add_argument("--epochs", type=positive_int, help="override the profile's number of epochs (≥ 1)")
+    p.add_argument("--batch-size", type=positive_int,
                    help="global batch: images per step over all processes (default: the profile's); the recipes "
                         "scale the learning rate with it (linear scaling rule, with warm-up)")
     p.add_argument("--seed", type=int, default=0)

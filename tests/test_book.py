@@ -39,7 +39,7 @@ def site(tmp_path_factory):
     given = os.environ.get("KDTUTOR_BOOK_HTML")
     if given:
         return Path(given)
-    from kdtutor.classroom import book
+    from coursetools import book
 
     tmp = tmp_path_factory.mktemp("book")
     return book.build(out=tmp / "book")  # from the lessons' stored outputs, as make book: nothing runs

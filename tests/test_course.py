@@ -1,8 +1,8 @@
-"""kdtutor.classroom.course: the one-page summary of a course run."""
+"""coursetools.course: the one-page summary of a course run."""
 
 import nbformat
 
-from kdtutor.classroom import course
+from coursetools import course
 from kdtutor.storage import save_json
 
 

@@ -1,7 +1,7 @@
-"""kdtutor.classroom.course: lesson 06's table, verdicts, side experiments and shortcut gains in
+"""coursetools.course: lesson 06's table, verdicts, side experiments and shortcut gains in
 summary.md, built from 06_beyond.json."""
 
-from kdtutor.classroom import course
+from coursetools import course
 from kdtutor.images.methods import METHODS
 from kdtutor.storage import save_json
 

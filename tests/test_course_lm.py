@@ -1,6 +1,6 @@
-"""kdtutor.classroom.course: lesson 07's table in summary.md, built from 07_lm.json and labelled with its own text."""
+"""coursetools.course: lesson 07's table in summary.md, built from 07_lm.json and labelled with its own text."""
 
-from kdtutor.classroom import course
+from coursetools import course
 from kdtutor.storage import save_json
 
 

@@ -14,7 +14,7 @@ import torch
 
 from kdtutor import checks
 from kdtutor.checks import core
-from kdtutor.classroom import delivery, instructor
+from coursetools import delivery, instructor
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -26,7 +26,7 @@ def _read(path):
 
 def test_every_lesson_and_its_instructor_version_are_exactly_what_the_generator_writes():
     stale = instructor.write_instructor_copies(check=True)
-    assert stale == [], f"out of date (run: python -m kdtutor generate): {stale}"
+    assert stale == [], f"out of date (run: python -m coursetools generate): {stale}"
     assert sorted(p.name for p in (ROOT / "instructor").glob("*.ipynb")) == [p.name for p in LESSONS]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdtutor.classroom import instructor
+from coursetools import instructor
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = {p.name[:2]: p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}

@@ -12,9 +12,9 @@ import nbclient
 import nbformat
 import pytest
 
-from kdtutor.__main__ import main
+from coursetools.__main__ import main
 from kdtutor.checks import core as checks_core
-from kdtutor.classroom import grading, instructor
+from coursetools import grading, instructor
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = "01_softmax_temperature"  # three cheap exercises, no data

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 import kdtutor.checks.core
-from kdtutor.classroom import grading, instructor
+from coursetools import grading, instructor
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = "01_softmax_temperature"

@@ -6,7 +6,7 @@ import pytest
 
 from kdtutor import storage
 from kdtutor.__main__ import main
-from kdtutor.classroom import prepare
+from kdtutor import machine as prepare
 from kdtutor.images.models import build_model
 from kdtutor.images.standin import STANDIN_NAME
 from kdtutor.lm.text import TEXT_ENV, load_text

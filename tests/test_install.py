@@ -20,8 +20,10 @@ from packaging.utils import canonicalize_name
 
 from kdtutor import __main__ as cli
 from kdtutor import storage
-from kdtutor.classroom import delivery, prepare
-from kdtutor.classroom.prepare import CPU_INDEX, ROOT, TorchChoice
+from coursetools import delivery
+from coursetools import prepare as workshop
+from kdtutor import machine
+from kdtutor.machine import CPU_INDEX, ROOT, TorchChoice
 
 try:
     import tomllib
@@ -46,45 +48,45 @@ def _fake_run(calls, status=0):
 
 # --------------------------------------------------------------------------- which PyTorch wheels
 def test_linux_without_a_gpu_takes_the_cpu_wheels_when_the_cpu_index_answers():
-    choice = prepare.choose_torch("auto", system="Linux", gpu=lambda: False, reachable=lambda: True)
+    choice = machine.choose_torch("auto", system="Linux", gpu=lambda: False, reachable=lambda: True)
     assert choice.wheels == "cpu" and CPU_INDEX in choice.reason
 
 
 def test_an_unreachable_cpu_index_falls_back_to_the_default_wheels_and_says_so():
-    choice = prepare.choose_torch("auto", system="Linux", gpu=lambda: False, reachable=lambda: False)
+    choice = machine.choose_torch("auto", system="Linux", gpu=lambda: False, reachable=lambda: False)
     assert choice.wheels == "default"
     assert "FALLING BACK" in choice.reason and CPU_INDEX in choice.reason and "CUDA" in choice.reason
 
 
 def test_a_gpu_machine_keeps_the_cuda_wheels_without_asking_the_network():
-    choice = prepare.choose_torch("auto", system="Linux", gpu=lambda: True, reachable=_never)
+    choice = machine.choose_torch("auto", system="Linux", gpu=lambda: True, reachable=_never)
     assert choice.wheels == "default" and "NVIDIA GPU" in choice.reason
 
 
 @pytest.mark.parametrize("system", ["Windows", "Darwin"])
 def test_windows_and_macos_take_the_default_wheels_which_carry_no_cuda(system):
-    assert prepare.choose_torch("auto", system=system, gpu=_never, reachable=_never).wheels == "default"
+    assert machine.choose_torch("auto", system=system, gpu=_never, reachable=_never).wheels == "default"
 
 
 def test_asking_for_cpu_wheels_insists_and_fails_clearly_when_the_index_is_unreachable():
-    assert prepare.choose_torch("cpu", system="Linux", gpu=_never, reachable=lambda: True).wheels == "cpu"
+    assert machine.choose_torch("cpu", system="Linux", gpu=_never, reachable=lambda: True).wheels == "cpu"
     with pytest.raises(SystemExit, match="--torch cpu: https://download.pytorch.org/whl/cpu could not be reached"):
-        prepare.choose_torch("cpu", system="Linux", gpu=_never, reachable=lambda: False)
-    assert prepare.choose_torch("default", system="Linux", gpu=_never, reachable=_never).wheels == "default"
+        machine.choose_torch("cpu", system="Linux", gpu=_never, reachable=lambda: False)
+    assert machine.choose_torch("default", system="Linux", gpu=_never, reachable=_never).wheels == "default"
     with pytest.raises(ValueError, match="'auto', 'cpu' or 'default'"):
-        prepare.choose_torch("cuda")
+        machine.choose_torch("cuda")
 
 
 def test_the_gpu_probe_reads_nvidia_smi_and_survives_its_absence_or_failure():
     listed = SimpleNamespace(returncode=0, stdout="GPU 0: NVIDIA H200 (UUID: GPU-1)\n")
-    assert prepare.has_nvidia_gpu(which=lambda name: "/usr/bin/nvidia-smi", run=lambda *a, **k: listed) is True
-    assert prepare.has_nvidia_gpu(which=lambda name: None, run=_never) is False
+    assert machine.has_nvidia_gpu(which=lambda name: "/usr/bin/nvidia-smi", run=lambda *a, **k: listed) is True
+    assert machine.has_nvidia_gpu(which=lambda name: None, run=_never) is False
     no_driver = SimpleNamespace(returncode=9, stdout="NVIDIA-SMI has failed\n")
-    assert prepare.has_nvidia_gpu(which=lambda name: "nvidia-smi", run=lambda *a, **k: no_driver) is False
+    assert machine.has_nvidia_gpu(which=lambda name: "nvidia-smi", run=lambda *a, **k: no_driver) is False
 
     def hangs(*a, **k):
         raise subprocess.TimeoutExpired("nvidia-smi", 10)
-    assert prepare.has_nvidia_gpu(which=lambda name: "nvidia-smi", run=hangs) is False
+    assert machine.has_nvidia_gpu(which=lambda name: "nvidia-smi", run=hangs) is False
 
 
 def test_the_reachability_check_is_one_short_head_request():
@@ -102,27 +104,27 @@ def test_the_reachability_check_is_one_short_head_request():
     def unreachable(request, timeout):
         raise urllib.error.URLError("Name or service not known")
 
-    assert prepare.index_reachable(CPU_INDEX, timeout=2.5, urlopen=answers) is True
+    assert machine.index_reachable(CPU_INDEX, timeout=2.5, urlopen=answers) is True
     assert seen == [("HEAD", "https://download.pytorch.org/whl/cpu/torch/", 2.5)]
-    assert prepare.index_reachable(CPU_INDEX, urlopen=unreachable) is False
+    assert machine.index_reachable(CPU_INDEX, urlopen=unreachable) is False
 
     def times_out(request, timeout):
         raise TimeoutError("timed out")
-    assert prepare.index_reachable(CPU_INDEX, urlopen=times_out) is False
+    assert machine.index_reachable(CPU_INDEX, urlopen=times_out) is False
 
 
 # --------------------------------------------------------------------------- the pip commands
 def test_cpu_wheels_install_torch_alone_from_the_cpu_index_then_the_course():
-    cmds = prepare.install_commands(TorchChoice("cpu", ""), python="py", root=Path("/c"))
+    cmds = machine.install_commands(TorchChoice("cpu", ""), python="py", root=Path("/c"))
     assert cmds == [["py", "-m", "pip", "install", "--no-deps", "--index-url", CPU_INDEX, "torch>=2.3", "torchvision>=0.18"],
                     ["py", "-m", "pip", "install", "--editable", "/c"]]
 
 
 def test_extras_constraints_and_a_wheelhouse_reach_every_pip_command():
-    cmds = prepare.install_commands(TorchChoice("cpu", ""), extras=["dev", "book"], constraints="pins.txt",
+    cmds = machine.install_commands(TorchChoice("cpu", ""), extras=["dev", "book"], constraints="pins.txt",
                                     python="py", root=Path("/c"))
     assert all(c[4:6] == ["--constraint", "pins.txt"] for c in cmds) and cmds[-1][-1] == "/c[dev,book]"
-    offline = prepare.install_commands(TorchChoice("cpu", ""), constraints="pins.txt", wheelhouse="wh", python="py",
+    offline = machine.install_commands(TorchChoice("cpu", ""), constraints="pins.txt", wheelhouse="wh", python="py",
                                        root=Path("/c"))
     assert offline == [["py", "-m", "pip", "install", "--constraint", "pins.txt", "--no-index", "--find-links", "wh",
                         "--editable", "/c"]]  # the wheelhouse already holds the CPU wheels: no index at all
@@ -132,7 +134,7 @@ def test_the_fallback_is_the_plain_install_that_make_test_runs_on_this_machine(m
     # this machine reaches PyPI only: the CPU index is "unreachable", so pip installs the course
     # with the default wheels (here the local CUDA build the /etc/xdg/pip constraints allow)
     calls, lines = [], []
-    assert prepare.install(run=_fake_run(calls), out=lines.append, system="Linux", gpu=lambda: False,
+    assert machine.install(run=_fake_run(calls), out=lines.append, system="Linux", gpu=lambda: False,
                            reachable=lambda: False) == 0
     assert calls == [[sys.executable, "-m", "pip", "install", "--editable", str(ROOT)]]
     assert lines[0].startswith("PyTorch: no NVIDIA GPU") and "FALLING BACK" in lines[0]
@@ -141,24 +143,24 @@ def test_the_fallback_is_the_plain_install_that_make_test_runs_on_this_machine(m
 
 def test_install_stops_at_the_first_failing_pip_command():
     calls, lines = [], []
-    status = prepare.install(run=_fake_run(calls, status=1), out=lines.append, system="Linux", gpu=lambda: False,
+    status = machine.install(run=_fake_run(calls, status=1), out=lines.append, system="Linux", gpu=lambda: False,
                              reachable=lambda: True)
     assert status == 1 and len(calls) == 1 and "--no-deps" in calls[0] and lines[-1].startswith("failed (exit status 1)")
 
 
 def test_a_missing_wheelhouse_or_an_unknown_extra_is_refused_before_pip_runs(tmp_path):
     with pytest.raises(SystemExit, match="no such folder"):
-        prepare.install(wheelhouse=tmp_path / "nope", run=_never)
+        machine.install(wheelhouse=tmp_path / "nope", run=_never)
     with pytest.raises(SystemExit, match="--extras tests: not an extra of kdtutor"):
-        prepare.install(extras=["dev", "tests"], run=_never, gpu=_never, reachable=_never)
-    assert set(prepare.EXTRAS) == set(PYPROJECT["optional-dependencies"])
+        machine.install(extras=["dev", "tests"], run=_never, gpu=_never, reachable=_never)
+    assert set(machine.EXTRAS) == set(PYPROJECT["optional-dependencies"])
 
 
 def test_the_torch_requirements_are_pyprojects_and_root_is_storages():
     declared = {Requirement(r).name: str(Requirement(r).specifier) for r in PYPROJECT["dependencies"]}
-    assert {Requirement(r).name: str(Requirement(r).specifier) for r in prepare.TORCH_REQUIREMENTS} == \
+    assert {Requirement(r).name: str(Requirement(r).specifier) for r in machine.TORCH_REQUIREMENTS} == \
         {name: declared[name] for name in ("torch", "torchvision")}
-    assert prepare.ROOT == storage.REPO_ROOT
+    assert machine.ROOT == storage.REPO_ROOT
 
 
 # --------------------------------------------------------------------------- learners get the lessons' packages only
@@ -176,7 +178,7 @@ def test_make_installs_extras_only_for_test_and_book(tmp_path):
         return subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), target, f"VENV={tmp_path / 'venv'}"],
                               capture_output=True, text=True, check=True).stdout
 
-    for target, last in [("lab", "-m kdtutor lab"), ("course", "-m kdtutor course"), ("prepare", "-m kdtutor prepare")]:
+    for target, last in [("lab", "-m kdtutor lab"), ("course", "-m coursetools course"), ("prepare", "-m kdtutor prepare")]:
         out = plan(target)
         assert "-m kdtutor install --torch auto" in out and "[dev" not in out and "[book" not in out, out
         assert out.strip().splitlines()[-1].startswith(f"{tmp_path / 'venv'}/bin/python {last}"), out
@@ -194,11 +196,11 @@ def test_colab_and_binder_install_the_lessons_packages_only():
     binder = {Requirement(line).name for line in text.splitlines() if line.strip() and not line.startswith(("#", "-"))}
     assert binder == {"torch", "torchvision"} and f"--extra-index-url {CPU_INDEX}" in text
     pins = re.search(r"^--constraint (\S+)$", text, re.M).group(1)  # pip reads it relative to binder/
-    assert (ROOT / "binder" / pins).resolve() == prepare.WORKSHOP_PINS
+    assert (ROOT / "binder" / pins).resolve() == workshop.WORKSHOP_PINS
 
 
 # --------------------------------------------------------------------------- the workshop's pinned versions
-def _pins(path=prepare.WORKSHOP_PINS):
+def _pins(path=workshop.WORKSHOP_PINS):
     """``[Requirement]`` of a uv/pip-compile output (``name==version ; marker``), comments dropped."""
     return [Requirement(line) for line in path.read_text().splitlines() if line and not line.startswith((" ", "#"))]
 
@@ -218,7 +220,7 @@ def test_every_pin_is_exact_and_every_runtime_dependency_is_pinned_within_pyproj
     assert pins and all(len(r.specifier) == 1 and next(iter(r.specifier)).operator == "==" for r in pins)
     for dep in map(Requirement, PYPROJECT["dependencies"]):
         versions = [next(iter(r.specifier)).version for r in pins if canonicalize_name(r.name) == canonicalize_name(dep.name)]
-        assert versions, f"{dep.name} is not pinned in {prepare.WORKSHOP_PINS}: run make lock"
+        assert versions, f"{dep.name} is not pinned in {workshop.WORKSHOP_PINS}: run make lock"
         for v in versions:
             assert dep.specifier.contains(v, prereleases=True), f"{dep.name}=={v} is outside pyproject's {dep}"
     assert {canonicalize_name(r.name) for r in pins} & (TOOLS - {"nbgrader"}) == set()  # a learner's set
@@ -235,7 +237,7 @@ def test_torch_is_pinned_to_the_versions_the_gpu_machines_test():
 
 
 def test_the_pins_are_what_make_lock_generates():
-    header = prepare.WORKSHOP_PINS.read_text().splitlines()[:2]
+    header = workshop.WORKSHOP_PINS.read_text().splitlines()[:2]
     assert header[0] == "# This file was autogenerated by uv via the following command:"
     command = header[1].lstrip("# ").strip()
     recipe = (ROOT / "Makefile").read_text().split("\nlock:", 1)[1]
@@ -244,7 +246,7 @@ def test_the_pins_are_what_make_lock_generates():
 
 def test_no_package_the_pins_need_is_missing():
     # every package the annotations say something needs ("# via X") is pinned itself
-    text = prepare.WORKSHOP_PINS.read_text()
+    text = workshop.WORKSHOP_PINS.read_text()
     pinned = {canonicalize_name(r.name) for r in _pins()}
     via = set(re.findall(r"^    # via (\S+)$", text, re.M)) | set(re.findall(r"^    #   (\S+)$", text, re.M))
     inputs = {"kdtutor", "kdtutor (pyproject.toml)", "-r", "pyproject.toml"}
@@ -276,9 +278,9 @@ def test_no_package_the_pins_need_is_missing():
 # --------------------------------------------------------------------------- the wheelhouse
 def test_the_wheelhouse_takes_the_cpu_torch_first_then_everything_else_at_the_pins(tmp_path):
     calls, lines = [], []
-    status = prepare.make_wheelhouse(tmp_path / "wh", run=_fake_run(calls), out=lines.append, system="Linux",
+    status = workshop.make_wheelhouse(tmp_path / "wh", run=_fake_run(calls), out=lines.append, system="Linux",
                                      reachable=lambda: True)
-    pins, wh = str(prepare.WORKSHOP_PINS), str(tmp_path / "wh")
+    pins, wh = str(workshop.WORKSHOP_PINS), str(tmp_path / "wh")
     download = [sys.executable, "-m", "pip", "download", "--dest", wh, "--constraint", pins]
     assert status == 0 and calls == [
         download + ["--no-deps", "--index-url", CPU_INDEX, "torch>=2.3", "torchvision>=0.18"],
@@ -288,11 +290,11 @@ def test_the_wheelhouse_takes_the_cpu_torch_first_then_everything_else_at_the_pi
 
 def test_the_wheelhouse_is_for_the_room_so_this_machines_gpu_does_not_matter(tmp_path):
     calls = []
-    prepare.make_wheelhouse(tmp_path / "wh", run=_fake_run(calls), out=lambda s: None, system="Linux",
+    workshop.make_wheelhouse(tmp_path / "wh", run=_fake_run(calls), out=lambda s: None, system="Linux",
                             reachable=lambda: True)  # gpu is never asked (has_nvidia_gpu would say yes on a GPU box)
     assert CPU_INDEX in calls[0]
     calls.clear()
-    prepare.make_wheelhouse(tmp_path / "wh2", run=_fake_run(calls), out=lambda s: None, system="Linux",
+    workshop.make_wheelhouse(tmp_path / "wh2", run=_fake_run(calls), out=lambda s: None, system="Linux",
                             reachable=lambda: False)
     assert len(calls) == 1 and CPU_INDEX not in calls[0]  # fallback: the default wheels, said in the output
 
@@ -302,38 +304,40 @@ def test_the_wheelhouse_never_adds_to_a_folder_with_files_unless_told(tmp_path):
     folder.mkdir()
     (folder / "numpy-2.0-cp311.whl").write_text("kept")
     with pytest.raises(SystemExit, match="already holds files; pass --add"):
-        prepare.make_wheelhouse(folder, run=_never, reachable=_never)
+        workshop.make_wheelhouse(folder, run=_never, reachable=_never)
     calls = []
-    assert prepare.make_wheelhouse(folder, add=True, run=_fake_run(calls), out=lambda s: None, system="Linux",
+    assert workshop.make_wheelhouse(folder, add=True, run=_fake_run(calls), out=lambda s: None, system="Linux",
                                    reachable=lambda: True) == 0
     assert len(calls) == 2 and (folder / "numpy-2.0-cp311.whl").read_text() == "kept"
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert prepare.make_wheelhouse(empty, run=_fake_run([]), out=lambda s: None, system="Linux",
+    assert workshop.make_wheelhouse(empty, run=_fake_run([]), out=lambda s: None, system="Linux",
                                    reachable=lambda: True) == 0
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(SystemExit, match="is a file, not a folder"):
-        prepare.make_wheelhouse(tmp_path / "a_file", run=_never)
+        workshop.make_wheelhouse(tmp_path / "a_file", run=_never)
     with pytest.raises(SystemExit, match="no pinned versions"):
-        prepare.make_wheelhouse(tmp_path / "new", pins=tmp_path / "no-pins.txt", run=_never)
+        workshop.make_wheelhouse(tmp_path / "new", pins=tmp_path / "no-pins.txt", run=_never)
 
 
 # --------------------------------------------------------------------------- python -m kdtutor (no make)
-def test_prepare_wheelhouse_dry_run_from_the_command_line_runs_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(prepare, "index_reachable", lambda: True)
-    monkeypatch.setattr(prepare.platform, "system", lambda: "Linux")
-    monkeypatch.setattr(prepare.subprocess, "run", _never)
-    assert cli.main(["prepare", "--wheelhouse", str(tmp_path / "wh"), "--dry-run"]) == 0
+def test_wheelhouse_dry_run_from_the_command_line_runs_nothing(tmp_path, monkeypatch, capsys):
+    from coursetools.__main__ import main as tools
+
+    monkeypatch.setattr(machine, "index_reachable", lambda: True)
+    monkeypatch.setattr(machine.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(machine.subprocess, "run", _never)
+    assert tools(["wheelhouse", str(tmp_path / "wh"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"--index-url {CPU_INDEX}" in out and "would fill" in out and not (tmp_path / "wh").exists()
     with pytest.raises(SystemExit):
-        cli.main(["prepare", "--add"])  # --add means nothing without --wheelhouse
+        cli.main(["prepare", "--add"])  # the learner's prepare has no wheelhouse options
 
 
 def test_install_from_the_command_line_passes_extras_and_pins(monkeypatch, capsys):
-    monkeypatch.setattr(prepare, "has_nvidia_gpu", lambda: True)
-    monkeypatch.setattr(prepare.platform, "system", lambda: "Linux")
-    monkeypatch.setattr(prepare.subprocess, "run", _never)
+    monkeypatch.setattr(machine, "has_nvidia_gpu", lambda: True)
+    monkeypatch.setattr(machine.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(machine.subprocess, "run", _never)
     assert cli.main(["install", "--extras", "dev,book", "--constraints", "requirements/workshop.txt", "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == (f"$ {sys.executable} -m pip install --constraint requirements/workshop.txt "

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from kdtutor import checks
-from kdtutor.classroom import instructor
+from coursetools import instructor
 
 try:
     from nbgrader.api import Gradebook

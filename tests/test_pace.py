@@ -1,5 +1,5 @@
-"""kdtutor.classroom.pace: the reading-time estimate, the recorded run times and the time line that
-`python -m kdtutor generate` writes into every lesson's first cell."""
+"""coursetools.pace: the reading-time estimate, the recorded run times and the time line that
+`python -m coursetools generate` writes into every lesson's first cell."""
 
 import json
 import math
@@ -7,8 +7,8 @@ import math
 import nbformat
 import pytest
 
-from kdtutor.classroom import pace
-from kdtutor.classroom.course import notebooks
+from coursetools import pace
+from coursetools.course import notebooks
 
 
 def _nb(words, code_cells):
@@ -53,4 +53,4 @@ def test_every_lesson_opens_with_its_time_line_from_the_recorded_runs():
     for path in notebooks():
         nb = nbformat.read(path, as_version=4)
         lines = [line for line in nb.cells[0].source.splitlines() if line.startswith(pace.LINE_PREFIX)]
-        assert lines == [pace.pace_line(nb, path.stem, runs)], f"{path.name}: run python -m kdtutor generate"
+        assert lines == [pace.pace_line(nb, path.stem, runs)], f"{path.name}: run python -m coursetools generate"

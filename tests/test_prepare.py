@@ -2,7 +2,8 @@
 
 import pytest
 
-from kdtutor.classroom import prepare
+from coursetools import prepare as workshop
+from kdtutor import machine as prepare
 from kdtutor.profiles import get_profile
 
 
@@ -41,7 +42,7 @@ def test_missing_real_data_fails_instead_of_falling_back_to_the_standin(tmp_path
 
 
 def test_pretraining_runs_every_lesson_of_the_profile_and_reports_each(tmp_path, monkeypatch):
-    from kdtutor.classroom import course
+    from coursetools import course
     calls = []
 
     def fake_run(profile_name, results_dir=None):
@@ -52,7 +53,7 @@ def test_pretraining_runs_every_lesson_of_the_profile_and_reports_each(tmp_path,
         return out / "summary.md"
 
     monkeypatch.setattr(course, "run_course", fake_run)
-    rows = prepare.pretrain_rows(get_profile("smoke"), results_dir=tmp_path)
+    rows = workshop.pretrain_rows(get_profile("smoke"), results_dir=tmp_path)
     assert calls == [("smoke", tmp_path)]
     assert [r[0] for r in rows] == [p.stem for p in course.notebooks()] and {r[1] for r in rows} == {"PASS"}
 
@@ -60,14 +61,14 @@ def test_pretraining_runs_every_lesson_of_the_profile_and_reports_each(tmp_path,
         raise RuntimeError("lesson 06 failed: CUDA out of memory")
 
     monkeypatch.setattr(course, "run_course", failing)
-    assert prepare.pretrain_rows(get_profile("smoke")) == [
+    assert workshop.pretrain_rows(get_profile("smoke")) == [
         ("pretrain", "FAIL", "a lesson failed (RuntimeError): lesson 06 failed: CUDA out of memory")]
 
 
 @pytest.mark.slow
 def test_a_second_course_run_of_lessons_04_and_06_retrains_nothing(tmp_path, monkeypatch):
-    """What prepare --pretrain relies on: after one run, every model the lessons train is kept and reused."""
-    from kdtutor.classroom import course
+    """What coursetools pretrain relies on: after one run, every model the lessons train is kept and reused."""
+    from coursetools import course
     monkeypatch.setenv("KDTUTOR_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     course.run_course("smoke", results_dir=tmp_path / "results", lessons=["04", "06"])

@@ -1,4 +1,4 @@
-"""python -m kdtutor release DIR: what learners get for graded use. No answers in it, the full
+"""python -m coursetools release DIR: what learners get for graded use. No answers in it, the full
 answers disabled in its kdtutor (the marker it writes, read by the checks), nothing overwritten
 without --force, and a lesson from it runs on the release's own kdtutor."""
 
@@ -13,9 +13,9 @@ import pytest
 from nbclient import NotebookClient
 
 from kdtutor import checks
-from kdtutor.__main__ import main
+from coursetools.__main__ import main
 from kdtutor.checks import core
-from kdtutor.classroom.release import MARKER_PATH, release
+from coursetools.release import MARKER_PATH, release
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

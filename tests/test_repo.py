@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdtutor.classroom.course import CHECK_MARK, is_checked, notebooks
+from coursetools.course import CHECK_MARK, is_checked, notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ def test_notebook_stores_the_smoke_outputs_nbval_compares_and_no_error(path):
     checked = [c for c in nb.cells if is_checked(c)]
     assert checked, f"{path.name} has no '{CHECK_MARK}' cell, so nbval compares nothing"
     assert any(c.outputs and c.execution_count for c in checked), \
-        f"{path.name}: checked cells carry no stored outputs (run python -m kdtutor refresh-notebooks)"
+        f"{path.name}: checked cells carry no stored outputs (run python -m coursetools refresh-notebooks)"
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
             assert out.output_type != "error", f"{path.name} cell {i} is stored with an error"

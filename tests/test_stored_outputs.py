@@ -1,4 +1,4 @@
-"""The reference run stored in the lessons (kdtutor.classroom.stored): current, labelled, compact."""
+"""The reference run stored in the lessons (coursetools.stored): current, labelled, compact."""
 
 import base64
 import copy
@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdtutor.classroom import stored
-from kdtutor.classroom.course import is_checked, notebooks, write_notebook
+from coursetools import stored
+from coursetools.course import is_checked, notebooks, write_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_NOTEBOOK_BYTES = 4_000_000  # all eight lessons with the reference run's outputs (issue 24: ≤ ~5 MB added)
@@ -190,7 +190,7 @@ def test_an_executed_lesson_is_reused_only_when_current():
 
 
 def test_the_readme_shows_the_stored_figures_and_links_the_site():
-    from kdtutor.classroom.delivery import config, pages_url
+    from coursetools.delivery import config, pages_url
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     shown = re.findall(r"!\[[^\]]*\]\((book/figures/[^)]+\.png)\)", readme)
@@ -206,7 +206,7 @@ def test_the_readme_shows_the_stored_figures_and_links_the_site():
 
 
 def test_refreshing_the_checked_outputs_keeps_the_reference_runs(monkeypatch, tmp_path):
-    from kdtutor.classroom import course
+    from coursetools import course
 
     nb, _ = _ran([])
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="from the cpu run\n")]
@@ -230,7 +230,7 @@ def test_refreshing_the_checked_outputs_keeps_the_reference_runs(monkeypatch, tm
 
 
 def test_store_reference_reuses_a_current_finished_run_and_exports_the_tagged_figure(monkeypatch, tmp_path):
-    from kdtutor.classroom import course
+    from coursetools import course
 
     nb, ran = _ran([nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})])
     nb.cells[1].metadata["kdtutor"] = {"figure": "demo"}
@@ -256,7 +256,7 @@ def test_the_pages_workflow_builds_the_site_with_make_book_from_the_stored_outpu
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
     assert upload["with"]["path"] == "build/book/html"
     recipe = (ROOT / "Makefile").read_text().split("\nbook:", 1)[1].split("\n\n", 1)[0]
-    assert "kdtutor book $(if $(BOOK_PROFILE)" in recipe and "BOOK_PROFILE ?=\n" in (ROOT / "Makefile").read_text()
+    assert "coursetools book $(if $(BOOK_PROFILE)" in recipe and "BOOK_PROFILE ?=\n" in (ROOT / "Makefile").read_text()
 
 
 def test_the_summary_page_names_the_run_and_leaves_the_figures_to_the_lessons(tmp_path):
@@ -267,7 +267,7 @@ def test_the_summary_page_names_the_run_and_leaves_the_figures_to_the_lessons(tm
 
 
 def test_store_reference_runs_again_only_the_lessons_whose_finished_run_is_not_current(monkeypatch, tmp_path):
-    from kdtutor.classroom import course
+    from coursetools import course
 
     nb, ran = _ran([nbformat.v4.new_output("stream", text="new\n")])
     stored.stamp(nb.cells[0], "smoke")  # the checked cell, as refresh_notebooks leaves it

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdtutor.classroom import instructor
+from coursetools import instructor
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "**Predict before you run:**"

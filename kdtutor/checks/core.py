@@ -16,12 +16,12 @@ A check never stops the lesson: when it does not pass, its ``fn`` is kdtutor's r
 (nbgrader's test cells): it raises unless the learner's own function passes. Each exercise is
 worth ``points(name)`` points (``register(..., points=)``, default 1).
 
-In a graded release (``python -m kdtutor release``, which writes :data:`RELEASE_MARKER`) the
+In a graded release (``python -m coursetools release``, which writes :data:`RELEASE_MARKER`) the
 full answers are disabled: ``checks.answer`` and the second ✗ say so instead.
 
 When ``$KDTUTOR_GRADE_LOG`` names a file, every check also appends its result there as one JSON
-line (a convenience for the learner's own tools; ``python -m kdtutor grade`` does not trust it:
-it re-runs the checks itself, see :mod:`kdtutor.classroom.grading`).
+line (a convenience for the learner's own tools; ``python -m coursetools grade`` does not trust it:
+it re-runs the checks itself, see :mod:`coursetools.grading`).
 """
 
 from __future__ import annotations

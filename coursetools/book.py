@@ -1,12 +1,12 @@
-"""The course website: ``make book`` (``python -m kdtutor book``) → ``build/book/html/index.html``.
+"""The course website: ``make book`` (``python -m coursetools book``) → ``build/book/html/index.html``.
 
 By default the site is built from the lessons as stored in ``notebooks/``: their outputs are the
 reference run's (the ``cpu`` profile on the JPEG copy of CIFAR-10 and tiny Shakespeare,
-:mod:`kdtutor.classroom.stored`), and ``book/reference_run.md`` is that run's summary. Nothing is
+:mod:`coursetools.stored`), and ``book/reference_run.md`` is that run's summary. Nothing is
 trained or executed: the build needs no data and takes a minute or two.
 
 With ``--profile P`` it instead runs the lessons headless with
-:func:`kdtutor.classroom.course.run_course` in profile ``P`` (executed copies and ``summary.md``
+:func:`coursetools.course.run_course` in profile ``P`` (executed copies and ``summary.md``
 in ``<results>/<P>/``) — or, with ``--reuse``, takes that folder as it is — and builds from that run.
 
 Either way the pages are staged with a generated ``index.md`` in ``build/book/src`` and built
@@ -16,7 +16,7 @@ at build time, and math is rendered by a local MathJax copy (sphinx-mathjax-offl
 works offline and in the browser test.
 
 The badge and setup cells are tagged ``remove-cell``: the site's own launch buttons (Colab,
-Binder) point at the same repository and branch (``kdtutor/classroom/delivery.json``).
+Binder) point at the same repository and branch (``coursetools/delivery.json``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 def index_page(lessons: list[Path], source: str, has_summary: bool) -> str:
     """The site's front page: what it is, how it was built (``source``), and the table of contents."""
-    from kdtutor.classroom.delivery import config, repo_url
+    from coursetools.delivery import config, repo_url
 
     lines = ["# kdtutor — a hands-on course on knowledge distillation", "", source, "",
              f"Run them yourself: `make lab` in a clone of {repo_url(config())}, "
@@ -94,11 +94,11 @@ def build(profile_name: str | None = None, reuse: bool = False, lessons=None, re
           out: Path = BUILD_DIR) -> Path:
     """Build the site from the stored lessons (``profile_name=None``) or from a course run in that
     profile (run now, or reused with ``reuse``); return the folder holding ``index.html``."""
-    from kdtutor.classroom.course import notebooks
+    from coursetools.course import notebooks
 
     chosen = lambda paths: [p for p in paths if lessons is None or p.name.startswith(tuple(lessons))]  # noqa: E731
     if profile_name is None:
-        from kdtutor.classroom.stored import SUMMARY_PAGE
+        from coursetools.stored import SUMMARY_PAGE
 
         pages = chosen(notebooks())
         stage(pages, SUMMARY_PAGE, stored_source(pages), out / "src")
@@ -116,7 +116,7 @@ def build(profile_name: str | None = None, reuse: bool = False, lessons=None, re
 
 def course_run(profile_name: str, reuse: bool, lessons, results_dir: Path | None) -> Path:
     """The folder of a course run in ``profile_name``: run now (figures drawn inline), or as it is with ``reuse``."""
-    from kdtutor.classroom.course import run_course
+    from coursetools.course import run_course
     from kdtutor.profiles import get_profile
 
     profile_name = get_profile(profile_name).name

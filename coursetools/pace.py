@@ -1,10 +1,10 @@
 """How long a lesson takes: the reading time, estimated from its text, and the compute time,
-measured by a course run — written into each lesson's first cell by ``python -m kdtutor generate``.
+measured by a course run — written into each lesson's first cell by ``python -m coursetools generate``.
 
 * :func:`reading_minutes` — markdown words at :data:`WORDS_PER_MINUTE`, plus :data:`CODE_CELL_MINUTES`
   per code cell (reading it and looking at its output);
 * ``pace.json`` (next to this module) — per lesson, the seconds of the last measured course run of
-  each profile, with where and when it was measured; ``python -m kdtutor pace results/cpu/timings.json``
+  each profile, with where and when it was measured; ``python -m coursetools pace results/cpu/timings.json``
   records a finished ``make course`` run there;
 * :func:`pace_line` — the line itself, e.g. ``**Time:** reading ≈ 20 min · compute ≈ 6 min on the
   cpu profile (2-core CPU, measured 2026-12-04; GPU not measured)``.
@@ -73,7 +73,7 @@ def set_pace(nb, lesson: str, pace: dict) -> bool:
 
 
 def record_run(timings_path: Path, machine: str, date: str, path: Path = PACE_PATH) -> dict:
-    """Store a course run's per-lesson seconds (``timings.json`` of :func:`kdtutor.classroom.course.run_course`)
+    """Store a course run's per-lesson seconds (``timings.json`` of :func:`coursetools.course.run_course`)
     in ``pace.json`` under its profile; returns the new contents."""
     from kdtutor.storage import atomic_write_bytes
 

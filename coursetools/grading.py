@@ -1,6 +1,6 @@
 """Autograding: run submitted lesson notebooks headless, then grade every exercise outside them.
 
-    python -m kdtutor grade subs/*.ipynb --out grades.csv [--force] [--jobs 2] [--time-limit 600]
+    python -m coursetools grade subs/*.ipynb --out grades.csv [--force] [--jobs 2] [--time-limit 600]
 
 What the grader does with each submission (several at once with ``--jobs``):
 
@@ -31,7 +31,7 @@ What the grader does with each submission (several at once with ``--jobs``):
 =================  ==============================================================
 
    After them, one row per **written question** of the lesson (optional, graded by hand; see
-   :mod:`kdtutor.classroom.instructor`), read from the submitted file, never run: ``exercise`` is
+   :mod:`coursetools.instructor`), read from the submitted file, never run: ``exercise`` is
    the question's id, ``max_points`` its points, ``points`` 0 until a TA grades it, and
 
 =====================  ==========================================================
@@ -80,7 +80,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdtutor.classroom.instructor import (ANSWER_PLACEHOLDER, NOTEBOOK_DIR, QUESTION_ID as WRITTEN_ID, Exercise,
+from coursetools.instructor import (ANSWER_PLACEHOLDER, NOTEBOOK_DIR, QUESTION_ID as WRITTEN_ID, Exercise,
                                          exercises, written_questions)
 from kdtutor.storage import DATA_DIR, atomic_write_bytes, move_aside
 
@@ -200,8 +200,12 @@ def _scratch_env(scratch: Path, sandbox: Sandbox, profile_name: str) -> dict:
     inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
     for sub in ("data", "results", "home", "runtime"):
         (scratch / sub).mkdir(exist_ok=True)
+    from kdtutor.storage import REPO_ROOT
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("KDTUTOR_GRADE")}
-    env.update({"KDTUTOR_PROFILE": profile_name, "KDTUTOR_OFFLINE": "1", "MPLBACKEND": "Agg",
+    path = [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env.update({"PYTHONPATH": os.pathsep.join(path),  # coursetools (the check runner) is not installed: the checkout
+                "KDTUTOR_PROFILE": profile_name, "KDTUTOR_OFFLINE": "1", "MPLBACKEND": "Agg",
                 "KDTUTOR_DATA": f"{inside}/data", "KDTUTOR_RESULTS": f"{inside}/results", "HOME": f"{inside}/home",
                 "JUPYTER_RUNTIME_DIR": f"{inside}/runtime", "IPYTHONDIR": f"{inside}/home/.ipython",
                 "MPLCONFIGDIR": f"{inside}/home/.matplotlib", "TMPDIR": "/tmp" if sandbox.kind == "bubblewrap"
@@ -264,7 +268,7 @@ def run_notebook(source: bytes, scratch: Path, time_limit: float, profile_name: 
         for entry in DATA_DIR.iterdir():
             (scratch / "data" / entry.name).symlink_to(entry)
     inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
-    argv = [sys.executable, "-m", "kdtutor.classroom.grading", "--execute", f"{inside}/submission.ipynb",
+    argv = [sys.executable, "-m", "coursetools.grading", "--execute", f"{inside}/submission.ipynb",
             f"{inside}/run.json", str(time_limit)]
     code, out = _run_sandboxed(argv, scratch, sandbox, env, time_limit + 60, data_dir=DATA_DIR, hide=hide)
     try:
@@ -444,7 +448,7 @@ def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, pr
         (scratch / "job.json").write_text(json.dumps({"exercises": job}))
         env = _scratch_env(scratch, sandbox, profile_name)
         inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
-        argv = [sys.executable, "-m", "kdtutor.classroom.grading", "--check", f"{inside}/job.json"]
+        argv = [sys.executable, "-m", "coursetools.grading", "--check", f"{inside}/job.json"]
         code, out = _run_sandboxed(argv, scratch, sandbox, env, CHECK_TIME_LIMIT * len(job) + 120, hide=hide)
         lines = [line for line in out.splitlines() if line.startswith(VERDICTS)]
         try:  # one line from a runner that ended normally; anything else was tampered with

@@ -7,10 +7,10 @@ The sources, each kept in one place:
 * ``solutions/lessonNN.py`` — the reference answers, one function per exercise named
   like its check (tested by ``tests/test_checks_all.py``).
 
-Generated from them by ``python -m kdtutor generate`` (and compared byte for byte by
+Generated from them by ``python -m coursetools generate`` (and compared byte for byte by
 ``tests/test_delivery.py``, so neither can drift):
 
-* the badge and setup cells at the top of each lesson (:mod:`kdtutor.classroom.delivery`) and
+* the badge and setup cells at the top of each lesson (:mod:`coursetools.delivery`) and
   ``metadata.kdtutor.lesson`` (what the grader reads);
 * ``instructor/NN_name.ipynb`` — the same lesson as an nbgrader *source* notebook, outputs
   cleared. Each stub's body (after its signature and docstring) is its reference answer
@@ -33,7 +33,7 @@ it a markdown answer cell with metadata ``{"kdtutor": {"answer_to": "q<LL>-<n>"}
 ``*Your answer here.*`` (:func:`written_questions` finds them and refuses a malformed one). In the
 instructor copy the answer cell is an nbgrader *manually graded answer* (``solution`` and
 ``grade``, ``grade_id`` the question's id, its points, unlocked); the question stays read-only
-like all the lesson's text. The grader (:mod:`kdtutor.classroom.grading`) lists each
+like all the lesson's text. The grader (:mod:`coursetools.grading`) lists each
 submission's answers for a TA.
 """
 
@@ -47,8 +47,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdtutor.classroom.course import notebook_text
-from kdtutor.classroom.delivery import SETUP_ID as SETUP_CELL
+from coursetools.course import notebook_text
+from coursetools.delivery import SETUP_ID as SETUP_CELL
 from kdtutor.storage import REPO_ROOT, atomic_write_bytes
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -308,10 +308,10 @@ def student_version(nb, notebook: str | Path, cfg: dict | None = None):
     """The student notebook with its generated parts (badges, setup cell, time line, metadata) up to date."""
     import copy
 
-    from kdtutor.classroom.delivery import decorate
-    from kdtutor.classroom.pace import load_pace, set_pace
+    from coursetools.delivery import decorate
+    from coursetools.pace import load_pace, set_pace
 
-    from kdtutor.classroom.stored import restamp_generated
+    from coursetools.stored import restamp_generated
 
     out = copy.deepcopy(nb)
     decorate(out, Path(notebook).name, cfg)

@@ -9,7 +9,7 @@ Every lesson in ``notebooks/`` opens with two generated cells, kept by their cel
   (``make lab``, Binder, the tests) it does nothing.
 
 The repository and branch the badges and the setup cell point at live in one file,
-``kdtutor/classroom/delivery.json``; a fork edits it and runs ``python -m kdtutor generate``.
+``coursetools/delivery.json``; a fork edits it and runs ``python -m coursetools generate``.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def decorate(nb, notebook: str, cfg: dict | None = None) -> bool:
     setup = nbformat.v4.new_code_cell(setup_source(lesson_needs(nb), cfg), id=SETUP_ID)
     setup.metadata["tags"] = ["remove-cell"]
     previous = next((c for c in nb.cells if c.get("id") == SETUP_ID), None)
-    if previous is not None and "kdtutor" in previous.metadata:  # its stored-output record (kdtutor.classroom.stored)
+    if previous is not None and "kdtutor" in previous.metadata:  # its stored-output record (coursetools.stored)
         setup.metadata["kdtutor"] = previous.metadata["kdtutor"]
     rest = [c for c in nb.cells if c.get("id") not in (BADGES_ID, SETUP_ID)]
     new = rest[:1] + [badges, setup] + rest[1:]

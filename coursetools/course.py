@@ -7,7 +7,7 @@ and a summary to ``results/<profile>/summary.md``.
 Stored outputs: cells whose first line is ``# NBVAL_CHECK_OUTPUT`` store the smoke
 profile's outputs, which nbval compares in ``make test``; :func:`refresh_notebooks` re-runs
 the notebooks in the smoke profile and stores those. Every other cell stores the reference
-run's outputs (:mod:`kdtutor.classroom.stored`, ``make notebooks PROFILE=cpu``).
+run's outputs (:mod:`coursetools.stored`, ``make notebooks PROFILE=cpu``).
 """
 
 from __future__ import annotations
@@ -90,10 +90,10 @@ def execute(path: Path, profile_name: str, timeout: int = 3600, env: dict | None
 
 def refresh_notebooks(paths=None) -> None:
     """Re-run notebooks in the smoke profile (Agg backend) and store the checked cells' outputs,
-    stamped (:func:`kdtutor.classroom.stored.stamp`); every other cell keeps what it stores."""
+    stamped (:func:`coursetools.stored.stamp`); every other cell keeps what it stores."""
     import nbformat
 
-    from kdtutor.classroom.stored import stamp
+    from coursetools.stored import stamp
 
     os.environ["MPLBACKEND"] = "Agg"
     for path in paths or notebooks():
@@ -116,7 +116,7 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
     is ``results_dir``). ``lessons``: only those whose file names start with one of
     these (e.g. ``["03", "04"]``).
     """
-    from kdtutor.classroom.stored import lesson_data, run_record
+    from coursetools.stored import lesson_data, run_record
     from kdtutor.profiles import get_profile
 
     profile_name = get_profile(profile_name).name
@@ -148,7 +148,7 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
 
 def write_timings(profile_name: str, out: Path, timings: list[tuple[str, float]]) -> Path:
     """``timings.json``: each lesson's seconds in this run, the machine's cores and load (for
-    ``python -m kdtutor pace``, which records a run in the lessons' time lines)."""
+    ``python -m coursetools pace``, which records a run in the lessons' time lines)."""
     path = out / "timings.json"
     info = {"profile": profile_name, "lessons": dict(timings), "cpu_count": os.cpu_count(),
             "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

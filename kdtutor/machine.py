@@ -1,33 +1,24 @@
-"""Get a machine ready before a workshop: ``python -m kdtutor prepare [--profile P] [--pretrain]``.
+"""Get this machine ready for the lessons: ``python -m kdtutor install``, ``prepare``, ``lab``.
 
-1. checks the environment: Python, torch and torchvision versions, the device (and the
-   mixed precision it will use), free disk space, write access to the data and results folders;
-2. fetches or imports the data the profile needs and verifies it: the images (the stand-in
-   for ``smoke``; CIFAR-10 for ``cpu``/``gpu``, from ``$KDTUTOR_CIFAR10`` if set, else
-   downloaded and checksummed) and lesson 07's text (``$KDTUTOR_TEXT``, else downloaded);
-3. with ``--pretrain``: runs every lesson once, headless, in the profile (the course run of
-   ``make course``); each lesson trains and keeps its models where it looks for them, so a
-   learner can then start at any lesson without waiting for training.
-
-It prints one table of PASS / WARN / FAIL rows and returns 1 if any row failed. Everything
-it writes goes through the course's own caches and checkpoints, which are written atomically
-and reused when valid: interrupting it and running it again picks up where it stopped.
+``prepare [--profile P]`` checks the environment (Python, torch and torchvision versions, the
+device and the mixed precision it will use, free disk space, write access to the data and
+results folders) and fetches or imports the data the profile needs and verifies it: the images
+(the stand-in for ``smoke``; CIFAR-10 for ``cpu``/``gpu``, from ``$KDTUTOR_CIFAR10`` if set,
+else downloaded and checksummed) and lesson 07's text (``$KDTUTOR_TEXT``, else downloaded).
+It prints one table of PASS / WARN / FAIL rows and returns 1 if any row failed. Everything it
+writes goes through the course's caches, written atomically and reused when valid.
 
 Installing, with or without ``make`` (this part uses only the standard library, so it runs
-from a checkout before anything is installed):
-
-* ``python -m kdtutor install [--extras dev,book]`` (``make lab`` runs it): only what the
-  lessons need, plus the extras asked for. On Linux without an NVIDIA GPU it first installs
-  PyTorch's CPU-only wheels from ``CPU_INDEX`` where that index answers, and says so and
-  takes the default wheels (with CUDA libraries) where it does not (``choose_torch``).
-* ``python -m kdtutor prepare --wheelhouse DIR``: one machine downloads every wheel a room
-  needs, at the workshop's pinned versions (``requirements/workshop.txt``), into ``DIR``; each
-  laptop then installs offline with ``python -m kdtutor install --wheelhouse DIR``.
+from a checkout before anything is installed): ``python -m kdtutor install [--extras dev,book]``
+(``make lab`` runs it) installs only what the lessons need, plus the extras asked for. On Linux
+without an NVIDIA GPU it first installs PyTorch's CPU-only wheels from ``CPU_INDEX`` where that
+index answers, and says so and takes the default wheels (with CUDA libraries) where it does not
+(``choose_torch``). A workshop's offline wheelhouse and pre-training are course tooling
+(``python -m coursetools wheelhouse|pretrain``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
@@ -130,23 +121,6 @@ def text_row(profile) -> tuple[str, str, str]:
     return ("text", "PASS", detail)
 
 
-def pretrain_rows(profile, results_dir: Path | None = None) -> list[tuple[str, str, str]]:
-    """Run every lesson once, headless (:func:`kdtutor.classroom.course.run_course`): each trains and
-    keeps its models exactly where it looks for them (the teacher, lesson 04's sweep and students,
-    lesson 06's runs, lesson 07's models), so that afterwards every lesson starts from checkpoints.
-    One row per lesson with its time; the executed copies go to ``results_dir`` (default ``results/``)."""
-    from kdtutor.classroom.course import run_course
-
-    try:
-        summary = run_course(profile.name, results_dir=results_dir)
-    except Exception as e:  # a lesson that fails: say which and why, as a row
-        first = str(e).strip().splitlines()[:3]
-        return [("pretrain", "FAIL", f"a lesson failed ({type(e).__name__}): " + " / ".join(first))]
-    timings = json.loads((summary.parent / "timings.json").read_text())["lessons"]
-    return [(Path(name).stem, "PASS", f"ran in {sec:.0f} s; its models are kept for the next run")
-            for name, sec in timings.items()]
-
-
 def format_table(rows) -> str:
     widths = [max(len(r[i]) for r in rows + [("check", "result", "")]) for i in range(2)]
     lines = [f"{'check':<{widths[0]}}  {'result':<{widths[1]}}  detail"]
@@ -154,9 +128,10 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
-def prepare(profile_name: str | None = None, pretrain: bool = False, data_only: bool = False,
-            needs=None, out=print) -> int:
-    """Run the checks (see the module docstring), print the table; 0 if nothing failed, else 1."""
+def prepare(profile_name: str | None = None, data_only: bool = False, needs=None, out=print,
+            then=None) -> int:
+    """Run the checks (see the module docstring), print the table; 0 if nothing failed, else 1.
+    ``then(profile)``, if given, adds rows after the checks pass."""
     import torch
     import torchvision
 
@@ -175,11 +150,11 @@ def prepare(profile_name: str | None = None, pretrain: bool = False, data_only: 
         rows.append(images_row(profile))
     if "text" in needs:
         rows.append(text_row(profile))
-    if pretrain:
+    if then is not None:  # more rows once the checks pass (coursetools' pretrain: every lesson run once)
         if any(r[1] == "FAIL" for r in rows):
             rows.append(("pretrain", "FAIL", "skipped: fix the failed checks above first"))
         else:
-            rows += pretrain_rows(profile)
+            rows += then(profile)
     rows.append(("total", "PASS" if all(r[1] != "FAIL" for r in rows) else "FAIL",
                  f"profile {profile.name}, {time.perf_counter() - t0:.0f} s"))
     out(format_table(rows))
@@ -189,8 +164,7 @@ def prepare(profile_name: str | None = None, pretrain: bool = False, data_only: 
 # --------------------------------------------------------------------------- installing (standard library only)
 # The checkout (pyproject.toml, notebooks/, requirements/): storage.REPO_ROOT, found here without
 # importing storage, which needs torch, since this part runs before torch is installed.
-ROOT = Path(__file__).resolve().parents[2]
-WORKSHOP_PINS = ROOT / "requirements" / "workshop.txt"  # uv pip compile output; see requirements/workshop.in
+ROOT = Path(__file__).resolve().parents[1]
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 TORCH_REQUIREMENTS = ("torch>=2.3", "torchvision>=0.18")  # as pyproject.toml (tests/test_install.py checks)
 EXTRAS = ("dev", "book")  # pyproject's optional dependencies: test tools, website tools (the test checks)
@@ -265,7 +239,7 @@ def install_commands(choice: TorchChoice, extras=(), constraints=None, wheelhous
 
     With a CPU choice, torch and torchvision come first, alone (``--no-deps``), from
     ``CPU_INDEX``; the course's own install then finds them satisfied and takes everything
-    else (their dependencies too) from the usual index. ``constraints`` (e.g. ``WORKSHOP_PINS``)
+    else (their dependencies too) from the usual index. ``constraints`` (e.g. ``requirements/workshop.txt``)
     pins every version; ``wheelhouse`` installs offline from that folder only (``prepare
     --wheelhouse`` made it).
     """
@@ -307,8 +281,8 @@ def install(extras=(), torch: str = "auto", constraints=None, wheelhouse=None, d
     if unknown:
         raise SystemExit(f"--extras {','.join(unknown)}: not an extra of kdtutor (choose from {', '.join(EXTRAS)})")
     if wheelhouse is not None and not Path(wheelhouse).is_dir():
-        raise SystemExit(f"--wheelhouse {wheelhouse}: no such folder (make one with: python -m kdtutor prepare "
-                         f"--wheelhouse {wheelhouse})")
+        raise SystemExit(f"--wheelhouse {wheelhouse}: no such folder (make one with: python -m coursetools "
+                         f"wheelhouse {wheelhouse})")
     if wheelhouse is not None:
         choice = TorchChoice("default", f"offline, from the wheelhouse {wheelhouse} (its PyTorch wheels as they are)")
     else:
@@ -317,46 +291,3 @@ def install(extras=(), torch: str = "auto", constraints=None, wheelhouse=None, d
     return run_commands(install_commands(choice, extras, constraints, wheelhouse), dry_run, run, out)
 
 
-def wheelhouse_commands(folder, pins=WORKSHOP_PINS, cpu_torch: bool = True, python: str = sys.executable,
-                        root: Path = ROOT) -> list[list[str]]:
-    """The pip downloads that fill ``folder`` with every wheel the course needs at the ``pins``.
-
-    With ``cpu_torch``, torch and torchvision come first, alone, from ``CPU_INDEX``; the second
-    download looks in ``folder`` too, so it takes those CPU wheels instead of PyPI's CUDA ones
-    (``2.11.0+cpu`` sorts above ``2.11.0``) and fetches everything else from the usual index.
-    ``root`` itself is not saved: the room installs it from its own checkout.
-    """
-    download = [python, "-m", "pip", "download", "--dest", str(folder), "--constraint", str(pins)]
-    commands = []
-    if cpu_torch:
-        commands.append(download + ["--no-deps", "--index-url", CPU_INDEX, *TORCH_REQUIREMENTS])
-    commands.append(download + ["--find-links", str(folder), BUILD_REQUIREMENT, str(root)])
-    return commands
-
-
-def make_wheelhouse(folder, pins=WORKSHOP_PINS, add: bool = False, torch: str = "auto", dry_run: bool = False,
-                    run=None, out=print, **choose) -> int:
-    """``prepare --wheelhouse DIR``: download the room's wheels into ``DIR`` once; 0 on success.
-
-    Refuses a ``DIR`` that already holds files unless ``add`` (pip then keeps the files it
-    finds there and downloads only what is missing). The wheels fit this machine's operating
-    system, processor and Python: make the wheelhouse on a laptop like the room's. The room is
-    taken to have no GPU (CPU wheels, as ``choose_torch`` without a GPU); ``torch="default"``
-    for a room of NVIDIA laptops.
-    """
-    folder, pins = Path(folder), Path(pins)
-    if not pins.is_file():
-        raise SystemExit(f"no pinned versions at {pins}: run from a checkout of the course, or pass --pins FILE")
-    if folder.exists() and not folder.is_dir():
-        raise SystemExit(f"--wheelhouse {folder} is a file, not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not add:
-        raise SystemExit(f"--wheelhouse {folder} already holds files; pass --add to download into it anyway "
-                         f"(pip keeps what is there), or choose an empty folder")
-    choose.setdefault("gpu", lambda: False)  # the room's laptops, not this machine
-    choice = choose_torch(torch, **choose)
-    out(f"PyTorch: {choice.reason}")
-    status = run_commands(wheelhouse_commands(folder, pins, choice.wheels == "cpu"), dry_run, run, out)
-    if status == 0:
-        out(f"{'would fill' if dry_run else 'filled'} {folder}; on each laptop, in a checkout of the course:\n"
-            f"  python -m kdtutor install --wheelhouse {folder} --constraints {pins}")
-    return status

@@ -3,7 +3,7 @@
 A lesson in ``notebooks/`` carries the outputs of two runs:
 
 * cells marked ``# NBVAL_CHECK_OUTPUT`` hold the **smoke** profile's outputs: ``make test`` runs
-  the lessons in that profile and nbval compares these cells (:func:`kdtutor.classroom.course.refresh_notebooks`);
+  the lessons in that profile and nbval compares these cells (:func:`coursetools.course.refresh_notebooks`);
 * every other code cell holds the outputs of the **reference run** (the ``cpu`` profile on the
   JPEG copy of CIFAR-10 and tiny Shakespeare), so the lesson reads on GitHub, nbviewer, Colab
   and the website with its figures and numbers (:func:`store_reference`, ``make notebooks PROFILE=cpu``).
@@ -35,7 +35,7 @@ import re
 import time
 from pathlib import Path
 
-from kdtutor.classroom.course import is_checked, notebooks, write_notebook
+from coursetools.course import is_checked, notebooks, write_notebook
 from kdtutor.storage import REPO_ROOT, RESULTS_DIR, atomic_write_bytes
 
 SMOKE = "smoke"
@@ -111,7 +111,7 @@ def stale_cells(nb, nb_name: str = "notebook") -> list[str]:
 
 def refresh_hint(nb_name: str) -> str:
     lesson = nb_name[:2]
-    return (f"refresh it: make notebooks PROFILE={REFERENCE} LESSONS={lesson} (or python -m kdtutor refresh-notebooks "
+    return (f"refresh it: make notebooks PROFILE={REFERENCE} LESSONS={lesson} (or python -m coursetools refresh-notebooks "
             f"--profile {REFERENCE} notebooks/{nb_name}); a cell marked # NBVAL_CHECK_OUTPUT: make notebooks LESSONS={lesson}")
 
 
@@ -278,7 +278,7 @@ def finished_lessons(paths: list[Path], lessons: list, profile_name: str, result
     (the course run reuses every current checkpoint)."""
     import nbformat
 
-    from kdtutor.classroom.course import run_course
+    from coursetools.course import run_course
 
     folder = results_dir / profile_name / "notebooks"
     done = {}

@@ -1,16 +1,16 @@
 """A student release for graded use: what learners receive when their notebooks are graded.
 
-    python -m kdtutor release DIR [--force]
+    python -m coursetools release DIR [--force]
 
 DIR gets a complete, installable copy of the course (``pip install -e DIR`` or ``make lab``):
-the package, the lesson notebooks, ``pyproject.toml`` and the files it names, the Binder and
+the learners' package, the lesson notebooks, ``pyproject.toml`` and the files it names, the Binder and
 conda set-ups. Left out: ``solutions/`` and ``instructor/`` (the answers), ``tests/`` (they
-import the answers), the maintainers' files. The release's ``kdtutor`` carries the marker
+import the answers), the course tooling (``coursetools``) and the maintainers' files. The release's ``kdtutor`` carries the marker
 :data:`kdtutor.checks.core.RELEASE_MARKER`, so ``checks.answer(...)`` and a second ✗ say the
 instructor disabled the full answers; the checks' nudges stay.
 
 It does not make the answers secret: ``kdtutor``'s own modules implement the formulas the
-lessons call. Graded with ``python -m kdtutor grade``, an answer that calls them earns nothing.
+lessons call. Graded with ``python -m coursetools grade``, an answer that calls them earns nothing.
 
 DIR must not exist; ``--force`` replaces a previous release (a folder with the marker) or an
 empty folder, nothing else. The copy is built next to DIR and moved into place when complete.
@@ -32,7 +32,7 @@ INCLUDE = ("pyproject.toml", "README.md", "environment.yml", "Makefile", "binder
            "kdtutor", "notebooks")
 SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", RELEASE_MARKER.name}
 SKIP_SUFFIXES = (".pyc", ".egg-info")
-WITHHELD = ("solutions", "instructor", "tests")  # never in a release (INCLUDE names none of them)
+WITHHELD = ("solutions", "instructor", "tests", "coursetools")  # never in a release (INCLUDE names none of them)
 MARKER_PATH = Path("kdtutor") / RELEASE_MARKER.name
 
 
@@ -80,7 +80,7 @@ def release(target: str | os.PathLike, force: bool = False, root: Path = REPO_RO
         build.chmod(0o777 & ~current_umask())
         for item in INCLUDE:
             _copy(root / item, build / item)
-        marker = {"answers": "disabled", "written_by": "python -m kdtutor release", "withheld": list(WITHHELD)}
+        marker = {"answers": "disabled", "written_by": "python -m coursetools release", "withheld": list(WITHHELD)}
         atomic_write_bytes(build / MARKER_PATH, (json.dumps(marker, indent=1) + "\n").encode())
         if target.exists():  # --force, checked above: swap the previous release out, then delete it
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent)) / target.name

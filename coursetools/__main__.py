@@ -1,0 +1,178 @@
+"""The course tooling's command line: for maintainers, instructors and workshop hosts (not shipped to learners).
+
+    python -m coursetools course [--profile cpu]        every lesson headless, results/<profile>/ (make course)
+    python -m coursetools pretrain [--profile cpu]      the learner's prepare, then every lesson once (make prepare PRETRAIN=1)
+    python -m coursetools wheelhouse DIR                a room's wheels once, at the pinned versions;
+                                                        each laptop: python -m kdtutor install --wheelhouse DIR
+    python -m coursetools grade subs/*.ipynb --out grades.csv [--jobs 2]   sandboxed, see coursetools.grading
+    python -m coursetools release DIR                   what learners get for graded use: no solutions/, no answers
+    python -m coursetools book [--profile smoke]        the course website (make book)
+    python -m coursetools refresh-notebooks [--profile cpu] [03 ...]   re-store the outputs nbval compares
+                                                        (and the reference run's)
+    python -m coursetools generate [--check]            badges, setup cells, time lines, instructor/ versions
+    python -m coursetools pace results/cpu/timings.json --machine "2-core CPU"   record a run's lesson times
+
+The learner's own commands (install, lab, prepare, train-teacher, distill): python -m kdtutor --help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kdtutor.__main__ import positive_int, torch_arg
+
+PROFILE_HELP = "smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m coursetools", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("course", help="run every lesson headless and write results/")
+    p.add_argument("--profile", help=PROFILE_HELP)
+
+    p = sub.add_parser("pretrain", help="check this machine and fetch the data (kdtutor prepare), then run every "
+                       "lesson once so each starts from checkpoints")
+    p.add_argument("--profile", help=PROFILE_HELP)
+
+    p = sub.add_parser("wheelhouse", help="download every wheel a room of laptops like this one needs, at the pinned "
+                       "versions, into DIR (then each laptop: python -m kdtutor install --wheelhouse DIR)")
+    p.add_argument("dir", help="folder to fill")
+    p.add_argument("--add", action="store_true", help="download into a DIR that already holds files")
+    p.add_argument("--pins", metavar="FILE", help="pinned versions (default requirements/workshop.txt)")
+    torch_arg(p)
+    p.add_argument("--dry-run", action="store_true", help="print the pip commands, run nothing")
+
+    p = sub.add_parser("grade", help="run submitted notebooks headless, grade every exercise, list the written answers")
+    p.add_argument("submissions", nargs="+", help="submitted lesson notebooks (.ipynb)")
+    p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv; never a notebook)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--time-limit", type=_seconds, default=600, help="seconds per notebook (default 600)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="submissions graded at once (default 1)")
+    p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
+
+    p = sub.add_parser("release", help="write a student release for graded use: notebooks and package, "
+                                       "no solutions/, instructor/ or course tooling, full answers disabled")
+    p.add_argument("dir", help="folder to write (must not exist)")
+    p.add_argument("--force", action="store_true", help="replace a previous release in DIR")
+
+    p = sub.add_parser("book", help="build the course website (build/book/html) from the lessons' stored outputs "
+                       "(the reference run: no training), or from a course run")
+    p.add_argument("--profile", help="instead run the course in this profile and build from that run")
+    p.add_argument("--reuse", action="store_true", help="with --profile: use the existing results/<profile>/ run as it is")
+    p.add_argument("--lessons", nargs="*", help="only these lessons (e.g. 00 01)")
+
+    p = sub.add_parser("refresh-notebooks", help="re-run notebooks (smoke) and store the checked outputs; with "
+                       "--profile cpu also store the reference run's outputs in every other cell")
+    p.add_argument("paths", nargs="*", help="notebooks or lesson numbers, e.g. 03 (default: all lessons)")
+    p.add_argument("--profile", help="also store this profile's run (the reference run is cpu): from the finished "
+                   "run in results/<profile>/ where it is current, else by running the lesson (checkpoints reused)")
+
+    p = sub.add_parser("generate", help="badges, setup cells and instructor/ notebooks from notebooks/ + solutions/")
+    p.add_argument("paths", nargs="*", help="lesson notebooks (default: all in notebooks/)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
+
+    p = sub.add_parser("pace", help="record a finished course run's lesson times (timings.json) for the lessons' time lines")
+    p.add_argument("timings", help="results/<profile>/timings.json of a finished `make course`")
+    p.add_argument("--machine", required=True, help='what ran it, e.g. "2-core CPU, no GPU"')
+
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command](args, parser) or 0
+
+
+def course(args, parser):
+    from coursetools.course import run_course
+
+    run_course(args.profile)
+
+
+def pretrain(args, parser):
+    from coursetools.prepare import pretrain as run
+
+    return run(args.profile)
+
+
+def wheelhouse(args, parser):
+    from coursetools.prepare import WORKSHOP_PINS, make_wheelhouse
+
+    return make_wheelhouse(args.dir, args.pins or WORKSHOP_PINS, add=args.add, torch=args.torch, dry_run=args.dry_run)
+
+
+def grade(args, parser):
+    from coursetools.grading import check_out, grade as grade_all, learner_ids, write_csv
+
+    try:  # before anything runs: a bad --out or a submission given twice would lose every grade
+        out = check_out(args.out, args.submissions, force=args.force)
+        learner_ids(args.submissions)
+    except ValueError as e:
+        parser.error(str(e))
+    grades = grade_all(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs)
+    print(f"wrote {write_csv(grades, out, force=args.force)}")
+
+
+def release(args, parser):
+    from coursetools.release import release as write_release, summary
+
+    try:
+        print(summary(write_release(args.dir, force=args.force)))
+    except ValueError as e:
+        print(f"release: {e}", file=sys.stderr)
+        return 2
+
+
+def book(args, parser):
+    from coursetools.book import build
+
+    build(args.profile, reuse=args.reuse, lessons=args.lessons)
+
+
+def refresh_notebooks(args, parser):
+    from coursetools.course import lesson_paths, refresh_notebooks as refresh
+
+    paths = lesson_paths(args.paths)
+    refresh(paths)
+    if args.profile:
+        from coursetools.stored import store_reference
+
+        store_reference(paths, args.profile)
+
+
+def generate(args, parser):
+    from coursetools.instructor import write_instructor_copies
+
+    changed = write_instructor_copies(args.paths or None, check=args.check)
+    for path in changed:
+        print(f"{'out of date' if args.check else 'wrote'}: {path}")
+    if args.check and changed:
+        print("run: python -m coursetools generate")
+        return 1
+
+
+def pace(args, parser):
+    import time
+
+    from coursetools.pace import record_run
+
+    record_run(Path(args.timings), args.machine, time.strftime("%Y-%m-%d"))
+    print("recorded; now run: python -m coursetools generate")
+
+
+COMMANDS = {"course": course, "pretrain": pretrain, "wheelhouse": wheelhouse, "grade": grade, "release": release,
+            "book": book, "refresh-notebooks": refresh_notebooks, "generate": generate, "pace": pace}
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds > 0 (argparse type)."""
+    from coursetools.grading import check_time_limit
+
+    try:
+        return check_time_limit(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
