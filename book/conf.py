@@ -12,6 +12,9 @@ _cfg = config()
 
 project = "kdtutor"
 author = "the kdtutor authors"
+LICENCE_NOTE = ("Code under the MIT licence; lesson text and figures under CC BY 4.0 "
+                "(see LICENSE and LICENSE-CONTENT in the repository).")
+copyright = f"2026, the kdtutor authors. {LICENCE_NOTE}"
 extensions = ["myst_nb", "sphinx-mathjax-offline"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 nb_execution_mode = "off"  # the lessons were executed by the course run
@@ -27,6 +30,7 @@ html_theme_options = {
     "path_to_docs": "notebooks",  # the pages are the lessons in notebooks/
     "launch_buttons": {"colab_url": "https://colab.research.google.com", "binderhub_url": "https://mybinder.org"},
     "use_repository_button": True,
+    "extra_footer": f'<p>{LICENCE_NOTE} <a href="https://creativecommons.org/licenses/by/4.0/">CC BY 4.0</a></p>',
 }
 # The theme's default colour mode; left empty, pydata-sphinx-theme logs a console error
 # ("Got invalid theme mode") on a first visit.

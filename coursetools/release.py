@@ -28,8 +28,8 @@ from kdtutor.checks.core import RELEASE_MARKER
 from kdtutor.storage import REPO_ROOT, atomic_write_bytes, current_umask
 
 # What a learner receives, relative to the repository root (folders are copied whole).
-INCLUDE = ("pyproject.toml", "README.md", "environment.yml", "Makefile", "binder", "requirements", "data/README.md",
-           "kdtutor", "notebooks")
+INCLUDE = ("pyproject.toml", "README.md", "LICENSE", "LICENSE-CONTENT", "environment.yml", "Makefile", "binder",
+           "requirements", "data/README.md", "kdtutor", "notebooks")
 SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", RELEASE_MARKER.name}
 SKIP_SUFFIXES = (".pyc", ".egg-info")
 WITHHELD = ("solutions", "instructor", "tests", "coursetools")  # never in a release (INCLUDE names none of them)

@@ -69,3 +69,19 @@ def test_the_official_cifar10_check_would_catch_an_unlabelled_number(tmp_path):
     nbformat.write(nb, path)
     with pytest.raises(AssertionError, match="plain 'CIFAR-10'"):
         test_notebook_never_shows_numbers_as_official_cifar10(path)
+
+
+def test_the_licences_are_stated_where_users_look():
+    """Code under MIT, lesson text and figures under CC BY 4.0: in LICENSE, LICENSE-CONTENT,
+    pyproject.toml, the README, the website's footer and every student release."""
+    from coursetools.release import INCLUDE
+
+    assert "MIT License" in (ROOT / "LICENSE").read_text() and "LICENSE-CONTENT" in (ROOT / "LICENSE").read_text()
+    assert "creativecommons.org/licenses/by/4.0" in (ROOT / "LICENSE-CONTENT").read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^license = \{text = "MIT \(code\); CC-BY-4.0', pyproject, re.M), "pyproject.toml names no licence"
+    licence = (ROOT / "README.md").read_text().split("\n## Licence\n", 1)
+    assert len(licence) == 2 and "MIT" in licence[1] and "CC BY 4.0" in licence[1]
+    conf = (ROOT / "book" / "conf.py").read_text()
+    assert "extra_footer" in conf and "CC BY 4.0" in conf and "MIT licence" in conf
+    assert {"LICENSE", "LICENSE-CONTENT"} <= set(INCLUDE)
