@@ -33,6 +33,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("course", help="run every lesson headless and write results/")
     p.add_argument("--profile", help=PROFILE_HELP)
+    p.add_argument("--lessons", nargs="*", help="only these lessons (e.g. 03 04; default: all)")
 
     p = sub.add_parser("pretrain", help="check this machine and fetch the data (kdtutor prepare), then run every "
                        "lesson once so each starts from checkpoints")
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
 def course(args, parser):
     from coursetools.course import run_course
 
-    run_course(args.profile)
+    run_course(args.profile, lessons=args.lessons or None)
 
 
 def pretrain(args, parser):

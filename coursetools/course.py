@@ -22,6 +22,9 @@ from kdtutor.storage import REPO_ROOT, RESULTS_DIR, atomic_write_bytes
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+# The kernels' own log: errors only (not ipykernel 7's warning, once per lesson, that a local kernel talks over
+# TCP without encryption, which says nothing about the lesson). The lessons' output is unaffected.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def notebooks() -> list[Path]:
@@ -77,7 +80,7 @@ def execute(path: Path, profile_name: str, timeout: int = 3600, env: dict | None
     old = {k: os.environ.get(k) for k in ("MPLBACKEND", *env)}
     os.environ.update(env)
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         for k, v in old.items():
@@ -133,17 +136,82 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
             for old in (out / "metrics").glob(f"{path.name[:2]}_*.json"):
                 old.unlink()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    expected = expected_seconds(profile_name, chosen)
+    for line in header_lines(profile_name, chosen, out, expected):
+        print(line, flush=True)
     timings = []
-    for path in chosen:
+    for i, path in enumerate(chosen, 1):
         t0 = time.perf_counter()
-        print(f"running {path.name} (profile {profile_name}) …", flush=True)
+        guess = f"expected {_minutes(expected[path.stem])}" if path.stem in expected else "no recorded time"
+        print(f"[{i}/{len(chosen)}] {path.name} ({guess}) …", flush=True)
         nb = execute(path, profile_name, env={"KDTUTOR_RESULTS": str(results_dir)})
         nb.metadata.setdefault("kdtutor", {})["run"] = run_record(profile_name, lesson_data(out / "metrics", path.name), results_dir)
         write_notebook(nb, out / "notebooks" / path.name)
         timings.append((path.name, time.perf_counter() - t0))
-        print(f"  done in {timings[-1][1]:.0f} s", flush=True)
+        print(f"      done in {_minutes(timings[-1][1])}", flush=True)
     write_timings(profile_name, out, timings)
+    total = sum(sec for _, sec in timings)
+    print(f"all {len(chosen)} lessons done in {_minutes(total)}"
+          + (f" (expected {_minutes(sum(expected.values()))})" if len(expected) == len(chosen) else ""), flush=True)
     return write_summary(profile_name, out, timings)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def expected_seconds(profile_name: str, lessons: list[Path]) -> dict[str, float]:
+    """``{lesson stem: seconds}`` of the chosen lessons in the last recorded run of this profile (pace.json)."""
+    from coursetools.pace import load_pace
+
+    run = load_pace().get("runs", {}).get(profile_name, {})
+    return {p.stem: run["lessons"][p.stem] for p in lessons if p.stem in run.get("lessons", {})}
+
+
+def data_lines(profile, lessons: list[Path]) -> list[str]:
+    """What the chosen lessons will read, checked now (the same checks as ``kdtutor prepare``): one line per
+    data set they need; a fallback to a stand-in is said loudly, with the banner the lessons would print."""
+    import nbformat
+
+    from coursetools.delivery import lesson_needs
+    from kdtutor.images.data import standin_banner
+    from kdtutor.machine import images_row, text_row
+    from kdtutor.lm.text import text_standin_banner
+
+    needs = {n for p in lessons for n in lesson_needs(nbformat.read(p, as_version=4))}
+    lines = []
+    for need, row, banner in (("images", images_row, standin_banner), ("text", text_row, text_standin_banner)):
+        if need not in needs:
+            continue
+        _, result, detail = row(profile)
+        lines.append(f"{need:<8}{detail}")
+        if result == "FAIL":  # the real data cannot be had: the lessons fall back, and say so in every number
+            lines.append(banner(f"the {profile.name} profile wants the real {need}, but none could be read or "
+                                f"downloaded"))
+        elif "stand-in" in detail or "NOT" in detail:
+            lines.append(f"        (the {profile.name} profile uses generated stand-in data by design: not real images "
+                         f"or text)")
+    return lines
+
+
+def header_lines(profile_name: str, lessons: list[Path], out: Path, expected: dict[str, float]) -> list[str]:
+    """The course run's first lines: profile, data (checked), expected time, where the results go."""
+    from kdtutor.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    pace = ""
+    if expected:
+        from coursetools.pace import load_pace
+
+        run = load_pace()["runs"][profile_name]
+        pace = (f"expected ≈ {_minutes(sum(expected.values()))} for {len(expected)} of the {len(lessons)} lessons "
+                f"(recorded {run['date']} on: {run['machine']}; a slower machine or a busy one takes longer)")
+    return [f"kdtutor course run — profile {profile.name}: {len(lessons)} lessons, "
+            f"{', '.join(p.stem[:2] for p in lessons)}",
+            *data_lines(profile, lessons),
+            pace or f"no recorded time for the {profile.name} profile yet",
+            f"results  {out} (executed notebooks in notebooks/, summary.md at the end)",
+            ""]
 
 
 def write_timings(profile_name: str, out: Path, timings: list[tuple[str, float]]) -> Path:

@@ -60,3 +60,38 @@ def test_a_smoke_course_run_labels_every_data_result_as_standin(tmp_path):
         for line in shown.splitlines():
             if re.search(r"\d\s?%", line) and ("CIFAR-10" in line or "stand-in" in line):
                 assert "NOT CIFAR-10" in line, f"{path.name}: {line}"
+
+
+def test_the_course_command_says_what_it_runs_on_and_how_long_it_should_take(tmp_path):
+    """``python -m coursetools course`` (make course) opens with the profile, the data it checked, the
+    recorded time and where results go, then a line per lesson with its expected and actual time;
+    the kernels' TCP warning is not printed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KDTUTOR_RESULTS": str(tmp_path), "MPLBACKEND": "Agg"}
+    run = subprocess.run([sys.executable, "-m", "coursetools", "course", "--profile", "smoke", "--lessons", "00"],
+                         cwd=course.REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert lines[0] == "kdtutor course run — profile smoke: 1 lessons, 00", lines[:5]
+    assert f"results  {tmp_path / 'smoke'} (executed notebooks in notebooks/, summary.md at the end)" in lines[:20]
+    assert "no recorded time for the smoke profile yet" in lines[:20]
+    assert any(line.startswith("[1/1] 00_welcome.ipynb (no recorded time) …") for line in lines)
+    assert any(line.strip().startswith("done in ") for line in lines)
+    assert "without encryption" not in run.stdout + run.stderr
+
+
+def test_the_header_shouts_a_fallback_to_the_stand_in_and_gives_the_recorded_time(monkeypatch, tmp_path):
+    from kdtutor import machine
+
+    monkeypatch.setattr(machine, "images_row", lambda profile: ("images", "FAIL", "CIFAR-10 unavailable (test)"))
+    monkeypatch.setattr(machine, "text_row", lambda profile: ("text", "PASS", "tiny Shakespeare: 1,115,394 characters"))
+    lessons = [p for p in course.notebooks() if p.name[:2] in ("03", "07")]
+    expected = course.expected_seconds("cpu", lessons)
+    assert set(expected) == {p.stem for p in lessons}  # pace.json records every lesson of the cpu profile
+    text = "\n".join(course.header_lines("cpu", lessons, tmp_path, expected))
+    assert "images  CIFAR-10 unavailable (test)" in text and "USING THE STAND-IN DATA SET" in text
+    assert "text    tiny Shakespeare: 1,115,394 characters" in text and "STAND-IN TEXT" not in text
+    assert f"expected ≈ {course._minutes(sum(expected.values()))} for 2 of the 2 lessons" in text
