@@ -49,6 +49,18 @@ def version_row(name: str, version: str) -> tuple[str, str, str]:
     return (name, "PASS" if ok else "FAIL", f"{version} (needs ≥ {'.'.join(map(str, need))})")
 
 
+def torch_build_row(cuda_build: str | None, system: str | None = None, gpu=None) -> tuple[str, str, str]:
+    """WARN where PyTorch is a CUDA build (``torch.version.cuda``) on Linux without an NVIDIA GPU: the
+    install fell back to the default wheels, ~4 GB of CUDA libraries this machine cannot use."""
+    system = system or platform.system()
+    if cuda_build is None:
+        return ("wheels", "PASS", "CPU-only build")
+    if system != "Linux" or (gpu or has_nvidia_gpu)():
+        return ("wheels", "PASS", f"CUDA {cuda_build} build")
+    return ("wheels", "WARN", f"CUDA {cuda_build} build on a machine without an NVIDIA GPU: about 4 GB of "
+                                   f"CUDA libraries it cannot use. {SWITCH_TO_CPU}")
+
+
 def device_row() -> tuple[str, str, str]:
     import torch
 
@@ -145,7 +157,7 @@ def prepare(profile_name: str | None = None, data_only: bool = False, needs=None
     if not data_only:
         rows += [version_row("python", ".".join(map(str, sys.version_info[:3]))),
                  version_row("torch", torch.__version__), version_row("torchvision", torchvision.__version__),
-                 device_row(), disk_row(DATA_DIR), write_row("data", DATA_DIR), write_row("results", RESULTS_DIR)]
+                 torch_build_row(torch.version.cuda), device_row(), disk_row(DATA_DIR), write_row("data", DATA_DIR), write_row("results", RESULTS_DIR)]
     if "images" in needs:
         rows.append(images_row(profile))
     if "text" in needs:
@@ -170,6 +182,8 @@ TORCH_REQUIREMENTS = ("torch>=2.3", "torchvision>=0.18")  # as pyproject.toml (t
 EXTRAS = ("dev", "book")  # pyproject's optional dependencies: test tools, website tools (the test checks)
 REACH_TIMEOUT_S = 5.0
 BUILD_REQUIREMENT = "setuptools>=64"  # pyproject's build backend: an offline editable install needs it
+SWITCH_TO_CPU = (f"To switch to the CPU-only wheels where {CPU_INDEX} answers: pip install --force-reinstall "
+                 f"--no-deps --index-url {CPU_INDEX} torch torchvision (or make lab TORCH=cpu in a new .venv)")
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,7 @@ class TorchChoice:
 
     wheels: str
     reason: str
+    fell_back: bool = False  # the CPU-only wheels were wanted, but their index could not be reached
 
 
 def has_nvidia_gpu(which=shutil.which, run=subprocess.run) -> bool:
@@ -226,11 +241,10 @@ def choose_torch(want: str = "auto", system: str | None = None, gpu=None, reacha
     if want == "cpu":
         raise SystemExit(f"--torch cpu: {CPU_INDEX} could not be reached ({REACH_TIMEOUT_S:g} s timeout); "
                          f"check the network, or use --torch auto to fall back to the default wheels")
-    return TorchChoice("default", f"no NVIDIA GPU, but {CPU_INDEX} could not be reached "
+    return TorchChoice("default", fell_back=True, reason=f"no NVIDIA GPU, but {CPU_INDEX} could not be reached "
                                   f"({REACH_TIMEOUT_S:g} s timeout): FALLING BACK to the default PyTorch wheels "
                                   f"from your package index (on Linux they add about 4 GB of CUDA libraries "
-                                  f"this machine cannot use). To switch later: pip install --force-reinstall "
-                                  f"--no-deps --index-url {CPU_INDEX} torch torchvision")
+                                  f"this machine cannot use). {SWITCH_TO_CPU}")
 
 
 def install_commands(choice: TorchChoice, extras=(), constraints=None, wheelhouse=None,
@@ -288,6 +302,9 @@ def install(extras=(), torch: str = "auto", constraints=None, wheelhouse=None, d
     else:
         choice = choose_torch(torch, **choose)
     out(f"PyTorch: {choice.reason}")
-    return run_commands(install_commands(choice, extras, constraints, wheelhouse), dry_run, run, out)
+    status = run_commands(install_commands(choice, extras, constraints, wheelhouse), dry_run, run, out)
+    if choice.fell_back:  # said again after pip's hundreds of lines, where it is seen
+        out(f"NOTE: {choice.reason}")
+    return status
 
 

@@ -139,6 +139,24 @@ def test_the_fallback_is_the_plain_install_that_make_test_runs_on_this_machine(m
     assert calls == [[sys.executable, "-m", "pip", "install", "--editable", str(ROOT)]]
     assert lines[0].startswith("PyTorch: no NVIDIA GPU") and "FALLING BACK" in lines[0]
     assert lines[1] == f"$ {sys.executable} -m pip install --editable {ROOT}"
+    # said again at the end, below pip's output, with the size and the command that avoids it
+    assert lines[-1] == f"NOTE: {lines[0].removeprefix('PyTorch: ')}" and "4 GB" in lines[-1]
+    assert f"--index-url {CPU_INDEX} torch torchvision" in lines[-1]
+
+
+def test_a_cpu_install_is_not_repeated_as_a_fallback():
+    lines = []
+    assert machine.install(run=_fake_run([]), out=lines.append, system="Linux", gpu=lambda: False,
+                           reachable=lambda: True) == 0
+    assert not any(line.startswith("NOTE:") for line in lines)
+
+
+def test_prepare_warns_about_a_cuda_build_on_a_machine_without_an_nvidia_gpu():
+    row = machine.torch_build_row("13.0", system="Linux", gpu=lambda: False)
+    assert row[1] == "WARN" and "4 GB" in row[2] and f"--index-url {CPU_INDEX}" in row[2]
+    assert machine.torch_build_row("13.0", system="Linux", gpu=lambda: True)[1] == "PASS"
+    assert machine.torch_build_row(None, system="Linux", gpu=_never)[1:] == ("PASS", "CPU-only build")
+    assert machine.torch_build_row("12.8", system="Windows", gpu=_never)[1] == "PASS"
 
 
 def test_install_stops_at_the_first_failing_pip_command():
