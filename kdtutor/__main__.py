@@ -42,8 +42,10 @@ def main(argv=None) -> int:
     p.add_argument("--wheelhouse", metavar="DIR", help="install offline from DIR (made by coursetools wheelhouse)")
     p.add_argument("--dry-run", action="store_true", help="print the pip commands, run nothing")
 
-    p = sub.add_parser("lab", help="open the lessons in JupyterLab (make lab)")
-    p.add_argument("--notebooks", help="folder to open (default: the checkout's notebooks/)")
+    p = sub.add_parser("lab", help="open your working copies of the lessons (my-lessons/) in JupyterLab (make lab)")
+    p.add_argument("--notebooks", help="open this folder as it is instead (no working copies)")
+    p.add_argument("--reset", nargs="+", default=(), metavar="NN",
+                   help="take these lessons afresh from the course (yours are kept beside them)")
 
     p = sub.add_parser("prepare", help="fetch the data and check this machine")
     p.add_argument("--profile", help="smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)")
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
         return install([e for e in args.extras.split(",") if e], torch=args.torch, constraints=args.constraints,
                        wheelhouse=args.wheelhouse, dry_run=args.dry_run)
     if args.command == "lab":
-        return lab(args.notebooks)
+        return lab(args.notebooks, reset=args.reset)
     if args.command == "prepare":
         from kdtutor.machine import prepare
 
@@ -93,11 +95,25 @@ def lab_command(notebooks, python: str = sys.executable, as_root: bool | None = 
     return [python, "-m", "jupyterlab", str(notebooks)] + (["--allow-root"] if as_root else [])
 
 
-def lab(notebooks=None, run=None) -> int:
-    """``lab``: start JupyterLab on the lessons (until it is stopped); its exit status."""
-    from kdtutor.machine import ROOT, shown
+def lab(notebooks=None, run=None, reset=(), work=None) -> int:
+    """``lab``: start JupyterLab (until it is stopped) on the learner's working copies of the lessons
+    (``my-lessons/``, made from ``notebooks/`` where missing: :func:`kdtutor.machine.working_copies`), or on
+    the folder ``notebooks`` as it is; ``reset``: lesson numbers to take afresh from the course. Its exit status."""
+    from kdtutor.machine import ROOT, WORK_DIR, reset_lesson, shown, working_copies
 
-    folder = Path(notebooks) if notebooks else ROOT / "notebooks"
+    if notebooks:
+        folder = Path(notebooks)
+    else:
+        source, folder = ROOT / "notebooks", Path(work or WORK_DIR)
+        if not source.is_dir():
+            raise SystemExit(f"no lessons at {source}: run from a checkout of the course, or pass --notebooks DIR")
+        for lesson in reset:
+            kept = reset_lesson(lesson, source, folder)
+            print(f"{lesson}: the course's lesson is back in {folder}" + (f"; yours is kept as {kept.name}" if kept else ""))
+        copied = working_copies(source, folder)
+        if copied:
+            print(f"copied {len(copied)} lessons into {folder}: run and save them there; the course's own, with "
+                  f"its stored reference run, stay untouched in {source}")
     if not folder.is_dir():
         raise SystemExit(f"no lessons at {folder}: run from a checkout of the course, or pass --notebooks DIR")
     from kdtutor import cpu_environment

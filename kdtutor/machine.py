@@ -308,3 +308,61 @@ def install(extras=(), torch: str = "auto", constraints=None, wheelhouse=None, d
     return status
 
 
+
+
+# --------------------------------------------------------------------------- the learner's working copies
+WORK_DIR = ROOT / "my-lessons"  # git-ignored: the learner's copies, run and saved in JupyterLab
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def working_copies(source: Path = ROOT / "notebooks", dest: Path = WORK_DIR, out=print) -> list[Path]:
+    """Copy every lesson of ``source`` that ``dest`` lacks into ``dest`` (never overwriting a learner's
+    copy), so that running and saving in JupyterLab leaves the course's notebooks, with their stored
+    reference run, untouched. Returns the lessons copied; says which copies the course has since changed.
+
+    Each copy records the reference it came from (``metadata.kdtutor.reference``, a SHA-256 prefix of the
+    course's file); a copy whose reference has changed is named, with the command that replaces it."""
+    import json
+
+    from kdtutor.storage import atomic_write_bytes
+
+    copied = []
+    for lesson in sorted(source.glob("[0-9][0-9]_*.ipynb")):
+        data = lesson.read_bytes()
+        mine = dest / lesson.name
+        if not mine.exists():
+            nb = json.loads(data)
+            nb.setdefault("metadata", {}).setdefault("kdtutor", {})["reference"] = _digest(data)
+            atomic_write_bytes(mine, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
+            copied.append(mine)
+            continue
+        try:
+            recorded = json.loads(mine.read_bytes())["metadata"]["kdtutor"]["reference"]
+        except (ValueError, KeyError, TypeError):
+            recorded = None
+        if recorded != _digest(data):
+            out(f"{lesson.name[:2]}: the course's lesson changed since your copy was made (or your copy is not "
+                f"one); python -m kdtutor lab --reset {lesson.name[:2]} takes the new one and keeps yours")
+    return copied
+
+
+def reset_lesson(lesson: str, source: Path = ROOT / "notebooks", dest: Path = WORK_DIR) -> Path | None:
+    """Put the course's lesson ``lesson`` (e.g. ``"03"``) back into ``dest``; the learner's copy, if any, is
+    kept beside it as ``NN_name.mine-K.ipynb`` (K = 1, 2, … : never overwritten). Returns where it was kept."""
+    matches = sorted(source.glob(f"{lesson}_*.ipynb"))
+    if len(lesson) != 2 or not lesson.isdigit() or len(matches) != 1:
+        raise SystemExit(f"--reset {lesson}: name a lesson by its number, one of "
+                         f"{', '.join(p.name[:2] for p in sorted(source.glob('[0-9][0-9]_*.ipynb')))}")
+    mine, kept = dest / matches[0].name, None
+    if mine.exists():
+        k = 1
+        while (dest / f"{mine.stem}.mine-{k}.ipynb").exists():
+            k += 1
+        kept = mine.rename(dest / f"{mine.stem}.mine-{k}.ipynb")
+    working_copies(source, dest, out=lambda line: None)
+    return kept

@@ -363,12 +363,12 @@ def test_install_from_the_command_line_passes_extras_and_pins(monkeypatch, capsy
 
 
 @pytest.mark.parametrize("as_root", [True, False])
-def test_lab_starts_jupyterlab_on_the_lessons_with_allow_root_only_as_root(monkeypatch, as_root):
+def test_lab_starts_jupyterlab_on_the_lessons_with_allow_root_only_as_root(monkeypatch, as_root, tmp_path):
     monkeypatch.setattr(cli.os, "name", "posix")
     monkeypatch.setattr(cli.os, "geteuid", lambda: 0 if as_root else 1000, raising=False)
     calls = []
-    assert cli.lab(run=_fake_run(calls)) == 0
-    assert calls == [[sys.executable, "-m", "jupyterlab", str(ROOT / "notebooks")] + (["--allow-root"] if as_root else [])]
+    assert cli.lab(run=_fake_run(calls), work=tmp_path) == 0
+    assert calls == [[sys.executable, "-m", "jupyterlab", str(tmp_path)] + (["--allow-root"] if as_root else [])]
 
 
 def test_lab_on_windows_never_asks_for_a_user_id(monkeypatch):
@@ -406,3 +406,40 @@ def test_lab_gives_its_kernels_kdtutors_cpu_settings_unless_the_user_set_them(mo
     cli.lab(run=run)
     assert envs[0]["OMP_WAIT_POLICY"] == kdtutor.CPU_ENVIRONMENT["OMP_WAIT_POLICY"] == "PASSIVE"
     assert envs[1]["OMP_WAIT_POLICY"] == "ACTIVE" and envs[0]["PATH"] == os.environ["PATH"]
+
+
+def test_the_learners_work_never_touches_the_courses_notebooks(tmp_path, capsys):
+    """make lab opens working copies: a lesson run and saved there leaves notebooks/ byte for byte as it
+    was; a second lab keeps the learner's copy; --reset brings the course's back and keeps the learner's."""
+    import hashlib
+
+    import nbformat
+
+    source = ROOT / "notebooks"
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.glob("*.ipynb")}
+    work = tmp_path / "my-lessons"
+    copied = machine.working_copies(source, work)
+    assert sorted(p.name for p in copied) == sorted(before)
+    mine = work / "03_teacher_training.ipynb"
+    nb = nbformat.read(mine, as_version=4)  # what JupyterLab's save writes after a run: new outputs
+    nb.cells[0].source += "\n\nmy note"
+    nbformat.write(nb, mine)
+    assert machine.working_copies(source, work) == []  # nothing copied over the learner's work
+    assert "my note" in mine.read_text()
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.glob("*.ipynb")} == before
+    kept = machine.reset_lesson("03", source, work)
+    assert kept == work / "03_teacher_training.mine-1.ipynb" and "my note" in kept.read_text()
+    assert "my note" not in mine.read_text() and machine.reset_lesson("03", source, work).name.endswith(".mine-2.ipynb")
+    with pytest.raises(SystemExit, match="name a lesson by its number"):
+        machine.reset_lesson("3", source, work)
+
+
+def test_a_copy_the_course_has_since_changed_is_named(tmp_path):
+    source, work = tmp_path / "course", tmp_path / "mine"
+    source.mkdir()
+    (source / "01_x.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    machine.working_copies(source, work)
+    (source / "01_x.ipynb").write_text('{"cells": [], "metadata": {"v": 2}, "nbformat": 4, "nbformat_minor": 5}')
+    lines = []
+    assert machine.working_copies(source, work, out=lines.append) == []
+    assert lines and lines[0].startswith("01: the course's lesson changed") and "--reset 01" in lines[0]
