@@ -31,7 +31,6 @@ def test_a_crash_is_reported_as_a_failure(capsys):
 
 def test_numpy_argmax_passes():
     assert checks.warmup_argmax(lambda z: z.numpy().argmax(), verbose=False).passed is True
-    assert checks.warmup_argmax(lambda z: torch.argmax(z), verbose=False).passed is True  # a 0-d tensor
 
 
 def test_numpy_max_is_still_the_largest_value():
@@ -83,3 +82,36 @@ def test_answer_on_request(capsys):
     assert ANSWER in capsys.readouterr().out
     with pytest.raises(ValueError, match="no exercise check is named 'warmup'.*warmup_argmax"):
         checks.answer("warmup")
+
+
+# --------------------------------------------------------------------------- issue 35: each answer and its message
+def _from_index_1(logits):  # skips position 0
+    return max(range(1, len(logits)), key=lambda i: logits[i])
+
+
+# wrong answers: (answer, fragments its failure message must hold)
+WRONG = {
+    "loop from index 1": (_from_index_1, ["position 0", "start at 1"]),
+    "a 0-d tensor": (lambda z: torch.argmax(z), ["got a 0-d tensor", "Python int", "int(...) or .item()"]),
+    "the index as a float": (lambda z: float(torch.argmax(z)), ["expected a Python int, got float 1.0"]),
+}
+RIGHT = {
+    "int(torch.argmax(...))": reference,
+    "numpy's argmax (numpy.int64)": lambda z: z.numpy().argmax(),
+    "a loop from index 0": lambda z: max(range(len(z)), key=lambda i: z[i]),
+}
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_issue35_wrong_answer_fails_naming_its_mistake(name):
+    answer, fragments = WRONG[name]
+    r = checks.warmup_argmax(answer, verbose=False)
+    assert r.passed is False, r.message
+    for fragment in fragments:
+        assert fragment in r.message, r.message
+
+
+@pytest.mark.parametrize("name", RIGHT)
+def test_issue35_right_answer_passes(name):
+    r = checks.warmup_argmax(RIGHT[name], verbose=False)
+    assert r.passed is True, r.message

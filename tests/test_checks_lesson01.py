@@ -171,3 +171,44 @@ def test_the_reference_answers_pass_the_new_cases():
 
     for name in NAMES:
         assert getattr(checks, name)(getattr(lesson01, name), verbose=False).passed is True
+
+
+# --------------------------------------------------------------------------- issue 35: each answer and its message
+def _float32_log_c(logits, target):  # log C rounded up in float32 lets target = math.log(C) through
+    if not 0 < target < torch.log(torch.tensor(float(logits.numel()))).item():
+        raise ValueError("target out of range")
+    return _bisection(logits, target)
+
+
+# wrong answers of temperature_for_entropy: (answer, fragments its failure message must hold)
+WRONG = {
+    "bisection over [0.9, 50]": (_validated(lambda z, h: _bisection(z, h, lo=math.log(0.9), hi=math.log(50))),
+                                 ["T ≈ 0.1", "does your search range reach it", "10⁻³ to 10³"]),
+    "a 0-d tensor for the float": (_validated(lambda z, h: torch.tensor(S.temperature_for_entropy(z, h))),
+                                   ["got a 0-d tensor", "Python float", "float(...) or .item()"]),
+    # refused on purpose (it accepts the unreachable target log C); the message says why
+    "log C computed in float32": (_float32_log_c, ["exactly log C", "math.log(C)", "float32"]),
+}
+RIGHT = {
+    "the reference": S.temperature_for_entropy,
+    "a numpy float64": lambda z, h: __import__("numpy").float64(S.temperature_for_entropy(z, h)),
+}
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_issue35_wrong_answer_fails_naming_its_mistake(name):
+    answer, fragments = WRONG[name]
+    _fails(checks.temperature_for_entropy, answer, *fragments)
+
+
+@pytest.mark.parametrize("name", RIGHT)
+def test_issue35_right_answer_passes(name):
+    r = checks.temperature_for_entropy(RIGHT[name], verbose=False)
+    assert r.passed is True, r.message
+
+
+def test_cases_need_temperatures_outside_0_9_to_50():
+    from kdtutor.checks.lesson01 import _entropy_cases
+
+    temperatures = [sm.temperature_for_entropy(z, h) for _, z, h in _entropy_cases()]
+    assert min(temperatures) < 0.9 / 5 and max(temperatures) > 50 * 2

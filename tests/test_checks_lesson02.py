@@ -195,3 +195,42 @@ def test_teacher_first_combined_loss_fails():
         return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * _kl(t, s, T)
 
     _fails(checks.combined_kd_loss, swapped, "KL is reversed")
+
+
+# --------------------------------------------------------------------------- issue 35: each answer and its message
+def _by_torch_distributions(s, t, T=1.0):
+    """Right in exact arithmetic, but torch.distributions makes a term inf wherever the student's probability
+    underflows to 0 (at ±1000 logits), although its log-probability is finite."""
+    from torch.distributions import Categorical, kl_divergence
+
+    return kl_divergence(Categorical(logits=t / T), Categorical(logits=s / T)).mean()
+
+
+# refused on purpose (its value is inf where the KL is finite): the message must name the real cause
+WRONG = {
+    "kl_batchmean via torch.distributions": (checks.kl_batchmean, _by_torch_distributions,
+                                             ["got inf", "torch.distributions", "underflowed to exactly 0"]),
+}
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_issue35_wrong_answer_fails_naming_its_mistake(name):
+    check, answer, fragments = WRONG[name]
+    _fails(check, answer, *fragments)
+    assert "multiplied by 0" not in check(answer, verbose=False).message  # it wrote no log(0)·0
+
+
+def test_torch_distributions_is_right_where_nothing_underflows():
+    s, t = torch.randn(4, 5), torch.randn(4, 5)
+    torch.testing.assert_close(_by_torch_distributions(s, t, 2.0), _kl(s, t, 2.0))
+
+
+def test_the_tutorial_is_named_by_its_earlier_revisions():
+    from kdtutor.checks import lesson02
+    from kdtutor.kd import losses
+
+    for text in (lesson02.TUTORIAL_WHY, losses.soft_cross_entropy.__doc__):
+        assert "earlier revisions of the PyTorch KD tutorial" in " ".join(text.split())
+    r = checks.combined_kd_loss(lambda s, t, y, T=4.0, alpha=0.9: (1 - alpha) * F.cross_entropy(s, y)
+                                + alpha * T * T * _soft_ce(s, t, T), verbose=False)
+    assert "earlier revisions of the PyTorch KD tutorial" in r.message

@@ -49,3 +49,32 @@ def test_wrong_parameter_counts_fail(capsys):
 def test_a_crashing_answer_is_reported_not_raised():
     result = checks.conv_bn_params(lambda *a: 1 / 0, verbose=False)
     assert result.passed is False and "ZeroDivisionError" in result.message
+
+
+# --------------------------------------------------------------------------- issue 35: each answer and its message
+WRONG = {
+    "a float count": (lambda c_in, c_out, k: c_in * c_out * k * k + 2.0 * c_out,
+                      ["expected a Python int, got float", "whole number"]),
+    "a 0-d tensor": (lambda c_in, c_out, k: torch.tensor(c_in * c_out * k * k + 2 * c_out),
+                     ["got a 0-d tensor", "int(...) or .item()"]),
+}
+RIGHT = {
+    "the reference": lesson03.conv_bn_params,
+    "counted from the modules": lambda c_in, c_out, k: sum(
+        p.numel() for p in torch.nn.Sequential(torch.nn.Conv2d(c_in, c_out, k, bias=False),
+                                               torch.nn.BatchNorm2d(c_out)).parameters()),
+}
+
+
+def test_issue35_wrong_answers_fail_naming_their_mistake():
+    for name, (answer, fragments) in WRONG.items():
+        result = checks.conv_bn_params(answer, verbose=False)
+        assert result.passed is False, name
+        for fragment in fragments:
+            assert fragment in result.message, (name, result.message)
+
+
+def test_issue35_right_answers_pass():
+    for name, answer in RIGHT.items():
+        result = checks.conv_bn_params(answer, verbose=False)
+        assert result.passed is True, (name, result.message)

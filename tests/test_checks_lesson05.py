@@ -3,7 +3,10 @@ typical wrong answers fail with a specific message."""
 
 import math
 
+import numpy as np
+import pytest
 import torch
+from sklearn.metrics import f1_score
 
 from kdtutor import checks
 from kdtutor.images import metrics
@@ -83,7 +86,8 @@ def test_ece_dropping_confidence_one_fails():
                    for b in range(n_bins) if (idx == b).any())
 
     result = expect_failure("expected_calibration_error", floor_bins)
-    assert "confidence exactly 1.0" in result.message
+    assert "confidence exactly 1.0" in result.message and "falls out of the last bin" in result.message
+    assert "*true* class" not in result.message  # issue 35: the cause named was the wrong one
 
 
 def test_ece_with_nan_for_empty_bins_fails():
@@ -96,11 +100,6 @@ def test_ece_in_percent_and_ignoring_n_bins_fail():
                    lambda z, y, n_bins=15: 100 * solutions.expected_calibration_error(z, y, n_bins), "percentage")
     expect_failure("expected_calibration_error",
                    lambda z, y, n_bins=15: solutions.expected_calibration_error(z, y, 15), "n_bins=10")
-
-
-def test_ece_returning_a_tensor_passes():
-    assert run("expected_calibration_error",
-               lambda z, y, n_bins=15: torch.tensor(solutions.expected_calibration_error(z, y, n_bins))).passed
 
 
 # --------------------------------------------------------------------------- agreement
@@ -119,7 +118,7 @@ def test_agreement_over_the_wrong_dimension_fails():
 def test_agreement_as_a_count_or_from_equal_probabilities_fails():
     expect_failure("top1_agreement", lambda s, t: (s.argmax(1) == t.argmax(1)).sum().item(), "count")
     expect_failure("top1_agreement",
-                   lambda s, t: torch.isclose(torch.softmax(s, 1), torch.softmax(t, 1)).all(1).float().mean(),
+                   lambda s, t: torch.isclose(torch.softmax(s, 1), torch.softmax(t, 1)).all(1).float().mean().item(),
                    "instead of the predicted classes")
 
 
@@ -166,12 +165,6 @@ def test_macro_f1_with_nan_for_never_predicted_classes_fails():
     expect_failure("macro_f1", nan_f1, "NaN")
 
 
-def test_sklearn_macro_f1_passes():
-    from sklearn.metrics import f1_score
-
-    assert run("macro_f1", lambda z, y: f1_score(y, z.argmax(1), average="macro", zero_division=0)).passed
-
-
 # --------------------------------------------------------------------------- seeds
 def _seeds(values, ddof=1, quantile=None, standard_error=True):
     n = len(values)
@@ -200,3 +193,80 @@ def test_n_degrees_of_freedom_fails():
 
 def test_seeds_returning_only_mean_and_interval_fails():
     expect_failure("summarize_seeds", lambda v: _seeds(v)[::2], "4 numbers")
+
+
+# --------------------------------------------------------------------------- issue 35: each answer and its message
+def _ece_lower_closed_bins(z, y, n_bins=15):
+    """Bins [lo, hi): a confidence of exactly 1.0 lies in none of them."""
+    conf, pred = torch.softmax(z, 1).max(1)
+    correct = (pred == y).float()
+    ece = 0.0
+    for b in range(n_bins):
+        sel = (conf >= b / n_bins) & (conf < (b + 1) / n_bins)
+        if sel.any():
+            ece += sel.sum().item() / len(y) * abs(correct[sel].mean().item() - conf[sel].mean().item())
+    return ece
+
+
+def _f1_over_present_classes(z, y):
+    """scikit-learn's default macro average (and torchmetrics'): the classes found in labels or predictions."""
+    from sklearn.metrics import f1_score
+
+    return f1_score(y, z.argmax(1), average="macro", zero_division=0)
+
+
+def _as_tensor(f):
+    return lambda *args, **kwargs: torch.tensor(f(*args, **kwargs))
+
+
+# wrong answers: (exercise, answer, fragments its failure message must hold)
+WRONG = {
+    "ECE with [lo, hi) bins": ("expected_calibration_error", _ece_lower_closed_bins,
+                               ["[lower, upper)", "falls out of the last bin"]),
+    "ECE as a 0-d tensor": ("expected_calibration_error", _as_tensor(solutions.expected_calibration_error),
+                            ["got a 0-d tensor", "Python float", "float(...) or .item()"]),
+    "agreement as a 0-d tensor": ("top1_agreement", lambda s, t: (s.argmax(1) == t.argmax(1)).float().mean(),
+                                  ["got a 0-d tensor"]),
+    "macro-F1 over the classes present only": ("macro_f1", _f1_over_present_classes,
+                                              ["classes that occur", "all C", "labels=range(C)"]),
+    "macro-F1 as a 0-d tensor": ("macro_f1", _as_tensor(solutions.macro_f1), ["got a 0-d tensor"]),
+    "seeds as 0-d tensors": ("summarize_seeds", lambda v: tuple(torch.tensor(x) for x in solutions.summarize_seeds(v)),
+                             ["mean: got a 0-d tensor"]),
+}
+RIGHT = {
+    "agreement via topk (another class among ties)":
+        ("top1_agreement", lambda s, t: (s.topk(1, dim=1).indices == t.topk(1, dim=1).indices).float().mean().item()),
+    "agreement breaking ties towards the last class": ("top1_agreement", lambda s, t: (
+        (s.shape[1] - 1 - s.flip(1).argmax(1)) == (t.shape[1] - 1 - t.flip(1).argmax(1))).float().mean().item()),
+    "ECE as a numpy float32": ("expected_calibration_error",
+                               lambda z, y, n_bins=15: np.float32(solutions.expected_calibration_error(z, y, n_bins))),
+    "macro-F1 by scikit-learn over all C classes": (
+        "macro_f1", lambda z, y: f1_score(y, z.argmax(1), labels=list(range(z.shape[1])), average="macro",
+                                          zero_division=0)),
+    "seeds as numpy float64": ("summarize_seeds", lambda v: tuple(np.float64(x) for x in solutions.summarize_seeds(v))),
+}
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_issue35_wrong_answer_fails_naming_its_mistake(name):
+    exercise, answer, fragments = WRONG[name]
+    expect_failure(exercise, answer, *fragments)
+
+
+@pytest.mark.parametrize("name", RIGHT)
+def test_issue35_right_answer_passes(name):
+    exercise, answer = RIGHT[name]
+    result = run(exercise, answer)
+    assert result.passed is True, result.message
+
+
+def test_an_agreement_wrong_on_untied_rows_still_fails_the_tie_case():
+    from kdtutor.checks.lesson05 import _l05_agreement_cases
+
+    what, s, t = _l05_agreement_cases()[-1]
+    assert "ties" in what
+
+    def wrong_only_there(s_, t_):  # right everywhere but on the tie case, where it says 0 (a forced row agrees)
+        return 0.0 if torch.equal(t_, t) else solutions.top1_agreement(s_, t_)
+
+    expect_failure("top1_agreement", wrong_only_there, "any tied class")

@@ -160,10 +160,10 @@ def test_correct_float32_answers_pass_and_every_check_tries_float32():
 
     def paired_in_float32(m, k):  # rejected by the old 1e-9 tolerance: float32 rounds at ~1e-8
         d = torch.tensor(m, dtype=torch.float32) - torch.tensor(k, dtype=torch.float32)
-        return d.mean(), d.std()
+        return d.mean().item(), d.std().item()  # float32 values as Python floats
 
     m, k = [0.61, 0.64, 0.60, 0.62], [0.62, 0.61, 0.60, 0.65]
-    assert abs(paired_in_float32(m, k)[0].item() - sol.paired_gain(m, k)[0]) > 1e-9
+    assert abs(paired_in_float32(m, k)[0] - sol.paired_gain(m, k)[0]) > 1e-9
     _passes(checks.paired_gain, paired_in_float32)
     _passes(checks.paired_gain, lambda m, k: tuple(np.float32(x) for x in sol.paired_gain(m, k)))
 
@@ -214,3 +214,29 @@ def test_tolerance_is_that_of_the_least_precise_float_dtype():
     assert core.tolerance(f64) == core.TOLERANCE[torch.float64] < core.TOLERANCE[torch.float32]
     assert core.tolerance(f64, f32) == core.tolerance(f32) == core.tolerance() == core.TOLERANCE[torch.float32]
     assert core.tolerance(f64, torch.zeros(1, dtype=torch.int64)) == core.TOLERANCE[torch.float64]
+
+
+# --------------------------------------------------------------------------- issue 35: each answer and its message
+WRONG = {
+    "standardize without the 1e-7": (checks.standardize,
+                                     lambda z: (z - z.mean(1, keepdim=True)) / z.std(1, keepdim=True),
+                                     ["all equal", "std 0", "+ 1e-7"]),
+    "standardize with the 1e-7 inside the square root": (
+        checks.standardize, lambda z: (z - z.mean(1, keepdim=True)) / (z.var(1, keepdim=True) + 1e-7).sqrt(),
+        ["Add 1e-7 to the standard deviation", "not to the variance"]),
+    "paired_gain as 0-d tensors": (checks.paired_gain,
+                                   lambda m, k: tuple(torch.tensor(x) for x in sol.paired_gain(m, k)),
+                                   ["mean: got a 0-d tensor", "Python float"]),
+}
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_issue35_wrong_answer_fails_naming_its_mistake(name):
+    check, answer, fragments = WRONG[name]
+    _fails(check, answer, *fragments)
+
+
+def test_issue35_standardize_with_a_clamped_std_of_1e_7_fails_too():
+    # max(std, 1e-7) equals std + 1e-7 only where the std is large; the nearly constant row tells them apart
+    _fails(checks.standardize, lambda z: (z - z.mean(1, keepdim=True)) / z.std(1, keepdim=True).clamp_min(1e-7),
+           "spread of 1e-7")

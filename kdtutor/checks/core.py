@@ -284,12 +284,13 @@ def expect_tensor_close(got, want: torch.Tensor, what: str, atol: float = 1e-5, 
 
 
 def expect_number_close(got, want: float, what: str, rel: float = 1e-4, abs_: float = 1e-6) -> None:
-    """Fail unless ``got`` is a number (or one-element tensor) close to ``want``."""
+    """Fail unless ``got`` is a number (or one-element tensor, e.g. a loss) close to ``want``. An
+    exercise that asks for a Python number checks ``got`` with :func:`python_number` first."""
     if isinstance(got, torch.Tensor):
         if got.numel() != 1:
             raise Failed(f"{what}: expected a single number, got a tensor of shape {tuple(got.shape)}")
         got = got.item()
-    if not isinstance(got, (int, float)):
+    if isinstance(got, bool) or not isinstance(got, numbers.Real):
         raise Failed(f"{what}: expected a number, got {type(got).__name__}")
     if not math.isclose(float(got), want, rel_tol=rel, abs_tol=abs_):
         raise Failed(f"{what}: got {got:.6g}, expected {want:.6g}")
@@ -330,6 +331,13 @@ def _close(got, value, atol: float, rtol: float) -> bool:
             and torch.allclose(got_t, value_t, atol=atol, rtol=rtol))
 
 
+def _has_nan(got) -> bool:
+    try:
+        return bool(torch.isnan(torch.as_tensor(got, dtype=torch.float64)).any())
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
 def _non_finite(got) -> bool:
     try:
         return not bool(torch.isfinite(torch.as_tensor(got, dtype=torch.float64)).all())
@@ -338,12 +346,13 @@ def _non_finite(got) -> bool:
 
 
 def expect_close_or_explain(got, want, what: str, mistakes=(), atol: float = 1e-5, rtol: float = 1e-4,
-                            nan_hint: str = "") -> None:
+                            nan_hint: str = "", inf_hint: str = "") -> None:
     """Fail unless ``got`` is close to ``want``; if it matches a known mistake, say which.
 
     ``want``: a tensor, or a number / one-element tensor for a scalar result.
     ``mistakes``: ``(value that mistake produces, explanation)`` pairs, consulted only on failure.
-    ``nan_hint``: added when ``got`` holds NaN or inf.
+    ``nan_hint``: added when ``got`` holds NaN (or inf, when there is no ``inf_hint``).
+    ``inf_hint``: added when ``got`` holds ±inf and no NaN (a different cause than NaN's).
     """
     try:
         if isinstance(want, torch.Tensor) and want.ndim > 0:
@@ -354,8 +363,9 @@ def expect_close_or_explain(got, want, what: str, mistakes=(), atol: float = 1e-
         for value, why in mistakes:
             if _close(got, value, atol, rtol):
                 raise Failed(f"{e}. {why}") from None
-        if nan_hint and _non_finite(got):
-            raise Failed(f"{e}. {nan_hint}") from None
+        hint = (inf_hint or nan_hint) if _non_finite(got) and not _has_nan(got) else nan_hint
+        if hint and _non_finite(got):
+            raise Failed(f"{e}. {hint}") from None
         raise
 
 
@@ -389,15 +399,31 @@ def expect_student_gradient(f: Callable, args: tuple, want_grad: torch.Tensor, w
                         atol=1e-6, rtol=1e-4)
 
 
-def as_number(got, what: str) -> float:
-    """``got`` as a float (a Python or NumPy number, or a one-element tensor), or :class:`Failed`."""
+def python_number(got, what: str, integer: bool = False) -> int | float:
+    """The one rule for an exercise that returns a number: ``got`` as the Python number it holds, or
+    :class:`Failed`.
+
+    A float is asked (``integer=False``): a Python ``float`` or ``int``, or a NumPy scalar (``np.float32``
+    from ``.numpy()``, ``np.float64`` from scikit-learn). An int is asked (a count, an index:
+    ``integer=True``): a Python ``int`` or a NumPy integer (``np.int64`` from ``.argmax()``); a float fails,
+    even ``3.0``. Never a ``bool``, and never a tensor, not even a 0-d one: a tensor is not a number
+    (it prints as ``tensor(...)``, compares as a tensor, keeps its autograd graph); ``.item()`` turns it
+    into one.
+    """
+    kind = "int" if integer else "float"
     if isinstance(got, torch.Tensor):
         if got.numel() != 1:
-            raise Failed(f"{what}: expected a single number, got a tensor of shape {tuple(got.shape)}")
-        got = got.item()
-    if isinstance(got, bool) or not isinstance(got, numbers.Real):
-        raise Failed(f"{what}: expected a number, got {type(got).__name__}")
-    return float(got)
+            raise Failed(f"{what}: expected a single Python {kind}, got a tensor of shape {tuple(got.shape)}")
+        shape = "a 0-d tensor" if got.ndim == 0 else f"a tensor of shape {tuple(got.shape)}"
+        raise Failed(f"{what}: got {shape}, {got.detach()!r}, expected a Python {kind}: a tensor is not a number; "
+                     f"return {kind}(...) or .item() of it")
+    if integer and isinstance(got, numbers.Real) and not isinstance(got, (bool, numbers.Integral)):
+        raise Failed(f"{what}: expected a Python int, got {type(got).__name__} {got!r}: a count or an index is a "
+                     "whole number; use integer arithmetic (// rather than /) or int(...)")
+    wanted = numbers.Integral if integer else numbers.Real
+    if isinstance(got, bool) or not isinstance(got, wanted):
+        raise Failed(f"{what}: expected a Python {kind}, got {type(got).__name__} {fmt(got)}")
+    return int(got) if integer else float(got)
 
 
 # --------------------------------------------------------------------------- answers used as losses

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from kdtutor.checks.core import (CheckResult, Failed, call_on_copies, expect_close_or_explain, expect_raises,
-                                 register, run_check)
+                                 python_number, register, run_check)
 
 register("stable_log_softmax",
          nudge="divide the logits by T, subtract each row's own maximum before exponentiating, and stay in log "
@@ -109,6 +109,25 @@ def entropy_nats(fn: Callable, verbose: bool = True) -> CheckResult:
                      answer_key=(entropy, entropy_from_logits))
 
 
+USUAL_T = (0.9, 50.0)  # the temperatures of everyday use; the last two cases need T outside them
+
+
+def _entropy_cases() -> list[tuple[str, torch.Tensor, float]]:
+    """``(description, logits (C,), target entropy in nats)`` for :func:`temperature_for_entropy`: the last
+    two need T far below and far above :data:`USUAL_T`, so a search over a narrow range fails them."""
+    cat = torch.tensor([-1.0, -2.0, 2.0, 9.0, 3.0, 6.5, 2.5, 1.5, -1.5, -2.5])
+    g = torch.Generator().manual_seed(103)
+    return [
+        ("the lesson's cat logits, target 1.0 nat", cat, 1.0),
+        ("cat logits, target 2.0 nats (close to log 10 = 2.303)", cat, 2.0),
+        ("cat logits, target 0.3 nats (sharper than at T = 1)", cat, 0.3),
+        ("6 random logits, target 1.2 nats", 2 * torch.randn(6, generator=g), 1.2),
+        ("the cat logits × 20, target 1.0 nat (T should grow 20-fold too)", 20 * cat, 1.0),
+        ("the cat logits / 10, target 0.3 nats (T ≈ 0.1)", cat / 10, 0.3),
+        ("the cat logits × 100, target 1.0 nat (T ≈ 200)", 100 * cat, 1.0),
+    ]
+
+
 def temperature_for_entropy(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise 3 of lesson 01: ``fn(logits, target_entropy)`` returns the temperature ``T`` at which
     ``softmax(logits / T)`` has the given entropy (nats), for a ``(C,)`` logit vector, and raises
@@ -116,37 +135,30 @@ def temperature_for_entropy(fn: Callable, verbose: bool = True) -> CheckResult:
     from kdtutor.kd.softmax import entropy_from_logits
     from kdtutor.kd.softmax import temperature_for_entropy as reference
 
-    cat = torch.tensor([-1.0, -2.0, 2.0, 9.0, 3.0, 6.5, 2.5, 1.5, -1.5, -2.5])
-    g = torch.Generator().manual_seed(103)
-    cases = [
-        ("the lesson's cat logits, target 1.0 nat", cat, 1.0),
-        ("cat logits, target 2.0 nats (close to log 10 = 2.303)", cat, 2.0),
-        ("cat logits, target 0.3 nats (sharper than at T = 1)", cat, 0.3),
-        ("6 random logits, target 1.2 nats", 2 * torch.randn(6, generator=g), 1.2),
-        ("the cat logits × 20, target 1.0 nat (T should grow 20-fold too)", 20 * cat, 1.0),
-    ]
+    cases = _entropy_cases()
 
     def test(f):
         for what, z, target in cases:
-            got = call_on_copies(f, what, z, target)
-            if isinstance(got, torch.Tensor):
-                if got.numel() != 1:
-                    raise Failed(f"{what}: expected one temperature, got a tensor of shape {tuple(got.shape)}")
-                got = got.item()
-            if isinstance(got, bool) or not isinstance(got, (int, float)) or not math.isfinite(got) or got <= 0:
+            got = python_number(call_on_copies(f, what, z, target), what)
+            if not math.isfinite(got) or got <= 0:
                 raise Failed(f"{what}: expected a finite temperature T > 0, got {got!r}")
             h = float(entropy_from_logits(z.double(), T=got))
             if abs(h - target) > 1e-4:
                 t_true = reference(z, target)
-                where = " (the edge of the search range: is your bisection going the wrong way?)" \
-                    if got < 1.1e-3 or got > 0.9e3 else ""
+                where = ""
+                if got < 1.1e-3 or got > 0.9e3:
+                    where = " (the edge of the search range: is your bisection going the wrong way?)"
+                elif (t_true < USUAL_T[0] and got > t_true) or (t_true > USUAL_T[1] and got < t_true):
+                    where = (f" (this case needs T ≈ {t_true:.2g}, far from 1: does your search range reach it? "
+                             "The task bisects on log T from 10⁻³ to 10³)")
                 raise Failed(f"{what}: at your T = {got:.5g}{where} the entropy is {h:.5f} nats, not {target} "
                              f"(the answer is T = {t_true:.5g})")
         n = cases[0][1].numel()
         log_c = math.log(n)
         for bad, why in [(log_c + 0.1, f"above log C = {log_c:.3f}"),
                          (log_c, "exactly log C = math.log(10), the uniform distribution's entropy, which only "
-                                 "T → ∞ reaches; compare with math.log(C), both ends excluded"),
+                                 "T → ∞ reaches; compare with math.log(C), both ends excluded (log C computed in "
+                                 "float32, e.g. torch.log(torch.tensor(10.)).item(), rounds up and lets it through)"),
                          (0.0, "zero"), (-1.0, "negative")]:
             expect_raises(lambda: f(cases[0][1].clone(), bad), ValueError,
                           f"target entropy {bad:.4g} ({why}: no temperature reaches it)")

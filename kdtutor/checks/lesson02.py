@@ -35,8 +35,12 @@ register("combined_kd_loss",
                 "KL(softmax(teacher / T) ‖ softmax(student / T)) of exercise 1.",
          points=2)  # two terms, two temperatures, a gradient check
 
-NAN_HINT = ("NaN or inf usually comes from log(0) = -inf (a probability that underflowed to 0, e.g. "
+NAN_HINT = ("NaN usually comes from log(0) = -inf (a probability that underflowed to 0, e.g. "
             "softmax(...).log()) multiplied by 0: take log_softmax instead")
+INF_HINT = ("The KL is finite here: inf means a term p·(log p − log q) was made infinite where the student's "
+            "probability q underflowed to exactly 0 although its log-probability is finite (hundreds of nats below "
+            "0 here) — e.g. by softmax(...).log(), or by torch.distributions' kl_divergence, which sets every term "
+            "with q = 0 to inf. Compute the log-probabilities with log_softmax and stay in log space")
 
 
 def _pair(n: int, c: int, seed: int, scale: float = 3.0):
@@ -93,9 +97,9 @@ def _kl_mistakes(s: torch.Tensor, t: torch.Tensor, T: float, scale: float, soft_
 
 SOFT_CE_WHY = ("That is the soft cross-entropy H(p, q) = −Σ p log q = H(p) + KL(p ‖ q): it has the KL's gradient but "
                "not its value (it bottoms out at the teacher's entropy H(p), not 0). Use Σ p (log p − log q)")
-TUTORIAL_WHY = ("That is the PyTorch KD tutorial's form, −Σ p log q / N · T² = T²·(H(p) + KL): the same gradient, but "
-                "its value carries the constant T²·H(p) and is not 0 when the student matches the teacher. The "
-                "snippet asks for T²·KL: use F.kl_div with log-probabilities")
+TUTORIAL_WHY = ("That is the form of earlier revisions of the PyTorch KD tutorial, −Σ p log q / N · T² = "
+                "T²·(H(p) + KL): the same gradient, but its value carries the constant T²·H(p) and is not 0 when the "
+                "student matches the teacher. The snippet asks for T²·KL: use F.kl_div with log-probabilities")
 
 
 def kl_batchmean(fn: Callable, verbose: bool = True) -> CheckResult:
@@ -115,7 +119,7 @@ def kl_batchmean(fn: Callable, verbose: bool = True) -> CheckResult:
                                        "to the distillation term (exercises 2 and 3)"),
             ]
             expect_close_or_explain(got, reference(s, t, T), what, mistakes, atol=1e-5, rtol=1e-4,
-                                    nan_hint=NAN_HINT)
+                                    nan_hint=NAN_HINT, inf_hint=INF_HINT)
         _, s, t, T = _cases()[1]
         p, q = torch.softmax(t / T, dim=1), torch.softmax(s / T, dim=1)
         expect_student_gradient(f, (s, t, T), (q - p) / (T * s.shape[0]), "N = 4, C = 5, T = 4")
@@ -141,7 +145,7 @@ def kd_term(fn: Callable, verbose: bool = True) -> CheckResult:
                 (reference(s, t, T) / T, "Multiply by T², not by T"),
             ]
             expect_close_or_explain(got, reference(s, t, T), what, mistakes, atol=1e-5, rtol=1e-4,
-                                    nan_hint=NAN_HINT)
+                                    nan_hint=NAN_HINT, inf_hint=INF_HINT)
         # the gradient reaching the student: T (q − p) / N
         _, s, t, T = _cases()[1]
         p, q = torch.softmax(t / T, dim=1), torch.softmax(s / T, dim=1)
@@ -191,11 +195,12 @@ def combined_kd_loss(fn: Callable, verbose: bool = True) -> CheckResult:
                 ((1 - a) * ce + a * T * T * _kl(t_, s_, T),
                  "The KL is reversed: KL(teacher ‖ student), with the teacher's probabilities as weights"),
                 ((1 - a) * ce + a * T * T * _soft_ce(s_, t_, T),
-                 "Your distillation term is T²·soft cross-entropy = T²·(H(p) + KL) (the PyTorch tutorial's form): "
+                 "Your distillation term is T²·soft cross-entropy = T²·(H(p) + KL) (the form of earlier revisions "
+                 "of the PyTorch KD tutorial): "
                  "the same gradient, but the value carries α·T²·H(p); use the KL"),
             ]
             expect_close_or_explain(got, reference(s_, t_, y_, T, a), what, mistakes, atol=1e-5, rtol=1e-4,
-                                    nan_hint=NAN_HINT)
+                                    nan_hint=NAN_HINT, inf_hint=INF_HINT)
         T, a = 4.0, 0.9
         q1, q, p = torch.softmax(s, 1), torch.softmax(s / T, 1), torch.softmax(t / T, 1)
         want = ((1 - a) * (q1 - F.one_hot(y, 10)) + a * T * (q - p)) / s.shape[0]

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from kdtutor.checks.core import CheckResult, Failed, fmt, register, run_check
+from kdtutor.checks.core import CheckResult, Failed, fmt, python_number, register, run_check
 from kdtutor.images import loader
 
 register("flip_batch",
@@ -78,15 +78,17 @@ def _conv_bn_params_reference(c_in: int, c_out: int, k: int) -> int:
 
 
 def conv_bn_params(fn: Callable, verbose: bool = True) -> CheckResult:
-    """Exercise: ``fn(c_in, c_out, k)`` = parameters of ``Conv2d(c_in, c_out, k, bias=False)`` + ``BatchNorm2d(c_out)``."""
+    """Exercise: ``fn(c_in, c_out, k)`` = parameters of ``Conv2d(c_in, c_out, k, bias=False)`` + ``BatchNorm2d(c_out)``,
+    a Python ``int`` (or a NumPy integer; see :func:`~kdtutor.checks.core.python_number`)."""
     from torch import nn
 
     def test(f):
         for c_in, c_out, k in [(3, 16, 3), (16, 32, 3), (32, 48, 1), (12, 5, 5), (1, 1, 2)]:
             block = nn.Sequential(nn.Conv2d(c_in, c_out, k, bias=False), nn.BatchNorm2d(c_out))
             want = sum(p.numel() for p in block.parameters())
-            got = f(c_in, c_out, k)
+            what = f"conv {c_in}→{c_out}, {k}×{k} kernel, + BatchNorm"
+            got = python_number(f(c_in, c_out, k), what, integer=True)
             if got != want:
-                raise Failed(f"conv {c_in}→{c_out}, {k}×{k} kernel, + BatchNorm: got {got}, expected {want}")
+                raise Failed(f"{what}: got {got}, expected {want}")
 
     return run_check("conv_bn_params", fn, _conv_bn_params_reference, test, verbose=verbose)

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from kdtutor.checks.core import CheckResult, Failed, as_number, register, run_check
+from kdtutor.checks.core import CheckResult, Failed, python_number, register, run_check
 from kdtutor.images import metrics
 
 register("expected_calibration_error",
@@ -22,11 +22,11 @@ register("top1_agreement",
          answer="agreement = mean over examples of [argmax_c student[i, c] == argmax_c teacher[i, c]]; "
                 "labels play no part — compare the student with the teacher, not with the truth.")
 register("macro_f1",
-         nudge="compute an F1 score for each class from its TP, FP and FN, then the plain mean over all classes, "
-               "including classes that are never predicted.",
+         nudge="compute an F1 score for each class from its TP, FP and FN, then the plain mean over all C classes, "
+               "including classes that are never predicted or absent altogether.",
          answer="for each class c: TP = predicted c and truly c, FP = predicted c but not c, "
                 "FN = truly c but predicted otherwise; F1_c = 2·TP / (2·TP + FP + FN) (0 when that "
-                "denominator is 0); macro-F1 = the plain mean of F1_c over all C classes.")
+                "denominator is 0); macro-F1 = the plain mean of F1_c over all C = logits.shape[1] classes.")
 register("summarize_seeds",
          nudge="the sample standard deviation (n − 1), and Student's t with n − 1 degrees of freedom for the "
                "interval of the mean.",
@@ -40,7 +40,7 @@ def _l05_expect(got, want: float, what: str, mistakes, abs_: float = 1e-5) -> No
     ``mistakes``: ``{explanation: the value that mistake would give}``, or a function
     returning that dict (called only when ``got`` is wrong).
     """
-    got = as_number(got, what)
+    got = python_number(got, what)
     if math.isclose(got, want, rel_tol=1e-4, abs_tol=abs_):
         return
     if math.isnan(got):
@@ -96,7 +96,14 @@ def _l05_ece_mistakes(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -
     wrong_conf = sum((idx == i).sum().item() / len(labels)
                      * abs(correct[idx == i].mean().item() - true_p[idx == i].mean().item())
                      for i in range(n_bins) if (idx == i).any())
+    conf = probs.max(dim=1).values
+    lower_closed = torch.floor(conf * n_bins).long()  # bins [lo, hi): 1.0 gets index n_bins, in no bin
+    dropped_one = sum((lower_closed == i).sum().item() / len(labels)
+                      * abs(correct[lower_closed == i].mean().item() - conf[lower_closed == i].mean().item())
+                      for i in range(n_bins) if (lower_closed == i).any())
     return {
+        "use bins [lower, upper): a confidence of exactly 1.0 then falls out of the last bin and is dropped; bins "
+        "are (lower, upper], so 1.0 belongs in the last one (bin ceil(conf·n_bins) − 1)": dropped_one,
         "average the bins' gaps |acc − conf| without weighting each bin by its share n_b/N of the examples":
             gaps.mean().item(),
         "divide the sum of the bins' gaps by the number of bins (empty ones included)": gaps.sum().item() / n_bins,
@@ -127,24 +134,40 @@ def _l05_agreement_cases():
     s = t + 1.2 * torch.randn(200, 10, generator=g)
     four_t = torch.eye(4) * 5
     four_s = torch.eye(4)[[0, 1, 3, 3]] * 5  # agrees on 3 of 4
-    ties_t = torch.zeros(3, 5)  # all tied: argmax is class 0
-    ties_s = torch.tensor([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0], [2.0, 2.0, 0, 0, 0]])
+    ties_t = torch.zeros(5, 5)  # rows 0–2 all tied: any class may count as the teacher's prediction
+    ties_t[3, 3] = ties_t[4, 4] = 4.0
+    ties_s = torch.tensor([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0], [2.0, 2.0, 0, 0, 0],
+                           [0, 0, 0, 4.0, 0], [1.0, 1.0, 0, 0, 0]])  # row 3 agrees, row 4 does not, whatever the ties
     return [
         ("a model against itself", t, t),
         ("student = teacher + a different constant per row (same softmax)", t + 10 * torch.randn(200, 1, generator=g), t),
         ("random student and teacher, 200 examples, 10 classes", s, t),
         ("4 examples, 3 agree", four_s, four_t),
-        ("ties (argmax picks the first largest class)", ties_s, ties_t),
+        ("ties (any of the tied classes may count as a model's prediction)", ties_s, ties_t),
     ]
 
 
+def _l05_agreement_range(s: torch.Tensor, t: torch.Tensor) -> tuple[float, float]:
+    """The least and the largest top-1 agreement over every way of breaking ties (a row whose largest logit
+    is shared by several classes may predict any of them: argmax takes the first, topk need not)."""
+    top_s, top_t = s == s.amax(dim=1, keepdim=True), t == t.amax(dim=1, keepdim=True)
+    can = (top_s & top_t).any(dim=1)
+    must = can & (top_s.sum(dim=1) == 1) & (top_t.sum(dim=1) == 1)
+    return must.double().mean().item(), can.double().mean().item()
+
+
 def top1_agreement(fn: Callable, verbose: bool = True) -> CheckResult:
-    """Check ``fn(student_logits (N, C), teacher_logits (N, C)) -> float``: fraction of equal argmaxes."""
+    """Check ``fn(student_logits (N, C), teacher_logits (N, C)) -> float``: fraction of equal argmaxes.
+    Where a row has ties, any tied class may count as the prediction (``topk`` passes as well as ``argmax``)."""
 
     def test(f):
         for what, s, t in _l05_agreement_cases():
             want = metrics.top1_agreement(s, t)
-            got = f(s.clone(), t.clone())
+            got = python_number(f(s.clone(), t.clone()), what)
+            low, high = _l05_agreement_range(s, t)
+            rows = got * len(s)
+            if low < high and low - 1e-9 <= got <= high + 1e-9 and abs(rows - round(rows)) < 1e-6:
+                continue  # ties: any tie-breaking rule gives a whole number of agreeing rows in [low, high]
             same = s.argmax(dim=1) == t.argmax(dim=1)
             mistakes = {
                 "take the argmax over dim=0 (over examples) instead of dim=1 (over classes)":
@@ -155,7 +178,13 @@ def top1_agreement(fn: Callable, verbose: bool = True) -> CheckResult:
                 "compare the logits (or probabilities) themselves instead of the predicted classes":
                     torch.isclose(s, t).all(dim=1).double().mean().item(),
             }
-            _l05_expect(got, want, what, mistakes, abs_=1e-9)
+            try:
+                _l05_expect(got, want, what, mistakes, abs_=1e-9)
+            except Failed as e:
+                if low < high:
+                    raise Failed(f"{e} (argmax's value; any tied class may count as a model's prediction, so any "
+                                 f"whole number of rows from {low:.4g} to {high:.4g} of them passes)") from None
+                raise
 
     return run_check("top1_agreement", fn, metrics.top1_agreement, test, verbose=verbose)
 
@@ -171,10 +200,14 @@ def _l05_f1_cases():
     major = torch.tensor([[1.0, 0.0]]).repeat(100, 1)
     major_y = torch.tensor([0] * 90 + [1] * 10)
     perfect = torch.eye(3)[[0, 1, 2, 2, 1]] * 3
+    absent = 3 * torch.eye(5)[[0, 0, 1, 1, 2, 2, 0, 1]]  # predicts 0, 1, 2 only
+    absent_y = torch.tensor([0, 1, 1, 3, 2, 2, 0, 3])  # class 3 never predicted, class 4 nowhere at all
     return [
         ("random logits, 300 examples, 6 classes, class 4 never predicted", z, y),
         ("90 % class 0, always predicts class 0 (accuracy 0.9)", major, major_y),
         ("every prediction right", perfect, perfect.argmax(1)),
+        ("5 classes: class 3 never predicted, class 4 in neither labels nor predictions (F1 = 0 for both)",
+         absent, absent_y),
     ]
 
 
@@ -185,7 +218,11 @@ def _l05_f1_mistakes(z: torch.Tensor, y: torch.Tensor) -> dict:
     p, r, f, n = prf["precision"], prf["recall"], prf["f1"], prf["support"].double()
     P, R = p.mean().item(), r.mean().item()
     predicted = torch.bincount(z.argmax(1), minlength=z.shape[1]) > 0
+    occurring = predicted | (torch.bincount(y, minlength=z.shape[1]) > 0)
     return {
+        "average over the classes that occur (in the labels or the predictions) only, as scikit-learn's f1_score "
+        "and torchmetrics' macro average do: here macro-F1 is the mean over all C = logits.shape[1] classes, an "
+        "absent class counting F1 = 0 (with scikit-learn: labels=range(C))": f[occurring].mean().item(),
         "compute micro-F1, which equals the accuracy (macro-F1 averages the per-class F1 scores)":
             top1_accuracy(z, y),
         "weight each class's F1 by its number of examples (that is 'weighted' F1)": (f * n).sum().item() / n.sum().item(),

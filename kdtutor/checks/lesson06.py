@@ -17,8 +17,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from kdtutor.checks.core import (CheckResult, Failed, as_number, call_checked, dtype_name, expect_close_or_explain,
-                                 expect_gradient, expect_non_finite_kept, gradient_of, register, run_check, tolerance)
+from kdtutor.checks.core import (CheckResult, Failed, call_checked, dtype_name, expect_close_or_explain,
+                                 expect_gradient, expect_non_finite_kept, gradient_of, python_number, register,
+                                 run_check, tolerance)
 from kdtutor.kd.beyond import standardize_logits, tckd_nckd
 
 register("nckd_per_example",
@@ -108,6 +109,26 @@ def _standardize_reference(logits):
     return standardize_logits(logits)
 
 
+def _standardize_flat_rows(f: Callable) -> None:
+    """The case the 1e-7 is for: a row of equal logits (std 0: the reference gives 0, without the 1e-7
+    it is 0/0 = NaN) and a row whose spread is about 1e-7 (values only, no gradient; float64 input, an
+    answer computed in float32 passes too)."""
+    z = torch.tensor([[2.5] * 10, [1e-7 * (k - 4.5) for k in range(10)],
+                      [0.3 * k - 1.0 for k in range(10)]], dtype=torch.float64)
+    what = "a row of equal logits (std 0) and a row with a spread of 1e-7"
+    centred = z - z.mean(1, keepdim=True)
+    mistakes = [(centred / (z.var(1, keepdim=True) + 1e-7).sqrt(),
+                 "Add 1e-7 to the standard deviation, not to the variance under the square root."),
+                (centred / z.std(1, keepdim=True).clamp_min(1e-7),
+                 "Add 1e-7 to the standard deviation (std + 1e-7), as the task states; max(std, 1e-7) differs "
+                 "where the std is small.")]
+    got = call_checked(f, what, ("logits",), z.clone())
+    atol, rtol = tolerance(z, got)
+    expect_close_or_explain(got, _standardize_reference(z), what, mistakes=mistakes, atol=atol, rtol=rtol,
+                            nan_hint="A row whose logits are all equal has std 0: without the + 1e-7 the task adds "
+                                     "to the standard deviation, its result is 0/0 = NaN (the reference gives 0).")
+
+
 def standardize(fn: Callable, verbose: bool = True) -> CheckResult:
     """Exercise: ``fn(logits (N, C)) -> (N, C)``, each row z-scored over the classes.
 
@@ -138,6 +159,7 @@ def standardize(fn: Callable, verbose: bool = True) -> CheckResult:
             (g_want,) = torch.autograd.grad((_standardize_reference(zr) * w).sum(), zr)
             expect_gradient(grad, g_want, f"{what}, the gradient with respect to logits", atol, rtol,
                              ". The mean and the std depend on the logits too: don't detach them")
+        _standardize_flat_rows(f)
         z = torch.randn(3, 6, generator=torch.Generator().manual_seed(4))
         z[1, 3] = float("nan")
         got = call_checked(f, "NaN logit", ("logits",), z.clone())
@@ -177,7 +199,7 @@ def paired_gain(fn: Callable, verbose: bool = True) -> CheckResult:
             got = call_checked(f, what, ("method_accs", "kd_accs"), list(method), list(kd))
             if not isinstance(got, (tuple, list)) or len(got) != 2:
                 raise Failed(f"return a pair (mean, std), got {got!r}")
-            mean, sd = as_number(got[0], "mean"), as_number(got[1], "std")
+            mean, sd = python_number(got[0], "mean"), python_number(got[1], "std")
             if close(mean, -want[0]) and not close(want[0], 0.0):
                 raise Failed(f"mean {mean:.4f} has the wrong sign: subtract KD from the method (method − KD)")
             if not close(mean, want[0]):

@@ -151,7 +151,8 @@ def soft_cross_entropy(
     student's first. Equals ``H(p) + KL(p ‖ q)``: the same gradient as
     :func:`kl_divergence` (``H(p)`` does not depend on the student), but its minimum is
     the teacher's entropy ``H(p)``, not 0. Hinton et al. (2015) wrote the distillation
-    objective in this form; the PyTorch KD tutorial uses it too.
+    objective in this form, and so did earlier revisions of the PyTorch KD tutorial (a later
+    revision computes the KL).
 
     Args:
         student_logits: ``(N, C)``.
