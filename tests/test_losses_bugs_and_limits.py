@@ -135,7 +135,7 @@ def test_pure_distillation_needs_no_labels():
 
 
 def test_pytorch_tutorial_loss_is_ours_at_alpha_025_plus_a_constant():
-    # PyTorch's KD tutorial: 0.25 · T² · soft CE + 0.75 · CE, T = 2, soft CE = −Σ p log q / N
+    # Earlier revisions of PyTorch's KD tutorial (a later one computes the KL): 0.25 · T² · soft CE + 0.75 · CE, T = 2, soft CE = −Σ p log q / N
     s, t, y = _logits(N, C), _logits(N, C, seed=1), _labels()
     T = 2.0
     p, logq = torch.softmax(t / T, dim=-1), torch.log_softmax(s / T, dim=-1)
