@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from kdtutor.checkpoints import weights_fingerprint
 from kdtutor.images.loader import Batch, DeviceLoader
 from kdtutor.images.metrics import top1_accuracy
+from kdtutor.images.models import ModelSpec, model_label
 from kdtutor.images.predict import cached_predict, predict
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset, Split
@@ -200,11 +201,15 @@ class DistillLoss:
 
 
 # --------------------------------------------------------------------------- runs
-def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, T: float = 4.0,
+def distill_student(teacher: nn.Module, arch: ModelSpec, data: Dataset, cfg: TrainConfig, T: float = 4.0,
                     alpha: float = 0.9, mode: str = "online", augment: bool | None = None,
                     teacher_logits: TeacherLogits | None = None, device=None, checkpoint=None,
                     profile_name: str = "", progress: bool = True) -> TrainResult:
     """Train student ``arch`` on ``data`` with the KD loss from a frozen ``teacher``.
+
+    ``teacher``: any ``nn.Module`` giving ``(B, num_classes)`` logits (frozen here: eval mode, no
+    gradients); the run records its weights' fingerprint. ``arch``: a model name, your
+    constructor ``seed → nn.Module``, or an ``nn.Module`` (:func:`kdtutor.images.models.make_model`).
 
     Everything but the loss is as in :func:`kdtutor.images.train.train_model` with the same
     ``cfg`` (same seed → same initial weights, order and augmentation). Pass
@@ -219,7 +224,7 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
     meta.update({"kind": "distilled", "T": T, "alpha": alpha, "teacher_mode": teacher_logits.mode,
                  "teacher_sha256": weights_fingerprint(teacher)})
     history = fit(model, train_loader, val_loader, cfg, loss_fn=DistillLoss(teacher_logits, T, alpha, cfg.label_smoothing),
-                  checkpoint=checkpoint, meta=meta, progress=progress, desc=f"{arch} ← KD T={T:g} α={alpha:g}")
+                  checkpoint=checkpoint, meta=meta, progress=progress, desc=f"{meta['arch']} ← KD T={T:g} α={alpha:g}")
     return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
 
 
@@ -295,10 +300,13 @@ class Comparison:
                 f"{wins} of {len(diffs)} seeds")
 
 
-def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float = 4.0,
+def compare_scratch_vs_kd(teacher: nn.Module, arch: ModelSpec, data: Dataset, make_cfg, seeds, T: float = 4.0,
                           alpha: float = 0.9, split: str = "val", device=None, progress: bool = True,
                           checkpoint_dir=None, augment: bool | None = None, profile_name: str = "") -> Comparison:
     """Train ``arch`` from scratch and by distillation for each seed; compare accuracies on ``split``.
+
+    ``arch``: a model name, your constructor ``seed → nn.Module`` (both runs of a seed get
+    ``arch(seed)``'s weights) or an ``nn.Module`` (every run starts from a copy of it).
 
     ``make_cfg(seed)`` gives the :class:`TrainConfig` of one seed; both runs of a
     seed use it, so they share initial weights, data order, augmentation and
@@ -342,7 +350,7 @@ class Sweep:
         return self.temperatures[i], self.alphas[j]
 
 
-def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temperatures, alphas, device=None,
+def sweep(teacher: nn.Module, arch: ModelSpec, data: Dataset, cfg: TrainConfig, temperatures, alphas, device=None,
           augment: bool | None = None, progress: bool = True, checkpoint_dir=None, profile_name: str = "") -> Sweep:
     """Distil one student per ``(T, α)`` with the same seed; choose on the validation split.
 
@@ -369,7 +377,7 @@ def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temper
     return result
 
 
-def fixed_teacher_students(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float, alpha: float,
+def fixed_teacher_students(teacher: nn.Module, arch: ModelSpec, data: Dataset, make_cfg, seeds, T: float, alpha: float,
                            device=None, checkpoint_dir=None, profile_name: str = "") -> dict:
     """``{seed: TrainResult}``: one student per seed distilled from a *fixed* teacher (its outputs on
     the clean images, whatever view the student sees); kept in ``checkpoint_dir`` like the others."""
@@ -382,10 +390,10 @@ def fixed_teacher_students(teacher: nn.Module, arch: str, data: Dataset, make_cf
     return out
 
 
-def student_paths(checkpoint_dir, arch: str, seed: int, T: float, alpha: float, mode: str = "online"):
+def student_paths(checkpoint_dir, arch: ModelSpec, seed: int, T: float, alpha: float, mode: str = "online"):
     """Checkpoint paths ``(scratch, distilled)`` of one seed's pair of students; the distilled one's
     name also says how the teacher ran (``mode`` of :class:`TeacherLogits`) unless it ran online."""
-    d, kd = Path(checkpoint_dir), "kd" if mode == "online" else f"kd_{mode}"
+    d, kd, arch = Path(checkpoint_dir), "kd" if mode == "online" else f"kd_{mode}", model_label(arch)
     return d / f"{arch}_scratch_seed{seed}.pt", d / f"{arch}_{kd}_T{T:g}_a{alpha:g}_seed{seed}.pt"
 
 

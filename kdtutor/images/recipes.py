@@ -142,9 +142,12 @@ def digits_config(epochs: int = 40, batch_size: int = 64, seed: int = 0) -> Trai
                        warmup=0.1, start_lr=0.1, final_lr=0.01, seed=seed, drop_last=False)
 
 
-def config_for(arch: str, epochs: int, batch_size: int, seed: int = 0) -> TrainConfig:
+def config_for(arch, epochs: int, batch_size: int, seed: int = 0) -> TrainConfig:
     """The recipe kdtutor uses for ``arch``: airbench's for airbench nets (its full form for
-    ``airbench``), the digits one for MLPs, the student one otherwise."""
+    ``airbench``), the digits one for MLPs, the student one otherwise (also for your own model:
+    a constructor or an ``nn.Module``)."""
+    if not isinstance(arch, str):
+        return student_config(epochs=epochs, batch_size=batch_size, seed=seed)
     if arch.startswith("airbench"):
         return airbench_config(epochs=epochs, batch_size=batch_size, seed=seed, arch=arch)
     make = digits_config if arch.startswith("mlp") else student_config

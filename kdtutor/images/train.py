@@ -27,11 +27,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor import __version__
-from kdtutor.checkpoints import CheckpointMismatch, resume_state, save_checkpoint
+from kdtutor.checkpoints import CheckpointMismatch, resume_state, save_checkpoint, weights_fingerprint
 from kdtutor.images.airbench import (Lookahead, dirac_init_, set_whiten_bias_trainable, zero_whiten_bias_)
 from kdtutor.images.history import History
 from kdtutor.images.loader import Batch, DeviceLoader
-from kdtutor.images.models import build_model
+from kdtutor.images.models import ModelSpec, make_model, check_output, model_label
 from kdtutor.images.predict import split_metrics
 from kdtutor.images.recipes import (TrainConfig, config_for, config_identity, lr_factor, make_optimizer)
 from kdtutor.images.splits import Dataset, Split
@@ -324,10 +324,14 @@ def with_val_in_train(data: Dataset) -> Dataset:
     return Dataset(data.name, data.classes, train, empty, data.test, data.is_standin, data.source)
 
 
-def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile_name: str = "", device=None,
+def prepare_run(arch: ModelSpec, data: Dataset, cfg: TrainConfig, profile_name: str = "", device=None,
                 augment: bool | None = None):
     """Seed, build ``arch`` and the loaders for ``data``: everything a run needs before :func:`fit`.
 
+    ``arch``: a model name, your constructor ``seed → nn.Module`` or an ``nn.Module``
+    (:func:`kdtutor.images.models.make_model`); your own model is first run on a few training images
+    (:func:`~kdtutor.images.models.check_output`), and its starting weights' fingerprint joins the run's
+    identity (``meta["init_sha256"]``), so a checkpoint of another model of the same label is not resumed.
     The seed (``cfg.seed``) fixes the initial weights, the order and the
     augmentation, so two runs with the same seed differ only in what they then do.
     Augmentation (flip + translate) defaults to on for 3-channel 32×32 images.
@@ -345,7 +349,7 @@ def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile_name: str = 
     augment = default_augment(data) if augment is None else augment
     seed_everything(cfg.seed)
     c, h, _ = data.image_shape
-    model = build_model(arch, data.num_classes, c, h)
+    model = make_model(arch, cfg.seed, data.num_classes, c, h)
     if cfg.dirac_init:
         dirac_init_(model)
     if cfg.whiten_bias_epochs is not None:
@@ -356,20 +360,25 @@ def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile_name: str = 
     if hasattr(model, "init_whitening"):
         n = min(5000, train_loader.num_examples)
         model.init_whitening(train_loader.clean_images(torch.arange(n, device=device)).cpu())
-    meta = {"arch": arch, "num_classes": data.num_classes, "in_channels": c, "image_size": h,
+    meta = {"arch": model_label(arch), "num_classes": data.num_classes, "in_channels": c, "image_size": h,
             "dataset": data.name, "is_standin": data.is_standin, "n_train": len(train_data.train),
             "data_sha256": data.fingerprint(),
             "profile": profile_name, "seed": cfg.seed, "augment": augment}
+    if not isinstance(arch, str):
+        check_output(place(model, device), train_loader.clean_images(torch.arange(min(8, train_loader.num_examples),
+                     device=device)), data.num_classes, f"the model {meta['arch']}")
+        meta["init_sha256"] = weights_fingerprint(model)
     return model, train_loader, val_loader, meta
 
 
-def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, profile_name: str = "",
+def train_model(arch: ModelSpec, data: Dataset, cfg: TrainConfig, checkpoint=None, profile_name: str = "",
                 device=None, augment: bool | None = None, progress: bool = True) -> TrainResult:
-    """Build ``arch`` and train it from labels on ``data`` with ``cfg`` (see :func:`prepare_run`)."""
+    """Build ``arch`` (a name, a constructor or a module) and train it from labels on ``data`` with
+    ``cfg`` (see :func:`prepare_run`)."""
     model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile_name, device, augment)
     meta["kind"] = "trained from labels"
     history = fit(model, train_loader, val_loader, cfg, checkpoint=checkpoint, meta=meta,
-                  progress=progress, desc=f"{arch} on {data.name.split(' ')[0]}")
+                  progress=progress, desc=f"{meta['arch']} on {data.name.split(' ')[0]}")
     return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
 
 
