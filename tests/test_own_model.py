@@ -104,3 +104,63 @@ def test_paired_comparison_and_sweep_take_a_constructor(tmp_path):
     assert same_weights(zero.runs["scratch", 3].model, zero.runs["distilled", 3].model)
     s = sweep(teacher, my_student(0), TINY, tiny_cfg(), [2.0], [0.5, 0.9], device="cpu", progress=False)
     assert len(s.val_acc[0]) == 2 and s.runs[2.0, 0.5].meta["arch"] == "Sequential"
+
+
+# --------------------------------------------------------------------------- your teacher
+def small_teacher(seed: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(16, 10))
+
+
+def test_load_teacher_from_a_state_dict_and_freeze_it(tmp_path):
+    from kdtutor.images.distill import load_teacher
+
+    trained = train_model(small_teacher, TINY, tiny_cfg(), device="cpu", progress=False).model
+    torch.save(trained.state_dict(), tmp_path / "t.pth")
+    teacher = load_teacher(small_teacher, tmp_path / "t.pth", TINY, device="cpu")
+    assert same_weights(teacher, trained) and not teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+    torch.save({"state_dict": trained.state_dict(), "epoch": 3}, tmp_path / "wrapped.pth")
+    assert same_weights(load_teacher(small_teacher, tmp_path / "wrapped.pth", TINY, device="cpu"), trained)
+    with pytest.raises(FileNotFoundError, match="no teacher weights"):
+        load_teacher(small_teacher, tmp_path / "missing.pth", TINY)
+
+
+def test_load_teacher_names_a_class_count_or_input_size_that_does_not_fit(tmp_path):
+    from kdtutor.images.distill import load_teacher
+
+    def three_classes(seed):
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 3))
+
+    torch.save(three_classes(0).state_dict(), tmp_path / "three.pth")
+    with pytest.raises(ValueError, match=r"the teacher three_classes gives \(8, 3\) .* the data have 10 classes"):
+        load_teacher(three_classes, tmp_path / "three.pth", TINY)  # the weights fit the module, not the data
+    with pytest.raises(ValueError, match=r"(?s)do not fit small_teacher built for 10 classes.*size mismatch"):
+        load_teacher(small_teacher, tmp_path / "three.pth", TINY)  # the weights do not fit the module
+
+    def expects_64(seed):
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 10))
+
+    torch.save(expects_64(0).state_dict(), tmp_path / "big.pth")
+    with pytest.raises(ValueError, match=r"the teacher expects_64 cannot run on this data's images \(3, 32, 32\)"):
+        load_teacher(expects_64, tmp_path / "big.pth", TINY)
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="holds a list, not a state_dict"):
+        load_teacher(small_teacher, tmp_path / "list.pth", TINY)
+    with pytest.raises(ValueError, match="unknown architecture 'resnet_nine_thousand'"):
+        load_teacher("resnet_nine_thousand", tmp_path / "big.pth", TINY)
+
+
+def test_load_teacher_takes_a_torchvision_architecture_with_local_weights(tmp_path):
+    import torchvision
+
+    from kdtutor.images.distill import load_teacher
+
+    net = torchvision.models.get_model("resnet18", weights=None, num_classes=10)
+    torch.save(net.state_dict(), tmp_path / "r18.pth")
+    teacher = load_teacher("resnet18", tmp_path / "r18.pth", TINY, device="cpu")
+    assert same_weights(teacher, net)
+    imagenet = torchvision.models.get_model("resnet18", weights=None)  # 1000 classes
+    torch.save(imagenet.state_dict(), tmp_path / "in1k.pth")
+    with pytest.raises(ValueError, match=r"(?s)fc.weight.*\[1000, 512\]"):
+        load_teacher("resnet18", tmp_path / "in1k.pth", TINY)

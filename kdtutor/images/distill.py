@@ -23,9 +23,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.storage import load_checked, written_by_kdtutor
 from kdtutor.images.loader import Batch, DeviceLoader
 from kdtutor.images.metrics import top1_accuracy
-from kdtutor.images.models import ModelSpec, model_label
+from kdtutor.images.models import MODELS, ModelSpec, check_output, make_model, model_label
 from kdtutor.images.predict import cached_predict, predict
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset, Split
@@ -45,6 +46,68 @@ def freeze(teacher: nn.Module) -> nn.Module:
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
+
+
+def load_teacher(arch: ModelSpec, weights, data: Dataset, device=None) -> nn.Module:
+    """Your teacher, from its architecture and a weights file, checked against ``data`` and frozen.
+
+    Args:
+        arch: your constructor ``seed → nn.Module`` (or an ``nn.Module`` to copy), a kdtutor model
+            name, or the name of a torchvision classification architecture (``"resnet18"``,
+            ``"mobilenet_v3_small"``, …: built with ``num_classes = data.num_classes``, no download).
+        weights: a file holding the ``state_dict`` (``torch.save(model.state_dict(), f)``; a dict with
+            the weights under ``"state_dict"`` or ``"model"`` works too), or a checkpoint kdtutor wrote.
+        data: the data the students will learn on: the teacher is run on a few of its validation
+            images (:func:`~kdtutor.images.models.check_output`) before anything trains.
+    Returns:
+        the teacher on ``device`` (default: the one runs use), in eval mode, without gradients.
+    Raises:
+        FileNotFoundError: no file at ``weights``.
+        ValueError: an unknown architecture; weights that do not fit it (e.g. another number of
+            classes: the message names the layer and both shapes); a teacher that cannot run on the
+            data's images or does not give ``(B, number of classes)`` logits.
+    """
+    weights = Path(weights).expanduser()
+    if not weights.is_file():
+        raise FileNotFoundError(f"no teacher weights at {weights}")
+    c, h, w = data.image_shape
+    label = arch if isinstance(arch, str) else model_label(arch)
+    if isinstance(arch, str) and arch not in MODELS:
+        arch = _torchvision_constructor(arch, data.num_classes)
+    teacher = make_model(arch, 0, data.num_classes, c, h)
+    if written_by_kdtutor(weights, "checkpoint"):
+        state = load_checked(weights, kind="checkpoint")["model"]
+    else:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and not any(torch.is_tensor(v) for v in state.values()):
+            state = state.get("state_dict", state.get("model", state))
+    if not isinstance(state, dict):
+        raise ValueError(f"{weights} holds a {type(state).__name__}, not a state_dict: save the teacher with "
+                         "torch.save(model.state_dict(), path)")
+    try:
+        teacher.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"the weights in {weights} do not fit {label} built for {data.num_classes} classes of "
+                         f"{c}×{h}×{w} images ({data.name}): {str(e).strip().rstrip('.')}. A teacher must have been trained "
+                         "on this data's classes, with this architecture") from e
+    device = torch.device(device) if device else default_device()
+    teacher = place(freeze(teacher), device)
+    images = eval_loader(data, "val" if len(data.val) else "train", device)
+    check_output(teacher, images.clean_images(torch.arange(min(8, images.num_examples), device=images.device)),
+                 data.num_classes, f"the teacher {label}")
+    return teacher
+
+
+def _torchvision_constructor(name: str, num_classes: int):
+    """``seed → torchvision.models.get_model(name, num_classes=…)`` with random weights (no download)."""
+    import torchvision
+
+    known = torchvision.models.list_models(module=torchvision.models)
+    if name not in known:
+        raise ValueError(f"unknown architecture {name!r}: not a kdtutor model ({', '.join(MODELS)}) nor a "
+                         f"torchvision classification model (e.g. {', '.join(known[:6])}, …); or pass your "
+                         "own constructor")
+    return lambda seed: torchvision.models.get_model(name, weights=None, num_classes=num_classes)
 
 
 @torch.no_grad()
