@@ -515,7 +515,7 @@ def _load_teacher(path, profile_name):
                          f"{profile_name or '<profile>'} --out <new file>) or pass another --teacher") from None
     except (ValueError, KeyError) as e:
         raise SystemExit(f"--teacher {path} cannot be rebuilt as a model ({e}): pass the file train-teacher "
-                         f"wrote") from None
+                         f"wrote, or name its architecture with --teacher-arch package.module:function") from None
     if not meta.get("dataset"):
         raise SystemExit(f"--teacher {path} does not record which data set it was trained on (no 'dataset' in "
                          f"its metadata), so kdtutor cannot check it matches the students' data: save it with "
