@@ -362,6 +362,15 @@ def _load_folder(args):
         raise SystemExit(f"--data {args.data}: {e}") from None
 
 
+def _check_model_name(arch, flag: str) -> None:
+    """A model name given to ``flag`` must be one of kdtutor's (your own: package.module:function)."""
+    from kdtutor.images.models import MODELS
+
+    if isinstance(arch, str) and arch not in MODELS:
+        raise SystemExit(f"{flag} {arch}: not a kdtutor model ({', '.join(MODELS)}); give your own as "
+                         "package.module:function or path/to/file.py:function (a function seed → nn.Module)")
+
+
 def _check_student(arch, flag_value: str, data, device) -> None:
     """Your ``--student`` built once and run on a few training images, before anything trains."""
     import torch
@@ -418,6 +427,7 @@ def train_teacher(args) -> None:
 
     _check_run_args(args)
     arch = import_model(args.arch, "--arch") if args.arch else None
+    _check_model_name(arch, "--arch")
     if args.data and not args.out:
         raise SystemExit("--data: pass --out FILE as well (the profile's teacher path is for the profile's data)")
     profile, data = _setup(args, "teacher")
@@ -446,6 +456,7 @@ def distill(args) -> None:
     args.teacher_path = args.teacher or teacher_path(get_profile(args.profile))
     _check_run_args(args)
     student = import_model(args.student, "--student") if args.student else None
+    _check_model_name(student, "--student")
     if args.teacher_arch:  # your architecture + a file of weights: checked against the data once they are loaded
         teacher_arch = import_model(args.teacher_arch, "--teacher-arch")
         if not Path(args.teacher_path).expanduser().is_file():
@@ -460,8 +471,8 @@ def distill(args) -> None:
         except ValueError as e:
             raise SystemExit(f"--teacher {args.teacher_path} (--teacher-arch {args.teacher_arch}): {e}") from None
     elif meta["dataset"] != data.name:
-        raise SystemExit(f"the teacher was trained on {meta['dataset']!r}, but "
-                         f"{'--data' if args.data else f'profile {profile.name}'} gives {data.name!r}")
+        where = f"--data {args.data} holds" if args.data else f"profile {profile.name} uses"
+        raise SystemExit(f"the teacher was trained on {meta['dataset']!r}, but {where} {data.name!r}")
     arch = student or profile.student
     if not isinstance(arch, str):
         _check_student(arch, args.student, data, args.device)

@@ -118,6 +118,8 @@ def test_command_line_checks_your_folder_and_modules_before_anything_trains(setu
         main(run + ["--size", "16", "--teacher-arch", "ownmodels:nothing_here", "--teacher", str(tmp / "untrained.pth")])
     with pytest.raises(SystemExit, match="cannot import it"):
         main(run + ["--size", "16", "--student", "no_such_package.models:student"] + ours)
+    with pytest.raises(SystemExit, match="--student resnet18: not a kdtutor model"):
+        main(run + ["--size", "16", "--student", "resnet18"] + ours)
     with pytest.raises(SystemExit, match="--crop needs --size"):
         main(run + ["--crop"] + ours)
     with pytest.raises(SystemExit, match="--size and --crop apply to --data"):
