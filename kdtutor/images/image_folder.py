@@ -105,10 +105,8 @@ def check_size(size, crop: bool = False) -> tuple[int, int] | None:
         if crop:
             raise ValueError("crop=True needs a size: e.g. load_image_folder(path, size=64, crop=True)")
         return None
-    pair = (size, size) if isinstance(size, int) and not isinstance(size, bool) else tuple(size) \
-        if isinstance(size, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                                 for v in pair):
+    pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair):
         raise ValueError(f"size must be a whole number of pixels ≥ 1 (e.g. 64) or (height, width), got {size!r}")
     return pair
 
