@@ -39,11 +39,13 @@ torchvision's ``Resize(64)`` + ``CenterCrop(64)``; ``size=(48, 64)`` gives 48 ro
 Resampling is Pillow's bilinear filter, antialiased when shrinking. The choice is part of the
 data set's name (e.g. "pets (image folder, 64×64 centre crops)"), so every table says it.
 
-**Memory**: every decoded image of every split is held in memory (and the training split on the
-training device), one original at a time being decoded and resized. The decoded data set may
-take up to :func:`dataset_bytes_cap` (default 4 GiB, e.g. 270,000 images at 64×64 or 1.1 million
-at 32×32; raise with ``KDTUTOR_MAX_DATASET_BYTES=<bytes>`` or ``max_dataset_bytes=``): a folder
-over it is an error, raised after the first image, that says which ``size`` would fit. Larger
+**Memory**: every decoded image of every split is held in memory as ``uint8`` (and the training
+split on the training device), one original at a time being decoded and resized. The decoded data
+set may take up to :func:`dataset_bytes_cap` (default 2 GiB: about 170,000 images at 64×64 or
+700,000 at 32×32; raise with ``KDTUTOR_MAX_DATASET_BYTES=<bytes>`` or ``max_dataset_bytes=``): a
+folder over it is an error, raised after the first image, that says which ``size`` would fit.
+At the cap, loading needs about 5 × 2 GiB of RAM for a moment (the :class:`Dataset`'s mean and std
+are computed on a float32 copy of the training images): the default suits a 16 GB machine. Larger
 collections need a streaming loader, which kdtutor does not have. The tensors are cached in one checksummed file under
 ``$KDTUTOR_DATA/image_cache`` named after a hash of the source's *content* (the archive's
 bytes; for a folder, every image's bytes and every file's name and size), so a second load
@@ -76,7 +78,7 @@ CACHE_VERSION = 2  # bump when the decoded format changes
 MAX_PIXELS_ENV = "KDTUTOR_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 40_000_000
 MAX_DATASET_BYTES_ENV = "KDTUTOR_MAX_DATASET_BYTES"
-DEFAULT_MAX_DATASET_BYTES = 4 * 2**30
+DEFAULT_MAX_DATASET_BYTES = 2 * 2**30
 MIN_TRAIN_WITHOUT_VAL = 2  # one (of a tenth, at least one) is carved off for validation, one left to train on
 
 
@@ -91,7 +93,7 @@ def pixel_cap(value: int | None = None) -> int:
 
 def dataset_bytes_cap(value: int | None = None) -> int:
     """The cap on the decoded data set, ``N × 3 × H × W`` bytes over all splits: ``value`` if given, else
-    ``$KDTUTOR_MAX_DATASET_BYTES``, else 4 GiB."""
+    ``$KDTUTOR_MAX_DATASET_BYTES``, else 2 GiB."""
     return _positive_setting(value, MAX_DATASET_BYTES_ENV, DEFAULT_MAX_DATASET_BYTES)
 
 
@@ -448,7 +450,7 @@ def load_image_folder(path: str | os.PathLike, name: str | None = None, cache_di
             is added to it, e.g. "my pets (resized to 64×64)", so no table hides it.
         size: make every image ``size × size`` pixels (or ``(H, W)``); None: they must already be
             one size. crop: keep the aspect ratio and cut the central square (see the module docstring).
-        max_dataset_bytes: the cap on all decoded images together (default 4 GiB, see the module docstring).
+        max_dataset_bytes: the cap on all decoded images together (default 2 GiB, see the module docstring).
         cache_dir: where the decoded tensors are cached (default ``$KDTUTOR_DATA/image_cache``,
             never beside the source); a cache that cannot be written is skipped with a warning.
         max_member_bytes, max_pixels: the per-file and per-image caps (see the module docstring).
