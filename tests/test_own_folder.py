@@ -115,7 +115,8 @@ def test_command_line_checks_your_folder_and_modules_before_anything_trains(setu
     with pytest.raises(SystemExit, match="no such file"):
         main(run + ["--size", "16", "--teacher-arch", "ownmodels:teacher", "--teacher", str(tmp / "missing.pth")])
     with pytest.raises(SystemExit, match="cannot import it"):
-        main(run + ["--size", "16", "--teacher-arch", "ownmodels:nothing_here", "--teacher", str(tmp / "untrained.pth")])
+        main(run + ["--size", "16", "--teacher-arch", "ownmodels:nothing_here", "--teacher",
+                    str(tmp / "untrained.pth")])
     with pytest.raises(SystemExit, match="cannot import it"):
         main(run + ["--size", "16", "--student", "no_such_package.models:student"] + ours)
     with pytest.raises(SystemExit, match="--student resnet18: not a kdtutor model"):

@@ -6,9 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from kdtutor.checkpoints import load_checkpoint, save_checkpoint, weights_fingerprint
-from kdtutor.images.distill import compare_scratch_vs_kd, distill_student, student_paths, sweep
-from kdtutor.images.models import build_model, make_model, check_output, model_label
+from kdtutor.checkpoints import load_checkpoint, weights_fingerprint
+from kdtutor.images.distill import (
+    compare_scratch_vs_kd,
+    distill_student,
+    student_paths,
+    sweep,
+)
+from kdtutor.images.models import build_model, check_output, make_model, model_label
 from kdtutor.images.recipes import config_for, student_config
 from kdtutor.images.standin import make_standin
 from kdtutor.images.train import train_model

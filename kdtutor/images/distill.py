@@ -87,9 +87,10 @@ def load_teacher(arch: ModelSpec, weights, data: Dataset, device=None) -> nn.Mod
     try:
         teacher.load_state_dict(state)
     except RuntimeError as e:
+        why = str(e).strip().rstrip(".")
         raise ValueError(f"the weights in {weights} do not fit {label} built for {data.num_classes} classes of "
-                         f"{c}×{h}×{w} images ({data.name}): {str(e).strip().rstrip('.')}. A teacher must have been trained "
-                         "on this data's classes, with this architecture") from e
+                         f"{c}×{h}×{w} images ({data.name}): {why}. A teacher must have been trained on this "
+                         "data's classes, with this architecture") from e
     device = torch.device(device) if device else default_device()
     teacher = place(freeze(teacher), device)
     images = eval_loader(data, "val" if len(data.val) else "train", device)
@@ -287,7 +288,8 @@ def distill_student(teacher: nn.Module, arch: ModelSpec, data: Dataset, cfg: Tra
     meta.update({"kind": "distilled", "T": T, "alpha": alpha, "teacher_mode": teacher_logits.mode,
                  "teacher_sha256": weights_fingerprint(teacher)})
     history = fit(model, train_loader, val_loader, cfg, loss_fn=DistillLoss(teacher_logits, T, alpha, cfg.label_smoothing),
-                  checkpoint=checkpoint, meta=meta, progress=progress, desc=f"{meta['arch']} ← KD T={T:g} α={alpha:g}")
+                  checkpoint=checkpoint, meta=meta, progress=progress,
+                  desc=f"{meta['arch']} ← KD T={T:g} α={alpha:g}")
     return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
 
 

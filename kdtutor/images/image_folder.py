@@ -505,5 +505,8 @@ def load_image_folder(path: str | os.PathLike, name: str | None = None, cache_di
         train, val = (Split(train.images[perm[n_val:]], train.labels[perm[n_val:]]),
                       Split(train.images[perm[:n_val]], train.labels[perm[:n_val]]))
     test = Split(tensors["test_images"], tensors["test_labels"])
-    name = f"{name} ({resized})" if name and resized else name or default_name(classes, tensors["format"], path, resized)
+    if name is None:
+        name = default_name(classes, tensors["format"], path, resized)
+    elif resized:
+        name = f"{name} ({resized})"
     return Dataset(name, classes, train, val, test, source=str(path))

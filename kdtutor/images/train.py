@@ -31,7 +31,7 @@ from kdtutor.checkpoints import CheckpointMismatch, resume_state, save_checkpoin
 from kdtutor.images.airbench import AirbenchExtras, init_for
 from kdtutor.images.history import History
 from kdtutor.images.loader import Batch, DeviceLoader
-from kdtutor.images.models import ModelSpec, make_model, check_output, model_label
+from kdtutor.images.models import ModelSpec, check_output, make_model, model_label
 from kdtutor.images.predict import split_metrics
 from kdtutor.images.recipes import (TrainConfig, config_for, config_identity, lr_factor, make_optimizer)
 from kdtutor.images.splits import Dataset, Split
