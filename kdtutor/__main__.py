@@ -2,7 +2,7 @@
 
     python -m kdtutor install [--extras dev,book]   only what the lessons need (make lab runs it);
                                                     CPU-only PyTorch on Linux without an NVIDIA GPU
-    python -m kdtutor lab                           JupyterLab on notebooks/ (make lab)
+    python -m kdtutor lab                           JupyterLab on your copies of the lessons (make lab)
     python -m kdtutor prepare [--profile cpu]       fetch the data, check this machine
     python -m kdtutor train-teacher --profile gpu
     python -m kdtutor distill --profile gpu --student cnn_small --T 4 --alpha 0.9
@@ -16,6 +16,10 @@ batch, split over the processes:
     torchrun --nproc_per_node 4 -m kdtutor train-teacher --profile gpu
 distill --teacher-logits FILE computes the teacher's logits once (all processes together)
 and saves them; later runs with the same teacher, data and seed load them.
+Your own images and models (a folder train/<class>/*.jpg, test/<class>/…; a function seed → nn.Module):
+    python -m kdtutor distill --data DIR --size 64 --crop --student mypkg.models:student
+        --teacher-arch mypkg.models:teacher --teacher teacher_state_dict.pt --epochs 10
+(--teacher-arch also takes a torchvision name such as resnet18; train-teacher takes --data and --arch too.)
 
 Running the whole course headless, grading, releases and the website are course tooling:
 python -m coursetools --help (in a checkout of the course).
@@ -55,12 +59,18 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("train-teacher", help="train (or resume) a teacher and save its checkpoint")
     _run_args(p)
-    p.add_argument("--arch", help="model name (default: the profile's teacher)")
+    p.add_argument("--arch", help="model name, or your constructor as package.module:function or file.py:function "
+                                  "(default: the profile's teacher)")
 
     p = sub.add_parser("distill", help="distil a student from a teacher checkpoint")
     _run_args(p)
-    p.add_argument("--teacher", help="teacher checkpoint (default: the profile's, as train-teacher and the lessons save it)")
-    p.add_argument("--student", help="student model name (default: the profile's student)")
+    p.add_argument("--teacher", help="teacher checkpoint (default: the profile's, as train-teacher and the lessons "
+                                     "save it); with --teacher-arch, a state_dict file of that architecture")
+    p.add_argument("--teacher-arch", metavar="ARCH",
+                   help="the teacher's architecture, for a --teacher file of weights: package.module:function "
+                        "or file.py:function (seed → nn.Module), or a torchvision name such as resnet18")
+    p.add_argument("--student", help="student model name, or your constructor as package.module:function or "
+                                     "file.py:function (default: the profile's student)")
     p.add_argument("--T", type=float, default=4.0, help="temperature (default 4)")
     p.add_argument("--alpha", type=float, default=0.9, help="weight of the distillation term (default 0.9)")
     p.add_argument("--mode", choices=["online", "cached", "fixed"], help="where teacher logits come from (default online)")
@@ -197,13 +207,17 @@ def _check_run_args(args) -> None:
     from kdtutor.kd.softmax import check_temperature
 
     _check_device(args.device)
+    if (args.size or args.crop) and not args.data:
+        raise SystemExit("--size and --crop apply to --data DIR (your own images); the profiles' data are one size")
+    if args.crop and not args.size:
+        raise SystemExit("--crop needs --size: e.g. --size 64 --crop")
     for flag, check in (("T", check_temperature), ("alpha", check_alpha)):
         if getattr(args, flag, None) is not None:
             try:
                 check(getattr(args, flag))
             except ValueError as e:
                 raise SystemExit(f"--{flag} {getattr(args, flag)}: {e}") from None
-    inputs = {"--teacher": getattr(args, "teacher_path", None)}
+    inputs = {"--teacher": getattr(args, "teacher_path", None), "--data": args.data}
     _check_out(args.out, {**inputs, "--teacher-logits": getattr(args, "teacher_logits", None)})
     if getattr(args, "teacher_logits", None):
         from kdtutor.scale.logit_cache import KIND
@@ -220,7 +234,7 @@ def _setup(args, role: str):
     args.device = distributed.local_device(args.device or default_device())  # cuda → cuda:LOCAL_RANK under torchrun
     world = distributed.init_from_env(args.device)
     profile = get_profile(args.profile)
-    data = load_dataset(profile, role=role)
+    data = _load_folder(args) if args.data else load_dataset(profile, role=role)
     batch = args.batch_size or profile.batch_size
     _say(f"profile {profile.name}: {data}" + (f" — {world} processes, global batch {batch}" if world > 1 else ""))
     return profile, data
@@ -236,39 +250,130 @@ def _report(result, data, device) -> None:
     _say(f"test accuracy on {data.name}: {acc:.2%}")
 
 
+def _load_folder(args):
+    """``--data DIR`` (with ``--size``/``--crop``) as a Dataset, or SystemExit saying what is wrong."""
+    from kdtutor.images.image_folder import load_image_folder
+
+    try:
+        return load_image_folder(args.data, size=args.size, crop=args.crop)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"--data {args.data}: {e}") from None
+
+
+def _check_model_name(arch, flag: str) -> None:
+    """A model name given to ``flag`` must be one of kdtutor's (your own: package.module:function)."""
+    from kdtutor.images.models import MODELS
+
+    if isinstance(arch, str) and arch not in MODELS:
+        raise SystemExit(f"{flag} {arch}: not a kdtutor model ({', '.join(MODELS)}); give your own as "
+                         "package.module:function or path/to/file.py:function (a function seed → nn.Module)")
+
+
+def _check_student(arch, flag_value: str, data, device) -> None:
+    """Your ``--student`` built once and run on a few training images, before anything trains."""
+    import torch
+
+    from kdtutor.images.models import check_output, make_model
+    from kdtutor.images.train import eval_loader
+
+    loader = eval_loader(data, "train", device)
+    c, h, _ = data.image_shape
+    try:
+        model = make_model(arch, 0, data.num_classes, c, h).to(loader.device)
+        check_output(model, loader.clean_images(torch.arange(min(8, loader.num_examples), device=loader.device)),
+                     data.num_classes, f"--student {flag_value}")
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+
+
+def import_model(text: str, flag: str):
+    """``package.module:function`` or ``path/file.py:function`` → that function (a model constructor
+    ``seed → nn.Module``); a plain name is returned as it is (a kdtutor or torchvision model name).
+    SystemExit naming ``flag`` if it cannot be imported or is not callable."""
+    import importlib
+    import importlib.util
+
+    if ":" not in text:
+        return text
+    where, _, attr = text.rpartition(":")
+    try:
+        if where.endswith(".py"):
+            path = Path(where).expanduser().resolve()
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or not path.is_file():
+                raise FileNotFoundError(f"no file {path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+        fn = module
+        for part in attr.split("."):
+            fn = getattr(fn, part)
+    except (ImportError, FileNotFoundError, AttributeError, SyntaxError) as e:
+        raise SystemExit(f"{flag} {text}: cannot import it ({type(e).__name__}: {e}); give package.module:function "
+                         "(importable from here) or path/to/file.py:function") from None
+    if not callable(fn):
+        raise SystemExit(f"{flag} {text}: {type(fn).__name__} is not callable; give a function seed → nn.Module")
+    return fn
+
+
 def train_teacher(args) -> None:
-    """``train-teacher``: the profile's teacher (or ``--arch``) on the profile's data."""
+    """``train-teacher``: the profile's teacher (or ``--arch``) on the profile's data (or ``--data``)."""
+    from kdtutor.images.models import model_label
     from kdtutor.images.recipes import config_for
     from kdtutor.images.train import teacher_path, train_model
 
     _check_run_args(args)
+    arch = import_model(args.arch, "--arch") if args.arch else None
+    _check_model_name(arch, "--arch")
+    if args.data and not args.out:
+        raise SystemExit("--data: pass --out FILE as well (the profile's teacher path is for the profile's data)")
     profile, data = _setup(args, "teacher")
-    arch = args.arch or profile.teacher
+    arch = arch or profile.teacher
     epochs = profile.teacher_epochs if args.epochs is None else args.epochs
     cfg = config_for(arch, epochs, args.batch_size or profile.batch_size, args.seed)
-    out = args.out or teacher_path(profile, arch, args.seed)
+    out = args.out or teacher_path(profile, model_label(arch), args.seed)
     result = train_model(arch, data, cfg, checkpoint=out, profile_name=profile.name, device=args.device)
     _say(f"checkpoint: {out}")
     _report(result, data, args.device)
 
 
 def distill(args) -> None:
-    """``distill``: a student from a teacher checkpoint, with the combined KD loss."""
-    from kdtutor.images.distill import distill_student
+    """``distill``: a student from a teacher checkpoint (or ``--teacher-arch`` + weights), with the combined KD loss."""
+    from kdtutor.images.distill import distill_student, load_teacher
     from kdtutor.images.recipes import config_for
     from kdtutor.images.train import teacher_path
 
     if args.teacher_logits and args.mode not in (None, "cached"):
         raise SystemExit(f"--teacher-logits serves cached teacher logits; it cannot be used with --mode {args.mode}")
+    if (args.data or args.teacher_arch) and not args.teacher:
+        raise SystemExit(f"{'--data' if args.data else '--teacher-arch'}: pass --teacher FILE as well (the "
+                         "profile's teacher was trained on the profile's data)")
     from kdtutor.profiles import get_profile
 
     args.teacher_path = args.teacher or teacher_path(get_profile(args.profile))
     _check_run_args(args)
-    teacher, meta = _load_teacher(args.teacher_path, args.profile)
+    student = import_model(args.student, "--student") if args.student else None
+    _check_model_name(student, "--student")
+    if args.teacher_arch:  # your architecture + a file of weights: checked against the data once they are loaded
+        teacher_arch = import_model(args.teacher_arch, "--teacher-arch")
+        if not Path(args.teacher_path).expanduser().is_file():
+            raise SystemExit(f"--teacher {args.teacher_path}: no such file")
+        meta = None
+    else:
+        teacher, meta = _load_teacher(args.teacher_path, args.profile)
     profile, data = _setup(args, "student")
-    if meta["dataset"] != data.name:
-        raise SystemExit(f"the teacher was trained on {meta['dataset']!r}, but profile {profile.name} uses {data.name!r}")
-    arch = args.student or profile.student
+    if meta is None:
+        try:
+            teacher = load_teacher(teacher_arch, args.teacher_path, data, device=args.device)
+        except ValueError as e:
+            raise SystemExit(f"--teacher {args.teacher_path} (--teacher-arch {args.teacher_arch}): {e}") from None
+    elif meta["dataset"] != data.name:
+        where = f"--data {args.data} holds" if args.data else f"profile {profile.name} uses"
+        raise SystemExit(f"the teacher was trained on {meta['dataset']!r}, but {where} {data.name!r}")
+    arch = student or profile.student
+    if not isinstance(arch, str):
+        _check_student(arch, args.student, data, args.device)
     epochs = profile.student_epochs if args.epochs is None else args.epochs
     cfg = config_for(arch, epochs, args.batch_size or profile.batch_size, args.seed)
     shared = None
@@ -309,7 +414,7 @@ def _load_teacher(path, profile_name):
                          f"{profile_name or '<profile>'} --out <new file>) or pass another --teacher") from None
     except (ValueError, KeyError) as e:
         raise SystemExit(f"--teacher {path} cannot be rebuilt as a model ({e}): pass the file train-teacher "
-                         f"wrote") from None
+                         f"wrote, or name its architecture with --teacher-arch package.module:function") from None
     if not meta.get("dataset"):
         raise SystemExit(f"--teacher {path} does not record which data set it was trained on (no 'dataset' in "
                          f"its metadata), so kdtutor cannot check it matches the students' data: save it with "
@@ -336,6 +441,12 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                         "scale the learning rate with it (linear scaling rule, with warm-up)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--data", metavar="DIR", help="your images instead of the profile's: a folder (or .tar.gz/.zip) "
+                   "laid out train/<class>/*.jpg, test/<class>/… (val/ optional); the profile still sets epochs "
+                   "and batch size")
+    p.add_argument("--size", type=positive_int, help="with --data: resize every image to SIZE×SIZE pixels "
+                   "(needed when they differ in size)")
+    p.add_argument("--crop", action="store_true", help="with --size: keep the aspect ratio and cut the central square")
 
 
 if __name__ == "__main__":

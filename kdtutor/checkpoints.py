@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdtutor.images.models import build_model
+from kdtutor.images.models import ModelSpec, make_model, model_label
 from kdtutor.precision import place
 from kdtutor.storage import load_checked, save_checked
 
@@ -32,8 +32,12 @@ def save_checkpoint(path, model: nn.Module, meta: dict, **state) -> Path:
     return save_checked({"meta": meta, "model": model_state, **state}, path, kind="checkpoint")
 
 
-def load_checkpoint(path, arch: str | None = None, device=None) -> tuple[nn.Module, dict]:
+def load_checkpoint(path, arch: ModelSpec | None = None, device=None) -> tuple[nn.Module, dict]:
     """Rebuild the model saved at ``path``; return ``(model in eval mode, meta)``.
+
+    ``arch``: None (rebuild the name the checkpoint records), a name (which must be that one), or
+    your own constructor ``seed → nn.Module`` / ``nn.Module`` (for a run of your own model: its
+    label must match and the weights are loaded into a fresh one).
 
     The model is on ``device`` (default: the CPU), channels-last on CUDA, as the
     training loop keeps it there.
@@ -46,9 +50,11 @@ def load_checkpoint(path, arch: str | None = None, device=None) -> tuple[nn.Modu
     """
     ckpt = load_checked(path, kind="checkpoint")
     meta = ckpt["meta"]
-    if arch is not None and meta["arch"] != arch:
-        raise ValueError(f"{path} holds a {meta['arch']!r} model, not {arch!r}")
-    model = build_model(meta["arch"], meta["num_classes"], meta["in_channels"], meta["image_size"])
+    if arch is not None and meta["arch"] != model_label(arch):
+        raise ValueError(f"{path} holds a {meta['arch']!r} model, not {model_label(arch)!r}")
+    with torch.random.fork_rng(devices=[]):  # make_model seeds the generator: leave the caller's alone
+        model = make_model(meta["arch"] if arch is None else arch, 0, meta["num_classes"], meta["in_channels"],
+                      meta["image_size"])
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:

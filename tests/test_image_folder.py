@@ -173,3 +173,60 @@ def test_write_image_folder_round_trips_exactly_as_png(tmp_path):
     assert pairs(back.test.images, back.test.labels, back.classes) == pairs(ds.test.images, ds.test.labels, ds.classes)
     with pytest.raises(ValueError, match="split must be one of"):
         write_image_folder(tmp_path / "x", "training", ds.test.images, ds.test.labels, ds.classes)
+
+
+# --------------------------------------------------------------------------- real folders: images of any size
+def make_mixed_folder(root: Path, sizes=((20, 12), (9, 15), (16, 16)), classes=("a", "b"), seed=0) -> dict:
+    """root/{train,test}/<class>/<i>.png with every image a different (width, height) of ``sizes``."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, count in (("train", 5), ("test", 2)):
+        for cls in classes:
+            for i in range(count):
+                w, h = sizes[(i + len(out)) % len(sizes)]
+                rgb = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+                path = root / split / cls / f"{i:04d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rgb).save(path)
+                out[split, cls, i] = rgb
+    return out
+
+
+def test_a_mixed_folder_without_size_says_how_to_pass_it(tmp_path):
+    make_mixed_folder(tmp_path / "mixed")
+    with pytest.raises(ValueError, match=r"pass a size .*load_image_folder\(path, size=\d+\).*crop=True"):
+        load_image_folder(tmp_path / "mixed", cache_dir=tmp_path / "c", progress=False)
+
+
+@pytest.mark.parametrize("crop", [False, True])
+def test_size_resizes_or_centre_crops_every_image_as_torchvision_does(tmp_path, crop):
+    import torchvision.transforms.functional as TF
+
+    pixels = make_mixed_folder(tmp_path / "mixed")
+    ds = load_image_folder(tmp_path / "mixed", cache_dir=tmp_path / "c", progress=False, size=8, crop=crop)
+    assert ds.image_shape == (3, 8, 8)
+    assert ds.name == f"mixed (image folder, {'8×8 centre crops' if crop else 'resized to 8×8'})"
+    for i in range(2):  # test images keep file order: class a first
+        img = Image.fromarray(pixels["test", "a", i])
+        ref = TF.center_crop(TF.resize(img, 8), 8) if crop else TF.resize(img, [8, 8])
+        assert torch.equal(ds.test.images[i], torch.from_numpy(np.array(ref)).permute(2, 0, 1))
+    other = load_image_folder(tmp_path / "mixed", cache_dir=tmp_path / "c", progress=False, size=(6, 10), crop=crop)
+    assert other.image_shape == (3, 6, 10)  # another size is decoded again, not taken from the cache
+    named = load_image_folder(tmp_path / "mixed", name="mine", cache_dir=tmp_path / "c", progress=False, size=8)
+    assert named.name == "mine (resized to 8×8)" and torch.equal(named.test.images, load_image_folder(
+        tmp_path / "mixed", cache_dir=tmp_path / "c", progress=False, size=8).test.images)
+
+
+def test_bad_sizes_and_a_folder_over_the_memory_limit_are_refused(tmp_path):
+    make_mixed_folder(tmp_path / "mixed")
+    for bad in (0, -3, 2.5, (8,), "64", True):
+        with pytest.raises(ValueError, match="size must be"):
+            load_image_folder(tmp_path / "mixed", cache_dir=tmp_path / "c", progress=False, size=bad)
+    with pytest.raises(ValueError, match="crop=True needs a size"):
+        load_image_folder(tmp_path / "mixed", cache_dir=tmp_path / "c", progress=False, crop=True)
+    # 14 images × 3 × 16 × 16 = 10,752 bytes decoded
+    with pytest.raises(ValueError, match=r"14 images at 16×16 pixels take .* over the limit.*size=15"):
+        load_image_folder(tmp_path / "mixed", cache_dir=tmp_path / "c", progress=False, size=16,
+                          max_dataset_bytes=10_000)
+    assert load_image_folder(tmp_path / "mixed", cache_dir=tmp_path / "c", progress=False, size=16,
+                             max_dataset_bytes=10_752).image_shape == (3, 16, 16)

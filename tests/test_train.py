@@ -116,10 +116,13 @@ def test_checkpoint_every_k_epochs_and_after_the_last(tmp_path, monkeypatch):
 
 
 def test_config_values_are_checked():
-    for bad in (dict(epochs=0), dict(batch_size=0), dict(val_every=-1), dict(checkpoint_every=0),
-                dict(whiten_bias_epochs=-1)):
+    for bad in (dict(epochs=0), dict(batch_size=0), dict(val_every=-1), dict(checkpoint_every=0)):
         with pytest.raises(ValueError):
             tiny_cfg(**bad)
+    with pytest.raises(ValueError, match="whiten_bias_epochs"):
+        dataclasses.replace(airbench_config(epochs=2), whiten_bias_epochs=-1)  # airbench's own config
+    with pytest.raises(TypeError):
+        tiny_cfg(lookahead=True)  # the students' config has no airbench extras
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -246,14 +249,14 @@ def test_get_teacher_does_not_swallow_errors_raised_while_training(tmp_path, mon
     import kdtutor.images.train as train
 
     monkeypatch.setattr(train, "CHECKPOINT_DIR", tmp_path)
-    original = train._train_epoch
+    original = train._measure
 
-    def fails_in_epoch_2(model, loader, optimizer, loss_fn, cfg, epoch, total, bar, **kw):
-        if epoch == 1:
+    def fails_in_epoch_2(record, *a, **kw):  # after epoch 2's steps, before its checkpoint
+        if record["epoch"] == 2:
             raise ValueError("boom in epoch 2")
-        return original(model, loader, optimizer, loss_fn, cfg, epoch, total, bar, **kw)
+        return original(record, *a, **kw)
 
-    monkeypatch.setattr(train, "_train_epoch", fails_in_epoch_2)
+    monkeypatch.setattr(train, "_measure", fails_in_epoch_2)
     profile = _tiny_profile().with_(teacher_epochs=2)
     with pytest.raises(ValueError, match="boom in epoch 2"):
         train.get_teacher(profile, TINY, device="cpu", progress=False)
@@ -272,7 +275,7 @@ def test_fit_with_its_extras_off_makes_exactly_the_updates_of_train_step():
     from kdtutor.images.train import train_step
 
     cfg = tiny_cfg(epochs=2)
-    assert not cfg.lookahead and cfg.whiten_bias_epochs is None and cfg.amp in (None, "auto")
+    assert type(cfg) is TrainConfig and cfg.amp in (None, "auto")  # no airbench extras: the plain recipe
     torch.manual_seed(3)
     model = build_model("cnn_tiny")
     mine = copy.deepcopy(model)

@@ -174,3 +174,51 @@ def set_whiten_bias_trainable(model: nn.Module, trainable: bool) -> None:
     """Train (or freeze) the whitening layer's bias. A frozen parameter gets no gradient,
     so SGD leaves it alone: no step, no momentum, no weight decay."""
     whiten_bias(model).requires_grad_(trainable)
+
+
+# --------------------------------------------------------------------------- what fit calls
+class AirbenchExtras:
+    """airbench94's training-time extras, driven by :func:`kdtutor.images.train.fit`: :class:`Lookahead`
+    (``cfg.lookahead``) and the whitening bias trained for ``cfg.whiten_bias_epochs`` epochs, then frozen.
+    Each is off unless ``cfg`` (an :class:`~kdtutor.images.recipes.AirbenchConfig`) turns it on; for any
+    other config every method does nothing.
+
+    Build it before the optimiser: the whitening bias must be trainable then to be in its groups.
+    """
+
+    def __init__(self, model: nn.Module, cfg, total_steps: int, steps_per_epoch: int):
+        self.model = model
+        self.freeze_after = getattr(cfg, "whiten_bias_epochs", None)
+        self.lookahead = Lookahead(model, total_steps, steps_per_epoch) if getattr(cfg, "lookahead", False) else None
+        if self.freeze_after is not None:
+            set_whiten_bias_trainable(model, True)  # in the optimiser from the start; frozen later by epoch
+
+    def resume(self, epochs_done: int) -> None:
+        """A run loaded from a checkpoint after ``epochs_done`` epochs (see :meth:`Lookahead.resume`)."""
+        if self.lookahead is not None:
+            self.lookahead.resume(epochs_done)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Before epoch ``epoch`` (0-based): the whitening bias trains only in the first epochs."""
+        if self.freeze_after is not None:
+            set_whiten_bias_trainable(self.model, epoch < self.freeze_after)
+
+    def after_step(self, step: int) -> None:
+        """After optimiser step ``step`` (1-based, counted over the whole run)."""
+        if self.lookahead is not None:
+            self.lookahead.after_step(step)
+
+    def end_epoch(self) -> None:
+        """After each epoch: the weights become Lookahead's average."""
+        if self.lookahead is not None:
+            self.lookahead.end_epoch()
+
+
+def init_for(model: nn.Module, cfg) -> nn.Module:
+    """airbench's initialisation where ``cfg`` asks: 3×3 convolutions as the identity (``cfg.dirac_init``)
+    and the whitening bias at 0 (``cfg.whiten_bias_epochs`` set); ``model`` as it is otherwise."""
+    if getattr(cfg, "dirac_init", False):
+        dirac_init_(model)
+    if getattr(cfg, "whiten_bias_epochs", None) is not None:
+        zero_whiten_bias_(model)
+    return model

@@ -23,8 +23,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.storage import load_checked, written_by_kdtutor
 from kdtutor.images.loader import Batch, DeviceLoader
 from kdtutor.images.metrics import top1_accuracy
+from kdtutor.images.models import MODELS, ModelSpec, check_output, make_model, model_label
 from kdtutor.images.predict import cached_predict, predict
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset, Split
@@ -44,6 +46,69 @@ def freeze(teacher: nn.Module) -> nn.Module:
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
+
+
+def load_teacher(arch: ModelSpec, weights, data: Dataset, device=None) -> nn.Module:
+    """Your teacher, from its architecture and a weights file, checked against ``data`` and frozen.
+
+    Args:
+        arch: your constructor ``seed → nn.Module`` (or an ``nn.Module`` to copy), a kdtutor model
+            name, or the name of a torchvision classification architecture (``"resnet18"``,
+            ``"mobilenet_v3_small"``, …: built with ``num_classes = data.num_classes``, no download).
+        weights: a file holding the ``state_dict`` (``torch.save(model.state_dict(), f)``; a dict with
+            the weights under ``"state_dict"`` or ``"model"`` works too), or a checkpoint kdtutor wrote.
+        data: the data the students will learn on: the teacher is run on a few of its validation
+            images (:func:`~kdtutor.images.models.check_output`) before anything trains.
+    Returns:
+        the teacher on ``device`` (default: the one runs use), in eval mode, without gradients.
+    Raises:
+        FileNotFoundError: no file at ``weights``.
+        ValueError: an unknown architecture; weights that do not fit it (e.g. another number of
+            classes: the message names the layer and both shapes); a teacher that cannot run on the
+            data's images or does not give ``(B, number of classes)`` logits.
+    """
+    weights = Path(weights).expanduser()
+    if not weights.is_file():
+        raise FileNotFoundError(f"no teacher weights at {weights}")
+    c, h, w = data.image_shape
+    label = arch if isinstance(arch, str) else model_label(arch)
+    if isinstance(arch, str) and arch not in MODELS:
+        arch = _torchvision_constructor(arch, data.num_classes)
+    teacher = make_model(arch, 0, data.num_classes, c, h)
+    if written_by_kdtutor(weights, "checkpoint"):
+        state = load_checked(weights, kind="checkpoint")["model"]
+    else:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and not any(torch.is_tensor(v) for v in state.values()):
+            state = state.get("state_dict", state.get("model", state))
+    if not isinstance(state, dict):
+        raise ValueError(f"{weights} holds a {type(state).__name__}, not a state_dict: save the teacher with "
+                         "torch.save(model.state_dict(), path)")
+    try:
+        teacher.load_state_dict(state)
+    except RuntimeError as e:
+        why = str(e).strip().rstrip(".")
+        raise ValueError(f"the weights in {weights} do not fit {label} built for {data.num_classes} classes of "
+                         f"{c}×{h}×{w} images ({data.name}): {why}. A teacher must have been trained on this "
+                         "data's classes, with this architecture") from e
+    device = torch.device(device) if device else default_device()
+    teacher = place(freeze(teacher), device)
+    images = eval_loader(data, "val" if len(data.val) else "train", device)
+    check_output(teacher, images.clean_images(torch.arange(min(8, images.num_examples), device=images.device)),
+                 data.num_classes, f"the teacher {label}")
+    return teacher
+
+
+def _torchvision_constructor(name: str, num_classes: int):
+    """``seed → torchvision.models.get_model(name, num_classes=…)`` with random weights (no download)."""
+    import torchvision
+
+    known = torchvision.models.list_models(module=torchvision.models)
+    if name not in known:
+        raise ValueError(f"unknown architecture {name!r}: not a kdtutor model ({', '.join(MODELS)}) nor a "
+                         f"torchvision classification model (e.g. {', '.join(known[:6])}, …); or pass your "
+                         "own constructor")
+    return lambda seed: torchvision.models.get_model(name, weights=None, num_classes=num_classes)
 
 
 @torch.no_grad()
@@ -200,11 +265,15 @@ class DistillLoss:
 
 
 # --------------------------------------------------------------------------- runs
-def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, T: float = 4.0,
+def distill_student(teacher: nn.Module, arch: ModelSpec, data: Dataset, cfg: TrainConfig, T: float = 4.0,
                     alpha: float = 0.9, mode: str = "online", augment: bool | None = None,
                     teacher_logits: TeacherLogits | None = None, device=None, checkpoint=None,
                     profile_name: str = "", progress: bool = True) -> TrainResult:
     """Train student ``arch`` on ``data`` with the KD loss from a frozen ``teacher``.
+
+    ``teacher``: any ``nn.Module`` giving ``(B, num_classes)`` logits (frozen here: eval mode, no
+    gradients); the run records its weights' fingerprint. ``arch``: a model name, your
+    constructor ``seed → nn.Module``, or an ``nn.Module`` (:func:`kdtutor.images.models.make_model`).
 
     Everything but the loss is as in :func:`kdtutor.images.train.train_model` with the same
     ``cfg`` (same seed → same initial weights, order and augmentation). Pass
@@ -219,7 +288,8 @@ def distill_student(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConf
     meta.update({"kind": "distilled", "T": T, "alpha": alpha, "teacher_mode": teacher_logits.mode,
                  "teacher_sha256": weights_fingerprint(teacher)})
     history = fit(model, train_loader, val_loader, cfg, loss_fn=DistillLoss(teacher_logits, T, alpha, cfg.label_smoothing),
-                  checkpoint=checkpoint, meta=meta, progress=progress, desc=f"{arch} ← KD T={T:g} α={alpha:g}")
+                  checkpoint=checkpoint, meta=meta, progress=progress,
+                  desc=f"{meta['arch']} ← KD T={T:g} α={alpha:g}")
     return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
 
 
@@ -295,10 +365,13 @@ class Comparison:
                 f"{wins} of {len(diffs)} seeds")
 
 
-def compare_scratch_vs_kd(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float = 4.0,
+def compare_scratch_vs_kd(teacher: nn.Module, arch: ModelSpec, data: Dataset, make_cfg, seeds, T: float = 4.0,
                           alpha: float = 0.9, split: str = "val", device=None, progress: bool = True,
                           checkpoint_dir=None, augment: bool | None = None, profile_name: str = "") -> Comparison:
     """Train ``arch`` from scratch and by distillation for each seed; compare accuracies on ``split``.
+
+    ``arch``: a model name, your constructor ``seed → nn.Module`` (both runs of a seed get
+    ``arch(seed)``'s weights) or an ``nn.Module`` (every run starts from a copy of it).
 
     ``make_cfg(seed)`` gives the :class:`TrainConfig` of one seed; both runs of a
     seed use it, so they share initial weights, data order, augmentation and
@@ -342,7 +415,7 @@ class Sweep:
         return self.temperatures[i], self.alphas[j]
 
 
-def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temperatures, alphas, device=None,
+def sweep(teacher: nn.Module, arch: ModelSpec, data: Dataset, cfg: TrainConfig, temperatures, alphas, device=None,
           augment: bool | None = None, progress: bool = True, checkpoint_dir=None, profile_name: str = "") -> Sweep:
     """Distil one student per ``(T, α)`` with the same seed; choose on the validation split.
 
@@ -369,7 +442,7 @@ def sweep(teacher: nn.Module, arch: str, data: Dataset, cfg: TrainConfig, temper
     return result
 
 
-def fixed_teacher_students(teacher: nn.Module, arch: str, data: Dataset, make_cfg, seeds, T: float, alpha: float,
+def fixed_teacher_students(teacher: nn.Module, arch: ModelSpec, data: Dataset, make_cfg, seeds, T: float, alpha: float,
                            device=None, checkpoint_dir=None, profile_name: str = "") -> dict:
     """``{seed: TrainResult}``: one student per seed distilled from a *fixed* teacher (its outputs on
     the clean images, whatever view the student sees); kept in ``checkpoint_dir`` like the others."""
@@ -382,10 +455,10 @@ def fixed_teacher_students(teacher: nn.Module, arch: str, data: Dataset, make_cf
     return out
 
 
-def student_paths(checkpoint_dir, arch: str, seed: int, T: float, alpha: float, mode: str = "online"):
+def student_paths(checkpoint_dir, arch: ModelSpec, seed: int, T: float, alpha: float, mode: str = "online"):
     """Checkpoint paths ``(scratch, distilled)`` of one seed's pair of students; the distilled one's
     name also says how the teacher ran (``mode`` of :class:`TeacherLogits`) unless it ran online."""
-    d, kd = Path(checkpoint_dir), "kd" if mode == "online" else f"kd_{mode}"
+    d, kd, arch = Path(checkpoint_dir), "kd" if mode == "online" else f"kd_{mode}", model_label(arch)
     return d / f"{arch}_scratch_seed{seed}.pt", d / f"{arch}_{kd}_T{T:g}_a{alpha:g}_seed{seed}.pt"
 
 

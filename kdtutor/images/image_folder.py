@@ -31,8 +31,22 @@ What is read, and what is not (nothing is dropped silently):
 * **Archives** are read completely or not at all (:mod:`kdtutor.image_sources`): a truncated or
   damaged one is an error naming it; links inside a tar are followed within the archive.
 
-Images are decoded once (Pillow) and kept as ``uint8`` ``(N, 3, H, W)``; every image must
-have the same size. The tensors are cached in one checksummed file under
+Images are decoded once (Pillow) and kept as ``uint8`` ``(N, 3, H, W)``. **Sizes**: without
+``size`` every image must have the same size (a mixed folder is an error that says how to pass
+``size``). ``size=64`` resizes every image to 64×64 (the aspect ratio changes);
+``size=64, crop=True`` resizes the shorter side to 64 and keeps the central 64×64, as
+torchvision's ``Resize(64)`` + ``CenterCrop(64)``; ``size=(48, 64)`` gives 48 rows × 64 columns.
+Resampling is Pillow's bilinear filter, antialiased when shrinking. The choice is part of the
+data set's name (e.g. "pets (image folder, 64×64 centre crops)"), so every table says it.
+
+**Memory**: every decoded image of every split is held in memory as ``uint8`` (and the training
+split on the training device), one original at a time being decoded and resized. The decoded data
+set may take up to :func:`dataset_bytes_cap` (default 2 GiB: about 170,000 images at 64×64 or
+700,000 at 32×32; raise with ``KDTUTOR_MAX_DATASET_BYTES=<bytes>`` or ``max_dataset_bytes=``): a
+folder over it is an error, raised after the first image, that says which ``size`` would fit.
+At the cap, loading needs about 5 × 2 GiB of RAM for a moment (the :class:`Dataset`'s mean and std
+are computed on a float32 copy of the training images): the default suits a 16 GB machine. Larger
+collections need a streaming loader, which kdtutor does not have. The tensors are cached in one checksummed file under
 ``$KDTUTOR_DATA/image_cache`` named after a hash of the source's *content* (the archive's
 bytes; for a folder, every image's bytes and every file's name and size), so a second load
 is fast and a changed or replaced image — even one of the same size and time stamp — is read
@@ -63,6 +77,8 @@ CACHE_DIR = DATA_DIR / "image_cache"
 CACHE_VERSION = 2  # bump when the decoded format changes
 MAX_PIXELS_ENV = "KDTUTOR_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 40_000_000
+MAX_DATASET_BYTES_ENV = "KDTUTOR_MAX_DATASET_BYTES"
+DEFAULT_MAX_DATASET_BYTES = 2 * 2**30
 MIN_TRAIN_WITHOUT_VAL = 2  # one (of a tenth, at least one) is carved off for validation, one left to train on
 
 
@@ -73,6 +89,52 @@ class SkippedFiles(UserWarning):
 def pixel_cap(value: int | None = None) -> int:
     """The per-image cap on width × height: ``value`` if given, else ``$KDTUTOR_MAX_PIXELS``, else 40 million."""
     return _positive_setting(value, MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
+
+
+def dataset_bytes_cap(value: int | None = None) -> int:
+    """The cap on the decoded data set, ``N × 3 × H × W`` bytes over all splits: ``value`` if given, else
+    ``$KDTUTOR_MAX_DATASET_BYTES``, else 2 GiB."""
+    return _positive_setting(value, MAX_DATASET_BYTES_ENV, DEFAULT_MAX_DATASET_BYTES)
+
+
+def check_size(size, crop: bool = False) -> tuple[int, int] | None:
+    """``size`` as ``(H, W)`` pixels (an int ``s`` is ``(s, s)``), or None to keep the images' own size.
+
+    Raises:
+        ValueError: not a positive whole number or a pair of them; ``crop`` without ``size``.
+    """
+    if size is None:
+        if crop:
+            raise ValueError("crop=True needs a size: e.g. load_image_folder(path, size=64, crop=True)")
+        return None
+    pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair):
+        raise ValueError(f"size must be a whole number of pixels ≥ 1 (e.g. 64) or (height, width), got {size!r}")
+    return pair
+
+
+def size_phrase(size: tuple[int, int], crop: bool) -> str:
+    """How the images were made one size, in words: "resized to 64×64" or "64×64 centre crops"."""
+    h, w = size
+    return f"{w}×{h} centre crops" if crop else f"resized to {w}×{h}"
+
+
+def resize_image(img, size: tuple[int, int], crop: bool = False):
+    """A Pillow image resized to ``size = (H, W)``: directly (``crop=False``), or (``crop=True``) scaled
+    with its aspect ratio kept until it covers ``size``, then cut to the central ``H × W`` (for a square
+    ``size`` exactly torchvision's ``Resize(s)`` + ``CenterCrop(s)``). Bilinear, antialiased."""
+    from PIL import Image
+
+    h, w = size
+    if not crop:
+        return img.resize((w, h), Image.BILINEAR)
+    if h / img.height >= w / img.width:  # the height decides: it becomes h
+        new = (max(w, int(h * img.width / img.height)), h)
+    else:
+        new = (w, max(h, int(w * img.height / img.width)))
+    big = img.resize(new, Image.BILINEAR)
+    top, left = int(round((big.height - h) / 2.0)), int(round((big.width - w) / 2.0))
+    return big.crop((left, top, left + w, top + h))
 
 
 @dataclass
@@ -184,8 +246,10 @@ def skipped_summary(source: Path, skipped: list) -> str | None:
 
 
 # --------------------------------------------------------------------------- decoding
-def decode_image(raw: bytes, name: str, limit: int | None = None) -> np.ndarray:
-    """Decode one image file into ``(H, W, 3) uint8`` RGB (a GIF or TIFF: its first frame).
+def decode_image(raw: bytes, name: str, limit: int | None = None, size: tuple[int, int] | None = None,
+                 crop: bool = False) -> np.ndarray:
+    """Decode one image file into ``(H, W, 3) uint8`` RGB (a GIF or TIFF: its first frame), resized to
+    ``size = (H, W)`` if given (:func:`resize_image`).
 
     Raises:
         ValueError: it does not decode, or has more than ``limit`` pixels (default :func:`pixel_cap`),
@@ -200,7 +264,8 @@ def decode_image(raw: bytes, name: str, limit: int | None = None) -> np.ndarray:
             if w * h > limit:
                 raise ValueError(f"the image {name} is {w}×{h} = {w * h:,} pixels, over the limit of {limit:,}; "
                                  f"resize it, or raise the limit ({MAX_PIXELS_ENV}=<pixels> or max_pixels=…)")
-            return np.asarray(img.convert("RGB"))
+            rgb = img.convert("RGB")
+            return np.asarray(resize_image(rgb, size, crop) if size else rgb)
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as e:
         raise ValueError(f"cannot decode the image {name} ({e})") from e
 
@@ -244,7 +309,21 @@ def _check_classes(source: Path, listing: _Listing) -> list[str]:
     return list(CIFAR10_CLASSES) if train == set(CIFAR10_CLASSES) else sorted(train)
 
 
-def _stack(source: Path, listing: _Listing, classes: list[str], decode, progress: bool) -> dict:
+def _check_memory(source: Path, n: int, shape, cap: int, resized: bool) -> None:
+    """Refuse ``n`` decoded images of ``shape (H, W, 3)`` taking more than ``cap`` bytes in all."""
+    h, w = shape[:2]
+    need = n * 3 * h * w
+    if need > cap:
+        fits = int((cap / (3 * n)) ** 0.5)
+        raise ValueError(f"{source}: {n:,} images at {w}×{h} pixels take {need / 2**30:.2f} GiB decoded, over the "
+                         f"limit of {cap / 2**30:.2f} GiB (all decoded images are held in memory): "
+                         f"{'pass a smaller size, e.g. ' if resized else 'pass '}size={max(fits, 1)} "
+                         f"(load_image_folder(path, size=...)), use fewer images, or raise the limit "
+                         f"({MAX_DATASET_BYTES_ENV}=<bytes> or max_dataset_bytes=…)")
+
+
+def _stack(source: Path, listing: _Listing, classes: list[str], decode, progress: bool, cap: int,
+           resized: bool = False) -> dict:
     from tqdm.auto import tqdm
 
     index = {c: i for i, c in enumerate(classes)}
@@ -258,9 +337,13 @@ def _stack(source: Path, listing: _Listing, classes: list[str], decode, progress
             img = decode(e.read, e.name)
             if size is None:
                 size, first = img.shape[:2], e.name
+                _check_memory(source, len(listing.entries), img.shape, cap, resized)
             elif img.shape[:2] != size:
                 raise ValueError(f"{source}: {e.name} is {img.shape[1]}×{img.shape[0]} pixels but {first} is "
-                                 f"{size[1]}×{size[0]}; resize the images to one size first")
+                                 f"{size[1]}×{size[0]}: pass a size to make them one size, e.g. "
+                                 f"load_image_folder(path, size={min(size)}) (resized; the aspect ratio changes) or "
+                                 f"size={min(size)}, crop=True (the central square; --size and --crop on the "
+                                 f"command line), or resize the files yourself")
             images.append(img)
         out[f"{split}_images"] = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
         out[f"{split}_labels"] = torch.tensor([index[e.cls] for e in chosen], dtype=torch.int64)
@@ -272,18 +355,21 @@ def _stack(source: Path, listing: _Listing, classes: list[str], decode, progress
 
 
 def read_image_folder(path: str | os.PathLike, progress: bool = True, max_member_bytes: int | None = None,
-                      max_pixels: int | None = None) -> dict:
+                      max_pixels: int | None = None, size=None, crop: bool = False,
+                      max_dataset_bytes: int | None = None) -> dict:
     """Decode every image of the source: ``{split}_images (N, 3, H, W) uint8``, ``{split}_labels (N,)``
     for ``train``, ``test`` (and ``val`` if present), plus ``classes``, ``format`` ("JPEG", "PNG", …)
     and ``skipped`` (the :func:`skipped_summary`, "" if nothing was skipped; also warned here).
 
-    ``max_member_bytes`` / ``max_pixels``: the per-file and per-image caps (default: the environment
-    variables or defaults of the module docstring).
+    ``max_member_bytes`` / ``max_pixels`` / ``max_dataset_bytes``: the per-file, per-image and whole-set
+    caps (default: the environment variables or defaults of the module docstring). ``size``, ``crop``:
+    see the module docstring.
     """
     path = Path(path)
     kind = source_kind(path)
-    cap, pixels = member_cap(max_member_bytes), pixel_cap(max_pixels)
-    decode = lambda read, name: decode_image(read(cap), name, pixels)  # noqa: E731
+    size = check_size(size, crop)
+    cap, pixels, total = member_cap(max_member_bytes), pixel_cap(max_pixels), dataset_bytes_cap(max_dataset_bytes)
+    decode = lambda read, name: decode_image(read(cap), name, pixels, size, crop)  # noqa: E731
     if kind != "folder":  # one pass, in archive order: each image's bytes are read (capped) as it is reached
         from tqdm.auto import tqdm
 
@@ -291,7 +377,7 @@ def read_image_folder(path: str | os.PathLike, progress: bool = True, max_member
         listing = _collect(items, path, read_now=lambda read: read(cap))
     else:
         listing = _collect(walk_source(path, kind), path)
-    tensors = _stack(path, listing, _check_classes(path, listing), decode, progress)
+    tensors = _stack(path, listing, _check_classes(path, listing), decode, progress, total, size is not None)
     if tensors["skipped"]:
         warnings.warn(tensors["skipped"], SkippedFiles, stacklevel=2)
     return tensors
@@ -334,30 +420,37 @@ def write_image_folder(root: str | os.PathLike, split: str, images: torch.Tensor
 
 
 # --------------------------------------------------------------------------- the data set
-def default_name(classes: list[str], image_format: str, source: Path) -> str:
+def default_name(classes: list[str], image_format: str, source: Path, resized: str = "") -> str:
     """What the data set is called in every title and table.
 
     CIFAR-10's ten classes read from images name the copy and its format, e.g.
     "CIFAR-10 (JPEG copy)" — never plain "CIFAR-10", which is kept for the official
-    archive. Any other folder is named after itself.
+    archive. Any other folder is named after itself. ``resized`` (:func:`size_phrase`) is added
+    inside the brackets: "pets (image folder, 64×64 centre crops)".
     """
+    extra = f", {resized}" if resized else ""
     if classes == list(CIFAR10_CLASSES):
-        return f"CIFAR-10 ({image_format} copy)"
+        return f"CIFAR-10 ({image_format} copy{extra})"
     stem = source.name
     for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
-    return f"{stem} (image folder)"
+    return f"{stem} (image folder{extra})"
 
 
 def load_image_folder(path: str | os.PathLike, name: str | None = None, cache_dir: str | os.PathLike | None = None,
                       progress: bool = True, max_member_bytes: int | None = None,
-                      max_pixels: int | None = None) -> Dataset:
+                      max_pixels: int | None = None, size=None, crop: bool = False,
+                      max_dataset_bytes: int | None = None) -> Dataset:
     """A :class:`Dataset` from an ImageFolder-layout folder or archive (see the module docstring).
 
     Args:
         path: a folder, or a ``.tar``, ``.tar.gz`` / ``.tgz`` or ``.zip`` file.
-        name: what to call the data set (default: :func:`default_name`).
+        name: what to call the data set (default: :func:`default_name`); with ``size`` the resizing
+            is added to it, e.g. "my pets (resized to 64×64)", so no table hides it.
+        size: make every image ``size × size`` pixels (or ``(H, W)``); None: they must already be
+            one size. crop: keep the aspect ratio and cut the central square (see the module docstring).
+        max_dataset_bytes: the cap on all decoded images together (default 2 GiB, see the module docstring).
         cache_dir: where the decoded tensors are cached (default ``$KDTUTOR_DATA/image_cache``,
             never beside the source); a cache that cannot be written is skipped with a warning.
         max_member_bytes, max_pixels: the per-file and per-image caps (see the module docstring).
@@ -365,27 +458,34 @@ def load_image_folder(path: str | os.PathLike, name: str | None = None, cache_di
         FileNotFoundError: nothing at ``path``.
         CorruptFileError: a truncated or damaged archive (a ValueError; the message names it).
         ValueError: not the layout above, an image that does not decode or is over a cap (the
-            message names it), images of different sizes, a class folder without images, a
+            message names it), images of different sizes without ``size`` (the message says how
+            to pass it), decoded images over ``max_dataset_bytes``, a class folder without images, a
             class in ``test/`` or ``val/`` that ``train/`` lacks, fewer than 2 training images
             without a ``val/`` folder.
     """
     path = Path(path).expanduser().resolve()
     source_kind(path)
+    pair = check_size(size, crop)
+    resized = size_phrase(pair, crop) if pair else ""
     fingerprint = source_fingerprint(path)
-    cache = Path(cache_dir or CACHE_DIR) / f"{path.name}-{fingerprint}-v{CACHE_VERSION}.pt"
+    shape = f"-{pair[0]}x{pair[1]}{'c' if crop else 'r'}" if pair else ""
+    cache = Path(cache_dir or CACHE_DIR) / f"{path.name}-{fingerprint}{shape}-v{CACHE_VERSION}.pt"
     tensors = None
     if cache.exists():
         try:
             tensors = load_checked(cache, kind="imagefolder")
         except CorruptFileError as e:
             warnings.warn(f"ignoring a damaged cache ({e}); decoding the images again")
-        if tensors is not None and tensors.get("fingerprint") != fingerprint:
+        if tensors is not None and (tensors.get("fingerprint") != fingerprint or tensors.get("resized", "") != resized):
             warnings.warn(f"ignoring {cache}: it was not made from this source; decoding the images again")
             tensors = None
         elif tensors is not None and tensors["skipped"]:
             warnings.warn(tensors["skipped"], SkippedFiles, stacklevel=2)
     if tensors is None:
-        tensors = {**read_image_folder(path, progress, max_member_bytes, max_pixels), "fingerprint": fingerprint}
+        tensors = {**read_image_folder(path, progress, max_member_bytes, max_pixels, pair, crop, max_dataset_bytes),
+                   "fingerprint": fingerprint}
+        if resized:
+            tensors["resized"] = resized
         try:
             save_checked(tensors, cache, kind="imagefolder")
         except OSError as e:
@@ -405,5 +505,8 @@ def load_image_folder(path: str | os.PathLike, name: str | None = None, cache_di
         train, val = (Split(train.images[perm[n_val:]], train.labels[perm[n_val:]]),
                       Split(train.images[perm[:n_val]], train.labels[perm[:n_val]]))
     test = Split(tensors["test_images"], tensors["test_labels"])
-    name = name or default_name(classes, tensors["format"], path)
+    if name is None:
+        name = default_name(classes, tensors["format"], path, resized)
+    elif resized:
+        name = f"{name} ({resized})"
     return Dataset(name, classes, train, val, test, source=str(path))

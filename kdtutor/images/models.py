@@ -14,9 +14,17 @@ name               parameters   what it is
 ``mlp_small``      (digits)     student for 8×8 digits: 1 hidden layer of 32
 =================  ===========  =============================================
 (parameter counts for 3×32×32 inputs and 10 classes.)
+
+Your own models work everywhere a name does (:func:`make_model`): pass a *constructor*, a function
+``seed → nn.Module`` that returns a freshly initialised model (so the runs of one seed start from
+the same weights), or an ``nn.Module`` (every run then starts from a copy of its weights).
 """
 
 from __future__ import annotations
+
+import copy
+import re
+from typing import Callable, Union
 
 import torch
 from torch import nn
@@ -146,6 +154,75 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_si
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     return MODELS[name](num_classes, in_channels, image_size)
+
+
+ModelSpec = Union[str, Callable[[int], nn.Module], nn.Module]  # what every training function takes
+
+
+def make_model(spec: ModelSpec, seed: int = 0, num_classes: int = 10, in_channels: int = 3,
+          image_size: int = 32) -> nn.Module:
+    """A fresh model from ``spec``, the one resolver every training function uses.
+
+    * a name of the table above: :func:`build_model` with the data's ``num_classes``,
+      ``in_channels`` and ``image_size``, initialised from ``torch.manual_seed(seed)``;
+    * a constructor ``spec(seed) → nn.Module`` (called after ``torch.manual_seed(seed)``, so
+      one that ignores the seed is still reproducible): yours, e.g. ``lambda seed: nn.Sequential(…)``;
+    * an ``nn.Module``: a deep copy of it (the same starting weights whatever the seed).
+
+    Like :func:`kdtutor.images.train.seed_everything`, it seeds PyTorch's global generator.
+
+    Raises:
+        ValueError: an unknown name, a constructor that does not return an ``nn.Module``, or
+            anything else.
+    """
+    torch.manual_seed(seed)
+    if isinstance(spec, str):
+        return build_model(spec, num_classes, in_channels, image_size)
+    if isinstance(spec, nn.Module):
+        return copy.deepcopy(spec)
+    if callable(spec):
+        model = spec(seed)
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"the model constructor {model_label(spec)} returned {type(model).__name__}, not an "
+                             "nn.Module: it must be a function seed → a fresh nn.Module")
+        return model
+    raise ValueError(f"a model is a name ({', '.join(MODELS)}), a function seed → nn.Module, or an nn.Module; "
+                     f"got {type(spec).__name__}")
+
+
+def model_label(spec: ModelSpec) -> str:
+    """What a run calls the model (titles, checkpoint names, ``meta["arch"]``): the name itself, a
+    constructor's function name, or a module's class name; letters, digits, ``_ . -`` only."""
+    if isinstance(spec, str):
+        return spec
+    raw = type(spec).__name__ if isinstance(spec, nn.Module) else getattr(spec, "__name__", type(spec).__name__)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw).strip("_") or "model"
+
+
+@torch.no_grad()
+def check_output(model: nn.Module, images: torch.Tensor, num_classes: int, what: str = "the model") -> None:
+    """Run ``model`` (in eval mode, then back to its mode) on ``images (B, C, H, W)``, normalised as in
+    training, and check it gives ``(B, num_classes)`` logits: a model built for other data fails here,
+    with a message saying what differs, before any training.
+
+    Raises:
+        ValueError: the forward pass fails (e.g. another input size or channel count) or the output
+            is not ``(B, num_classes)``.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(images)
+    except RuntimeError as e:
+        raise ValueError(f"{what} cannot run on this data's images {tuple(images.shape[1:])} (C, H, W): {e}. "
+                         "Build it for that input size and channel count, or load the data at the size it "
+                         "expects (load_image_folder(..., size=...))") from e
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.shape != (len(images), num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{what} gives {shape} on a batch of {len(images)} images, but the data have "
+                         f"{num_classes} classes: it must return logits of shape (B, {num_classes})")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -31,17 +31,10 @@ class TrainConfig:
       (and always after the last). ``val_every=0``: validate only after the last epoch.
     * ``drop_last``: every training step sees ``batch_size`` images (the few left over
       are skipped, different ones each epoch).
-
-    airbench94's extras (:mod:`kdtutor.images.airbench`), off unless set — :func:`airbench_config`
-    sets them for the ``airbench`` teacher only:
-
-    * ``lookahead``: Lookahead/EMA of the weights from epoch 4 on.
-    * ``dirac_init``: 3×3 convolutions start as the identity on their first channels.
-    * ``whiten_bias_epochs``: the whitening bias starts at 0 and freezes after this many
-      epochs (None: random start, trained throughout).
-    * ``alternate_flip``: each image is mirrored on alternate epochs instead of at random.
     * ``train_on_val``: train on the training *and* validation images (the final teacher,
       e.g. all 50,000 CIFAR-10 training images); there is then nothing left to validate on.
+
+    airbench94's own extras are in :class:`AirbenchConfig`.
     """
 
     epochs: int = 10
@@ -61,11 +54,6 @@ class TrainConfig:
     val_every: int = 1
     checkpoint_every: int = 1
     drop_last: bool = True
-    # airbench94's extras
-    lookahead: bool = False
-    dirac_init: bool = False
-    whiten_bias_epochs: int | None = None
-    alternate_flip: bool = False
     train_on_val: bool = False
 
     def __post_init__(self):
@@ -76,6 +64,27 @@ class TrainConfig:
         if self.val_every < 0 or self.checkpoint_every < 1:
             raise ValueError(f"need val_every ≥ 0 and checkpoint_every ≥ 1, got {self.val_every} and "
                              f"{self.checkpoint_every}")
+
+
+@dataclass
+class AirbenchConfig(TrainConfig):
+    """A :class:`TrainConfig` with airbench94's extras (:mod:`kdtutor.images.airbench`), off unless set —
+    :func:`airbench_config` sets them for the ``airbench`` teacher only:
+
+    * ``lookahead``: Lookahead/EMA of the weights from epoch 4 on.
+    * ``dirac_init``: 3×3 convolutions start as the identity on their first channels.
+    * ``whiten_bias_epochs``: the whitening bias starts at 0 and freezes after this many
+      epochs (None: random start, trained throughout).
+    * ``alternate_flip``: each image is mirrored on alternate epochs instead of at random.
+    """
+
+    lookahead: bool = False
+    dirac_init: bool = False
+    whiten_bias_epochs: int | None = None
+    alternate_flip: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
         if self.whiten_bias_epochs is not None and self.whiten_bias_epochs < 0:
             raise ValueError(f"whiten_bias_epochs must be None or ≥ 0, got {self.whiten_bias_epochs}")
 
@@ -91,18 +100,18 @@ _ADDED_LATER = ("amp", "drop_last", "lookahead", "dirac_init", "whiten_bias_epoc
 def config_identity(cfg: TrainConfig) -> dict:
     """What of ``cfg`` decides the trained weights: the checkpoint of a run records it, and
     a checkpoint is resumed only by a run with the same identity."""
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    defaults = {f.name: f.default for f in fields(cfg)}
     out = asdict(cfg)
     for name in _BOOKKEEPING:
         del out[name]
     for name in _ADDED_LATER:
-        if out[name] == defaults[name]:
+        if name in out and out[name] == defaults[name]:
             del out[name]
     return out
 
 
 def airbench_config(epochs: int = 10, batch_size: int = 1024, seed: int = 0, arch: str = "airbench",
-                    train_on_val: bool = False) -> TrainConfig:
+                    train_on_val: bool = False) -> AirbenchConfig:
     """airbench94's optimiser settings (Jordan, 2024), rewritten for a batch-mean loss.
 
     airbench sums the loss over the batch and uses lr = 11.5 / (1024·(1 + 1/(1 − m)))
@@ -119,11 +128,11 @@ def airbench_config(epochs: int = 10, batch_size: int = 1024, seed: int = 0, arc
     kilostep = 1024 * (1 + 1 / (1 - momentum))
     lr = 11.5 * batch_size / kilostep  # ≈ 1.5 for a batch of 1024
     full = arch == "airbench"
-    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                       weight_decay=0.0153 / 11.5, bn_bias_lr_scale=64.0, label_smoothing=0.2,
-                       warmup=0.23, start_lr=0.2, final_lr=0.07, seed=seed,
-                       lookahead=full, dirac_init=full, whiten_bias_epochs=3 if full else None,
-                       alternate_flip=full, train_on_val=train_on_val)
+    return AirbenchConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                          weight_decay=0.0153 / 11.5, bn_bias_lr_scale=64.0, label_smoothing=0.2,
+                          warmup=0.23, start_lr=0.2, final_lr=0.07, seed=seed,
+                          lookahead=full, dirac_init=full, whiten_bias_epochs=3 if full else None,
+                          alternate_flip=full, train_on_val=train_on_val)
 
 
 def student_config(epochs: int = 10, batch_size: int = 256, seed: int = 0) -> TrainConfig:
@@ -142,9 +151,12 @@ def digits_config(epochs: int = 40, batch_size: int = 64, seed: int = 0) -> Trai
                        warmup=0.1, start_lr=0.1, final_lr=0.01, seed=seed, drop_last=False)
 
 
-def config_for(arch: str, epochs: int, batch_size: int, seed: int = 0) -> TrainConfig:
+def config_for(arch, epochs: int, batch_size: int, seed: int = 0) -> TrainConfig:
     """The recipe kdtutor uses for ``arch``: airbench's for airbench nets (its full form for
-    ``airbench``), the digits one for MLPs, the student one otherwise."""
+    ``airbench``), the digits one for MLPs, the student one otherwise (also for your own model:
+    a constructor or an ``nn.Module``)."""
+    if not isinstance(arch, str):
+        return student_config(epochs=epochs, batch_size=batch_size, seed=seed)
     if arch.startswith("airbench"):
         return airbench_config(epochs=epochs, batch_size=batch_size, seed=seed, arch=arch)
     make = digits_config if arch.startswith("mlp") else student_config

@@ -27,11 +27,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor import __version__
-from kdtutor.checkpoints import CheckpointMismatch, resume_state, save_checkpoint
-from kdtutor.images.airbench import (Lookahead, dirac_init_, set_whiten_bias_trainable, zero_whiten_bias_)
+from kdtutor.checkpoints import CheckpointMismatch, resume_state, save_checkpoint, weights_fingerprint
+from kdtutor.images.airbench import AirbenchExtras, init_for
 from kdtutor.images.history import History
 from kdtutor.images.loader import Batch, DeviceLoader
-from kdtutor.images.models import build_model
+from kdtutor.images.models import ModelSpec, check_output, make_model, model_label
 from kdtutor.images.predict import split_metrics
 from kdtutor.images.recipes import (TrainConfig, config_for, config_identity, lr_factor, make_optimizer)
 from kdtutor.images.splits import Dataset, Split
@@ -76,88 +76,110 @@ class LossNotFiniteError(FloatingPointError):
 def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader | None, cfg: TrainConfig,
         loss_fn=None, checkpoint=None, meta: dict | None = None, progress: bool = True,
         desc: str = "training", probes: dict | None = None) -> History:
-    """Train ``model`` for ``cfg.epochs`` epochs; validate and checkpoint as ``cfg`` says.
+    """Lesson 03's loop for ``cfg.epochs`` epochs: for each batch, set the scheduled learning rate
+    (:func:`~kdtutor.images.recipes.lr_factor`), one :func:`train_step`; then validate, checkpoint,
+    show progress. Returns the :class:`History`; the model keeps the last epoch's weights.
 
     Args:
-        val_loader: validated on every ``cfg.val_every`` epochs and after the last one;
-            None: no validation (e.g. ``cfg.train_on_val``).
-        loss_fn: ``(logits (B, C), batch) → scalar``; default: cross-entropy with
-            ``cfg.label_smoothing``.
-        checkpoint: a path. If a checkpoint of the *same run* (same ``meta`` and
-            :func:`~kdtutor.images.recipes.config_identity` of ``cfg``) is there, training resumes after
-            its last saved epoch (and does nothing if it had finished). It is rewritten
-            atomically every ``cfg.checkpoint_every`` epochs and after the last, so an
-            interrupted run loses at most the epochs since.
+        val_loader: validated every ``cfg.val_every`` epochs and after the last; None: no validation.
+        loss_fn: ``(logits (B, C), batch) → scalar``; default: cross-entropy with ``cfg.label_smoothing``.
+        checkpoint: a path, rewritten atomically every ``cfg.checkpoint_every`` epochs and after the last.
+            A checkpoint of the *same run* there (same ``meta`` and
+            :func:`~kdtutor.images.recipes.config_identity` of ``cfg``) is resumed (finished: not retrained).
         meta: what the run is (``arch``, data set, …), stored in the checkpoint.
-        probes: ``{name: loader}`` measured after every epoch as ``<name>_acc`` in the history
-            (e.g. ``{"test": test_loader}`` to *show* what choosing an epoch on the test split
-            does — lesson 06; never use it to choose anything).
-    Data-parallel (launched by ``torchrun``; :mod:`kdtutor.scale.distributed`): the process group
-    comes from the environment, ``cfg.batch_size`` is the global batch, the model trains
-    inside DistributedDataParallel, validation metrics are all-reduced, and only rank 0
-    writes the checkpoint and shows the progress bar. The checkpoint records
-    ``world_size`` and ``global_batch``; it resumes on any world size.
-
-    Returns:
-        the :class:`History`; the model holds the weights of the last epoch.
-    Raises:
-        ValueError: the training loader yields no batch (fewer images than one batch), or
-            is not sharded for this run's processes.
+        probes: ``{name: loader}`` measured after every epoch as ``<name>_acc`` (lesson 06 shows what
+            choosing an epoch on the test split does; never choose anything with it).
+    Under ``torchrun`` it runs data-parallel (:class:`kdtutor.scale.distributed.DataParallel`; ``cfg.batch_size``
+    is the global batch); airbench94's extras run where ``cfg`` asks (:class:`~kdtutor.images.airbench.AirbenchExtras`).
+    Raises ValueError (no full batch; a loader sharded for other processes) or :class:`LossNotFiniteError`.
     """
-    device = train_loader.device
-    loss_fn = loss_fn or hard_label_loss(cfg.label_smoothing)
-    world = distributed.init_from_env(device)
-    if (train_loader.world_size, train_loader.rank) != (world, distributed.rank()):
-        raise ValueError(f"the training loader is sharded for rank {train_loader.rank} of {train_loader.world_size} "
-                         f"processes, but this is rank {distributed.rank()} of {world}: build it with "
-                         "make_train_loader (or prepare_run) inside the run")
-    place(model, device)
-    amp = resolve_amp(device, cfg.amp)
-    if cfg.whiten_bias_epochs is not None:
-        set_whiten_bias_trainable(model, True)  # in the optimiser from the start; frozen later by epoch
-    optimizer, scaler = make_optimizer(model, cfg), grad_scaler(device, amp)
-    steps_per_epoch, history, start = len(train_loader), History(), 0
-    if steps_per_epoch == 0:
+    device, steps = train_loader.device, len(train_loader)
+    parallel, total = distributed.DataParallel(place(model, device), train_loader), cfg.epochs * steps
+    if steps == 0:
         raise ValueError(f"the training loader has {train_loader.num_examples} images, fewer than one batch of "
                          f"{train_loader.batch_size}: use a smaller batch size")
-    total = cfg.epochs * steps_per_epoch
-    lookahead = Lookahead(model, total, steps_per_epoch) if cfg.lookahead else None
-    run_id = {"meta": meta or {}, "config": config_identity(cfg)}
-    if checkpoint is not None and Path(checkpoint).exists():
-        start = _resume(checkpoint, run_id, model, optimizer, scaler, history)
-        if lookahead is not None:
-            lookahead.resume(start)
-        done = "already complete: loaded, not retrained" if start == cfg.epochs else "resuming"
-        if distributed.is_main():
-            print(f"checkpoint {checkpoint}: {start}/{cfg.epochs} epochs done, {done}")
-    main = distributed.is_main()
-    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not (progress and main), leave=False)
-    trainable, step_model = None, model
+    loss_fn, amp = loss_fn or hard_label_loss(cfg.label_smoothing), resolve_amp(device, cfg.amp)
+    extras = AirbenchExtras(model, cfg, total, steps)  # Lookahead and the whitening freeze: where cfg asks
+    optimizer, scaler = make_optimizer(model, cfg), grad_scaler(device, amp)
+    run_id, history = {"meta": meta or {}, "config": config_identity(cfg)}, History()
+    start = _resume(checkpoint, run_id, model, optimizer, scaler, history, cfg.epochs, extras, parallel.main)
+    bar = tqdm(total=total, initial=start * steps, desc=desc, disable=not (progress and parallel.main), leave=False)
     with determinism(device, cfg.deterministic):
         for epoch in range(start, cfg.epochs):
-            if cfg.whiten_bias_epochs is not None:
-                set_whiten_bias_trainable(model, epoch < cfg.whiten_bias_epochs)
-            if world > 1 and trainable != [p.requires_grad for p in model.parameters()]:
-                # DDP reduces the gradients of the parameters trainable when it is built: rebuild on a change
-                trainable, step_model = [p.requires_grad for p in model.parameters()], distributed.wrap(model, device)
-            record = _train_epoch(step_model, train_loader, optimizer, loss_fn, cfg, epoch, total, bar,
-                                  amp=amp, scaler=scaler, lookahead=lookahead)
-            last = epoch + 1 == cfg.epochs
-            if val_loader is not None and (last or (cfg.val_every and (epoch + 1) % cfg.val_every == 0)):
-                record["val_loss"], record["val_acc"] = split_metrics(model, val_loader)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_acc']:.3f}")
-            for name, loader in (probes or {}).items():
-                record[f"{name}_acc"] = split_metrics(model, loader)[1]
-            history.epochs.append(record)
-            if main and checkpoint is not None and (last or (epoch + 1) % cfg.checkpoint_every == 0):
-                save_checkpoint(checkpoint, model, {**run_id["meta"], **history_meta(history), **world_meta(cfg)},
-                                run=run_id, history=history.epochs, optimizer=optimizer.state_dict(),
-                                scaler=scaler.state_dict(), rng=torch.get_rng_state(), epochs_done=epoch + 1)
+            extras.start_epoch(epoch)
+            step_model = parallel.step_model().train()
+            train_loader.set_epoch(epoch)
+            sums = EpochSums(device)
+            for i, batch in enumerate(train_loader):
+                for group in optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * lr_factor(epoch * steps + i, total, cfg)
+                share = len(batch.labels) * train_loader.world_size / train_loader.global_batch_len(i)  # 1 unless
+                logits, loss = train_step(step_model, batch, loss_fn, optimizer, amp, scaler, share)  # split unevenly
+                extras.after_step(epoch * steps + i + 1)
+                sums.add(logits, loss, batch)
+                if i % 20 == 19 or i == steps - 1:  # look at the loss: one synchronisation
+                    sums.check(loss_fn, batch, epoch, i, bar)
+                bar.update(1)
+            extras.end_epoch()
+            record, last = sums.record(epoch, optimizer), epoch + 1 == cfg.epochs
+            validate = val_loader is not None and (last or (cfg.val_every and (epoch + 1) % cfg.val_every == 0))
+            history.epochs.append(_measure(record, model, val_loader if validate else None, probes, bar))
+            if parallel.main and checkpoint is not None and (last or (epoch + 1) % cfg.checkpoint_every == 0):
+                _save(checkpoint, model, run_id, history, cfg, optimizer, scaler)
     bar.close()
-    if world > 1:
-        distributed.unwrap_batchnorm(model)
-        distributed.barrier()  # the checkpoint is on disk before any process goes on
+    parallel.finish()
     return history
+
+
+def _measure(record: dict, model, val_loader, probes: dict | None, bar) -> dict:
+    """``record`` with ``val_loss``/``val_acc`` on ``val_loader`` (if not None) and ``<name>_acc`` per probe."""
+    if val_loader is not None:
+        record["val_loss"], record["val_acc"] = split_metrics(model, val_loader)
+        bar.set_postfix(epoch=record["epoch"], loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_acc']:.3f}")
+    record.update({f"{name}_acc": split_metrics(model, loader)[1] for name, loader in (probes or {}).items()})
+    return record
+
+
+def _save(path, model, run_id: dict, history: History, cfg: TrainConfig, optimizer, scaler) -> None:
+    """The run's checkpoint: weights, what the run is and did, and the state to resume from."""
+    save_checkpoint(path, model, {**run_id["meta"], **history_meta(history), **world_meta(cfg)}, run=run_id,
+                    history=history.epochs, optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
+                    rng=torch.get_rng_state(), epochs_done=len(history.epochs))
+
+
+class EpochSums:
+    """An epoch's running loss and accuracy for :func:`fit`, kept on the device (the host looks every
+    few steps); in a data-parallel run summed over the processes at the end."""
+
+    def __init__(self, device):
+        self.device, self.loss, self.correct, self.seen = device, torch.zeros((), device=device), \
+            torch.zeros((), device=device, dtype=torch.long), 0
+        self.clock = Stopwatch(device).start()
+
+    def add(self, logits: torch.Tensor, loss: torch.Tensor, batch: Batch) -> None:
+        n = len(batch.labels)
+        self.loss += loss.detach() * n
+        self.correct += (logits.argmax(dim=1) == batch.labels).sum()
+        self.seen += n
+
+    def check(self, loss_fn, batch: Batch, epoch: int, i: int, bar) -> None:
+        """Stop with :class:`LossNotFiniteError` if the mean loss is NaN/inf (asking ``loss_fn`` why, if it
+        can: :meth:`kdtutor.images.distill.DistillLoss.explain_not_finite`); else show it on ``bar``."""
+        mean_loss = self.loss.item() / self.seen
+        if not math.isfinite(mean_loss):
+            why = getattr(loss_fn, "explain_not_finite", lambda b: None)(batch)
+            raise LossNotFiniteError(f"the training loss became {mean_loss} in epoch {epoch + 1}, step {i + 1}: "
+                                     + (why or "lower the learning rate, or check the inputs and the loss function"))
+        bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", acc=f"{self.correct.item() / self.seen:.3f}")
+
+    def record(self, epoch: int, optimizer) -> dict:
+        """The epoch's entry of the :class:`History` (sums over all processes)."""
+        seconds = self.clock.stop()
+        loss, correct, seen = distributed.all_reduce_sum(self.loss, self.correct,
+                                                          torch.tensor(self.seen, device=self.device))
+        seen = seen.item()
+        return {"epoch": epoch + 1, "train_loss": loss.item() / seen, "train_acc": correct.item() / seen,
+                "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": seen / seconds}
 
 
 def world_meta(cfg: TrainConfig) -> dict:
@@ -173,13 +195,22 @@ def history_meta(history: History) -> dict:
             "best_epoch": history.best_epoch, "epochs_done": len(history.epochs), "versions": versions()}
 
 
-def _resume(path, run_id: dict, model, optimizer, scaler, history: History) -> int:
+def _resume(path, run_id: dict, model, optimizer, scaler, history: History, epochs: int, extras,
+            say: bool = True) -> int:
+    """Epochs already done by the run whose checkpoint is at ``path`` (0 if there is none), its state loaded."""
+    if path is None or not Path(path).exists():
+        return 0
     ckpt = resume_state(path, run_id, model, optimizer)
     if scaler.is_enabled() and ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["rng"])
     history.epochs.extend(ckpt["history"])
-    return ckpt["epochs_done"]
+    start = ckpt["epochs_done"]
+    extras.resume(start)
+    if say:
+        done = "already complete: loaded, not retrained" if start == epochs else "resuming"
+        print(f"checkpoint {path}: {start}/{epochs} epochs done, {done}")
+    return start
 
 
 def train_step(model: nn.Module, batch: Batch, loss_fn, optimizer, amp: torch.dtype | None = None,
@@ -190,7 +221,7 @@ def train_step(model: nn.Module, batch: Batch, loss_fn, optimizer, amp: torch.dt
     ``autocast`` runs the forward pass in ``amp`` (bf16/fp16 on GPUs, None: float32 on CPUs),
     and ``scaler`` scales the loss for fp16 (a disabled scaler, the default, passes it
     through and just calls ``optimizer.step()``). ``weight`` multiplies the loss (a
-    data-parallel run's uneven last batch, see :func:`_train_epoch`).
+    data-parallel run's uneven last batch, see :func:`fit`).
 
     Args:
         batch: ``batch.images (B, 3, H, W)``, ``batch.labels (B,) int64``.
@@ -226,58 +257,6 @@ def max_weight_difference(a: nn.Module, b: nn.Module) -> float:
                default=0.0)
 
 
-def _train_epoch(model, loader: DeviceLoader, optimizer, loss_fn, cfg: TrainConfig, epoch: int,
-                 total: int, bar, amp: torch.dtype | None = None, scaler=None, lookahead=None) -> dict:
-    """One pass over ``loader`` under autocast to ``amp`` (None: float32).
-
-    Sums stay on the device; the host looks every few steps. ``scaler`` (default: a
-    disabled one) scales the loss for fp16; ``lookahead`` (:class:`~kdtutor.images.airbench.Lookahead`)
-    is told of each step and sets the weights to its average at the end of the epoch.
-
-    Data-parallel: ``model`` is the DDP-wrapped one, which averages the processes' gradients.
-    A last batch split unevenly weights each process's mean loss by its share, so the
-    average is still the gradient of the global batch's mean loss. The epoch's loss and
-    accuracy are summed over the processes.
-    """
-    model.train()
-    loader.set_epoch(epoch)
-    device = loader.device
-    scaler = scaler if scaler is not None else grad_scaler(device, None)
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen, step0 = 0, epoch * len(loader)
-    clock = Stopwatch(device).start()
-    for i, batch in enumerate(loader):
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor(step0 + i, total, cfg)
-        n = len(batch.labels)
-        share = n * loader.world_size / loader.global_batch_len(i)  # 1 unless the last batch split unevenly
-        logits, loss = train_step(model, batch, loss_fn, optimizer, amp=amp, scaler=scaler, weight=share)
-        if lookahead is not None:
-            lookahead.after_step(step0 + i + 1)
-        loss_sum += loss.detach() * n
-        correct += (logits.argmax(dim=1) == batch.labels).sum()
-        seen += n
-        if i % 20 == 19 or i == len(loader) - 1:  # look at the loss: one synchronisation
-            mean_loss = loss_sum.item() / seen
-            if not math.isfinite(mean_loss):
-                why = getattr(loss_fn, "explain_not_finite", lambda b: None)(batch)
-                raise LossNotFiniteError(
-                    f"the training loss became {mean_loss} in epoch {epoch + 1}, step {i + 1}: "
-                    + (why or "lower the learning rate, or check the inputs and the loss function")
-                )
-            bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", acc=f"{correct.item() / seen:.3f}")
-        bar.update(1)
-    if lookahead is not None:
-        lookahead.end_epoch()
-    seconds = clock.stop()
-    if loader.world_size > 1:
-        loss_sum, correct, seen = distributed.all_reduce_sum(loss_sum, correct, torch.tensor(seen, device=device))
-        seen = seen.item()
-    return {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
-            "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": seen / seconds}
-
-
 # --------------------------------------------------------------------------- one call
 @dataclass
 class TrainResult:
@@ -292,7 +271,7 @@ def make_train_loader(data: Dataset, cfg: TrainConfig, device=None, augment: boo
     it yields this process's piece of each global batch of ``cfg.batch_size``."""
     return DeviceLoader(data.train, cfg.batch_size, data.mean, data.std, device=device or default_device(),
                         train=True, flip=augment, translate=2 if augment else 0, seed=cfg.seed,
-                        drop_last=cfg.drop_last, alternate_flip=cfg.alternate_flip,
+                        drop_last=cfg.drop_last, alternate_flip=getattr(cfg, "alternate_flip", False),
                         world_size=distributed.world_size(), rank=distributed.rank())
 
 
@@ -324,10 +303,14 @@ def with_val_in_train(data: Dataset) -> Dataset:
     return Dataset(data.name, data.classes, train, empty, data.test, data.is_standin, data.source)
 
 
-def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile_name: str = "", device=None,
+def prepare_run(arch: ModelSpec, data: Dataset, cfg: TrainConfig, profile_name: str = "", device=None,
                 augment: bool | None = None):
     """Seed, build ``arch`` and the loaders for ``data``: everything a run needs before :func:`fit`.
 
+    ``arch``: a model name, your constructor ``seed → nn.Module`` or an ``nn.Module``
+    (:func:`kdtutor.images.models.make_model`); your own model is first run on a few training images
+    (:func:`~kdtutor.images.models.check_output`), and its starting weights' fingerprint joins the run's
+    identity (``meta["init_sha256"]``), so a checkpoint of another model of the same label is not resumed.
     The seed (``cfg.seed``) fixes the initial weights, the order and the
     augmentation, so two runs with the same seed differ only in what they then do.
     Augmentation (flip + translate) defaults to on for 3-channel 32×32 images.
@@ -345,31 +328,32 @@ def prepare_run(arch: str, data: Dataset, cfg: TrainConfig, profile_name: str = 
     augment = default_augment(data) if augment is None else augment
     seed_everything(cfg.seed)
     c, h, _ = data.image_shape
-    model = build_model(arch, data.num_classes, c, h)
-    if cfg.dirac_init:
-        dirac_init_(model)
-    if cfg.whiten_bias_epochs is not None:
-        zero_whiten_bias_(model)
+    model = init_for(make_model(arch, cfg.seed, data.num_classes, c, h), cfg)  # airbench's, where cfg asks
     train_data = with_val_in_train(data) if cfg.train_on_val else data
     train_loader = make_train_loader(train_data, cfg, device, augment)
     val_loader = None if cfg.train_on_val else eval_loader(data, "val", device)
     if hasattr(model, "init_whitening"):
         n = min(5000, train_loader.num_examples)
         model.init_whitening(train_loader.clean_images(torch.arange(n, device=device)).cpu())
-    meta = {"arch": arch, "num_classes": data.num_classes, "in_channels": c, "image_size": h,
+    meta = {"arch": model_label(arch), "num_classes": data.num_classes, "in_channels": c, "image_size": h,
             "dataset": data.name, "is_standin": data.is_standin, "n_train": len(train_data.train),
             "data_sha256": data.fingerprint(),
             "profile": profile_name, "seed": cfg.seed, "augment": augment}
+    if not isinstance(arch, str):
+        check_output(place(model, device), train_loader.clean_images(torch.arange(min(8, train_loader.num_examples),
+                     device=device)), data.num_classes, f"the model {meta['arch']}")
+        meta["init_sha256"] = weights_fingerprint(model)
     return model, train_loader, val_loader, meta
 
 
-def train_model(arch: str, data: Dataset, cfg: TrainConfig, checkpoint=None, profile_name: str = "",
+def train_model(arch: ModelSpec, data: Dataset, cfg: TrainConfig, checkpoint=None, profile_name: str = "",
                 device=None, augment: bool | None = None, progress: bool = True) -> TrainResult:
-    """Build ``arch`` and train it from labels on ``data`` with ``cfg`` (see :func:`prepare_run`)."""
+    """Build ``arch`` (a name, a constructor or a module) and train it from labels on ``data`` with
+    ``cfg`` (see :func:`prepare_run`)."""
     model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, profile_name, device, augment)
     meta["kind"] = "trained from labels"
     history = fit(model, train_loader, val_loader, cfg, checkpoint=checkpoint, meta=meta,
-                  progress=progress, desc=f"{arch} on {data.name.split(' ')[0]}")
+                  progress=progress, desc=f"{meta['arch']} on {data.name.split(' ')[0]}")
     return TrainResult(model.eval(), history, {**meta, **history_meta(history), **world_meta(cfg)})
 
 

@@ -168,3 +168,46 @@ def broadcast_object(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+# --------------------------------------------------------------------------- a training loop's side of it
+class DataParallel:
+    """What a training loop (:func:`kdtutor.images.train.fit`) needs to run data-parallel, and nothing
+    at world size 1.
+
+    ``DataParallel(model, loader)`` joins the process group named by the environment and checks that
+    ``loader`` (a :class:`~kdtutor.images.loader.DeviceLoader`) is sharded for this process.
+    :meth:`step_model` is the model to run the training steps on: ``model`` itself in one process,
+    else ``model`` in DistributedDataParallel, rebuilt whenever the set of trainable parameters
+    changes (DDP reduces the gradients of the parameters trainable when it is built; airbench
+    freezes its whitening bias mid-run). :meth:`finish` turns SyncBatchNorm back into BatchNorm and
+    waits until every process is there (the checkpoint is on disk before any process goes on).
+    ``main``: this process writes files and shows progress (rank 0).
+
+    Raises:
+        ValueError: ``loader`` is sharded for another rank or world size.
+    """
+
+    def __init__(self, model: nn.Module, loader):
+        self.world = init_from_env(loader.device)
+        if (loader.world_size, loader.rank) != (self.world, rank()):
+            raise ValueError(f"the training loader is sharded for rank {loader.rank} of {loader.world_size} "
+                             f"processes, but this is rank {rank()} of {self.world}: build it with "
+                             "make_train_loader (or prepare_run) inside the run")
+        self.model, self.device, self.main = model, loader.device, is_main()
+        self._trainable, self._wrapped = None, model
+
+    def step_model(self) -> nn.Module:
+        """The model the steps run on (see the class docstring)."""
+        if self.world == 1:
+            return self.model
+        trainable = [p.requires_grad for p in self.model.parameters()]
+        if trainable != self._trainable:
+            self._trainable, self._wrapped = trainable, wrap(self.model, self.device)
+        return self._wrapped
+
+    def finish(self) -> None:
+        """After the last epoch: plain BatchNorm again, and every process waits for the others."""
+        if self.world > 1:
+            unwrap_batchnorm(self.model)
+            barrier()
