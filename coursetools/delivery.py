@@ -117,3 +117,38 @@ def decorate(nb, notebook: str, cfg: dict | None = None) -> bool:
     before = [(c.get("id"), c.source, dict(c.metadata)) for c in nb.cells]
     nb.cells = new
     return before != [(c.get("id"), c.source, dict(c.metadata)) for c in nb.cells]
+
+
+PREDICT = re.compile(r"\*\*Predict before you run:?\*\*")
+HIDE_TAG = "hide-output"  # the website (MyST-NB, sphinx-book-theme): the output behind a "show" toggle
+
+
+def hide_predicted_outputs(nb) -> bool:
+    """Hide the stored output of each code cell that answers a "**Predict before you run:**" prompt (the
+    first code cell after the prompt's markdown cell) until the reader opens it: collapsed in JupyterLab
+    (``metadata.jupyter.outputs_hidden``) and behind a toggle on the website (tag ``hide-output``).
+    Every other cell is left shown. True if anything changed."""
+    changed, waiting = False, False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            waiting = waiting or bool(PREDICT.search(cell.source))
+            continue
+        if cell.cell_type != "code":
+            continue
+        hide, waiting = waiting, False
+        tags = list(cell.metadata.get("tags", []))
+        jupyter = dict(cell.metadata.get("jupyter", {}))
+        if hide:
+            tags = tags if HIDE_TAG in tags else tags + [HIDE_TAG]
+            jupyter["outputs_hidden"] = True
+        else:
+            tags = [t for t in tags if t != HIDE_TAG]
+            jupyter.pop("outputs_hidden", None)
+        before = (list(cell.metadata.get("tags", [])), dict(cell.metadata.get("jupyter", {})))
+        for key, value in (("tags", tags), ("jupyter", jupyter)):
+            if value:
+                cell.metadata[key] = value
+            else:
+                cell.metadata.pop(key, None)
+        changed |= before != (list(cell.metadata.get("tags", [])), dict(cell.metadata.get("jupyter", {})))
+    return changed

@@ -308,13 +308,13 @@ def student_version(nb, notebook: str | Path, cfg: dict | None = None):
     """The student notebook with its generated parts (badges, setup cell, time line, metadata) up to date."""
     import copy
 
-    from coursetools.delivery import decorate
+    from coursetools.delivery import decorate, hide_predicted_outputs
     from coursetools.pace import load_pace, set_pace
-
     from coursetools.stored import restamp_generated
 
     out = copy.deepcopy(nb)
     decorate(out, Path(notebook).name, cfg)
+    hide_predicted_outputs(out)
     set_pace(out, Path(notebook).stem, load_pace())
     run = out.metadata.get("kdtutor", {}).get("reference_run")
     out.metadata["kdtutor"] = {"lesson": Path(notebook).stem, **({"reference_run": run} if run else {})}

@@ -145,3 +145,35 @@ def test_the_exercise_finder_refuses_a_check_without_a_stub():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("f = checks.entropy_nats(f).fn", id="c1")])
     with pytest.raises(ValueError, match="no cell defining f"):
         instructor.exercises(nb)
+
+
+def test_the_answer_to_every_predict_prompt_is_hidden_until_opened():
+    """The code cell right after a "**Predict before you run:**" prompt keeps its stored output, collapsed in
+    JupyterLab and behind a toggle on the website; no other cell is hidden."""
+    from coursetools.course import notebooks
+
+    hidden_count = 0
+    for path in notebooks():
+        nb = nbformat.read(path, as_version=4)
+        waiting = False
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                waiting = waiting or "**Predict before you run" in cell.source
+                continue
+            hidden = cell.metadata.get("jupyter", {}).get("outputs_hidden") is True
+            tagged = delivery.HIDE_TAG in cell.metadata.get("tags", [])
+            assert hidden == tagged == waiting, f"{path.name} cell {cell.get('id')}: hidden {hidden}, after a prompt {waiting}"
+            hidden_count += hidden
+            waiting = False
+    assert hidden_count >= 15  # the lessons ask for a prediction about 20 times
+
+
+def test_hiding_follows_the_prompt_when_it_moves():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("**Predict before you run:** more or less?"),
+                nbformat.v4.new_code_cell("print(1)"), nbformat.v4.new_code_cell("print(2)")]
+    assert delivery.hide_predicted_outputs(nb) is True and delivery.hide_predicted_outputs(nb) is False
+    assert [c.metadata.get("tags") for c in nb.cells[1:]] == [[delivery.HIDE_TAG], None]
+    nb.cells[0].source = "No prompt any more."
+    assert delivery.hide_predicted_outputs(nb) is True
+    assert all("tags" not in c.metadata and "jupyter" not in c.metadata for c in nb.cells[1:])
