@@ -1,6 +1,9 @@
 """kdtutor.images.distill: frozen teacher, teacher-logit modes, the cache check, fairness, and the proof
 that distillation works (on real data: scikit-learn's digits)."""
 
+import re
+import statistics
+
 import pytest
 import torch
 from torch import nn
@@ -209,33 +212,47 @@ def test_best_class_shift_is_chosen_by_accuracy():
     assert best_class_shift(logits, labels, 1, [0.0, 0.25, 1.0, 3.0]) == 1.0
 
 
-def test_comparison_pairs_seeds_and_judges_robustness_by_paired_differences():
+def test_comparison_pairs_seeds_and_judges_them_by_the_one_rule():
     from kdtutor.images.distill import Comparison
+    from kdtutor.images.stats import paired_seed_difference
 
-    # a small gain on every seed, far larger than its own spread: robust
-    c = Comparison("test", scratch=[0.60, 0.70, 0.65], distilled=[0.61, 0.71, 0.66])
-    assert c.differences == pytest.approx([0.01, 0.01, 0.01]) and c.robust
+    c = Comparison("test", scratch=[0.60, 0.70, 0.65], distilled=[0.615, 0.71, 0.66])
+    assert c.differences == pytest.approx([0.015, 0.01, 0.01])
     assert "won on 3 of 3 seeds" in c.describe()
-    # the same mean gain, but one seed loses: not robust
-    assert not Comparison("test", [0.60, 0.70, 0.65], [0.64, 0.69, 0.65]).robust
-    # every seed wins, but the gain is small against the spread of the differences
+    assert c.paired == paired_seed_difference([0.615, 0.71, 0.66], [0.60, 0.70, 0.65])
+    # every seed wins, and yet the interval contains 0: the rule says so (the old 2·std rule said "reliable"
+    # only when the mean beat twice the spread, a cut-off with no error rate)
     noisy = Comparison("test", [0.60, 0.70, 0.65], [0.601, 0.73, 0.651])
-    assert min(noisy.differences) > 0 and not noisy.robust
-    assert not Comparison("test", [0.6], [0.7]).robust  # one seed proves nothing
+    assert min(noisy.differences) > 0 and noisy.paired.verdict == "inconclusive"
 
 
 @pytest.mark.parametrize("scratch, distilled, expected", [
-    ([0.60, 0.70, 0.65], [0.61, 0.71, 0.66], "distillation won on every seed (paired differences +1.00, +1.00, +1.00 points), and"),
-    ([0.61, 0.71, 0.66], [0.60, 0.70, 0.65], "training from scratch won on every seed"),
-    ([0.61, 0.71, 0.66], [0.60, 0.70, 0.65], "a reliable difference in favour of training from scratch"),
-    ([0.60, 0.70, 0.65], [0.601, 0.73, 0.651], "but they spread too much"),
-    ([0.60, 0.70, 0.65], [0.64, 0.69, 0.65], "go both ways"),
+    ([0.60, 0.70, 0.65], [0.615, 0.71, 0.66], "distillation is reliably better than training from scratch: mean "
+                                              "paired difference +1.17 points, 95 % interval [+0.45, +1.88] points"),
+    ([0.615, 0.71, 0.66], [0.60, 0.70, 0.65], "distillation is reliably worse than training from scratch"),
+    ([0.60, 0.70, 0.65], [0.601, 0.73, 0.651], "no reliable difference between distillation and training from scratch"),
+    ([0.60, 0.70, 0.65], [0.64, 0.69, 0.65], "a smaller true difference may hide in the interval"),
     ([0.6], [0.7], "one seed"),
 ])
 def test_comparison_verdict_names_what_the_paired_differences_show(scratch, distilled, expected):
     from kdtutor.images.distill import Comparison
 
     assert expected in Comparison("test", scratch, distilled).verdict()
+
+
+def test_the_verdict_reports_the_designs_minimum_detectable_difference():
+    """The number printed is the difference a two-sided paired t-test at 5 % finds with 80 % power
+    (scipy's noncentral t, computed here independently of kdtutor)."""
+    from scipy.stats import nct, t
+
+    from kdtutor.images.distill import Comparison
+
+    c = Comparison("test", [0.60, 0.70, 0.65], [0.615, 0.71, 0.66])
+    said = float(re.search(r"detects a true difference of ([\d.]+) points 4 times in 5", c.verdict()).group(1))
+    sd, n = statistics.stdev(c.differences) * 100, 3
+    crit = t.ppf(0.975, n - 1)
+    power = nct.sf(crit, n - 1, said / sd * n ** 0.5) + nct.cdf(-crit, n - 1, said / sd * n ** 0.5)
+    assert power == pytest.approx(0.80, abs=0.01)  # the printed value is rounded to 0.01 points
 
 
 def test_loop_verdict_separates_identical_rounding_noise_and_disagreement():

@@ -49,3 +49,34 @@ def test_paired_difference_rejects_unpaired_or_single_runs():
         stats.paired_seed_difference([1], [2])
     with pytest.raises(ValueError, match="finite"):
         stats.paired_seed_difference([1, float("nan")], [2, 3])
+
+
+def test_the_one_rule_says_reliable_more_often_with_more_seeds():
+    """Simulated: a fixed true gain of 1.05 points with a spread of 0.64 (lesson 04's stored run). The rule
+    (the paired t-interval's verdict) calls it reliably better more often as seeds are added, as often as the
+    noncentral t's power says; the old 'mean > 2·std' cut-off did the opposite (0.48 → 0.16 from 3 to 20 seeds)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rates = {}
+    for n in (3, 5, 10):
+        hits = 0
+        for _ in range(400):
+            diffs = rng.normal(1.05, 0.64, n)
+            hits += stats.paired_seed_difference(diffs, [0.0] * n).verdict == "reliably better"
+        rates[n] = hits / 400
+        crit = sp.t.ppf(0.975, n - 1)
+        power = sp.nct.sf(crit, n - 1, 1.05 / 0.64 * math.sqrt(n))
+        assert rates[n] == pytest.approx(power, abs=0.07), (n, rates[n], power)
+    assert rates[3] < rates[5] < rates[10], rates
+
+
+def test_the_old_two_std_rule_is_gone_from_the_package():
+    """Lesson 04's old cut-off ('mean gain more than twice the spread of the paired differences') is not
+    used anywhere in kdtutor or the course tooling any more."""
+    from pathlib import Path
+
+    root = Path(stats.__file__).resolve().parents[2]
+    files = [*(root / "kdtutor").rglob("*.py"), *(root / "coursetools").rglob("*.py")]
+    rules = [p for p in files if "twice their spread" in p.read_text() or "2 * statistics.stdev" in p.read_text()]
+    assert rules == [], f"an old verdict rule is still in {rules}"

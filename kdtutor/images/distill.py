@@ -30,6 +30,7 @@ from kdtutor.images.models import MODELS, ModelSpec, check_output, make_model, m
 from kdtutor.images.predict import cached_predict, predict
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset, Split
+from kdtutor.images.stats import PairedDifference, paired_seed_difference, verdict_sentence
 from kdtutor.images.train import (TrainResult, default_augment, default_device, eval_loader, fit, history_meta,
                                   make_train_loader, prepare_run, recovering, train_model, world_meta)
 from kdtutor.kd.losses import check_alpha, distillation_loss
@@ -325,32 +326,18 @@ class Comparison:
         return [d - s for d, s in zip(self.distilled, self.scratch)]
 
     @property
-    def robust(self) -> bool:
-        """Distillation won on every seed and the mean gain is at least twice the standard deviation of
-        the paired differences (needs ≥ 2 seeds)."""
-        diffs = self.differences
-        return len(diffs) > 1 and min(diffs) > 0 and self.gain >= 2 * statistics.stdev(diffs)
+    def paired(self) -> PairedDifference:
+        """distilled − scratch over the seeds, judged by the course's one rule (needs ≥ 2 seeds)."""
+        return paired_seed_difference(self.distilled, self.scratch)
 
     def verdict(self, better: str = "distillation", worse: str = "training from scratch") -> str:
-        """One sentence on what the paired differences show, for any outcome (``better`` is the
-        ``distilled`` arm, ``worse`` the ``scratch`` arm)."""
-        diffs = self.differences
-        listed = ", ".join(f"{100 * d:+.2f}" for d in diffs)
-        if len(diffs) < 2:
-            return f"one seed ({listed} points) cannot separate {better} from {worse}: run more seeds"
-        sd = statistics.stdev(diffs)
-        if self.robust:
-            return (f"{better} won on every seed (paired differences {listed} points), and the mean gain "
-                    f"({100 * self.gain:+.2f}) is more than twice their spread (std {100 * sd:.2f}): a reliable difference")
-        if Comparison(self.split, self.distilled, self.scratch).robust:
-            return (f"{worse} won on every seed (paired differences {listed} points), by more than twice their "
-                    f"spread (std {100 * sd:.2f}): a reliable difference in favour of {worse}")
-        if min(diffs) > 0:
-            return (f"{better} won on every seed (paired differences {listed} points), but they spread too much "
-                    f"(std {100 * sd:.2f}) for the mean gain ({100 * self.gain:+.2f}) to be twice that: by that rule "
-                    "not yet a reliable difference; more seeds or a longer schedule would tell")
-        return (f"the paired differences ({listed} points, mean {100 * self.gain:+.2f}) go both ways: "
-                "no reliable difference at this budget")
+        """One sentence on what the paired differences show, by the course's one rule
+        (:func:`kdtutor.images.stats.verdict_sentence`: a paired t-interval and the design's minimum
+        detectable difference). ``better`` names the ``distilled`` arm, ``worse`` the ``scratch`` arm."""
+        if len(self.differences) < 2:
+            return (f"one seed ({100 * self.differences[0]:+.2f} points) cannot separate {better} from {worse}: "
+                    "run more seeds")
+        return verdict_sentence(self.paired, better, worse, scale=100, unit="points")
 
     def describe(self) -> str:
         def ms(v):
