@@ -4,7 +4,6 @@ checksum, rebuilt by architecture name, and the one way a training run resumes f
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -16,7 +15,7 @@ from kdtutor.storage import load_checked, save_checked
 
 
 class CheckpointMismatch(ValueError):
-    """A checkpoint on disk belongs to another run (model, data, profile, seed or settings)."""
+    """A checkpoint on disk belongs to another run (model, data, profile, seed, settings or code)."""
 
 
 def save_checkpoint(path, model: nn.Module, meta: dict, **state) -> Path:
@@ -70,26 +69,13 @@ def resume_state(path, run_id: dict, model: nn.Module, optimizer, kind: str = "c
     """
     ckpt = load_checked(path, kind=kind)
     if ckpt.get("run") != run_id:
-        raise CheckpointMismatch(f"{path} is a checkpoint of a different run (other {run_is}); "
-                                 "delete it or choose another path to start afresh")
+        what = "other code" if {**(ckpt.get("run") or {}), "code": None} == {**run_id, "code": None} else f"other {run_is}"
+        raise CheckpointMismatch(f"{path} is a checkpoint of a different run ({what}); move it aside "
+                                 "(rename it: kdtutor keeps it) or choose another path to start afresh")
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:  # same run description, other weights: written by another code version
-        raise CheckpointMismatch(f"weights in {path} do not fit this model ({e}); delete the file to start afresh") from e
+        raise CheckpointMismatch(f"weights in {path} do not fit this model ({e}); move the file aside (rename it) "
+                                 "or choose another path to start afresh") from e
     optimizer.load_state_dict(ckpt["optimizer"])
     return ckpt
-
-
-def weights_fingerprint(model: nn.Module) -> str:
-    """SHA-256 (first 16 hex digits) of the model's state dict: names, shapes, dtypes and values.
-
-    Two models with the same fingerprint compute the same function; a distilled run
-    records its teacher's, so a student is never reused with a teacher it did not learn from.
-    The memory layout (channels-last or not) does not change it.
-    """
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.fingerprint import weights_fingerprint
 from kdtutor.images.loader import Batch, DeviceLoader
 from kdtutor.images.metrics import top1_accuracy
 from kdtutor.images.predict import cached_predict, predict

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.fingerprint import weights_fingerprint
 from kdtutor.images.distill import check_cached_logits, freeze, teacher_forward
 from kdtutor.images.hints import FeatureHook, HintedStudent, feature_shape
 from kdtutor.images.history import History

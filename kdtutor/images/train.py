@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from kdtutor import __version__
 from kdtutor.checkpoints import CheckpointMismatch, resume_state, save_checkpoint
+from kdtutor.fingerprint import code_fingerprint, code_key, digest
 from kdtutor.images.airbench import (Lookahead, dirac_init_, set_whiten_bias_trainable, zero_whiten_bias_)
 from kdtutor.images.history import History
 from kdtutor.images.loader import Batch, DeviceLoader
@@ -122,7 +123,8 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader |
                          f"{train_loader.batch_size}: use a smaller batch size")
     total = cfg.epochs * steps_per_epoch
     lookahead = Lookahead(model, total, steps_per_epoch) if cfg.lookahead else None
-    run_id = {"meta": meta or {}, "config": config_identity(cfg)}
+    run_id = {"meta": meta or {}, "config": config_identity(cfg),
+              "code": digest(code_key(model, loss_fn), code_fingerprint(__name__))}  # an edit retrains
     if checkpoint is not None and Path(checkpoint).exists():
         start = _resume(checkpoint, run_id, model, optimizer, scaler, history)
         if lookahead is not None:
