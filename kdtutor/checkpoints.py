@@ -11,7 +11,7 @@ from torch import nn
 
 from kdtutor.images.models import build_model
 from kdtutor.precision import place
-from kdtutor.storage import load_checked, save_checked
+from kdtutor.storage import load_checked, save_checked, unwritable
 
 
 class CheckpointMismatch(ValueError):
@@ -53,6 +53,17 @@ def load_checkpoint(path, arch: str | None = None, device=None) -> tuple[nn.Modu
     except RuntimeError as e:
         raise ValueError(f"weights in {path} do not fit a {meta['arch']!r} model: {e}") from e
     return place(model, device or "cpu").eval(), meta
+
+
+def check_writable(path) -> None:
+    """Refuse, before any training, a checkpoint ``path`` whose folder cannot be written (``None``: no checkpoint).
+
+    Raises:
+        PermissionError: the folder is read-only, full or not a folder; the message says to choose another.
+    """
+    if path is not None and (why := unwritable(Path(path).parent)) is not None:
+        raise PermissionError(f"cannot write the checkpoint {path} ({why}): choose a folder you can write "
+                              "(KDTUTOR_DATA, or the checkpoint path) before training")
 
 
 def resume_state(path, run_id: dict, model: nn.Module, optimizer, kind: str = "checkpoint",

@@ -54,7 +54,8 @@ from kdtutor.fingerprint import digest
 from kdtutor.images.cifar10 import CIFAR10_CLASSES, SPLIT_SEED
 from kdtutor.images.image_sources import _positive_setting, member_cap, source_kind, walk_source
 from kdtutor.images.splits import Dataset, Split
-from kdtutor.storage import CorruptFileError, DATA_DIR, load_checked, save_checked, sha256_file
+from kdtutor.storage import (CorruptFileError, DATA_DIR, load_checked, save_checked, sha256_file,
+                             warn_if_unwritable)
 
 IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WebP",
                   ".tif": "TIFF", ".tiff": "TIFF"}
@@ -384,9 +385,11 @@ def load_image_folder(path: str | os.PathLike, name: str | None = None, cache_di
         elif tensors is not None and tensors["skipped"]:
             warnings.warn(tensors["skipped"], SkippedFiles, stacklevel=2)
     if tensors is None:
+        keep = warn_if_unwritable(cache.parent, "the decoded image cache")  # said before the decoding, not after
         tensors = {**read_image_folder(path, progress, max_member_bytes, max_pixels), "fingerprint": fingerprint}
         try:
-            save_checked(tensors, cache, kind="imagefolder")
+            if keep:
+                save_checked(tensors, cache, kind="imagefolder")
         except OSError as e:
             warnings.warn(f"could not cache the decoded images in {cache} ({e}); carrying on without a cache")
     classes = list(tensors["classes"])

@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor import __version__
-from kdtutor.checkpoints import CheckpointMismatch, resume_state, save_checkpoint
+from kdtutor.checkpoints import CheckpointMismatch, check_writable, resume_state, save_checkpoint
 from kdtutor.fingerprint import code_fingerprint, code_key, digest
 from kdtutor.images.airbench import (Lookahead, dirac_init_, set_whiten_bias_trainable, zero_whiten_bias_)
 from kdtutor.images.history import History
@@ -132,6 +132,8 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader |
         done = "already complete: loaded, not retrained" if start == cfg.epochs else "resuming"
         if distributed.is_main():
             print(f"checkpoint {checkpoint}: {start}/{cfg.epochs} epochs done, {done}")
+    if start < cfg.epochs and distributed.is_main():
+        check_writable(checkpoint)  # a finished checkpoint loads from a read-only folder; training there is refused
     main = distributed.is_main()
     bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, disable=not (progress and main), leave=False)
     trainable, step_model = None, model

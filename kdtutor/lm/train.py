@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from kdtutor.checkpoints import resume_state
+from kdtutor.checkpoints import check_writable, resume_state
 from kdtutor.fingerprint import code_fingerprint, code_key, digest, weights_fingerprint
 from kdtutor.images.train import versions
 from kdtutor.lm.distill import (TopK, beta_of, masked_mean, on_policy_batch, prompt_mask, token_kd_loss,
@@ -199,6 +199,8 @@ def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=Non
         if progress:
             print(f"checkpoint {checkpoint}: {start}/{cfg.steps} steps done"
                   + (", loaded, not retrained" if start == cfg.steps else ", resuming"))
+    if start < cfg.steps:
+        check_writable(checkpoint)  # a finished checkpoint loads from a read-only folder; training there is refused
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, leave=False)
     t0, seconds = time.perf_counter(), history[-1]["seconds"] if history else 0.0  # seconds: of earlier sessions
