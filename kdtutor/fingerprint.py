@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -137,8 +138,8 @@ def _origin(obj) -> str:
     top = module.partition(".")[0]
     if top == "kdtutor":
         return "kdtutor"
-    if top in ("builtins", "torch", "numpy", "math", "functools", "typing", "collections") or _version(top):
-        return "library"
+    if top in sys.stdlib_module_names or top in ("builtins", "torch") or _version(top):
+        return "library"  # Python's own (keyed by Python's version) or an installed package
     return "user"
 
 
@@ -157,8 +158,7 @@ def _named(obj) -> dict:
     module, name = obj.__module__ or "", getattr(obj, "__qualname__", repr(obj))
     if _origin(obj) == "kdtutor" and module_file(module):
         return {"kdtutor": f"{module}.{name}", "code": code_fingerprint(module)}
-    top = module.partition(".")[0]
-    return {"library": f"{module}.{name}", "version": _version(top) or str(torch.__version__ if top == "torch" else "")}
+    return {"library": f"{module}.{name}", "version": _version(module.partition(".")[0])}
 
 
 def _globals_read(code) -> list[str]:
@@ -175,7 +175,8 @@ def _globals_read(code) -> list[str]:
 def _code_parts(code) -> list:
     """A code object's bytecode, names and constants (nested code objects included), without its file
     or line numbers."""
-    consts = [_code_parts(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]
+    consts = [_code_parts(c) if hasattr(c, "co_code") else sorted(map(repr, c)) if isinstance(c, frozenset)
+              else repr(c) for c in code.co_consts]  # a frozenset's order changes from one process to the next
     return [code.co_code.hex(), list(code.co_names), list(code.co_varnames), list(code.co_freevars), consts]
 
 
@@ -209,7 +210,7 @@ def _filled(cell) -> bool:
 def _class(cls: type, seen: set):
     """A user's class: its own attributes and methods (by code), and its bases."""
     own = {name: content_key(v.__func__ if isinstance(v, (staticmethod, classmethod)) else v, seen,
-                             f"{cls.__qualname__}.{name}")
+                             f"the class attribute {cls.__qualname__}.{name}")
            for name, v in sorted(vars(cls).items())
            if not (name.startswith("__") and name.endswith("__")) or name in ("__init__", "__call__")}
     return {"class": cls.__qualname__, "own": own,
@@ -303,6 +304,15 @@ def code_key(*objects) -> str:
     import json
     import types
 
+    def attribute(value, seen):  # a class's own attribute: methods by their code, settings by their value
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            return [attribute(f, seen) for f in (value.fget, value.fset)]
+        if isinstance(value, (types.FunctionType, type)):
+            return code(value, seen)
+        return repr(value) if isinstance(value, _SIMPLE) else type(value).__qualname__  # no addresses
+
     def code(obj, seen):
         if isinstance(obj, nn.Module):
             return [code(c, seen) for c in sorted({type(m) for m in obj.modules()}, key=lambda c: c.__qualname__)]
@@ -317,8 +327,8 @@ def code_key(*objects) -> str:
         seen = seen | {id(obj)}
         if isinstance(obj, type):
             return {"class": obj.__qualname__, "bases": [code(b, seen) for b in obj.__bases__],
-                    "own": {k: code(v, seen) if isinstance(v, (types.FunctionType, type)) else repr(v)
-                            for k, v in sorted(vars(obj).items()) if not k.startswith("__") or k == "__init__"}}
+                    "own": {k: attribute(v, seen) for k, v in sorted(vars(obj).items())
+                            if not k.startswith("__") or k in ("__init__", "__call__")}}
         reads = {n: code(obj.__globals__[n], seen) for n in _globals_read(obj.__code__)
                  if isinstance(obj.__globals__.get(n), (types.FunctionType, type))}
         return {"function": obj.__qualname__, "code": _code_parts(obj.__code__), "reads": reads}
