@@ -406,7 +406,7 @@ def _seconds(text: str) -> float:
 def _load_teacher(path, profile_name):
     """The teacher checkpoint the user named (or the profile's), checked before any data are loaded.
     It is an input: a damaged or foreign file is refused, never deleted nor advised to be."""
-    from kdtutor.checkpoints import load_checkpoint
+    from kdtutor.checkpoints import CheckpointMismatch, load_checkpoint
     from kdtutor.storage import CorruptFileError, written_by_kdtutor
 
     hint = f"python -m kdtutor train-teacher --profile {profile_name or '<profile>'} --out {path}"
@@ -421,6 +421,9 @@ def _load_teacher(path, profile_name):
         raise SystemExit(f"--teacher {path} is a kdtutor checkpoint but cannot be used ({e.args[0].split(';')[0]}): "
                          f"train the teacher again into a new file (python -m kdtutor train-teacher --profile "
                          f"{profile_name or '<profile>'} --out <new file>) or pass another --teacher") from None
+    except CheckpointMismatch as e:
+        raise SystemExit(f"--teacher {e.args[0].split(': train it again')[0]}: train the teacher again into a new "
+                         f"file ({hint.replace(f'--out {path}', '--out <new file>')}) or pass another --teacher") from None
     except (ValueError, KeyError) as e:
         raise SystemExit(f"--teacher {path} cannot be rebuilt as a model ({e}): pass the file train-teacher "
                          f"wrote") from None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
+from kdtutor.fingerprint import code_fingerprint, code_key, digest
 from kdtutor.images.models import build_model
 from kdtutor.precision import place
 from kdtutor.storage import load_checked, save_checked, unwritable
@@ -21,13 +22,25 @@ def save_checkpoint(path, model: nn.Module, meta: dict, **state) -> Path:
     """Write model weights + metadata (+ optional training state) atomically, with a checksum.
 
     ``meta`` must hold ``arch``, ``num_classes``, ``in_channels`` and ``image_size``
-    so the model can be rebuilt; add anything else (data set, accuracy, seed, …).
+    so the model can be rebuilt; add anything else (data set, accuracy, seed, …). The code of the
+    model (:func:`model_code`) is recorded as ``meta["model_code"]``.
     """
     for key in ("arch", "num_classes", "in_channels", "image_size"):
         if key not in meta:
             raise ValueError(f"checkpoint metadata needs {key!r}")
     model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    meta = {**meta, "model_code": model_code(model)}
     return save_checked({"meta": meta, "model": model_state, **state}, path, kind="checkpoint")
+
+
+def model_code(model: nn.Module) -> str:
+    """Fingerprint of the code that makes ``model`` compute what it computes: its submodules' classes
+    (:func:`~kdtutor.fingerprint.code_key`) and the source of :mod:`kdtutor.images.models`, which builds
+    the course's models (an activation changed there changes it). A SyncBatchNorm counts as the
+    BatchNorm2d it was converted from (:func:`kdtutor.scale.distributed.wrap`, multi-GPU runs)."""
+    classes = {nn.BatchNorm2d if isinstance(m, nn.SyncBatchNorm) else type(m) for m in model.modules()}
+    return digest(code_key(*sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}")),
+                  code_fingerprint("kdtutor.images.models"))
 
 
 def load_checkpoint(path, arch: str | None = None, device=None) -> tuple[nn.Module, dict]:
@@ -39,6 +52,7 @@ def load_checkpoint(path, arch: str | None = None, device=None) -> tuple[nn.Modu
     Raises:
         FileNotFoundError: no file there.
         CorruptFileError: truncated or altered file.
+        CheckpointMismatch: the model was made by other code than this kdtutor's (:func:`model_code`).
         ValueError: the checkpoint holds another architecture than ``arch``, or
             weights that do not fit the architecture it names.
     """
@@ -51,6 +65,10 @@ def load_checkpoint(path, arch: str | None = None, device=None) -> tuple[nn.Modu
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise ValueError(f"weights in {path} do not fit a {meta['arch']!r} model: {e}") from e
+    if meta.get("model_code") != model_code(model):
+        raise CheckpointMismatch(f"{path} holds a {meta['arch']!r} model made by other code than this kdtutor's "
+                                 "(its model code differs, or it records none: an older kdtutor), so it would not "
+                                 "compute what it computed when trained: train it again (into a new file)")
     return place(model, device or "cpu").eval(), meta
 
 

@@ -70,3 +70,25 @@ def test_code_fingerprint_follows_imports_not_the_whole_package(monkeypatch):
     assert fingerprint.code_fingerprint("kdtutor.kd.losses") == before["kdtutor.kd.losses"]
     with pytest.raises(ValueError, match="not a module of kdtutor"):
         fingerprint.dependencies("kdtutor.nothing")
+
+
+def test_a_checkpoint_loaded_by_name_is_refused_when_the_model_code_changed(tmp_path, monkeypatch, capsys):
+    from kdtutor.__main__ import main
+    from kdtutor.checkpoints import load_checkpoint, save_checkpoint
+    from kdtutor.images.models import build_model
+    from kdtutor.images.standin import STANDIN_NAME
+
+    meta = {"arch": "cnn_tiny", "num_classes": 10, "in_channels": 3, "image_size": 32, "dataset": STANDIN_NAME}
+    path = save_checkpoint(tmp_path / "t.pt", build_model("cnn_tiny"), meta)
+    load_checkpoint(path)  # this code: loads
+    with monkeypatch.context() as m:
+        m.setattr(torch.nn, "ReLU", torch.nn.GELU)  # a changed activation
+        with pytest.raises(CheckpointMismatch, match="made by other code"):
+            load_checkpoint(path)
+    _edited(monkeypatch, "kdtutor.images.models")  # an edited models.py (say, another pooling)
+    with pytest.raises(CheckpointMismatch, match="made by other code"):
+        load_checkpoint(path)
+    with pytest.raises(SystemExit) as e:  # the command line refuses it before loading any data
+        main(["distill", "--teacher", str(path), "--profile", "smoke", "--device", "cpu"])
+    assert "made by other code" in str(e.value) and "train the teacher again" in str(e.value)
+    assert path.exists()  # an input: never moved nor deleted
