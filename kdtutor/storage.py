@@ -9,7 +9,7 @@ A checksummed file is one header line followed by the bytes of ``torch.save``::
 so a truncated or altered file is detected before anything is unpickled.
 Files are written to a temporary name in the same folder and renamed into place,
 so a crash or Ctrl-C mid-write never leaves a half-written file under the real name; a temporary
-file left by a killed writer is removed by the next write of that file (:func:`remove_stale_temporaries`).
+file left by a killed writer is removed by the next write into that folder (:func:`remove_stale_temporaries`).
 
 A folder that cannot be written (read-only, full, a file in the way) is found before any work
 (:func:`unwritable`): a cache (evaluations, decoded images) is then skipped with a warning and the
@@ -18,10 +18,10 @@ result computed anyway; a checkpoint, which the user asked for, is refused with 
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import io
 import os
+import re
 import socket
 import tempfile
 import time
@@ -123,31 +123,31 @@ def warn_if_unwritable(folder: str | os.PathLike, what: str) -> bool:
 TEMPORARY_AGE = 24 * 3600  # seconds after which another machine's temporary file counts as abandoned
 
 
-def _temporary_prefix(path: Path) -> str:
-    return f".{path.name}."
+_TEMPORARY = re.compile(r"^\..+?(\.(?P<host>\w+)-(?P<pid>\d+))?\.[a-z0-9_]{8}\.tmp$")  # .<name>.<host>-<pid>.<random>.tmp
 
 
-def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files of :func:`atomic_write_bytes` for ``path`` that no writer will finish:
-    those of a process of this machine that has ended (killed mid-write), and any older than a day.
-    A live writer's temporary file is left alone. Returns what was removed."""
-    path = Path(path)
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write_bytes` in ``folder`` that no writer will finish:
+    those of a process of this machine that has ended (killed mid-write), and any older than a day
+    (another machine's, or named before the writer's process was in the name). A live writer's
+    temporary file is left alone. Returns what was removed."""
     removed = []
-    for tmp in path.parent.glob(glob.escape(_temporary_prefix(path)) + "*.tmp"):
-        writer = tmp.name[len(_temporary_prefix(path)):].split(".")[0]  # "<host>-<pid>"
-        host, _, pid = writer.rpartition("-")
+    for tmp in Path(folder).glob(".*.tmp"):
+        match = _TEMPORARY.match(tmp.name)
+        if match is None:
+            continue
         try:
             old = time.time() - tmp.stat().st_mtime > TEMPORARY_AGE
         except FileNotFoundError:
             continue
-        if old or (host == _host() and pid.isdigit() and not _alive(int(pid))):
+        if old or (match["host"] == _host() and not _alive(int(match["pid"]))):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
 
 
 def _host() -> str:
-    return socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+    return re.sub(r"\W", "_", socket.gethostname()) or "host"
 
 
 def _alive(pid: int) -> bool:
@@ -163,15 +163,15 @@ def _alive(pid: int) -> bool:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and an atomic rename.
 
-    The temporary file ``.<name>.<host>-<pid>.<random>.tmp`` sits beside ``path``; one left by a
-    writer that was killed is removed first (:func:`remove_stale_temporaries`). The file gets the
+    The temporary file ``.<name>.<host>-<pid>.<random>.tmp`` sits beside ``path``; those left in that
+    folder by writers that were killed are removed first (:func:`remove_stale_temporaries`). The file gets the
     permissions a plain ``open(path, "w")`` would give (0666 minus the user's umask, e.g. 0644), not
     the 0600 of a temporary file, so a shared data folder stays readable to the people it is shared with.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temporary_prefix(path)}{_host()}-{os.getpid()}.",
+    remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_host()}-{os.getpid()}.",
                                suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~current_umask())

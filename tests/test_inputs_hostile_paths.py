@@ -163,10 +163,15 @@ def test_the_temporary_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait(timeout=60)
     (left,) = tmp_path.glob(".cache.pt.*.tmp")  # what the kill leaves
-    live = tmp_path / f".cache.pt.{storage._host()}-{os.getpid()}.abc.tmp"  # a writer still at work: kept
+    live = tmp_path / f".cache.pt.{storage._host()}-{os.getpid()}.abcdefgh.tmp"  # a writer still at work: kept
     live.write_bytes(b"y")
-    old = tmp_path / ".cache.pt.other_host-1.abc.tmp"  # another machine's, two days old: abandoned
+    old = tmp_path / ".other.pt.other_host-1.abcdefgh.tmp"  # another machine's, two days old: abandoned
     old.write_bytes(b"z")
     os.utime(old, (time.time() - 2 * 86400,) * 2)
+    mine = tmp_path / ".notes.tmp"  # not of kdtutor's naming: never touched
+    mine.write_bytes(b"m")
+    os.utime(mine, (time.time() - 2 * 86400,) * 2)
+    storage.atomic_write_bytes(tmp_path / "another.pt", b"new")  # the next write into the folder cleans up
+    assert not left.exists() and not old.exists() and live.exists() and mine.exists()
     storage.atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"new" and not left.exists() and not old.exists() and live.exists()
+    assert target.read_bytes() == b"new" and list(tmp_path.glob(".cache.pt.*.tmp")) == [live]
