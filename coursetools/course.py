@@ -96,7 +96,7 @@ def refresh_notebooks(paths=None) -> None:
     stamped (:func:`coursetools.stored.stamp`); every other cell keeps what it stores."""
     import nbformat
 
-    from coursetools.stored import stamp
+    from coursetools.stored import lesson_code, stamp
 
     os.environ["MPLBACKEND"] = "Agg"
     for path in paths or notebooks():
@@ -106,7 +106,7 @@ def refresh_notebooks(paths=None) -> None:
         for cell, new in zip([c for c in nb.cells if c.cell_type == "code"], ran):
             if is_checked(cell):
                 cell.outputs, cell.execution_count = new.outputs, new.execution_count
-                stamp(cell, "smoke")
+                stamp(cell, "smoke", lesson_code(nb))
         write_notebook(nb, Path(path))
         print(f"refreshed {Path(path).name} in {time.perf_counter() - t0:.0f} s")
 
@@ -145,7 +145,7 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
         guess = f"expected {_minutes(expected[path.stem])}" if path.stem in expected else "no recorded time"
         print(f"[{i}/{len(chosen)}] {path.name} ({guess}) …", flush=True)
         nb = execute(path, profile_name, env={"KDTUTOR_RESULTS": str(results_dir)})
-        nb.metadata.setdefault("kdtutor", {})["run"] = run_record(profile_name, lesson_data(out / "metrics", path.name), results_dir)
+        nb.metadata.setdefault("kdtutor", {})["run"] = run_record(nb, profile_name, lesson_data(out / "metrics", path.name), results_dir)
         write_notebook(nb, out / "notebooks" / path.name)
         timings.append((path.name, time.perf_counter() - t0))
         print(f"      done in {_minutes(timings[-1][1])}", flush=True)

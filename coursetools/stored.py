@@ -11,10 +11,14 @@ A lesson in ``notebooks/`` carries the outputs of two runs:
 Every code cell records what made its outputs in ``metadata["kdtutor"]["output"]``::
 
     {"source": <sha256 of the cell's source, 16 hex>, "profile": "cpu",
-     "inputs": <sha256 of that profile's settings, 16 hex>, "version": <kdtutor version>}
+     "inputs": <sha256 of that profile's settings, 16 hex>, "version": <kdtutor version>,
+     "code": <fingerprint of the kdtutor source the lesson runs, 16 hex (lesson_code)>}
 
-and :func:`stale_cells` names every cell whose source or profile changed since (the test
-``tests/test_stored_outputs.py`` runs it on every lesson). The notebook's
+and :func:`stale_cells` names every cell whose source, profile, kdtutor version or kdtutor code changed
+since (the test ``tests/test_stored_outputs.py`` runs it on every lesson). The code is that of the
+kdtutor modules the lesson imports and of those they import (:func:`kdtutor.fingerprint.code_fingerprint`):
+an edit to the teacher's model or to ECE makes the lessons that use them stale; an edit to course
+tooling that no lesson imports does not. The notebook's
 ``metadata["kdtutor"]["reference_run"]`` says which run it was (profile, data, machine, date).
 
 Stored compactly: figures as 256-colour PNGs, progress bars dropped, widgets replaced by a
@@ -64,13 +68,48 @@ def settings_hash(profile_name: str) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def stamp(cell, profile_name: str) -> None:
-    """Record in ``cell.metadata["kdtutor"]["output"]`` what made the cell's (possibly empty) outputs."""
+def lesson_modules(nb) -> list[str]:
+    """The kdtutor modules a lesson's code cells import (``import kdtutor…``, ``from kdtutor… import``;
+    ``python -m kdtutor`` in a shell line counts as ``kdtutor.__main__``)."""
+    import ast
+
+    found = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.splitlines()
+        if any(re.search(r"python3?\s+-m\s+kdtutor\b", line) for line in lines if line.lstrip().startswith(("!", "%"))):
+            found.add("kdtutor.__main__")
+        try:
+            tree = ast.parse("\n".join("" if line.lstrip().startswith(("!", "%")) else line for line in lines))
+        except SyntaxError:
+            continue  # not Python: the lesson's own check reports it
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found |= {n for n in names if n == "kdtutor" or n.startswith("kdtutor.")}
+    from kdtutor.fingerprint import module_file
+
+    return sorted(n for n in found if module_file(n))
+
+
+def lesson_code(nb) -> str:
+    """Fingerprint of the kdtutor source a lesson runs: the modules it imports and theirs, transitively."""
+    from kdtutor.fingerprint import code_fingerprint
+
+    return code_fingerprint("kdtutor", *lesson_modules(nb))
+
+
+def stamp(cell, profile_name: str, code: str) -> None:
+    """Record in ``cell.metadata["kdtutor"]["output"]`` what made the cell's (possibly empty) outputs:
+    its source, the profile and its settings, kdtutor's version and ``code`` (:func:`lesson_code` of the
+    lesson as it ran)."""
     from kdtutor import __version__
 
     meta = cell.metadata.setdefault("kdtutor", {})
     meta["output"] = {"source": source_hash(cell.source), "profile": profile_name,
-                      "inputs": settings_hash(profile_name), "version": __version__}
+                      "inputs": settings_hash(profile_name), "version": __version__, "code": code}
 
 
 def restamp_generated(nb, cell_id: str) -> None:
@@ -79,7 +118,7 @@ def restamp_generated(nb, cell_id: str) -> None:
     stores no outputs."""
     for cell in nb.cells:
         if cell.get("id") == cell_id and cell.cell_type == "code" and not cell.get("outputs"):
-            stamp(cell, REFERENCE)
+            stamp(cell, REFERENCE, lesson_code(nb))
 
 
 def cell_name(nb_name: str, index: int, cell) -> str:
@@ -88,11 +127,14 @@ def cell_name(nb_name: str, index: int, cell) -> str:
     return f"{nb_name} cell {index} ({first[:60]!r})"
 
 
-def stale_cells(nb, nb_name: str = "notebook") -> list[str]:
+def stale_cells(nb, nb_name: str = "notebook", code: bool = True) -> list[str]:
     """Every code cell whose stored outputs were not made from its current source and profile
-    settings (or carry no record, or a checked cell whose outputs are not the smoke run's), named
-    with what is wrong; ``[]`` when every stored output is current."""
-    problems = []
+    settings, by this kdtutor version and (``code=True``) this kdtutor source (:func:`lesson_code`; a
+    stamp that records none is stale too), or carry no record, or a checked cell whose outputs are
+    not the smoke run's, named with what is wrong; ``[]`` when every stored output is current."""
+    from kdtutor import __version__
+
+    problems, current = [], lesson_code(nb) if code else None
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
@@ -106,6 +148,12 @@ def stale_cells(nb, nb_name: str = "notebook") -> list[str]:
             problems.append(f"{name}: a checked cell must store the smoke run's outputs (nbval compares them)")
         elif made.get("inputs") != settings_hash(made.get("profile", "")):
             problems.append(f"{name}: the {made.get('profile')} profile's settings changed since its outputs were stored")
+        elif made.get("version") != __version__:
+            problems.append(f"{name}: its outputs were made by kdtutor {made.get('version')}, this is {__version__}")
+        elif code and made.get("code") != current:
+            problems.append(f"{name}: " + ("its record does not say which kdtutor source made its outputs"
+                                           if made.get("code") is None else
+                                           "the kdtutor source this lesson runs changed since its outputs were stored"))
     return problems
 
 
@@ -126,16 +174,16 @@ def machine() -> str:
     return f"{os.cpu_count()}-core CPU ({platform.machine() or 'unknown'}), no GPU"
 
 
-def run_record(profile_name: str, data: str | None, results_dir: Path | None = None) -> dict:
-    """What a course run records in each executed lesson (``metadata["kdtutor"]["run"]``), with the
-    machine's folders and how stored outputs spell them (``paths``: data/…, results/…)."""
+def run_record(nb, profile_name: str, data: str | None, results_dir: Path | None = None) -> dict:
+    """What a course run records in the executed lesson ``nb`` (``metadata["kdtutor"]["run"]``): profile,
+    settings, version, kdtutor source (:func:`lesson_code`), data, machine, date, and the machine's
+    folders and how stored outputs spell them (``paths``: data/…, results/…)."""
     from kdtutor import __version__
-    from kdtutor.evalcache import package_key
     from kdtutor.storage import DATA_DIR
 
     paths = {str(Path(DATA_DIR).resolve()): "data", str(Path(results_dir or RESULTS_DIR).resolve()): "results",
              str(REPO_ROOT): "."}
-    return {"profile": profile_name, "inputs": settings_hash(profile_name), "version": __version__, "code": package_key(),
+    return {"profile": profile_name, "inputs": settings_hash(profile_name), "version": __version__, "code": lesson_code(nb),
             "data": data, "machine": machine(), "finished": time.strftime("%Y-%m-%d"), "paths": paths}
 
 
@@ -151,10 +199,9 @@ def lesson_data(metrics_dir: Path, nb_name: str) -> str | None:
 
 def not_current(executed, nb, profile_name: str) -> str | None:
     """Why an executed lesson cannot supply ``nb``'s outputs (another profile or settings, another
-    version or kdtutor source (:func:`kdtutor.evalcache.package_key`), a cell whose source differs),
+    version or kdtutor source that the lesson runs (:func:`lesson_code`), a cell whose source differs),
     or ``None`` when it can."""
     from kdtutor import __version__
-    from kdtutor.evalcache import package_key
 
     run = executed.metadata.get("kdtutor", {}).get("run")
     if run is None:
@@ -163,8 +210,8 @@ def not_current(executed, nb, profile_name: str) -> str | None:
         return f"it was run with other settings (profile {run['profile']})"
     if run["version"] != __version__:
         return f"it was run by kdtutor {run['version']}, this is {__version__}"
-    if run.get("code") != package_key():
-        return "it was run by other kdtutor code (a source file changed since)"
+    if run.get("code") != lesson_code(nb):
+        return "it was run by other kdtutor code (a source file the lesson uses changed since)"
     mine = [c.source for c in nb.cells if c.cell_type == "code"]
     theirs = [c.source for c in executed.cells if c.cell_type == "code"]
     if mine != theirs:
@@ -268,7 +315,7 @@ def merge(nb, executed, run: dict) -> None:
             cell.outputs.append(label_output(run))
         cell.execution_count = ran.execution_count if cell.outputs else None
         cell.metadata.pop("execution", None)
-        stamp(cell, run["profile"])
+        stamp(cell, run["profile"], run.get("code"))
     nb.metadata.setdefault("kdtutor", {})["reference_run"] = {k: run[k] for k in ("profile", "data", "machine", "version", "finished")}
 
 

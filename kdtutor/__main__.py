@@ -321,7 +321,7 @@ def train_teacher(args) -> None:
     """``train-teacher``: the profile's teacher (or ``--arch``) on the profile's data (or ``--data``)."""
     from kdtutor.images.models import model_label
     from kdtutor.images.recipes import config_for
-    from kdtutor.images.train import teacher_path, train_model
+    from kdtutor.images.train import recovering, teacher_path, train_model
 
     _check_run_args(args)
     arch = import_model(args.arch, "--arch") if args.arch else None
@@ -333,7 +333,8 @@ def train_teacher(args) -> None:
     epochs = profile.teacher_epochs if args.epochs is None else args.epochs
     cfg = config_for(arch, epochs, args.batch_size or profile.batch_size, args.seed)
     out = args.out or teacher_path(profile, model_label(arch), args.seed)
-    result = train_model(arch, data, cfg, checkpoint=out, profile_name=profile.name, device=args.device)
+    result = recovering(out, lambda: train_model(arch, data, cfg, checkpoint=out, profile_name=profile.name,
+                                                 device=args.device))  # another run's file: moved aside, as the lessons do
     _say(f"checkpoint: {out}")
     _report(result, data, args.device)
 
@@ -342,7 +343,7 @@ def distill(args) -> None:
     """``distill``: a student from a teacher checkpoint (or ``--teacher-arch`` + weights), with the combined KD loss."""
     from kdtutor.images.distill import distill_student, load_teacher
     from kdtutor.images.recipes import config_for
-    from kdtutor.images.train import teacher_path
+    from kdtutor.images.train import recovering, teacher_path
 
     if args.teacher_logits and args.mode not in (None, "cached"):
         raise SystemExit(f"--teacher-logits serves cached teacher logits; it cannot be used with --mode {args.mode}")
@@ -387,8 +388,9 @@ def distill(args) -> None:
             shared = cached_teacher_logits(args.teacher_logits, teacher, loader, cfg.epochs)
         except CachedLogitsMismatch as e:
             raise SystemExit(str(e)) from None
-    result = distill_student(teacher, arch, data, cfg, T=args.T, alpha=args.alpha, mode=args.mode or "online",
-                             teacher_logits=shared, checkpoint=args.out, profile_name=profile.name, device=args.device)
+    result = recovering(args.out, lambda: distill_student(  # another run's file: moved aside, as the lessons do
+        teacher, arch, data, cfg, T=args.T, alpha=args.alpha, mode=args.mode or "online", teacher_logits=shared,
+        checkpoint=args.out, profile_name=profile.name, device=args.device))
     if args.out:
         _say(f"checkpoint: {args.out}")
     _report(result, data, args.device)
@@ -397,7 +399,7 @@ def distill(args) -> None:
 def _load_teacher(path, profile_name):
     """The teacher checkpoint the user named (or the profile's), checked before any data are loaded.
     It is an input: a damaged or foreign file is refused, never deleted nor advised to be."""
-    from kdtutor.checkpoints import load_checkpoint
+    from kdtutor.checkpoints import CheckpointMismatch, load_checkpoint
     from kdtutor.storage import CorruptFileError, written_by_kdtutor
 
     hint = f"python -m kdtutor train-teacher --profile {profile_name or '<profile>'} --out {path}"
@@ -412,6 +414,9 @@ def _load_teacher(path, profile_name):
         raise SystemExit(f"--teacher {path} is a kdtutor checkpoint but cannot be used ({e.args[0].split(';')[0]}): "
                          f"train the teacher again into a new file (python -m kdtutor train-teacher --profile "
                          f"{profile_name or '<profile>'} --out <new file>) or pass another --teacher") from None
+    except CheckpointMismatch as e:
+        raise SystemExit(f"--teacher {e.args[0].split(': train it again')[0]}: train the teacher again into a new "
+                         f"file ({hint.replace(f'--out {path}', '--out <new file>')}) or pass another --teacher") from None
     except (ValueError, KeyError) as e:
         raise SystemExit(f"--teacher {path} cannot be rebuilt as a model ({e}): pass the file train-teacher "
                          f"wrote, or name its architecture with --teacher-arch package.module:function") from None
@@ -432,6 +437,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    """A seed NumPy and PyTorch both take: a whole number from 0 to 2**32 − 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {2**32 - 1}, got {value}")
+    return value
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="smoke, cpu or gpu (sizes, data set, epochs)")
     p.add_argument("--out", help="checkpoint path to write (resumed if it exists)")
@@ -439,7 +455,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int,
                    help="global batch: images per step over all processes (default: the profile's); the recipes "
                         "scale the learning rate with it (linear scaling rule, with warm-up)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="the run's seed: a whole number from 0 to 2**32 − 1")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--data", metavar="DIR", help="your images instead of the profile's: a folder (or .tar.gz/.zip) "
                    "laid out train/<class>/*.jpg, test/<class>/… (val/ optional); the profile still sets epochs "

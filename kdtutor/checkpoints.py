@@ -4,32 +4,44 @@ checksum, rebuilt by architecture name, and the one way a training run resumes f
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from kdtutor.fingerprint import code_fingerprint, code_key, digest
 from kdtutor.images.models import ModelSpec, make_model, model_label
 from kdtutor.precision import place
-from kdtutor.storage import load_checked, save_checked
+from kdtutor.storage import load_checked, save_checked, unwritable
 
 
 class CheckpointMismatch(ValueError):
-    """A checkpoint on disk belongs to another run (model, data, profile, seed or settings)."""
+    """A checkpoint on disk belongs to another run (model, data, profile, seed, settings or code)."""
 
 
 def save_checkpoint(path, model: nn.Module, meta: dict, **state) -> Path:
     """Write model weights + metadata (+ optional training state) atomically, with a checksum.
 
     ``meta`` must hold ``arch``, ``num_classes``, ``in_channels`` and ``image_size``
-    so the model can be rebuilt; add anything else (data set, accuracy, seed, …).
+    so the model can be rebuilt; add anything else (data set, accuracy, seed, …). The code of the
+    model (:func:`model_code`) is recorded as ``meta["model_code"]``.
     """
     for key in ("arch", "num_classes", "in_channels", "image_size"):
         if key not in meta:
             raise ValueError(f"checkpoint metadata needs {key!r}")
     model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    meta = {**meta, "model_code": model_code(model)}
     return save_checked({"meta": meta, "model": model_state, **state}, path, kind="checkpoint")
+
+
+def model_code(model: nn.Module) -> str:
+    """Fingerprint of the code that makes ``model`` compute what it computes: its submodules' classes
+    (:func:`~kdtutor.fingerprint.code_key`) and the source of :mod:`kdtutor.images.models`, which builds
+    the course's models (an activation changed there changes it). A SyncBatchNorm counts as the
+    BatchNorm2d it was converted from (:func:`kdtutor.scale.distributed.wrap`, multi-GPU runs)."""
+    classes = {nn.BatchNorm2d if isinstance(m, nn.SyncBatchNorm) else type(m) for m in model.modules()}
+    return digest(code_key(*sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}")),
+                  code_fingerprint("kdtutor.images.models"))
 
 
 def load_checkpoint(path, arch: ModelSpec | None = None, device=None) -> tuple[nn.Module, dict]:
@@ -45,6 +57,7 @@ def load_checkpoint(path, arch: ModelSpec | None = None, device=None) -> tuple[n
     Raises:
         FileNotFoundError: no file there.
         CorruptFileError: truncated or altered file.
+        CheckpointMismatch: the model was made by other code than this kdtutor's (:func:`model_code`).
         ValueError: the checkpoint holds another architecture than ``arch``, or
             weights that do not fit the architecture it names.
     """
@@ -59,7 +72,22 @@ def load_checkpoint(path, arch: ModelSpec | None = None, device=None) -> tuple[n
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise ValueError(f"weights in {path} do not fit a {meta['arch']!r} model: {e}") from e
+    if meta.get("model_code") != model_code(model):
+        raise CheckpointMismatch(f"{path} holds a {meta['arch']!r} model made by other code than this kdtutor's "
+                                 "(its model code differs, or it records none: an older kdtutor), so it would not "
+                                 "compute what it computed when trained: train it again (into a new file)")
     return place(model, device or "cpu").eval(), meta
+
+
+def check_writable(path) -> None:
+    """Refuse, before any training, a checkpoint ``path`` whose folder cannot be written (``None``: no checkpoint).
+
+    Raises:
+        PermissionError: the folder is read-only, full or not a folder; the message says to choose another.
+    """
+    if path is not None and (why := unwritable(Path(path).parent)) is not None:
+        raise PermissionError(f"cannot write the checkpoint {path} ({why}): choose a folder you can write "
+                              "(KDTUTOR_DATA, or the checkpoint path) before training")
 
 
 def resume_state(path, run_id: dict, model: nn.Module, optimizer, kind: str = "checkpoint",
@@ -76,26 +104,13 @@ def resume_state(path, run_id: dict, model: nn.Module, optimizer, kind: str = "c
     """
     ckpt = load_checked(path, kind=kind)
     if ckpt.get("run") != run_id:
-        raise CheckpointMismatch(f"{path} is a checkpoint of a different run (other {run_is}); "
-                                 "delete it or choose another path to start afresh")
+        what = "other code" if {**(ckpt.get("run") or {}), "code": None} == {**run_id, "code": None} else f"other {run_is}"
+        raise CheckpointMismatch(f"{path} is a checkpoint of a different run ({what}); move it aside "
+                                 "(rename it: kdtutor keeps it) or choose another path to start afresh")
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:  # same run description, other weights: written by another code version
-        raise CheckpointMismatch(f"weights in {path} do not fit this model ({e}); delete the file to start afresh") from e
+        raise CheckpointMismatch(f"weights in {path} do not fit this model ({e}); move the file aside (rename it) "
+                                 "or choose another path to start afresh") from e
     optimizer.load_state_dict(ckpt["optimizer"])
     return ckpt
-
-
-def weights_fingerprint(model: nn.Module) -> str:
-    """SHA-256 (first 16 hex digits) of the model's state dict: names, shapes, dtypes and values.
-
-    Two models with the same fingerprint compute the same function; a distilled run
-    records its teacher's, so a student is never reused with a teacher it did not learn from.
-    The memory layout (channels-last or not) does not change it.
-    """
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]

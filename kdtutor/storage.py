@@ -8,7 +8,12 @@ A checksummed file is one header line followed by the bytes of ``torch.save``::
 
 so a truncated or altered file is detected before anything is unpickled.
 Files are written to a temporary name in the same folder and renamed into place,
-so a crash or Ctrl-C mid-write never leaves a half-written file under the real name.
+so a crash or Ctrl-C mid-write never leaves a half-written file under the real name; a temporary
+file left by a killed writer is removed by the next write into that folder (:func:`remove_stale_temporaries`).
+
+A folder that cannot be written (read-only, full, a file in the way) is found before any work
+(:func:`unwritable`): a cache (evaluations, decoded images) is then skipped with a warning and the
+result computed anyway; a checkpoint, which the user asked for, is refused with an error before training.
 """
 
 from __future__ import annotations
@@ -16,7 +21,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import socket
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,9 +35,31 @@ MAGIC = b"KDTUTOR1"
 # Where things go. The defaults sit beside the package (the repository's data/ and
 # results/); KDTUTOR_DATA and KDTUTOR_RESULTS move them.
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("KDTUTOR_DATA", REPO_ROOT / "data"))
+
+
+def folder_setting(name: str, default: Path, environ=None) -> Path:
+    """The folder the environment variable ``name`` names, read strictly: unset or empty gives
+    ``default``; ``~`` is expanded; a relative path is taken from the current folder (made absolute now).
+
+    Raises:
+        ValueError: the value starts or ends with spaces (a folder named with spaces is never what was
+            meant), or names something that is not a folder (a file).
+    """
+    value = (os.environ if environ is None else environ).get(name, "")
+    if value == "":
+        return Path(default)
+    if value != value.strip():
+        raise ValueError(f"{name}={value!r} starts or ends with spaces: write the folder without them")
+    path = Path(value).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name}={value!r} is a file, not a folder: point {name} at a folder (it is created if "
+                         "missing) or unset it")
+    return path
+
+
+DATA_DIR = folder_setting("KDTUTOR_DATA", REPO_ROOT / "data")
 CHECKPOINT_DIR = DATA_DIR / "checkpoints"
-RESULTS_DIR = Path(os.environ.get("KDTUTOR_RESULTS", REPO_ROOT / "results"))
+RESULTS_DIR = folder_setting("KDTUTOR_RESULTS", REPO_ROOT / "results")
 
 
 class CorruptFileError(ValueError):
@@ -69,16 +100,79 @@ def current_umask() -> int:
     return mask
 
 
+def unwritable(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written in ``folder`` (created if missing), e.g. ``"Read-only file system"``;
+    ``None`` when they can. Found by trying (permissions alone do not tell: mounts, quotas, root)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+def warn_if_unwritable(folder: str | os.PathLike, what: str) -> bool:
+    """``True`` if ``folder`` can be written; otherwise warn that ``what`` is computed but not kept there."""
+    why = unwritable(folder)
+    if why is not None:
+        warnings.warn(f"cannot write in {folder} ({why}): {what} is computed but not kept", stacklevel=3)
+    return why is None
+
+
+TEMPORARY_AGE = 24 * 3600  # seconds after which another machine's temporary file counts as abandoned
+
+
+_TEMPORARY = re.compile(r"^\..+?(\.(?P<host>\w+)-(?P<pid>\d+))?\.[a-z0-9_]{8}\.tmp$")  # .<name>.<host>-<pid>.<random>.tmp
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write_bytes` in ``folder`` that no writer will finish:
+    those of a process of this machine that has ended (killed mid-write), and any older than a day
+    (another machine's, or named before the writer's process was in the name). A live writer's
+    temporary file is left alone. Returns what was removed."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        match = _TEMPORARY.match(tmp.name)
+        if match is None:
+            continue
+        try:
+            old = time.time() - tmp.stat().st_mtime > TEMPORARY_AGE
+        except FileNotFoundError:
+            continue
+        if old or (match["host"] == _host() and not _alive(int(match["pid"]))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _host() -> str:
+    return re.sub(r"\W", "_", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and an atomic rename.
 
-    The file gets the permissions a plain ``open(path, "w")`` would give (0666 minus
-    the user's umask, e.g. 0644), not the 0600 of a temporary file, so a shared data
-    folder stays readable to the people it is shared with.
+    The temporary file ``.<name>.<host>-<pid>.<random>.tmp`` sits beside ``path``; those left in that
+    folder by writers that were killed are removed first (:func:`remove_stale_temporaries`). The file gets the
+    permissions a plain ``open(path, "w")`` would give (0666 minus the user's umask, e.g. 0644), not
+    the 0600 of a temporary file, so a shared data folder stays readable to the people it is shared with.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_host()}-{os.getpid()}.",
+                               suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
@@ -143,7 +237,8 @@ def kept(path: str | os.PathLike, kind: str, identity: dict, make) -> dict:
     """``make()``'s dict, stored at ``path`` (:func:`save_checked`, as ``kind``) together with
     ``identity`` (what it was made from), and loaded from there while ``identity`` is the same. A
     file made from anything else, or corrupt, is moved aside (kept, :func:`move_aside`) with a
-    message, and the result is made and stored again."""
+    message, and the result is made and stored again. In a folder that cannot be written, the result
+    is made and not stored, with a warning given before it is made."""
     path = Path(path)
     if path.exists():
         try:
@@ -153,6 +248,8 @@ def kept(path: str | os.PathLike, kind: str, identity: dict, make) -> dict:
             print(f"{path} was made from other inputs: moved to {move_aside(path)}")
         except CorruptFileError as e:
             print(f"cannot use {path} ({e}): moved to {move_aside(path)}")
+    if not warn_if_unwritable(path.parent, f"{path.name}"):
+        return {"identity": identity, **make()}
     saved = {"identity": identity, **make()}
     save_checked(saved, path, kind=kind)
     return saved

@@ -81,22 +81,23 @@ def test_lookahead_does_nothing_before_its_start_and_resets_the_weights_each_epo
         Lookahead(model, 0, 5)
 
 
-def test_an_interrupted_lookahead_run_resumes_to_the_same_weights(tmp_path):
+def test_an_interrupted_lookahead_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    import kdtutor.images.train as train
+
     cfg = small_airbench_cfg(epochs=5, lookahead=True)
     full = train_model("airbench_small", MINI, cfg, device="cpu", progress=False)
-    model, train_loader, val_loader, meta = prepare_run("airbench_small", MINI, cfg, device="cpu")
-    meta["kind"] = "trained from labels"
-    calls = {"n": 0}
+    real_save = train.save_checkpoint
 
-    def stop_in_epoch_5(logits, batch):
-        calls["n"] += 1
-        if calls["n"] > 4 * len(train_loader):
+    def stop_after_epoch_4(*args, **kwargs):  # the same run (code, loss, data), stopped in epoch 5
+        real_save(*args, **kwargs)
+        if kwargs["epochs_done"] == 4:
             raise KeyboardInterrupt
-        return cross_entropy(logits, batch.labels, label_smoothing=cfg.label_smoothing, check=False)
 
     ckpt = tmp_path / "run.pt"
-    with pytest.raises(KeyboardInterrupt):
-        fit(model, train_loader, val_loader, cfg, loss_fn=stop_in_epoch_5, checkpoint=ckpt, meta=meta, progress=False)
+    with monkeypatch.context() as m:
+        m.setattr(train, "save_checkpoint", stop_after_epoch_4)
+        with pytest.raises(KeyboardInterrupt):
+            train_model("airbench_small", MINI, cfg, checkpoint=ckpt, device="cpu", progress=False)
     assert load_checked(ckpt, "checkpoint")["epochs_done"] == 4
     resumed = train_model("airbench_small", MINI, cfg, checkpoint=ckpt, device="cpu", progress=False)
     assert same_weights(resumed.model, full.model)

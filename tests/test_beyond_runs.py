@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdtutor.images import comparison as bl, hints, methods as br
+from kdtutor.images.distill import TeacherLogits
 from kdtutor.images.history import History
 from kdtutor.images.loader import DeviceLoader
 from kdtutor.images.models import build_model
@@ -73,42 +74,44 @@ class _Teacher(nn.Module):
         return self.head(self.body(x))
 
 
-def test_teacher_cache_serves_the_teachers_outputs_for_the_batchs_own_view():
+def test_teacher_logits_serve_the_teachers_outputs_for_the_batchs_own_view():
     torch.manual_seed(0)
     teacher, loader = _Teacher(), _loader()
-    cache = br.TeacherCache(teacher, "body")
+    outputs = TeacherLogits(teacher, loader, "cached", layer="body")
     for epoch in (0, 1):
         loader.set_epoch(epoch)
         for batch in loader:
-            z, f = cache(loader, batch)
+            z, f = outputs(batch), outputs.features(batch)
             with torch.no_grad():
                 assert torch.allclose(z, teacher(batch.images), atol=1e-5)
                 assert torch.allclose(f, teacher.body(batch.images), atol=1e-5)
-    assert len(cache.views) == 2
-    z, _ = cache(loader, batch, clean=True)  # a fixed teacher: the clean images whatever the view
+    assert len(outputs.cache) == 2 and len(outputs.feature_cache) == 2
+    fixed = TeacherLogits(teacher, loader, "fixed")  # a fixed teacher: the clean images whatever the view
     with torch.no_grad():
-        assert torch.allclose(z, teacher(loader.clean_images(batch.index)), atol=1e-5)
-    other = _loader(n=30)
+        assert torch.allclose(fixed(batch), teacher(loader.clean_images(batch.index)), atol=1e-5)
     with pytest.raises(ValueError, match="one split"):
-        cache(other, next(iter(other)))
+        outputs.attach(_loader(n=30))
+    with pytest.raises(ValueError, match="one split"):
+        outputs.attach(_loader(seed=4))
+    outputs.attach(br.MixupLoader.like(_loader()))  # the same split and seed, other views: served
 
 
 def test_method_loss_rejects_unknown_methods_and_missing_pieces():
     with pytest.raises(ValueError, match="unknown method"):
         br.check_method("CRD")
-    with pytest.raises(ValueError, match="needs a TeacherCache"):
-        br.MethodLoss("DKD", None, _loader(), total_steps=10)
+    with pytest.raises(ValueError, match="needs the teacher's outputs"):
+        br.MethodLoss("DKD", None, total_steps=10)
     with pytest.raises(ValueError, match="pass total_steps"):
-        br.MethodLoss("DKD", br.TeacherCache(_Teacher()), _loader())
+        br.MethodLoss("DKD", TeacherLogits(_Teacher(), _loader(), "cached"))
     with pytest.raises(ValueError, match="HintedStudent"):
-        br.MethodLoss("FitNets", br.TeacherCache(_Teacher(), "body"), _loader(), nn.Linear(2, 2))
+        br.MethodLoss("FitNets", TeacherLogits(_Teacher(), _loader(), "cached", "body"), nn.Linear(2, 2))
     student = hints.HintedStudent(build_model("cnn_tiny"), "7", (4, 8, 8))
     with pytest.raises(ValueError, match="teacher features"):
-        br.MethodLoss("FitNets", br.TeacherCache(_Teacher()), _loader(), student)
-    with pytest.raises(ValueError, match="pass clean=True"):
-        plain = DeviceLoader(Split(
-            torch.zeros(20, 3, 8, 8, dtype=torch.uint8), torch.zeros(20, dtype=torch.long)), 10, (0.5,) * 3, (0.25,) * 3)
-        br.TeacherCache(_Teacher())(plain, next(iter(plain)))
+        br.MethodLoss("FitNets", TeacherLogits(_Teacher(), _loader(), "cached"), student)
+    with pytest.raises(ValueError, match="mode 'cached' or 'fixed'"):
+        TeacherLogits(_Teacher(), _loader(), "online", layer="body")
+    with pytest.raises(ValueError, match="no loader attached"):
+        TeacherLogits(_Teacher(), mode="cached")(next(iter(_loader())))
 
 
 def test_dkd_warmup_is_mdistillers_ramp_scaled_to_the_run():
@@ -131,9 +134,9 @@ def test_method_losses_are_the_reference_codes_at_their_settings():
     s, z, y = _logits()
     ce = F.cross_entropy(s, y)
     kd = F.kl_div(F.log_softmax(s / 4, 1), F.log_softmax(z / 4, 1), reduction="batchmean", log_target=True)
-    cache, loader = br.TeacherCache(_Teacher()), _loader()
-    assert br.MethodLoss("KD", cache, loader).loss(s, z, y) == pytest.approx(float(0.1 * ce + 0.9 * 16 * kd))
-    lf = br.MethodLoss("DKD", cache, loader, total_steps=120)  # warm-up: the first 10 steps
+    cache = TeacherLogits(_Teacher(), _loader(), "cached")
+    assert br.MethodLoss("KD", cache).loss(s, z, y) == pytest.approx(float(0.1 * ce + 0.9 * 16 * kd))
+    lf = br.MethodLoss("DKD", cache, total_steps=120)  # warm-up: the first 10 steps
     for step, w in [(5, 0.5), (10, 1.0), (100, 1.0)]:
         lf.steps = step
         want = ce + w * beyond.dkd_loss(s, z, y, alpha=1.0, beta=8.0, T=4.0)
@@ -141,8 +144,8 @@ def test_method_losses_are_the_reference_codes_at_their_settings():
     lf.steps = 100
     assert lf.loss(s, z, y) == pytest.approx(float(beyond.dkd_training_loss(s, z, y, 1.0, 8.0, 4.0)))
     want = 0.1 * ce + 9 * beyond.ls_kd_loss(s, z, T=2.0)
-    assert br.MethodLoss("LS-KD", cache, loader).loss(s, z, y) == pytest.approx(float(want))
-    assert br.MethodLoss("scratch", None, loader).loss(s, z, y) == pytest.approx(float(ce))
+    assert br.MethodLoss("LS-KD", cache).loss(s, z, y) == pytest.approx(float(want))
+    assert br.MethodLoss("scratch", None).loss(s, z, y) == pytest.approx(float(ce))
 
 
 def test_logit_gradient_norm_has_the_closed_forms_of_ce_and_kd():
@@ -212,12 +215,12 @@ def test_a_kept_run_is_loaded_without_the_teacher_and_other_settings_retrain(tmp
     from kdtutor.images.standin import make_standin
     data = make_standin(120, 40, 40, seed=0)
     cfg, teacher = student_config(epochs=1, batch_size=40, seed=1), CountingTeacher()
-    first = br.train_method("KD", "cnn_tiny", data, cfg, br.TeacherCache(teacher), lr_scale=0.5, checkpoint_dir=tmp_path)
+    first = br.train_method("KD", "cnn_tiny", data, cfg, TeacherLogits(teacher, mode="cached"), lr_scale=0.5, checkpoint_dir=tmp_path)
     assert teacher.seen > 0 and br.run_path(tmp_path, "cnn_tiny", "KD", 0.5, 1).exists()
     teacher.seen = 0
-    again = br.train_method("KD", "cnn_tiny", data, cfg, br.TeacherCache(teacher), lr_scale=0.5, checkpoint_dir=tmp_path)
+    again = br.train_method("KD", "cnn_tiny", data, cfg, TeacherLogits(teacher, mode="cached"), lr_scale=0.5, checkpoint_dir=tmp_path)
     assert teacher.seen == 0 and torch.equal(again.test_logits, first.test_logits)
     assert again.history.epochs == first.history.epochs and again.seconds == first.seconds
     monkeypatch.setitem(br.REFERENCE, "KD", {"T": 2.0, "alpha": 0.9})  # the method's settings changed: not the same run
-    br.train_method("KD", "cnn_tiny", data, cfg, br.TeacherCache(teacher), lr_scale=0.5, checkpoint_dir=tmp_path)
+    br.train_method("KD", "cnn_tiny", data, cfg, TeacherLogits(teacher, mode="cached"), lr_scale=0.5, checkpoint_dir=tmp_path)
     assert teacher.seen > 0 and "moved it to" in capsys.readouterr().out

@@ -190,7 +190,8 @@ def test_a_checkpoint_of_two_processes_resumes_on_one_and_ends_as_a_one_process_
     path = shutil.copy(out / "interrupted.pt", tmp_path / "resumed.pt")
     _, meta = load_checkpoint(path)
     assert (meta["world_size"], meta["global_batch"], meta["epochs_done"]) == (2, 100, 1)
-    resumed = ddp_worker.run("mlp_small", ddp_worker.mlp_config(), ddp_worker.smoke_data(), checkpoint=path)
+    resumed = ddp_worker.run("mlp_small", ddp_worker.mlp_config(), ddp_worker.smoke_data(), checkpoint=path,
+                             loss_fn=ddp_worker.stopping_loss(99))  # the same run's code (loss included), not stopped
     assert max_difference(resumed["state"], one["mlp"]["state"]) < 1e-5
     assert resumed["history"][-1]["val_loss"] == pytest.approx(one["mlp"]["history"][-1]["val_loss"], abs=1e-5)
     _, meta = load_checkpoint(path)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from kdtutor import evalcache
+from kdtutor.fingerprint import content_key
 from kdtutor.images import models
 from kdtutor.images.loader import DeviceLoader
 from kdtutor.images.predict import cached_predict, predict
@@ -67,15 +68,15 @@ def test_the_key_is_the_content_not_the_object():
     changed[0, 0, 0, 0] ^= 1  # one pixel, one bit
 
     def key(im, batch_size=16):
-        return evalcache.content_key(DeviceLoader(Split(im, TINY.test.labels), batch_size, TINY.mean, TINY.std))
+        return content_key(DeviceLoader(Split(im, TINY.test.labels), batch_size, TINY.mean, TINY.std))
 
     assert key(images) == key(images.clone())  # equal content, another tensor: the same key
     assert key(images) != key(changed) and key(images) != key(images, batch_size=8)
     a, b = _model(), _model()
-    assert evalcache.content_key(a) == evalcache.content_key(b)
+    assert content_key(a) == content_key(b)
     with torch.no_grad():
         next(b.parameters()).view(-1)[0] += 1e-6
-    assert evalcache.content_key(a) != evalcache.content_key(b)
+    assert content_key(a) != content_key(b)
 
 
 def test_a_corrupt_file_is_moved_aside_with_a_message(tmp_path, capsys):
@@ -90,8 +91,8 @@ def test_a_corrupt_file_is_moved_aside_with_a_message(tmp_path, capsys):
 def test_other_settings_and_unknown_types():
     assert evalcache.cache_identity("a", {"T": 1.0}) != evalcache.cache_identity("a", {"T": 2.0})
     assert evalcache.cache_identity("a", {"T": 1.0}) != evalcache.cache_identity("b", {"T": 1.0})
-    with pytest.raises(TypeError, match="cannot key a cache by a object"):
-        evalcache.content_key(object())
+    with pytest.raises(TypeError, match="cannot key a result by .*object"):
+        content_key(object())
 
 
 def _loop(model, loader, epochs, lr):
@@ -136,17 +137,117 @@ def test_cached_loop_reuses_weights_and_printed_lines_until_anything_changes(tmp
     evalcache.cached_loop("loop", _loop, _model(seed=1).train(), loader, 2, 0.05, folder=tmp_path)  # other start
     evalcache.cached_loop("loop", _loop_edited, _model().train(), loader, 2, 0.05, folder=tmp_path)  # other code
     assert len(list(tmp_path.glob("loop-*.pt"))) == n + 3
-    assert evalcache.code_key(_loop) != evalcache.code_key(_loop_edited)
+    assert content_key(_loop) != content_key(_loop_edited)
+
+
+def _print_ran(model, loader):
+    print("ran")
 
 
 def test_rerun_runs_the_loop_again(tmp_path, capsys):
     loader = make_loaders(TINY, 20, "cpu")[0]
-    calls = []
-
-    def loop(model, loader):
-        calls.append(1)
-        print("ran")
-
     for rerun in (False, False, True):
-        evalcache.cached_loop("loop", loop, _model(), loader, rerun=rerun, folder=tmp_path)
-    assert len(calls) == 2 and capsys.readouterr().out.count("ran\n") == 3
+        evalcache.cached_loop("loop", _print_ran, _model(), loader, rerun=rerun, folder=tmp_path)
+    out = capsys.readouterr().out
+    assert out.count("ran\n") == 3 and out.count("(loaded, not run") == 1  # printed again by the one hit
+
+
+# --------------------------------------------------------------------------- the six stale cases of issue 36
+NOTEBOOK = '''
+import torch
+from torch import nn
+
+LR = 0.1
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+        self.T = 1.0
+
+    def forward(self, x):
+        return self.fc(x) / self.T
+
+def step(model, x):
+    return model(x).pow(2).mean()
+
+def loop(model, x):
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    for _ in range(3):
+        opt.zero_grad()
+        step(model, x).backward()
+        opt.step()
+    print("ran")
+'''
+
+
+def _notebook(edit: str = ""):
+    """A learner's notebook namespace (functions and classes of ``__main__``), with ``edit`` run after it."""
+    ns = {"__name__": "__main__"}
+    exec(NOTEBOOK + edit, ns)
+    return ns
+
+
+def _ran(ns, folder, capsys, loop=None, model_edit=None) -> bool:
+    """Run the notebook's loop through cached_loop on a fresh model; whether it ran (not loaded)."""
+    torch.manual_seed(0)
+    model = ns["Net"]()
+    if model_edit:
+        model_edit(model)
+    evalcache.cached_loop("loop", loop or ns["loop"], model, torch.ones(4, 3), folder=folder)
+    out = capsys.readouterr().out
+    assert out.startswith("ran\n")
+    return "(loaded, not run" not in out
+
+
+@pytest.mark.parametrize("case, edit, model_edit", [
+    ("a global the loop reads", "LR = 0.2", None),
+    ("an edited helper it calls", "def step(model, x):\n    return model(x).abs().mean()", None),
+    ("a model class whose forward changed",
+     "def _forward(self, x):\n    return torch.relu(self.fc(x)) / self.T\nNet.forward = _forward", None),
+    ("a non-parameter attribute (T)", "", lambda m: setattr(m, "T", 2.0)),
+])
+def test_a_change_the_loop_depends_on_misses(case, edit, model_edit, tmp_path, capsys):
+    assert _ran(_notebook(), tmp_path, capsys) and not _ran(_notebook(), tmp_path, capsys)  # a hit
+    assert _ran(_notebook(edit), tmp_path, capsys, model_edit=model_edit), case
+
+
+def test_a_closure_variable_misses(tmp_path, capsys):
+    ns = _notebook("def make_loop(lr):\n    def loop_lr(model, x):\n        opt = torch.optim.SGD(model.parameters(), "
+                   "lr=lr)\n        step(model, x).backward()\n        opt.step()\n        print('ran')\n    return loop_lr")
+    assert _ran(ns, tmp_path, capsys, loop=ns["make_loop"](0.1))
+    assert not _ran(ns, tmp_path, capsys, loop=ns["make_loop"](0.1))
+    assert _ran(ns, tmp_path, capsys, loop=ns["make_loop"](0.3))
+
+
+def test_a_function_input_whose_global_changed_misses(tmp_path):
+    ns = _notebook("SCALE = 2.0\ndef f(x):\n    return x * SCALE")
+    f = ns["f"]
+
+    def value():
+        return evalcache.cached("f", {"fn": f}, lambda: f(torch.ones(2)), folder=tmp_path)
+
+    assert torch.equal(value(), torch.full((2,), 2.0)) and torch.equal(value(), torch.full((2,), 2.0))
+    assert len(list(tmp_path.glob("f-*.pt"))) == 1  # the second call was a hit
+    ns["SCALE"] = 3.0
+    assert torch.equal(value(), torch.full((2,), 3.0)) and len(list(tmp_path.glob("f-*.pt"))) == 2
+
+
+def test_what_cannot_be_keyed_is_refused_by_name(tmp_path):
+    ns = _notebook("opt = object()\ndef loop_opt(model, x):\n    print(opt)")
+    with pytest.raises(TypeError, match="'opt' that loop_opt reads"):
+        evalcache.cached_loop("loop", ns["loop_opt"], ns["Net"](), torch.ones(4, 3), folder=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_random_state_is_keyed_and_restored(tmp_path, capsys):
+    ns = _notebook("def noisy(model, x):\n    print('ran', torch.rand(1).item())")
+    torch.manual_seed(0)
+    evalcache.cached_loop("loop", ns["noisy"], ns["Net"](), torch.ones(1), folder=tmp_path)
+    after_run = torch.rand(1)
+    torch.manual_seed(0)
+    evalcache.cached_loop("loop", ns["noisy"], ns["Net"](), torch.ones(1), folder=tmp_path)
+    assert "(loaded, not run" in capsys.readouterr().out and torch.equal(torch.rand(1), after_run)
+    torch.manual_seed(1)  # another random state before the loop: run again
+    evalcache.cached_loop("loop", ns["noisy"], ns["Net"](), torch.ones(1), folder=tmp_path)
+    assert "(loaded, not run" not in capsys.readouterr().out

@@ -54,7 +54,8 @@ def test_resuming_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     whole = fit_lm(build_lm(CFG, seed=0), objective, cfg, tmp_path / "a.pt", progress=False)
     with pytest.raises(Interrupt):
         fit_lm(build_lm(CFG, seed=0), StopAt(objective, 5), cfg, tmp_path / "b.pt", progress=False)
-    resumed = fit_lm(build_lm(CFG, seed=0), objective, cfg, tmp_path / "b.pt", progress=False)
+    # the same run (a checkpoint is keyed by the objective's code too), now not stopped
+    resumed = fit_lm(build_lm(CFG, seed=0), StopAt(objective, -1), cfg, tmp_path / "b.pt", progress=False)
     assert len(resumed.history) == 6 and [h["step"] for h in resumed.history] == list(range(1, 7))
     for p, q in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(p, q)

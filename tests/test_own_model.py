@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from kdtutor.checkpoints import load_checkpoint, weights_fingerprint
+from kdtutor.checkpoints import load_checkpoint
+from kdtutor.fingerprint import weights_fingerprint
 from kdtutor.images.distill import (
     compare_scratch_vs_kd,
     distill_student,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kdtutor.__main__ import main
-from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.fingerprint import weights_fingerprint
 from kdtutor.images import distill, train
 from kdtutor.images.distill import DistillLoss, TeacherLogits, compare_scratch_vs_kd, freeze, student_paths
 from kdtutor.images.models import build_model

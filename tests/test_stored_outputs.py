@@ -14,6 +14,9 @@ from coursetools.course import is_checked, notebooks, write_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_NOTEBOOK_BYTES = 4_000_000  # all eight lessons with the reference run's outputs (issue 24: ≤ ~5 MB added)
+# Whether the stored lessons' stamps record the kdtutor source that made them (stored.lesson_code). The
+# stamps of the run stored before that field existed do not: set True after `make notebooks PROFILE=cpu`.
+STAMPS_RECORD_CODE = False
 
 
 def _read(path):
@@ -22,19 +25,27 @@ def _read(path):
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
 def test_every_stored_output_was_made_from_the_cells_current_source_and_profile(path):
-    stale = stored.stale_cells(_read(path), path.name)
+    stale = stored.stale_cells(_read(path), path.name, code=STAMPS_RECORD_CODE)
     assert not stale, "\n".join(stale) + "\n" + stored.refresh_hint(path.name)
+
+
+def _current(nb):
+    """``nb`` as a refresh on this kdtutor source would stamp it (the stored outputs kept as they are)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "output" in cell.metadata.get("kdtutor", {}):
+            cell.metadata["kdtutor"]["output"]["code"] = stored.lesson_code(nb)
+    return nb
 
 
 def test_an_edited_cell_is_named_stale_until_refreshed():
     path = next(p for p in notebooks() if p.name.startswith("04"))
-    nb = _read(path)
+    nb = _current(_read(path))
     i, cell = next((i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.outputs and not is_checked(c))
     assert stored.stale_cells(nb, path.name) == []
     cell.source += "\nprint('edited')"
     stale = stored.stale_cells(nb, path.name)
     assert len(stale) == 1 and f"{path.name} cell {i} " in stale[0] and "source changed" in stale[0], stale
-    stored.stamp(cell, "cpu")  # what a refresh records
+    stored.stamp(cell, "cpu", stored.lesson_code(nb))  # what a refresh records
     assert stored.stale_cells(nb, path.name) == []
 
 
@@ -45,11 +56,45 @@ def test_a_new_cell_a_changed_profile_and_a_checked_cell_with_cpu_outputs_are_st
     assert "no record" in stored.stale_cells(new)[-1]
     checked = copy.deepcopy(nb)
     cell = next(c for c in checked.cells if is_checked(c))
-    stored.stamp(cell, "cpu")
+    stored.stamp(cell, "cpu", stored.lesson_code(nb))
     assert any("checked cell" in p for p in stored.stale_cells(checked))
     real = stored.settings_hash
     monkeypatch.setattr(stored, "settings_hash", lambda name: "0" * 16 if name == "cpu" else real(name))
     assert any("cpu profile's settings changed" in p for p in stored.stale_cells(nb))
+
+
+@pytest.mark.parametrize("module, stale", [("kdtutor.images.models", True), ("kdtutor.images.metrics", True),
+                                           ("kdtutor.kd.losses", True), ("kdtutor.machine", False)])
+def test_a_package_change_the_lesson_runs_makes_its_outputs_stale(module, stale, monkeypatch):
+    """Issue 36.6c: a changed activation or ECE's default bins (models.py, metrics.py) changes what lessons
+    03-05 show, so their stored outputs are stale; an edit to a module no lesson imports (kdtutor.machine) is not."""
+    from kdtutor import __version__, fingerprint
+
+    path = next(p for p in notebooks() if p.name.startswith("04"))
+    nb = _current(_read(path))
+    assert stored.stale_cells(nb, path.name) == []
+    real = fingerprint._source
+    monkeypatch.setattr(fingerprint, "_source", lambda m: real(m) + (b"\n# edited\n" if m == module else b""))
+    found = stored.stale_cells(nb, path.name)
+    if not stale:
+        assert found == []
+        return
+    n = sum(c.cell_type == "code" for c in nb.cells)
+    assert len(found) == n and all("kdtutor source this lesson runs changed" in p for p in found), found[:2]
+    monkeypatch.undo()
+    assert stored.stale_cells(nb, path.name) == []
+    monkeypatch.setattr("kdtutor.__version__", __version__ + ".1")  # another version, same source
+    assert all("made by kdtutor" in p for p in stored.stale_cells(nb, path.name))
+
+
+def test_a_stamp_without_the_code_it_was_made_by_is_stale():
+    path = next(p for p in notebooks() if p.name.startswith("03"))
+    nb = _current(_read(path))
+    cell = next(c for c in nb.cells if c.cell_type == "code")
+    del cell.metadata["kdtutor"]["output"]["code"]
+    (problem,) = stored.stale_cells(nb, path.name)
+    assert "does not say which kdtutor source" in problem
+    assert stored.stale_cells(nb, path.name, code=False) == []
 
 
 def test_settings_hash_follows_every_profile_setting():
@@ -177,7 +222,7 @@ def test_an_executed_lesson_is_reused_only_when_current():
 
     nb, ran = _ran([])
     assert "records no run" in stored.not_current(ran, nb, "cpu")
-    ran.metadata["kdtutor"] = {"run": stored.run_record("cpu", None)}
+    ran.metadata["kdtutor"] = {"run": stored.run_record(ran, "cpu", None)}
     assert stored.not_current(ran, nb, "cpu") is None
     assert "other settings" in stored.not_current(ran, nb, "smoke")
     edited = copy.deepcopy(nb)
@@ -210,7 +255,7 @@ def test_refreshing_the_checked_outputs_keeps_the_reference_runs(monkeypatch, tm
 
     nb, _ = _ran([])
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="from the cpu run\n")]
-    stored.stamp(nb.cells[1], "cpu")
+    stored.stamp(nb.cells[1], "cpu", stored.lesson_code(nb))
     path = tmp_path / "03_x.ipynb"
     write_notebook(nb, path)
 
@@ -235,7 +280,7 @@ def test_store_reference_reuses_a_current_finished_run_and_exports_the_tagged_fi
     nb, ran = _ran([nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})])
     nb.cells[1].metadata["kdtutor"] = {"figure": "demo"}
     ran.cells[1].metadata["kdtutor"] = {"figure": "demo"}
-    ran.metadata["kdtutor"] = {"run": stored.run_record("cpu", "CIFAR-10 (JPEG copy)")}
+    ran.metadata["kdtutor"] = {"run": stored.run_record(ran, "cpu", "CIFAR-10 (JPEG copy)")}
     lesson = tmp_path / "notebooks" / "04_demo.ipynb"
     lesson.parent.mkdir()
     write_notebook(nb, lesson)
@@ -270,8 +315,8 @@ def test_store_reference_runs_again_only_the_lessons_whose_finished_run_is_not_c
     from coursetools import course
 
     nb, ran = _ran([nbformat.v4.new_output("stream", text="new\n")])
-    stored.stamp(nb.cells[0], "smoke")  # the checked cell, as refresh_notebooks leaves it
-    ran.metadata["kdtutor"] = {"run": stored.run_record("cpu", None)}
+    stored.stamp(nb.cells[0], "smoke", stored.lesson_code(nb))  # the checked cell, as refresh_notebooks leaves it
+    ran.metadata["kdtutor"] = {"run": stored.run_record(ran, "cpu", None)}
     folder = tmp_path / "results" / "cpu" / "notebooks"
     lessons = {name: tmp_path / name for name in ("03_a.ipynb", "04_b.ipynb")}
     for name, path in lessons.items():

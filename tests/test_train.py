@@ -169,23 +169,23 @@ def test_checked_file_of_another_kind_is_refused(tmp_path):
         load_checked(tmp_path / "f.pt", kind="checkpoint")
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    import kdtutor.images.train as train
+
     cfg = tiny_cfg(epochs=3)
     full = train_model("cnn_tiny", TINY, cfg, device="cpu", progress=False)
+    real_save = train.save_checkpoint
 
-    model, train_loader, val_loader, meta = prepare_run("cnn_tiny", TINY, cfg, device="cpu")
-    meta["kind"] = "trained from labels"  # as train_model records it
-    calls = {"n": 0}
-
-    def interrupt_in_epoch_3(logits, batch):
-        calls["n"] += 1
-        if calls["n"] > 2 * len(train_loader):
+    def interrupt_after_epoch_2(*args, **kwargs):  # the same run (code, loss, data), stopped in epoch 3
+        real_save(*args, **kwargs)
+        if kwargs["epochs_done"] == 2:
             raise KeyboardInterrupt
-        return hard_label_loss()(logits, batch)
 
     ckpt = tmp_path / "run.pt"
-    with pytest.raises(KeyboardInterrupt):
-        fit(model, train_loader, val_loader, cfg, loss_fn=interrupt_in_epoch_3, checkpoint=ckpt, meta=meta, progress=False)
+    with monkeypatch.context() as m:
+        m.setattr(train, "save_checkpoint", interrupt_after_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            train_model("cnn_tiny", TINY, cfg, checkpoint=ckpt, device="cpu", progress=False)
     assert load_checked(ckpt, "checkpoint")["epochs_done"] == 2  # nothing already saved was lost
 
     resumed = train_model("cnn_tiny", TINY, cfg, checkpoint=ckpt, device="cpu", progress=False)

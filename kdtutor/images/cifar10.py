@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from kdtutor.images.splits import Dataset, Split
-from kdtutor.storage import CorruptFileError, DATA_DIR, load_checked, save_checked
+from kdtutor.storage import CorruptFileError, DATA_DIR, load_checked, save_checked, warn_if_unwritable
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
@@ -160,9 +160,11 @@ def load_official_copy(path: str | os.PathLike, md5: str | None = None) -> Datas
         except CorruptFileError as e:
             warnings.warn(f"ignoring a damaged cache ({e}); parsing {path} again")
     if tensors is None:
+        keep = warn_if_unwritable(cache.parent, "the CIFAR-10 cache")  # said before the parsing, not after
         tensors = parse_cifar_archive(path)
         try:
-            save_checked(tensors, cache, kind="cifar10")
+            if keep:
+                save_checked(tensors, cache, kind="cifar10")
         except OSError as e:
             warnings.warn(f"could not write the CIFAR-10 cache {cache} ({e}); carrying on without it")
     return _as_dataset(tensors, path)

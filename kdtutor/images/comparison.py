@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from kdtutor.images.methods import (HINT_LAYERS, METHODS, MethodRun, TeacherCache, initial_gradient_norms,
+from kdtutor.images.distill import TeacherLogits
+from kdtutor.images.methods import (HINT_LAYERS, METHODS, MethodRun, initial_gradient_norms,
                                     lr_candidates, train_method)
 from kdtutor.images.metrics import top1_accuracy, top1_agreement
 from kdtutor.images.recipes import TrainConfig
@@ -181,23 +182,21 @@ def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data
     candidates = lr_candidates(result.grad_norms)
     jobs = [(sweep_seed, m, v) for m in METHODS if len(candidates[m]) > 1 for v in candidates[m]]
     jobs += [(s, m, None) for s in seeds for m in METHODS]
-    cache, cached_seed = TeacherCache(teacher), None
+    outputs, cached_seed = None, None
     bar = tqdm(jobs, desc=f"{len(jobs)} student runs", disable=not progress)
     for seed, method, scale in bar:
-        if seed != cached_seed:
-            cache.clear()  # every view of the previous seed is done
-            cached_seed = seed
+        if seed != cached_seed:  # every view of the previous seed is done: its outputs are dropped
+            outputs, cached_seed = TeacherLogits(teacher, mode="cached"), seed
         if scale is None:
             scale = result.chosen.setdefault(method, _choose(result.grid[method]) if method in result.grid
                                              else candidates[method][0])
         bar.set_postfix(seed=seed, method=method, lr_scale=f"{scale:.3g}")
-        run = train_method(method, arch, data, make_cfg(seed), cache, lr_scale=scale, device=device,
-                           checkpoint_dir=checkpoint_dir)
+        run = train_method(method, arch, data, make_cfg(seed), None if method == "scratch" else outputs,
+                           lr_scale=scale, device=device, checkpoint_dir=checkpoint_dir)
         if seed == sweep_seed:
             result.grid.setdefault(method, {})[scale] = run
         else:
             result.runs.setdefault(method, {})[seed] = run
-    cache.clear()
     return result
 
 
@@ -207,13 +206,13 @@ def side_experiments(teacher: torch.nn.Module, teacher_arch: str, arch: str, dat
     (features at :data:`~kdtutor.images.methods.HINT_LAYERS`), and function matching with a
     consistent teacher (it sees the student's mixup view) and with a fixed one (its outputs on
     the clean image, as a precomputed-logits pipeline would give)."""
-    jobs = [("FitNets", "FitNets", False, TeacherCache(teacher, HINT_LAYERS[teacher_arch])),
-            ("FM, consistent teacher", "FM", False, TeacherCache(teacher)),
-            ("FM, fixed teacher", "FM", True, TeacherCache(teacher))]
+    jobs = [("FitNets", "FitNets", TeacherLogits(teacher, mode="cached", layer=HINT_LAYERS[teacher_arch])),
+            ("FM, consistent teacher", "FM", TeacherLogits(teacher, mode="cached")),
+            ("FM, fixed teacher", "FM", TeacherLogits(teacher, mode="fixed"))]
     out = {}
-    for name, method, fixed, cache in tqdm(jobs, desc="side experiments", disable=not progress):
-        out[name] = train_method(method, arch, data, cfg, cache, fixed=fixed, device=device, checkpoint_dir=checkpoint_dir)
-        cache.clear()
+    for name, method, outputs in tqdm(jobs, desc="side experiments", disable=not progress):
+        out[name] = train_method(method, arch, data, cfg, outputs, device=device, checkpoint_dir=checkpoint_dir)
+        outputs.clear()
     return out
 
 

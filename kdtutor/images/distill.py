@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.fingerprint import weights_fingerprint
+from kdtutor.images.hints import FeatureHook
 from kdtutor.storage import load_checked, written_by_kdtutor
 from kdtutor.images.loader import Batch, DeviceLoader
 from kdtutor.images.metrics import top1_accuracy
@@ -189,57 +190,113 @@ def check_cached_logits(teacher: nn.Module, images: torch.Tensor, logits: torch.
 
 
 class TeacherLogits:
-    """The teacher's logits for each training batch, in one of three modes.
+    """The frozen teacher's outputs for each training batch — the one teacher-output cache of the image
+    lessons (lesson 04's runs and sweep, lesson 06's methods) — in one of three modes.
 
     * ``"online"``: run the frozen teacher on the student's (augmented) batch.
-    * ``"cached"``: the same numbers, computed once per epoch-view for all
-      examples and stored by ``(view, index)``; runs with the same data seed
-      (a sweep) reuse them instead of running the teacher again.
+    * ``"cached"``: the same numbers, computed once per epoch-view (the loader's
+      :meth:`~kdtutor.images.loader.DeviceLoader.view_key`: seed, epoch, augmentation, mixup) for all
+      examples and looked up by ``batch.index``; runs with the same data seed (a sweep, the methods of
+      one seed) reuse them instead of running the teacher again.
     * ``"fixed"``: logits of the *clean* images, computed once, while the student
       sees augmented views — the "fixed teacher" that Beyer et al. (2022) show
       to be worse. For the consistency lab only.
 
-    Cached and fixed logits are spot-checked on the first batch of each epoch.
+    With ``layer`` (cached or fixed modes) the teacher's features at that sub-module, ``(N, D, H, W)``,
+    are kept beside the logits (:meth:`features`, for FitNets). One instance serves one split: a run
+    binds its loader with :meth:`attach` (or at construction). Cached and fixed outputs are
+    spot-checked against the teacher on the first batch of each view (fixed: of each epoch).
     """
 
-    def __init__(self, teacher: nn.Module, loader: DeviceLoader, mode: str = "online"):
+    def __init__(self, teacher: nn.Module, loader: DeviceLoader | None = None, mode: str = "online",
+                 layer: str | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.teacher, self.loader, self.mode = place(freeze(teacher), loader.device), loader, mode
+        if layer is not None and mode == "online":
+            raise ValueError("teacher features (layer) are kept per view: use mode 'cached' or 'fixed'")
+        self.teacher, self.loader, self.mode, self.layer = freeze(teacher), None, mode, layer
         self.cache: dict = {}  # view key → (N, C) logits
+        self.feature_cache: dict = {}  # view key → (N, D, H, W) features at ``layer``
         self._checked: set = set()
+        if loader is not None:
+            self.attach(loader)
 
     def attach(self, loader: DeviceLoader) -> None:
-        """Serve batches of another loader over the same split (a new run with the same seed)."""
-        if loader.num_examples != self.loader.num_examples or loader.seed != self.loader.seed:
-            raise ValueError("cached teacher logits can only be shared by runs over the same data with the same seed")
+        """Serve batches of ``loader``: the first one, or another loader over the same split with the same
+        seed (a new run of a sweep). Its views may differ (mixup): they are cached under their own keys.
+
+        Raises:
+            ValueError: another split or another seed (make another :class:`TeacherLogits` for those).
+        """
+        old = self.loader
+        if old is not None and (loader.num_examples != old.num_examples or loader.seed != old.seed or not (
+                loader.images is old.images or torch.equal(loader.images, old.images))):
+            raise ValueError("cached teacher outputs serve one split with one seed: make another TeacherLogits "
+                             "for other data or another seed")
+        self.teacher = place(self.teacher, loader.device)
         self.loader = loader
 
+    def clear(self) -> None:
+        """Forget every cached view (e.g. after the last run that needs them)."""
+        self.cache.clear()
+        self.feature_cache.clear()
+        self._checked.clear()
+
     def _all_logits(self, key) -> torch.Tensor:
-        """Teacher logits for every example of the loader, for the view named ``key``."""
+        """Teacher logits for every example of the loader, for the view named ``key`` (and, with a
+        ``layer``, its features)."""
         if key not in self.cache:
-            self.cache[key] = all_teacher_logits(self.teacher, self.loader, "clean" if key == "clean" else "epoch",
-                                                 amp=True)  # training targets: as the online teacher computes them
+            view = "clean" if key == "clean" else "epoch"
+            if self.layer is None:  # training targets: as the online teacher computes them
+                self.cache[key] = all_teacher_logits(self.teacher, self.loader, view, amp=True)
+            else:
+                self.cache[key], self.feature_cache[key] = _logits_and_features(self.teacher, self.loader, view,
+                                                                               self.layer)
         return self.cache[key]
+
+    def _key(self, batch: Batch):
+        if self.loader is None:
+            raise ValueError("no loader attached: call attach(loader) with the run's training loader first")
+        if self.mode == "fixed":
+            return "clean"
+        if batch.view != self.loader.view_key():
+            raise CachedLogitsMismatch(f"batch of view {batch.view} served while the loader is at {self.loader.view_key()}")
+        return batch.view if batch.view is not None else "clean"
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         """``(B, C)`` teacher logits for ``batch`` (no gradients)."""
         if self.mode == "online":
             return teacher_forward(self.teacher, batch.images)
-        if self.mode == "cached":
-            if batch.view != self.loader.view_key():
-                raise CachedLogitsMismatch(f"batch of view {batch.view} served while the loader is at {self.loader.view_key()}")
-            key = batch.view if batch.view is not None else "clean"
-            logits = self._all_logits(key)[batch.index]
-            if key not in self._checked:
-                check_cached_logits(self.teacher, batch.images, logits)
-                self._checked.add(key)
-            return logits
-        logits = self._all_logits("clean")[batch.index]  # fixed
-        if self.loader.epoch not in self._checked:
-            check_cached_logits(self.teacher, self.loader.clean_images(batch.index), logits)
-            self._checked.add(self.loader.epoch)
+        key = self._key(batch)
+        logits = self._all_logits(key)[batch.index]
+        check = key if self.mode == "cached" else self.loader.epoch
+        if check not in self._checked:
+            images = batch.images if self.mode == "cached" else self.loader.clean_images(batch.index)
+            check_cached_logits(self.teacher, images, logits)
+            self._checked.add(check)
         return logits
+
+    def features(self, batch: Batch) -> torch.Tensor:
+        """``(B, D, H, W)`` teacher features at ``layer`` for ``batch``'s view (the same view as its logits)."""
+        if self.layer is None:
+            raise ValueError("no teacher features: build the TeacherLogits with a layer")
+        key = self._key(batch)
+        self._all_logits(key)
+        return self.feature_cache[key][batch.index]
+
+
+@torch.no_grad()
+def _logits_and_features(teacher: nn.Module, loader: DeviceLoader, view: str, layer: str, chunk: int = 1000):
+    """``(logits (N, C) float32, features at layer (N, D, H, W) float32)`` of the teacher on every example's
+    ``view`` (``"clean"`` or ``"epoch"``), ``chunk`` images at a time, as training targets (autocast)."""
+    images = loader.clean_images if view == "clean" else loader.view_images
+    idx = torch.arange(loader.num_examples, device=loader.device)
+    logits, feats = [], []
+    with FeatureHook(teacher, layer) as hook:
+        for i in range(0, len(idx), chunk):
+            logits.append(teacher_forward(teacher, images(idx[i:i + chunk])))
+            feats.append(hook.take().float())
+    return torch.cat(logits), torch.cat(feats)
 
 
 class DistillLoss:

@@ -55,7 +55,6 @@ again. The cache records that hash and is used only if it matches.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import warnings
@@ -65,10 +64,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
+from kdtutor.fingerprint import digest
 from kdtutor.images.cifar10 import CIFAR10_CLASSES, SPLIT_SEED
 from kdtutor.images.image_sources import _positive_setting, member_cap, source_kind, walk_source
 from kdtutor.images.splits import Dataset, Split
-from kdtutor.storage import CorruptFileError, DATA_DIR, load_checked, save_checked, sha256_file
+from kdtutor.storage import (CorruptFileError, DATA_DIR, load_checked, save_checked, sha256_file,
+                             warn_if_unwritable)
 
 IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WebP",
                   ".tif": "TIFF", ".tiff": "TIFF"}
@@ -388,15 +389,14 @@ def source_fingerprint(path: str | os.PathLike) -> str:
     of every file's path and size and of the bytes of every file with an image extension (so
     replacing an image changes it even if its size and time stamp stay the same)."""
     path = Path(path)
-    h = hashlib.sha256()
-    if path.is_dir():
-        for item in walk_source(path, "folder"):
-            h.update(f"{item.rel}\0{item.kind}\0{item.size}\n".encode())
-            if item.kind == "file" and _suffix(item.rel) in IMAGE_SUFFIXES:
-                h.update(sha256_file(path / item.rel).encode())
-    else:
-        h.update(sha256_file(path).encode())
-    return h.hexdigest()[:16]
+    if not path.is_dir():
+        return digest(sha256_file(path))
+    parts = []
+    for item in walk_source(path, "folder"):
+        parts.append(f"{item.rel}\0{item.kind}\0{item.size}")
+        if item.kind == "file" and _suffix(item.rel) in IMAGE_SUFFIXES:
+            parts.append(sha256_file(path / item.rel))
+    return digest(*parts)
 
 
 def write_image_folder(root: str | os.PathLike, split: str, images: torch.Tensor, labels: torch.Tensor,
@@ -482,12 +482,14 @@ def load_image_folder(path: str | os.PathLike, name: str | None = None, cache_di
         elif tensors is not None and tensors["skipped"]:
             warnings.warn(tensors["skipped"], SkippedFiles, stacklevel=2)
     if tensors is None:
+        keep = warn_if_unwritable(cache.parent, "the decoded image cache")  # said before the decoding, not after
         tensors = {**read_image_folder(path, progress, max_member_bytes, max_pixels, pair, crop, max_dataset_bytes),
                    "fingerprint": fingerprint}
         if resized:
             tensors["resized"] = resized
         try:
-            save_checked(tensors, cache, kind="imagefolder")
+            if keep:
+                save_checked(tensors, cache, kind="imagefolder")
         except OSError as e:
             warnings.warn(f"could not cache the decoded images in {cache} ({e}); carrying on without a cache")
     classes = list(tensors["classes"])

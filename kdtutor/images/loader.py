@@ -13,6 +13,7 @@ from typing import Iterator, NamedTuple
 
 import torch
 
+from kdtutor.fingerprint import digest, fingerprint
 from kdtutor.images.splits import Split
 from kdtutor.precision import prefers_channels_last
 from kdtutor.scale.distributed import check_batch_split, shard_batch
@@ -167,6 +168,13 @@ class DeviceLoader:
     @property
     def num_examples(self) -> int:
         return len(self.labels)
+
+    def fingerprint(self) -> str:
+        """What this loader shows (:mod:`kdtutor.fingerprint`): its images (as stored, padded), labels,
+        normalisation, device and batching; the key of results computed from it."""
+        batching = [self.batch_size, self.drop_last, self.train, self.flip, self.pad, self.seed,
+                    self.alternate_flip, self.world_size, self.rank, self.device.type, type(self).__qualname__]
+        return digest(fingerprint(self.images, self.labels, self.mean, self.std), repr(batching))
 
     def set_epoch(self, epoch: int) -> None:
         """Pick epoch ``epoch``'s order and views (call before iterating)."""

@@ -21,8 +21,9 @@ method         loss (student logits s, teacher logits z, labels y)              
 ``FM``         T²·KL(z/T ‖ s/T) on mixup views, no labels, T = 1                           side experiment
 =============  =========================================================================  ===========================
 
-Teacher outputs come from a :class:`TeacherCache`: computed once per *view* (seed, epoch,
-augmentation — and mixup — of every example) and shared by all runs of that seed.
+Teacher outputs come from a :class:`~kdtutor.images.distill.TeacherLogits` (mode ``"cached"``, or
+``"fixed"`` for the fixed teacher): computed once per *view* (seed, epoch, augmentation — and mixup — of
+every example) and shared by all runs of that seed.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdtutor.checkpoints import weights_fingerprint
-from kdtutor.images.distill import check_cached_logits, freeze, teacher_forward
-from kdtutor.images.hints import FeatureHook, HintedStudent, feature_shape
+from kdtutor.fingerprint import weights_fingerprint
+from kdtutor.images.distill import TeacherLogits, teacher_forward
+from kdtutor.images.hints import HintedStudent, feature_shape
 from kdtutor.images.history import History
 from kdtutor.images.loader import Batch, DeviceLoader
 from kdtutor.images.predict import predict
@@ -96,66 +97,6 @@ class MixupLoader(DeviceLoader):
         return out
 
 
-# --------------------------------------------------------------------------- teacher outputs
-class TeacherCache:
-    """The frozen teacher's logits ``(N, C)`` and features at ``layer`` ``(N, D, H, W)`` for every
-    example of a loader's split, per view; looked up by ``batch.index``.
-
-    A cached view is keyed by the loader's :meth:`~kdtutor.images.loader.DeviceLoader.view_key` (seed,
-    epoch, augmentation, mixup) — or ``"clean"`` for a *fixed* teacher, which sees the
-    un-augmented image whatever the student sees. One cache serves one split (its first
-    loader's); the first batch of each view is spot-checked against the teacher.
-    """
-
-    def __init__(self, teacher: nn.Module, layer: str | None = None, chunk: int = 1000):
-        self.teacher, self.layer, self.chunk = freeze(teacher), layer, chunk
-        self.teacher_sha256 = weights_fingerprint(teacher)
-        self.views: dict = {}
-        self._images = None
-        self._checked: set = set()
-
-    def clear(self) -> None:
-        """Forget every view (e.g. after the last run of a seed)."""
-        self.views.clear()
-        self._checked.clear()
-
-    def _compute(self, loader: DeviceLoader, clean: bool):
-        idx = torch.arange(loader.num_examples, device=loader.device)
-        view = loader.clean_images if clean else loader.view_images
-        logits, feats = [], []
-        hook = FeatureHook(self.teacher, self.layer) if self.layer else None
-        try:
-            for i in range(0, len(idx), self.chunk):
-                logits.append(teacher_forward(self.teacher, view(idx[i:i + self.chunk])))
-                if hook:
-                    feats.append(hook.take().float())
-        finally:
-            if hook:
-                hook.remove()
-        return torch.cat(logits), (torch.cat(feats) if hook else None)
-
-    def __call__(self, loader: DeviceLoader, batch: Batch, clean: bool = False):
-        """``(logits (B, C), features (B, D, H, W) or None)`` of the teacher for ``batch``."""
-        if self._images is None:
-            self._images = loader.images
-        elif loader.images is not self._images:
-            raise ValueError("a TeacherCache serves one split: make another one for other data")
-        key = "clean" if clean else batch.view
-        if key is None:
-            raise ValueError("this loader does not augment (view None): pass clean=True for its clean images")
-        if not clean and key != loader.view_key():
-            raise ValueError(f"batch of view {batch.view} served while the loader is at {loader.view_key()}")
-        if key not in self.views:
-            self.views[key] = self._compute(loader, clean)
-        logits, feats = self.views[key]
-        z = logits[batch.index]
-        if key not in self._checked:
-            images = loader.clean_images(batch.index) if clean else batch.images
-            check_cached_logits(self.teacher, images, z)
-            self._checked.add(key)
-        return z, (feats[batch.index] if feats is not None else None)
-
-
 # --------------------------------------------------------------------------- losses for fit
 def check_method(method: str) -> None:
     """Raise ``ValueError`` for a method this lesson does not know."""
@@ -182,24 +123,24 @@ class MethodLoss:
     of ``total_steps`` steps.
     """
 
-    def __init__(self, method: str, cache: TeacherCache | None, loader: DeviceLoader,
-                 model: nn.Module | None = None, fixed: bool = False, total_steps: int | None = None):
+    def __init__(self, method: str, teacher: TeacherLogits | None, model: nn.Module | None = None,
+                 total_steps: int | None = None):
         check_method(method)
-        if method != "scratch" and cache is None:
-            raise ValueError(f"method {method!r} needs a TeacherCache")
+        if method != "scratch" and teacher is None:
+            raise ValueError(f"method {method!r} needs the teacher's outputs (a TeacherLogits)")
         if method == "FitNets" and not isinstance(model, HintedStudent):
             raise ValueError("FitNets needs the student wrapped in a HintedStudent (its projected features)")
-        if method == "FitNets" and (cache is None or cache.layer is None):
-            raise ValueError("FitNets needs teacher features: build the TeacherCache with a layer")
+        if method == "FitNets" and (teacher is None or teacher.layer is None):
+            raise ValueError("FitNets needs teacher features: build the TeacherLogits with a layer")
         if method == "DKD" and not total_steps:
             raise ValueError("DKD warms its term up over the run: pass total_steps")
-        self.method, self.p, self.cache, self.loader, self.model, self.fixed = (
-            method, REFERENCE[method], cache, loader, model, fixed)
+        self.method, self.p, self.teacher, self.model = method, REFERENCE[method], teacher, model
         self.total_steps, self.steps = total_steps, 0
 
     def __call__(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         self.steps += 1
-        z, feats = (None, None) if self.method == "scratch" else self.cache(self.loader, batch, clean=self.fixed)
+        z = None if self.method == "scratch" else self.teacher(batch)
+        feats = self.teacher.features(batch) if self.method == "FitNets" else None
         return self.loss(logits, z, batch.labels, feats)
 
     def loss(self, logits: torch.Tensor, z: torch.Tensor, y: torch.Tensor, feats=None) -> torch.Tensor:
@@ -237,13 +178,13 @@ def initial_gradient_norms(teacher: nn.Module, arch: str, data: Dataset, cfg: Tr
     loader.set_epoch(0)
     idx = torch.arange(min(n, loader.num_examples), device=loader.device)
     images, labels = loader.view_images(idx), loader.labels[idx]
-    cache = TeacherCache(teacher)  # only to build the losses: the teacher's logits are computed here
+    outputs = TeacherLogits(teacher, loader)  # only to build the losses: the teacher's logits are computed here
     with torch.no_grad():
         s = model.train()(images)  # as in training: BatchNorm on the batch's statistics
-        z = teacher_forward(cache.teacher, images)
+        z = teacher_forward(outputs.teacher, images)
     out = {}
     for m in METHODS:
-        lf = MethodLoss(m, cache, loader, total_steps=1)
+        lf = MethodLoss(m, outputs, total_steps=1)
         lf.steps = 1  # DKD past its warm-up
         out[m] = logit_gradient_norm(lambda x: lf.loss(x, z, labels), s)
     return out
@@ -284,13 +225,14 @@ def run_path(checkpoint_dir, arch: str, method: str, lr_scale: float, seed: int,
     return Path(checkpoint_dir) / f"{arch}_{name}_lr{lr_scale:.4g}_seed{seed}.pt"
 
 
-def train_method(method: str, arch: str, data: Dataset, cfg: TrainConfig, cache: TeacherCache | None,
-                 lr_scale: float = 1.0, fixed: bool = False, device=None, probe_test: bool = True,
+def train_method(method: str, arch: str, data: Dataset, cfg: TrainConfig, teacher: TeacherLogits | None,
+                 lr_scale: float = 1.0, device=None, probe_test: bool = True,
                  progress: bool = False, checkpoint_dir=None) -> MethodRun:
     """Train ``arch`` with ``method`` at its reference settings on ``data`` (seed and schedule from
     ``cfg``, learning rate ``lr_scale × cfg.lr``), validating as ``cfg.val_every`` says and, with
     ``probe_test``, measuring the test split after every epoch (the probe only feeds lesson 06's
-    "how comparisons go wrong"; every choice uses validation).
+    "how comparisons go wrong"; every choice uses validation). ``teacher``: its outputs, shared by the
+    runs of one seed (``None`` for ``scratch``); a fixed teacher is one of mode ``"fixed"``.
 
     With ``checkpoint_dir`` the run is kept there (:func:`run_path`) with what it was made from
     (data, teacher, method, settings, schedule, code version); a finished run made from the same
@@ -299,23 +241,26 @@ def train_method(method: str, arch: str, data: Dataset, cfg: TrainConfig, cache:
     check_method(method)
     if not lr_scale > 0:
         raise ValueError(f"lr_scale must be > 0, got {lr_scale}")
+    fixed = teacher is not None and teacher.mode == "fixed"
     path = run_path(checkpoint_dir, arch, method, lr_scale, cfg.seed, fixed) if checkpoint_dir else None
-    return recovering(path, lambda: _train_method(method, arch, data, replace(cfg, lr=cfg.lr * lr_scale), cache,
+    return recovering(path, lambda: _train_method(method, arch, data, replace(cfg, lr=cfg.lr * lr_scale), teacher,
                                                   lr_scale, fixed, device, probe_test, progress, path))
 
 
-def _train_method(method, arch, data, cfg, cache, lr_scale, fixed, device, probe_test, progress, path) -> MethodRun:
+def _train_method(method, arch, data, cfg, teacher, lr_scale, fixed, device, probe_test, progress, path) -> MethodRun:
     model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, device=device, augment=True)
     if method == "FitNets":
-        t_shape = feature_shape(cache.teacher, cache.layer, data.image_shape)
+        t_shape = feature_shape(teacher.teacher, teacher.layer, data.image_shape)
         model = HintedStudent(model, HINT_LAYERS[arch], t_shape, data.image_shape)  # projector drawn after the student
     if method == "FM":
         train_loader = MixupLoader.like(train_loader)
+    if teacher is not None:
+        teacher.attach(train_loader)
     meta.update({"kind": "lesson 06", "method": method, "settings": REFERENCE[method], "lr_scale": lr_scale,
-                 "fixed_teacher": fixed, "teacher_sha256": cache.teacher_sha256 if cache else None,
+                 "fixed_teacher": fixed, "teacher_sha256": weights_fingerprint(teacher.teacher) if teacher else None,
                  "probe_test": probe_test})
     test_loader = eval_loader(data, "test", train_loader.device)
-    loss_fn = MethodLoss(method, cache, train_loader, model, fixed, total_steps=cfg.epochs * len(train_loader))
+    loss_fn = MethodLoss(method, teacher, model, total_steps=cfg.epochs * len(train_loader))
     history = fit(model, train_loader, val_loader, cfg, loss_fn=loss_fn, progress=progress, checkpoint=path, meta=meta,
                   desc=f"{method} seed {cfg.seed}", probes={"test": test_loader} if probe_test else None)
     student = model.student if isinstance(model, HintedStudent) else model

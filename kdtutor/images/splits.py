@@ -7,10 +7,11 @@ train / validation / test; a :class:`Dataset` holds the three and says what they
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import torch
+
+from kdtutor.fingerprint import fingerprint
 
 
 @dataclass
@@ -88,12 +89,7 @@ class Dataset:
     def fingerprint(self) -> str:
         """SHA-256 (16 hex digits) of the training and validation images and labels: what a
         trained model depends on. Runs record it, so a checkpoint made on other data is never reused."""
-        h = hashlib.sha256()
-        for split in (self.train, self.val):
-            h.update(f"{tuple(split.images.shape)}\n".encode())
-            h.update(split.images.contiguous().numpy().tobytes())
-            h.update(split.labels.contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        return fingerprint(self.train.images, self.train.labels, self.val.images, self.val.labels)
 
     def subset(self, n_train=None, n_val=None, n_test=None, seed: int = 0) -> "Dataset":
         """The same data set with smaller splits (``None`` keeps a split whole)."""

@@ -27,7 +27,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor import __version__
-from kdtutor.checkpoints import CheckpointMismatch, resume_state, save_checkpoint, weights_fingerprint
+from kdtutor.checkpoints import CheckpointMismatch, check_writable, resume_state, save_checkpoint
+from kdtutor.fingerprint import code_fingerprint, code_key, digest, weights_fingerprint
 from kdtutor.images.airbench import AirbenchExtras, init_for
 from kdtutor.images.history import History
 from kdtutor.images.loader import Batch, DeviceLoader
@@ -101,8 +102,11 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader |
     loss_fn, amp = loss_fn or hard_label_loss(cfg.label_smoothing), resolve_amp(device, cfg.amp)
     extras = AirbenchExtras(model, cfg, total, steps)  # Lookahead and the whitening freeze: where cfg asks
     optimizer, scaler = make_optimizer(model, cfg), grad_scaler(device, amp)
-    run_id, history = {"meta": meta or {}, "config": config_identity(cfg)}, History()
+    run_id, history = {"meta": meta or {}, "config": config_identity(cfg),
+                       "code": digest(code_key(model, loss_fn), code_fingerprint(__name__))}, History()  # an edit retrains
     start = _resume(checkpoint, run_id, model, optimizer, scaler, history, cfg.epochs, extras, parallel.main)
+    if start < cfg.epochs and parallel.main:
+        check_writable(checkpoint)  # a finished checkpoint loads from a read-only folder; training there is refused
     bar = tqdm(total=total, initial=start * steps, desc=desc, disable=not (progress and parallel.main), leave=False)
     with determinism(device, cfg.deterministic):
         for epoch in range(start, cfg.epochs):

@@ -18,7 +18,6 @@ the starting weights', so nothing made from another text, teacher or start is ev
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from kdtutor.checkpoints import weights_fingerprint
 from kdtutor.evalcache import cached
+from kdtutor.fingerprint import fingerprint, weights_fingerprint
 from kdtutor.lm.distill import TopK, teacher_corpus, topk_cache
 from kdtutor.lm.evaluate import diversity, heldout_scores, sample_ids, teacher_bits_on
 from kdtutor.lm.model import build_lm
@@ -175,7 +174,7 @@ class LMLesson:
             s, t = self.sizes, self.teacher().model
             prompts = self.transfer[:min(len(self.transfer), s.distill_steps * self.seq_batch), :s.prompt_len]
             ident = {"teacher": weights_fingerprint(t), "n_new": s.block + 1 - s.prompt_len, "temperature": 1.0,
-                     "seed": s.seed, "prompts": hashlib.sha256(prompts.numpy().tobytes()).hexdigest()[:16]}
+                     "seed": s.seed, "prompts": fingerprint(prompts)}
             saved = kept(self.folder / "teacher_corpus.pt", "teacher_corpus", ident, lambda: {"rows": teacher_corpus(
                 t, prompts, ident["n_new"], 1.0, s.seed, progress=self.progress)})
             self._memo["corpus"] = saved["rows"]
@@ -188,7 +187,7 @@ class LMLesson:
             return self._memo["topk"]
         s, t = self.sizes, self.teacher().model
         ident = {"teacher": weights_fingerprint(t), "k": s.k, "T": s.T,
-                 "windows": hashlib.sha256(self.transfer.numpy().tobytes()).hexdigest()[:16]}
+                 "windows": fingerprint(self.transfer)}
 
         def make():
             c = topk_cache(t, self.transfer, s.k, s.T, progress=self.progress)

@@ -22,7 +22,6 @@ whose first ``L`` columns are the input and last ``L`` the next-character target
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import random
@@ -32,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from kdtutor.storage import CorruptFileError, DATA_DIR
+from kdtutor.fingerprint import digest, fingerprint
+from kdtutor.storage import CorruptFileError, DATA_DIR, sha256_bytes, sha256_file
 
 TEXT_ENV = "KDTUTOR_TEXT"
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -87,11 +87,7 @@ class TextData:
     def fingerprint(self) -> str:
         """SHA-256 (16 hex digits) of the vocabulary and the training and validation ids: what a
         trained model depends on. Runs record it, so a checkpoint made on other text is never reused."""
-        h = hashlib.sha256("".join(self.vocab.chars).encode())
-        for split in (self.train, self.val):
-            h.update(f"{split.numel()}\n".encode())
-            h.update(split.contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        return digest("".join(self.vocab.chars), fingerprint(self.train, self.val))
 
     def __str__(self) -> str:
         return (f"{self.name}: {len(self.vocab)} characters in the vocabulary; train {len(self.train):,d}, "
@@ -147,10 +143,6 @@ def transfer_windows(ids: torch.Tensor, length: int, m: int | None = None, seed:
 
 
 # --------------------------------------------------------------------------- getting the text
-def sha256_of(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def download_text(root: str | os.PathLike = DATA_DIR, url: str = URL, sha256: str = SHA256,
                   timeout: float = 30.0) -> Path:
     """Download tiny Shakespeare into ``root``, verified by SHA-256, via ``<file>.part`` and a rename.
@@ -169,7 +161,7 @@ def download_text(root: str | os.PathLike = DATA_DIR, url: str = URL, sha256: st
     except OSError as e:
         part.unlink(missing_ok=True)
         raise TextUnavailable(f"tiny Shakespeare is not in {root} and could not be downloaded from {url} ({e})") from e
-    found = sha256_of(part)
+    found = sha256_file(part)
     if found != sha256:
         part.unlink(missing_ok=True)
         raise CorruptFileError(f"the download of {url} is not tiny Shakespeare (SHA-256 {found}, expected {sha256}); "
@@ -226,7 +218,7 @@ def read_text_file(path: str | os.PathLike, variable: str | None = None) -> Text
     except UnicodeDecodeError as e:
         raise ValueError(f"{where} is not UTF-8 text ({e})") from None
     check_text(text, where)
-    ok = hashlib.sha256(raw).hexdigest() == SHA256
+    ok = sha256_bytes(raw) == SHA256
     try:
         return from_text(text, NAME if ok else f"text of {path.name} (NOT the reference tiny Shakespeare)",
                          source=str(path))
@@ -270,7 +262,7 @@ def load_text(root: str | os.PathLike = DATA_DIR, download: bool = True, verbose
         return read_text_file(local, TEXT_ENV)
     path = Path(root) / FILENAME
     if path.exists():
-        found = sha256_of(path)
+        found = sha256_file(path)
         if found != SHA256:
             raise CorruptFileError(f"{path} is not tiny Shakespeare (SHA-256 {found}, expected {SHA256}); "
                                    "delete it to download it again")

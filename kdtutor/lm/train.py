@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from kdtutor.checkpoints import resume_state, weights_fingerprint
+from kdtutor.checkpoints import check_writable, resume_state
+from kdtutor.fingerprint import code_fingerprint, code_key, digest, weights_fingerprint
 from kdtutor.images.train import versions
 from kdtutor.lm.distill import (TopK, beta_of, masked_mean, on_policy_batch, prompt_mask, token_kd_loss,
                                 topk_kd_loss)
@@ -188,7 +189,8 @@ def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=Non
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
     meta = {"model": model.cfg.as_dict(), **(meta or {}), "objective": objective.identity()}
-    run_id = {"meta": meta, "config": run_config(cfg)}
+    run_id = {"meta": meta, "config": run_config(cfg),
+              "code": digest(code_key(model, objective), code_fingerprint(__name__))}  # an edit retrains
     history, start = [], 0
     if checkpoint is not None and Path(checkpoint).exists():
         ckpt = resume_state(checkpoint, run_id, model, opt, kind="lm_checkpoint",
@@ -197,6 +199,8 @@ def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=Non
         if progress:
             print(f"checkpoint {checkpoint}: {start}/{cfg.steps} steps done"
                   + (", loaded, not retrained" if start == cfg.steps else ", resuming"))
+    if start < cfg.steps:
+        check_writable(checkpoint)  # a finished checkpoint loads from a read-only folder; training there is refused
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, leave=False)
     t0, seconds = time.perf_counter(), history[-1]["seconds"] if history else 0.0  # seconds: of earlier sessions

@@ -15,13 +15,12 @@ another teacher or other data raises :class:`~kdtutor.images.distill.CachedLogit
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from kdtutor.checkpoints import weights_fingerprint
+from kdtutor.fingerprint import fingerprint, weights_fingerprint
 from kdtutor.images.distill import CachedLogitsMismatch, TeacherLogits
 from kdtutor.images.loader import DeviceLoader
 from kdtutor.precision import amp_dtype, dtype_name
@@ -31,20 +30,9 @@ from kdtutor.storage import load_checked, save_checked
 KIND = "teacher_logits"
 
 
-def loader_fingerprint(loader: DeviceLoader) -> str:
-    """SHA-256 (16 hex digits) of what a training loader shows: its images (as stored, padded),
-    labels and normalisation."""
-    h = hashlib.sha256()
-    for t in (loader.images, loader.labels, loader.mean, loader.std):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{tuple(t.shape)}:{t.dtype}\n".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def cache_key(teacher: nn.Module, loader: DeviceLoader, epochs: int) -> dict:
     """What the cached logits of ``epochs`` epochs of ``loader``'s views from ``teacher`` depend on."""
-    return {"teacher_sha256": weights_fingerprint(teacher), "data_sha256": loader_fingerprint(loader),
+    return {"teacher_sha256": weights_fingerprint(teacher), "data_sha256": fingerprint(loader.images, loader.labels, loader.mean, loader.std),
             "num_examples": loader.num_examples, "epochs": epochs,
             "views": {"seed": loader.seed, "flip": loader.flip, "alternate_flip": loader.alternate_flip,
                       "translate": loader.pad},
