@@ -223,11 +223,6 @@ def sample_ids(model, prompts: torch.Tensor, n_chars: int, temperature: float = 
     return generate(model, prompts.to(device), n_chars, temperature, g)[:, prompts.shape[1]:].cpu()
 
 
-def samples(model, prompts: torch.Tensor, n_chars: int, decode, temperature: float = 1.0, seed: int = 0) -> list[str]:
-    """The texts of :func:`sample_ids`."""
-    return [decode(row) for row in sample_ids(model, prompts, n_chars, temperature, seed)]
-
-
 def teacher_bits_on(teacher, ids: torch.Tensor, length: int) -> float:
     """How surprising the ``teacher`` finds generated text ``ids (B, N)``: its mean bits per character
     on the non-overlapping windows of ``length`` + 1 characters of each row (each window read on its
