@@ -23,8 +23,23 @@ from pathlib import Path
 import torch
 
 from kdtutor.lm.evaluate import lm_table, side_by_side
-from kdtutor.lm.lesson import method_names, setup
+from kdtutor.lm.lesson import setup
+from kdtutor.lm.train import NextChar, OnPolicyKD, TokenKD, TopKKD
 from kdtutor.images.models import count_parameters
+
+
+def lesson_objectives(lesson) -> dict:
+    """The seven students of lesson 07, built as the notebook builds them (sections 4–6)."""
+    s, t, w = lesson.sizes, lesson.teacher().model, lesson.transfer
+    return {"scratch": NextChar(w, s.batch, s.block, name="scratch"),
+            "forward KL": TokenKD(t, w, s.batch, "forward", T=s.T),
+            "reverse KL": TokenKD(t, w, s.batch, "reverse", T=s.T),
+            f"JSD({s.beta:g})": TokenKD(t, w, s.batch, "jsd", beta=s.beta, T=s.T),
+            "sequence-level KD": NextChar(lesson.corpus(), lesson.seq_batch, s.block, prompt_len=s.prompt_len,
+                                          name="sequence-level KD"),
+            f"on-policy JSD({s.beta:g})": OnPolicyKD(t, w, s.batch, "jsd", beta=s.beta, T=s.T, lmbda=s.lmbda,
+                                                     prompt_len=s.prompt_len),
+            f"top-{s.k} KD": TopKKD(lesson.topk(), w, s.batch, rest="bucket")}
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -63,8 +78,8 @@ def main(argv=None) -> dict:
     models = {"teacher": timed("teacher", lesson.teacher).model}
     timed("teacher writes (seq-KD data)", lesson.corpus)
     timed(f"top-{lesson.sizes.k} cache", lesson.topk)
-    for m in method_names(lesson.sizes):
-        models[m] = timed(m, lambda: lesson.student(m)).model
+    for m, objective in lesson_objectives(lesson).items():
+        models[m] = timed(m, lambda: lesson.student(m, objective)).model
     train_total, train_cpu = sum(seconds.values()), sum(cpu_seconds.values())
     results = timed("evaluation + samples", lambda: lesson.evaluate(models))
     total = time.perf_counter() - t_all

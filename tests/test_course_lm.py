@@ -5,16 +5,16 @@ from kdtutor.storage import save_json
 
 
 def _metrics(name, standin):
-    row = {"bpc": 2.5, "entropy": 2.4, "distinct_1": 0.5, "distinct_2": 0.91, "repetition_2": 0.01,
-           "teacher_bpc_on_samples": 2.6}
+    row = {"bpc": 2.5, "entropy": 2.4, "p_teacher_top": 0.45, "known_words": 0.62, "distinct_1": 0.5,
+           "distinct_2": 0.99, "repetition_1": 0.2, "word_length": 3.456, "teacher_bpc_on_samples": 2.6}
     return {"dataset": name, "is_standin": standin, "split": "test", "n_chars": 38400,
             "params": {"teacher": 800000, "student": 100000},
             "sizes": {"teacher_steps": 800, "student_steps": 400, "batch": 32, "block": 64, "n_samples": 32,
                       "sample_len": 200},
             "results": {"teacher": row, "reverse KL": {**row, "bpc": 2.75, "kl_teacher_student": 0.4,
                                                        "kl_student_teacher": 0.2}},
-            "reference_diversity": {"distinct_1": 0.6, "distinct_2": 0.95, "repetition_2": 0.0,
-                                    "teacher_bpc_on_samples": 2.7},
+            "reference_diversity": {"known_words": 0.95, "distinct_1": 0.6, "distinct_2": 0.98, "repetition_1": 0.15,
+                                    "word_length": 3.9, "teacher_bpc_on_samples": 2.7},
             "seconds": {"teacher": 200.0, "reverse KL": 50.0}, "methods": ["scratch", "reverse KL"],
             "topk": {"k": 8, "bytes_per_position": 44.0, "full_bytes_per_position": 260.0}}
 
@@ -23,8 +23,8 @@ def test_summary_has_lesson_07s_table(tmp_path):
     save_json(_metrics("tiny Shakespeare", False), tmp_path / "metrics" / "07_lm.json")
     text = course.write_summary("cpu", tmp_path, [("07_distilling_a_language_model.ipynb", 300.0)]).read_text()
     assert "## Lesson 07 — distilling a character model on tiny Shakespeare" in text
-    assert "| reverse KL | 2.750 | 0.400 | 0.200 | 2.400 | 2.600 | 0.910 | 0.010 | 50 |" in text
-    assert "| held-out text itself | — | — | — | — | 2.700 | 0.950 | 0.000 | — |" in text
+    assert "| reverse KL | 2.750 | 0.400 | 0.200 | 2.400 | 0.450 | 2.600 | 0.620 | 0.500 | 0.200 | 3.46 | 50 |" in text
+    assert "| held-out text itself | — | — | — | — | — | 2.700 | 0.950 | 0.600 | 0.150 | 3.90 | — |" in text
     assert "44 bytes per position instead of 260" in text and "Stand-in text" not in text
     assert text.index("| teacher |") < text.index("| reverse KL |")  # the lesson's order, not the JSON's
 

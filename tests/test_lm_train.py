@@ -167,18 +167,17 @@ def test_heldout_scores_are_direct_computations_in_bits():
     kl = F.kl_div(log_q, log_p, reduction="sum", log_target=True).item() / (40 * 8) / math.log(2)
     assert scores["kl_teacher_student"] == pytest.approx(kl, rel=1e-9)
     assert scores["n_chars"] == 320 and E.heldout_scores(teacher, WINDOWS, teacher)["kl_student_teacher"] == 0
+    favourite = log_p.argmax(-1)  # the teacher's most likely character at each of the 40 × 8 positions
+    want = torch.softmax(student(WINDOWS[:, :-1]).double(), -1).gather(-1, favourite[..., None]).mean().item()
+    assert scores["p_teacher_top"] == pytest.approx(want, rel=1e-9)
+    own = torch.softmax(teacher(WINDOWS[:, :-1]).double(), -1).max(-1).values.mean().item()
+    assert E.heldout_scores(teacher, WINDOWS)["p_teacher_top"] == pytest.approx(own, rel=1e-9)  # no teacher: its own top
 
 
-def test_window_bits_average_to_the_bpc_and_paired_differences():
+def test_window_bits_average_to_the_bpc():
     model = build_lm(CFG, seed=11).eval()
     per = E.window_bits(model, WINDOWS, batch_size=6)
     assert per.shape == (40,) and per.mean().item() == pytest.approx(E.bits_per_char(model, WINDOWS), rel=1e-9)
-    mean, se = E.paired_difference(per + 0.5, per)
-    assert mean == pytest.approx(0.5) and se == pytest.approx(0.0, abs=1e-12)
-    d = torch.tensor([1.0, 3.0])
-    assert E.paired_difference(d, torch.zeros(2)) == pytest.approx((2.0, 1.0))  # std 1.414 / sqrt 2
-    with pytest.raises(ValueError):
-        E.paired_difference(d, torch.zeros(3))
 
 
 def test_teacher_bits_on_samples_reads_each_row_in_windows():
@@ -203,14 +202,65 @@ def test_a_uniform_model_scores_log2_v():
 
 
 def test_distinct_n_and_repetition_on_hand_made_samples():
-    texts = ["the cat the cat", "a dog"]
+    texts = ["The cat, the cat!", "a dog"]
+    assert E.words(texts[0]) == ["the", "cat", "the", "cat"]  # lower-cased, punctuation dropped
     assert E.distinct_n(texts, 1) == pytest.approx(4 / 6)  # the, cat, a, dog of 6 words
     assert E.distinct_n(texts, 2) == pytest.approx(3 / 4)  # (the cat) ×2, (cat the), (a dog)
     assert E.repetition(texts, 2) == pytest.approx((1 / 3 + 0) / 2)
+    assert E.repetition(texts, 1) == pytest.approx((2 / 4 + 0) / 2)  # "the", "cat" again in the first text
     assert math.isnan(E.distinct_n(["one"], 2)) and math.isnan(E.repetition([""], 1))
     with pytest.raises(ValueError):
         E.distinct_n(texts, 0)
-    assert E.diversity(["x y z"]) == {"distinct_1": 1.0, "distinct_2": 1.0, "repetition_2": 0.0}
+
+
+def test_words_keep_apostrophes_inside_words_only():
+    assert E.words("Ta'en, my LORD!\n'Tis o'er; 3 men--go") == ["ta'en", "my", "lord", "tis", "o'er", "men", "go"]
+    assert E.words("") == [] and E.words("?! 12") == []
+
+
+def _independent_words(text):
+    """Words found by walking the characters (not by a regular expression)."""
+    out, cur = [], ""
+    for i, c in enumerate(text.lower() + " "):
+        nxt = text[i + 1:i + 2].lower()
+        if c.isascii() and c.isalpha():
+            cur += c
+        elif c == "'" and cur and nxt.isascii() and nxt.isalpha():
+            cur += c
+        else:
+            if cur:
+                out.append(cur)
+            cur = ""
+    return out
+
+
+def test_word_measures_agree_with_a_direct_count_on_random_text():
+    rng = torch.Generator().manual_seed(4)
+    alphabet = "abcde' \n,.ABC"
+    texts = ["".join(alphabet[int(i)] for i in torch.randint(0, len(alphabet), (120,), generator=rng))
+             for _ in range(6)]
+    known = {"ab", "c", "de", "a", "b'c"}
+    per_text = [_independent_words(t) for t in texts]
+    assert [E.words(t) for t in texts] == per_text
+    flat = [w for ws in per_text for w in ws]
+    pairs = [(ws[i], ws[i + 1]) for ws in per_text for i in range(len(ws) - 1)]
+    got = E.word_measures(texts, known)
+    assert got["known_words"] == pytest.approx(sum(w in known for w in flat) / len(flat))
+    assert got["distinct_1"] == pytest.approx(len(set(flat)) / len(flat))
+    assert got["distinct_2"] == pytest.approx(len(set(pairs)) / len(pairs))
+    assert got["repetition_1"] == pytest.approx(sum(1 - len(set(ws)) / len(ws) for ws in per_text) / len(per_text))
+    assert got["word_length"] == pytest.approx(sum(len(w) for w in flat) / len(flat))
+
+
+def test_word_measures_on_a_hand_made_sample_and_bad_input():
+    got = E.word_measures(["to be or not to be", "zzq be"], {"to", "be", "or", "not"})
+    assert got["known_words"] == pytest.approx(7 / 8) and got["distinct_1"] == pytest.approx(5 / 8)
+    assert got["repetition_1"] == pytest.approx((2 / 6 + 0) / 2) and got["word_length"] == pytest.approx(18 / 8)
+    assert all(math.isnan(v) for v in E.word_measures(["?!"], {"a"}).values())
+    with pytest.raises(ValueError, match="non-empty set"):
+        E.word_measures(["a"], ["a"])
+    with pytest.raises(ValueError, match="non-empty set"):
+        E.word_measures(["a"], set())
 
 
 def test_side_by_side_labels_each_sample():
@@ -224,27 +274,43 @@ TINY = LMSizes(n_train=3000, n_val=400, n_test=400, block=8, batch=4, teacher=(1
                n_samples=3, sample_len=20)
 
 
+def lesson_objectives(lesson) -> dict:
+    """The seven students of lesson 07, as the notebook builds them (cells of sections 4–6)."""
+    s, t, w = lesson.sizes, lesson.teacher().model, lesson.transfer
+    return {"scratch": NextChar(w, s.batch, s.block, name="scratch"),
+            "forward KL": TokenKD(t, w, s.batch, "forward", T=s.T),
+            "reverse KL": TokenKD(t, w, s.batch, "reverse", T=s.T),
+            f"JSD({s.beta:g})": TokenKD(t, w, s.batch, "jsd", beta=s.beta, T=s.T),
+            "sequence-level KD": NextChar(lesson.corpus(), lesson.seq_batch, s.block, prompt_len=s.prompt_len,
+                                          name="sequence-level KD"),
+            f"on-policy JSD({s.beta:g})": OnPolicyKD(t, w, s.batch, "jsd", beta=s.beta, T=s.T, lmbda=s.lmbda,
+                                                     prompt_len=s.prompt_len),
+            f"top-{s.k} KD": TopKKD(lesson.topk(), w, s.batch, rest="bucket")}
+
+
 @pytest.mark.slow
 def test_every_method_trains_and_is_loaded_the_second_time(tmp_path, capsys):
-    from kdtutor.lm.lesson import LMLesson, method_names
+    from kdtutor.lm.lesson import LMLesson
     from kdtutor.lm.text import from_text, make_standin_text
 
     data = from_text(make_standin_text(3800), "stand-in text (generated, NOT Shakespeare)", is_standin=True)
     lesson = LMLesson(data, TINY, "test", torch.device("cpu"), progress=False, folder=tmp_path)
     models = {"teacher": lesson.teacher().model}
-    for m in method_names(TINY):
+    objectives = lesson_objectives(lesson)
+    for m, objective in objectives.items():
         for seed in TINY.seeds:
-            models[m, seed] = lesson.student(m, seed).model
+            models[m, seed] = lesson.student(m, objective, seed).model
     assert len(models) == 1 + 7 * 2 and lesson.topk().k == 3
     assert len(lesson.corpus()) == TINY.distill_steps * lesson.seq_batch  # as many windows as it draws
-    assert all(len(lesson.student(m, s).history) == TINY.distill_steps for m in method_names(TINY) for s in TINY.seeds)
+    assert all(len(lesson.student(m, o, s).history) == TINY.distill_steps for m, o in objectives.items() for s in TINY.seeds)
     results = lesson.evaluate({"teacher": models["teacher"], "scratch": models["scratch", 0]})
     assert set(results) == {"teacher", "scratch"} and "kl_teacher_student" not in results["teacher"]
     assert all(len(r["samples"]) == 3 and len(r["samples"][0]) == 20 for r in results.values())
     again = LMLesson(data, TINY, "test", torch.device("cpu"), progress=True, folder=tmp_path)
-    for m in method_names(TINY):
+    for m, objective in lesson_objectives(again).items():
         for seed in TINY.seeds:
-            assert torch.equal(again.student(m, seed).model(data.val[None, :8]), models[m, seed](data.val[None, :8]))
+            assert torch.equal(again.student(m, objective, seed).model(data.val[None, :8]),
+                               models[m, seed](data.val[None, :8]))
     assert capsys.readouterr().out.count("loaded, not retrained") == 2 + 7 * 2  # teacher, warm start, students
     kept = tmp_path / "teacher_corpus.pt"
     stamp = kept.stat().st_mtime_ns
@@ -253,19 +319,27 @@ def test_every_method_trains_and_is_loaded_the_second_time(tmp_path, capsys):
     other._memo["teacher"] = lesson.teacher()  # the same teacher; the corpus's seed differs
     other.corpus()
     assert "teacher_corpus.pt was made from other inputs: moved to" in capsys.readouterr().out
-    assert set(lesson.reference_diversity()) == {"distinct_1", "distinct_2", "repetition_2", "teacher_bpc_on_samples"}
+    assert set(lesson.reference_diversity()) == {"known_words", "distinct_1", "distinct_2", "repetition_1",
+                                                 "word_length", "teacher_bpc_on_samples"}
+    assert lesson.known_words == set(E.words(data.vocab.decode(data.train)))
     assert all(r["teacher_bpc_on_samples"] > 0 for r in results.values())
     with pytest.raises(ValueError, match="training seeds"):
-        lesson.student("scratch", 7)
+        lesson.student("scratch", objectives["scratch"], 7)
+    with pytest.raises(ValueError, match="objective must be"):
+        lesson.student("scratch", "forward KL", 0)
     # evaluation rows are kept by content (kdtutor.evalcache): loaded again, made again for a changed model
     def rows():
         return list((tmp_path / "evaluations").glob("lm_evaluate-*.pt"))
 
-    scratch = again.student("scratch", 0).model
+    scratch = again.student("scratch", objectives["scratch"], 0).model
     assert again.evaluate({"teacher": again.teacher().model, "scratch": scratch}) == results and len(rows()) == 2
     with torch.no_grad():
         next(scratch.parameters()).view(-1)[0] += 1e-2
     assert again.evaluate({"scratch": scratch})["scratch"] != results["scratch"] and len(rows()) == 3
+    # the same name with another objective is another run: trained again, never the kept one
+    other = again.student("scratch", NextChar(again.transfer, TINY.batch, TINY.block, prompt_len=3, name="scratch"), 0)
+    assert other.meta["objective"]["prompt_len"] == 3 and other.model is not scratch
+    assert "moved" in capsys.readouterr().out  # the other run's checkpoint is set aside, not overwritten
 
 
 @pytest.mark.slow
@@ -277,13 +351,15 @@ def test_scratch_with_the_first_seed_is_one_uninterrupted_run_and_every_student_
     lesson = LMLesson(data, TINY, "test", torch.device("cpu"), progress=False, folder=tmp_path)
     whole = fit_lm(lesson.student_model(), NextChar(lesson.transfer, TINY.batch, TINY.block, name="scratch"),
                    LMTrainConfig(steps=TINY.student_steps, lr=TINY.lr_student), progress=False)
-    scratch = lesson.student("scratch", TINY.seeds[0]).model
+    objectives = lesson_objectives(lesson)
+    scratch = lesson.student("scratch", objectives["scratch"], TINY.seeds[0]).model
     x = data.val[None, :8]
     torch.testing.assert_close(scratch(x), whole.model(x), rtol=0, atol=1e-5)
     start = lesson.warm()
     assert len(start.history) == TINY.midpoint_steps
     for m in ("forward KL", "top-3 KD"):
-        assert lesson.student(m, 1).meta["init_sha256"] == lesson.student("scratch", 0).meta["init_sha256"]
+        assert (lesson.student(m, objectives[m], 1).meta["init_sha256"]
+                == lesson.student("scratch", objectives["scratch"], 0).meta["init_sha256"])
 
 
 def test_sequence_level_kd_gets_as_many_target_positions_per_step_as_the_token_level_students():

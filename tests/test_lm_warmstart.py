@@ -1,13 +1,15 @@
 """Lesson 07's warm start and seeds: a continuation from the midpoint is the uninterrupted run, its
-checkpoint is keyed by the weights it started from, and verdicts need the gap to beat both the
-seed-to-seed spread and the evaluation noise (checked against direct computations)."""
+checkpoint is keyed by the weights it started from, and verdicts come from the course's one rule
+(kdtutor.images.stats' paired t-interval over seeds) widened by the evaluation's own error."""
 
 import math
 
 import numpy as np
 import pytest
+import scipy.stats as sp
 import torch
 
+from kdtutor.images import stats
 from kdtutor.lm import evaluate as E
 from kdtutor.lm.model import LMConfig, build_lm
 from kdtutor.lm.train import LMSizes, LMTrainConfig, NextChar, fit_lm, load_start, run_config, train_lm
@@ -94,60 +96,83 @@ def test_sizes_split_the_student_steps_at_the_midpoint():
         LMSizes(**{**s.__dict__, "seeds": (1, 1)})
 
 
-# --------------------------------------------------------------------------- verdicts over seeds
+# --------------------------------------------------------------------------- verdicts over seeds: the course's one rule
 def _blocked_se(d: np.ndarray, block: int) -> float:
     means = d[: len(d) // block * block].reshape(-1, block).mean(1)
     return means.std(ddof=1) / math.sqrt(len(means))
 
 
-def test_paired_gap_is_the_mean_of_per_seed_differences_with_blocked_errors():
+def test_bits_gap_is_the_paired_t_interval_over_seeds_widened_by_the_evaluation_error():
     g = torch.Generator().manual_seed(0)
-    a = [torch.rand(53, generator=g, dtype=torch.float64) for _ in range(2)]
+    a = [torch.rand(53, generator=g, dtype=torch.float64) for _ in range(3)]
     b = [x + 0.1 + 0.01 * torch.randn(53, generator=g, dtype=torch.float64) for x in a]
-    gap = E.paired_gap(a, b, block=5)
-    per_seed = [float(np.mean(x.numpy() - y.numpy())) for x, y in zip(a, b)]
-    ses = [_blocked_se(x.numpy() - y.numpy(), 5) for x, y in zip(a, b)]
-    assert gap["per_seed"] == pytest.approx(per_seed) and gap["mean"] == pytest.approx(np.mean(per_seed))
-    assert gap["spread"] == pytest.approx(max(per_seed) - min(per_seed))
-    assert gap["eval_se"] == pytest.approx(math.sqrt(sum(s * s for s in ses)) / 2)
-    one = E.paired_gap(a[:1], b[:1], block=1)  # one seed, blocks of one window: the plain paired s.e.
-    assert one["spread"] == 0 and one["eval_se"] == pytest.approx(E.paired_difference(a[0], b[0])[1])
+    gap = E.bits_gap(a, b, block=5)
+    per_a, per_b = [x.mean().item() for x in a], [x.mean().item() for x in b]
+    ci = sp.ttest_rel(per_a, per_b).confidence_interval(0.95)  # scipy's paired t-test on the per-seed means
+    se = _blocked_se(np.mean([x.numpy() - y.numpy() for x, y in zip(a, b)], axis=0), 5)
+    assert gap.per_seed == pytest.approx([x - y for x, y in zip(per_a, per_b)])
+    assert gap.seeds.mean == pytest.approx(np.mean(gap.per_seed)) and gap.eval_se == pytest.approx(se)
+    assert gap.low == pytest.approx(ci.low - 1.959964 * se) and gap.high == pytest.approx(ci.high + 1.959964 * se)
+    assert gap.seeds.mdd == pytest.approx(stats.detectable_difference(np.std(gap.per_seed, ddof=1), 3))
+    assert gap.verdict == "better" and gap.as_dict()["verdict"] == "better"  # a needs 0.1 bits/char less
+    assert gap.text("A", "B").startswith(f"A vs B: better (A − B = {gap.seeds.mean:+.3f} bits/char, 95 % interval")
     with pytest.raises(ValueError, match="same number"):
-        E.paired_gap(a, b[:1])
+        E.bits_gap(a, b[:2])
+    with pytest.raises(ValueError, match="same number"):
+        E.bits_gap(a[:1], b[:1])  # one seed: no spread over seeds, no verdict
     with pytest.raises(ValueError, match="blocks"):
-        E.paired_gap(a, b, block=30)
+        E.bits_gap(a, b, block=30)
     with pytest.raises(ValueError, match=r"\(M,\)"):
-        E.paired_gap([a[0][None]], [b[0][None]])
+        E.bits_gap([x[None] for x in a], [y[None] for y in b])
 
 
 @pytest.mark.parametrize("per_seed, eval_se, want", [
-    ([-0.05, -0.04], 0.005, "better"),        # both seeds agree, gap ≫ spread and noise
-    ([0.05, 0.04], 0.005, "worse"),
-    ([-0.05, 0.01], 0.001, "inconclusive"),   # seeds disagree on the sign
-    ([-0.09, -0.01], 0.001, "inconclusive"),  # mean 0.05 < spread 0.08
-    ([-0.05, -0.04], 0.03, "inconclusive"),   # mean 0.045 < 2 × 0.03 of evaluation noise
-    ([0.0, 0.0], 0.0, "inconclusive"),
+    ([-0.050, -0.048], 0.001, "better"),                 # seeds agree closely: the t-interval lies below 0
+    ([0.050, 0.048], 0.001, "worse"),
+    ([-0.050, -0.040], 0.001, "no reliable difference"),  # two seeds: t = 12.7, the interval is ±6.4 × their gap
+    ([-0.050, 0.010], 0.001, "no reliable difference"),   # the seeds disagree on the sign
+    ([-0.050, -0.048], 0.020, "no reliable difference"),  # the held-out text's own noise covers the gap
 ])
-def test_verdicts_need_the_gap_to_beat_seed_spread_and_evaluation_noise(per_seed, eval_se, want):
-    gap = {"mean": sum(per_seed) / 2, "per_seed": per_seed, "spread": max(per_seed) - min(per_seed),
-           "eval_se": eval_se}
-    assert E.gap_verdict(gap) == want
-    assert E.gap_text("A", "B", gap).startswith(f"A vs B: {want} (A − B = {gap['mean']:+.3f}")
+def test_bits_gap_verdicts_come_from_the_courses_paired_rule(per_seed, eval_se, want):
+    gap = E.BitsGap(stats.paired_seed_difference(per_seed, [0.0, 0.0]), per_seed, eval_se)
+    assert gap.verdict == want
+    widened = (gap.seeds.low - 1.959964 * eval_se, gap.seeds.high + 1.959964 * eval_se)
+    assert (gap.low, gap.high) == pytest.approx(widened)
+    if eval_se == 0.020:
+        assert gap.seeds.verdict == "reliably worse"  # the seeds alone would call it: the evaluation's error does not
+
+
+def test_seed_gap_is_the_paired_rule_on_one_measure_of_the_per_seed_rows():
+    a = [{"entropy": 2.50, "bpc": 3.0}, {"entropy": 2.55, "bpc": 3.1}, {"entropy": 2.52, "bpc": 3.0}]
+    b = [{"entropy": 3.00, "bpc": 3.0}, {"entropy": 3.02, "bpc": 3.2}, {"entropy": 3.05, "bpc": 2.9}]
+    d = E.seed_gap(a, b, "entropy")
+    ci = sp.ttest_rel([r["entropy"] for r in a], [r["entropy"] for r in b]).confidence_interval(0.95)
+    assert (d.low, d.high) == pytest.approx((ci.low, ci.high)) and d.n == 3
+    assert E.direction(d) == "reliably lower" and E.direction(E.seed_gap(b, a, "entropy")) == "reliably higher"
+    assert E.direction(E.seed_gap(a, b, "bpc")) == "no reliable difference"  # per seed 0, −0.1, +0.1
+    with pytest.raises(ValueError, match="'p_teacher_top' is missing from rows"):
+        E.seed_gap(a, b, "p_teacher_top")
+
+
+def test_the_rule_finds_a_fixed_true_gap_more_often_with_more_seeds():
+    rng = np.random.default_rng(0)
+
+    def share_called(n_seeds: int, trials: int = 200) -> float:
+        calls = 0
+        for _ in range(trials):
+            per_seed = list(-0.02 + 0.01 * rng.standard_normal(n_seeds))  # true gap −0.02, seed spread 0.01
+            gap = E.BitsGap(stats.paired_seed_difference(per_seed, [0.0] * n_seeds), per_seed, 0.001)
+            calls += gap.verdict == "better"
+        return calls / trials
+
+    two, five = share_called(2), share_called(5)
+    assert two < 0.35 and five > 0.7 and five > two + 0.3
 
 
 def test_seed_table_and_seed_mean():
     rows = [{"bpc": 2.0, "entropy": 1.0, "samples": ["x"]}, {"bpc": 2.2, "entropy": 1.4, "samples": ["y"]}]
     assert E.seed_mean(rows) == pytest.approx({"bpc": 2.1, "entropy": 1.2})
-    lines = E.seed_table({"scratch": rows, "teacher": rows[:1]}, keys=("bpc", "entropy", "distinct_2"))
-    assert lines[0] == "| model | seeds | bits/char | entropy (bits) | distinct-2 |"
+    lines = E.seed_table({"scratch": rows, "teacher": rows[:1]}, keys=("bpc", "entropy", "known_words"))
+    assert lines[0] == "| model | seeds | bits/char | entropy (bits) | known words |"
     assert lines[2] == "| scratch | 2 | 2.100 ± 0.100 | 1.200 ± 0.200 | — |"
     assert lines[3] == "| teacher | 1 | 2.000 | 1.000 | — |"
-
-
-def test_per_seed_order():
-    assert E.per_seed_order([1.0, 2.0], [1.5, 2.5]) == "lower in every seed"
-    assert E.per_seed_order([2.0, 3.0], [1.5, 2.5]) == "higher in every seed"
-    assert E.per_seed_order([1.0, 3.0], [1.5, 2.5]) == "seeds disagree"
-    assert E.per_seed_order([1.0, 2.0], [1.0, 2.5]) == "seeds disagree"  # a tie is no order
-    with pytest.raises(ValueError, match="same number"):
-        E.per_seed_order([1.0], [1.0, 2.0])

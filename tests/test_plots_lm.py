@@ -31,12 +31,15 @@ def test_training_losses_one_panel_per_run():
 
 
 def test_method_comparison():
-    row = {"bpc": 2.5, "entropy": 2.4, "distinct_1": 0.5, "distinct_2": 0.9, "repetition_2": 0.01}
+    row = {"bpc": 2.5, "entropy": 2.4, "known_words": 0.7, "distinct_1": 0.5}
     results = {"teacher": row, "scratch": {**row, "kl_teacher_student": 0.3, "kl_student_teacher": 0.2}}
-    fig = lesson07.method_comparison(results, f"students on {TEXT}", {"distinct_2": 0.95})
+    fig = lesson07.method_comparison(results, f"students on {TEXT}", {"known_words": 0.95, "distinct_1": 0.6})
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["teacher", "scratch"]
+    assert [line.get_xdata()[0] for line in fig.axes[3].lines] == [0.95, 0.6]  # the held-out text's own values
     check(fig)
-    check(lesson07.method_comparison(results, f"students on {TEXT}", {"distinct_2": math.nan}))
+    fig = lesson07.method_comparison(results, f"students on {TEXT}", {"known_words": math.nan})
+    assert not fig.axes[3].lines
+    check(fig)
 
 
 def test_topk_tradeoff():

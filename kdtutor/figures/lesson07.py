@@ -38,8 +38,8 @@ def training_losses(histories: dict, title: str, window: int = 10, ncols: int = 
 def method_comparison(results: dict, title: str, reference: dict | None = None):
     """Four panels, one bar per model: held-out bits/char; KL to the teacher in both directions
     (bits/char); the entropy of the next-character distribution and the teacher's bits/char on the
-    model's samples; distinct-2 of the samples
-    (the held-out text's own value as a dashed line). ``results``: name → ``LMLesson.evaluate`` row."""
+    model's samples; the share of the samples' words found in the training text ("known") and of
+    different words (distinct-1), with the held-out text's own values as lines. ``results``: name → ``LMLesson.evaluate`` row."""
     names = list(results)
     y = np.arange(len(names))
     fig, axes = plt.subplots(1, 4, figsize=(17, 0.45 * len(names) + 1.8), sharey=True)
@@ -60,11 +60,13 @@ def method_comparison(results: dict, title: str, reference: dict | None = None):
     ax.set(xlabel="bits per character", title="spread of bets; plausibility of samples")
     ax.legend(fontsize=8)
     ax = axes[3]
-    ax.barh(y, [results[n]["distinct_2"] for n in names], color="C3")
-    if reference and not math.isnan(reference.get("distinct_2", math.nan)):
-        ax.axvline(reference["distinct_2"], color="k", ls="--", label="held-out text")
-        ax.legend(fontsize=8)
-    ax.set(xlabel="distinct word bigrams / all bigrams", title="diversity of samples (distinct-2)")
+    for shift, key, label, color, style in [(-0.2, "known_words", "known words", "C3", "--"),
+                                            (0.2, "distinct_1", "distinct words", "C6", ":")]:
+        ax.barh(y + shift, [results[n].get(key, np.nan) for n in names], 0.4, color=color, label=label)
+        if reference and not math.isnan(reference.get(key, math.nan)):
+            ax.axvline(reference[key], color=color, ls=style, label=f"{label}: held-out text")
+    ax.legend(fontsize=8)
+    ax.set(xlabel="share of the samples' words", title="words of samples")
     for ax in axes:
         ax.set_yticks(y, names)
         ax.set_ylabel("model")

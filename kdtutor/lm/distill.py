@@ -19,7 +19,8 @@ Divergences, with p = teacher, q = student at temperature T:
   *sequence-level* reverse KL by policy gradient on the student's own samples, which this is not;
 * generalised JSD(β) as in GKD (Agarwal et al. 2024) and TRL's ``generalized_jsd_loss``:
   with ``m = β·p + (1 − β)·q``, ``JSD_β = β·KL(p ‖ m) + (1 − β)·KL(q ‖ m)``; β = 0 is defined as
-  forward KL and β = 1 as reverse KL (TRL's convention). ``JSD_β / β → KL(p ‖ q)`` as β → 0 and
+  forward KL and β = 1 as reverse KL (TRL's convention from version 0.16 on; 0.15.2 and earlier
+  swap them). ``JSD_β / β → KL(p ‖ q)`` as β → 0 and
   ``JSD_β / (1 − β) → KL(q ‖ p)`` as β → 1, which is why the ends are named that way.
 """
 

@@ -7,24 +7,36 @@
   predicted exactly once, from the characters before it in its window.
 * **KL to the teacher** on the same positions, both directions, in bits per character:
   ``KL(teacher ‖ student)`` (what forward-KL training minimises) and ``KL(student ‖ teacher)``.
-* **Entropy** of the model's next-character distribution, bits: how spread its bets are.
+* **Entropy** of the model's next-character distribution, bits: how spread its bets are; and
+  ``p_teacher_top``, the probability it gives the teacher's most likely character. A mode-seeking
+  student narrows its bets (lower entropy) onto what the teacher finds most likely (higher ``p_teacher_top``).
 * **The teacher's bits/char on a model's samples**: how plausible the teacher finds what the
   model writes (its own samples score about its entropy). Mode-seeking students write text the
   teacher finds likelier, even when their held-out bits/char are worse.
-* **Diversity of samples** (Li et al. 2016; Welleck et al. 2019): *distinct-n*, the fraction
-  of word n-grams over all samples that are different; *repetition*, the fraction of a
-  sample's word n-grams that already occurred earlier in the same sample (mean over
-  samples). Mode-seeking students tend to lower distinct-n and raise repetition.
+* **Words of samples** (:func:`word_measures`). A character model's samples are mostly new
+  "words", so almost no word pair ever repeats in a few hundred characters and the usual
+  diversity measures of language models (distinct-2, Li et al. 2016; repetition, Welleck et al.
+  2019) are close to 1 and 0 for every model. Measured on single words instead: the share of
+  *known* words (found in the training text), *distinct words* (distinct-1), *repeated words* (a
+  sample's words already used earlier in it) and the mean *word length*.
+* **Comparisons over training seeds** (:func:`bits_gap`): the course's one verdict rule,
+  :func:`kdtutor.images.stats.paired_seed_difference` on the per-seed differences, with the
+  evaluation's own standard error added to its interval.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
+from kdtutor.images.stats import VERDICTS, PairedDifference, paired_seed_difference
+
 LN2 = math.log(2.0)
+_Z975 = 1.959964  # the 0.975 quantile of the standard normal
 
 
 @torch.no_grad()
@@ -32,27 +44,30 @@ def heldout_scores(model, windows: torch.Tensor, teacher=None, batch_size: int =
     """Scores of ``model`` on ``windows (M, L + 1) int64``, all in **bits per character**.
 
     Returns:
-        ``{"bpc", "entropy", "n_chars"}``, plus ``"kl_teacher_student"`` (KL(teacher ‖ model))
-        and ``"kl_student_teacher"`` (KL(model ‖ teacher)) when ``teacher`` is given.
+        ``{"bpc", "entropy", "p_teacher_top", "n_chars"}``, plus ``"kl_teacher_student"`` (KL(teacher ‖ model))
+        and ``"kl_student_teacher"`` (KL(model ‖ teacher)) when ``teacher`` is given. ``p_teacher_top``
+        (a probability, not bits) is the mean probability the model gives the character the teacher
+        finds most likely — without ``teacher``, its own most likely one (its mean top probability).
     """
     if windows.ndim != 2 or windows.shape[1] < 2:
         raise ValueError(f"windows must be (M, L + 1) with L ≥ 1, got {tuple(windows.shape)}")
     model.eval()
     device = next(model.parameters()).device
     sums = {"bpc": 0.0, "entropy": 0.0, "kl_teacher_student": 0.0, "kl_student_teacher": 0.0}
-    n = 0
+    n, top = 0, 0.0
     for i in range(0, len(windows), batch_size):
         w = windows[i:i + batch_size].to(device)
         log_q = F.log_softmax(model(w[:, :-1]).double(), dim=-1)  # (B, L, V)
         sums["bpc"] += -log_q.gather(-1, w[:, 1:, None]).sum().item()
         sums["entropy"] += -(log_q.exp() * log_q).sum().item()
+        log_p = log_q if teacher is None else F.log_softmax(teacher.eval()(w[:, :-1]).double(), dim=-1)
+        top += log_q.gather(-1, log_p.argmax(-1, keepdim=True)).exp().sum().item()
         if teacher is not None:
-            log_p = F.log_softmax(teacher.eval()(w[:, :-1]).double(), dim=-1)
             sums["kl_teacher_student"] += (log_p.exp() * (log_p - log_q)).sum().item()
             sums["kl_student_teacher"] += (log_q.exp() * (log_q - log_p)).sum().item()
         n += w[:, 1:].numel()
     out = {k: v / n / LN2 for k, v in sums.items() if teacher is not None or not k.startswith("kl")}
-    out["n_chars"] = n
+    out["p_teacher_top"], out["n_chars"] = top / n, n
     return out
 
 
@@ -69,65 +84,104 @@ def window_bits(model, windows: torch.Tensor, batch_size: int = 256) -> torch.Te
     return torch.cat(out)
 
 
-def paired_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
-    """Mean and standard error of ``a − b`` over paired measurements ``(M,)`` (e.g. :func:`window_bits`
-    of two models on the same windows). It measures how sure the *evaluation* is; the spread between
-    training seeds is not in it."""
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ValueError(f"need two (M,) tensors with M ≥ 2, got {tuple(a.shape)} and {tuple(b.shape)}")
-    d = (a - b).double()
-    return d.mean().item(), (d.std() / math.sqrt(len(d))).item()
+@dataclass
+class BitsGap:
+    """How much better model ``a`` predicts held-out text than model ``b``, over training seeds.
+
+    ``seeds``: :func:`kdtutor.images.stats.paired_seed_difference` of the per-seed mean bits/char
+    ``a − b`` — the course's one rule: a paired t-interval over seeds and the minimum detectable
+    difference ``seeds.mdd`` (80 % power); ``per_seed``: those differences (negative: ``a`` needs fewer
+    bits). ``eval_se``: the standard error of their mean from the held-out text alone — every seed is
+    scored on the same windows, so this part of the noise is shared by the seeds and no spread over
+    seeds can show it. The verdict's interval is the seeds' t-interval widened by ``1.96 · eval_se``
+    on each side (adding the two margins is conservative)."""
+
+    seeds: PairedDifference
+    per_seed: list
+    eval_se: float
+
+    @property
+    def margin(self) -> float:
+        """The evaluation's own 95 % margin, bits/char."""
+        return _Z975 * self.eval_se
+
+    @property
+    def low(self) -> float:
+        return self.seeds.low - self.margin
+
+    @property
+    def high(self) -> float:
+        return self.seeds.high + self.margin
+
+    @property
+    def verdict(self) -> str:
+        """``"better"`` (``a`` needs reliably fewer bits/char than ``b``), ``"worse"`` or ``"no reliable
+        difference"``: :attr:`PairedDifference.verdict` of the widened interval (its "reliably better"
+        is an interval above 0, which for bits/char means ``a`` is worse)."""
+        widened = direction(replace(self.seeds, low=self.low, high=self.high))
+        return {"reliably higher": "worse", "reliably lower": "better"}.get(widened, widened)
+
+    def text(self, a: str, b: str) -> str:
+        """One line: the verdict and the numbers it comes from."""
+        seeds = ", ".join(f"{d:+.3f}" for d in self.per_seed)
+        return (f"{a} vs {b}: {self.verdict} ({a} − {b} = {self.seeds.mean:+.3f} bits/char, 95 % interval "
+                f"[{self.low:+.3f}, {self.high:+.3f}]; per seed [{seeds}]; evaluation margin ±{self.margin:.3f}; "
+                f"minimum detectable difference over {self.seeds.n} seeds {self.seeds.mdd:.3f})")
+
+    def as_dict(self) -> dict:
+        return {"mean": self.seeds.mean, "per_seed": list(self.per_seed), "low": self.low, "high": self.high,
+                "seed_low": self.seeds.low, "seed_high": self.seeds.high, "eval_se": self.eval_se,
+                "mdd": self.seeds.mdd, "verdict": self.verdict}
 
 
-def paired_gap(a_runs: list, b_runs: list, block: int = 10) -> dict:
-    """How far model ``a`` is from model ``b`` over training seeds, and how sure that is.
+def bits_gap(a_runs: list, b_runs: list, block: int = 10) -> BitsGap:
+    """Compare two methods trained with the same ``n ≥ 2`` seeds on the same held-out windows.
 
-    ``a_runs[i]``, ``b_runs[i]``: ``(M,)`` per-window bits (:func:`window_bits`) of the two methods
-    trained with seed ``i`` on the same held-out windows (paired by seed and by window).
-
-    Returns ``{"mean", "per_seed", "spread", "eval_se"}`` in bits/char: ``mean`` of the per-seed paired
-    differences ``a − b`` (negative: ``a`` predicts better); ``spread`` their range over seeds (max −
-    min, 0 for one seed); ``eval_se`` the standard error of ``mean`` from the evaluation alone —
-    per seed the standard error over **blocks** of ``block`` consecutive windows (neighbouring
-    windows of one text are correlated; their block means much less), combined over seeds as
-    ``sqrt(Σ se_i²) / n``. Seed-to-seed variation is not in ``eval_se``: that is what ``spread`` is for."""
-    if len(a_runs) != len(b_runs) or not a_runs:
-        raise ValueError(f"need the same number (≥ 1) of seeds for both, got {len(a_runs)} and {len(b_runs)}")
-    diffs, ses = [], []
+    Args:
+        a_runs, b_runs: per seed, the ``(M,)`` bits/char of each window (:func:`window_bits`) of the
+            two methods' students of that seed (paired by seed and by window).
+        block: windows per block for the evaluation's standard error: neighbouring windows of one text
+            are correlated, the means of blocks of ``block`` consecutive ones much less.
+    Returns:
+        a :class:`BitsGap`; ``eval_se`` is the standard error over blocks of the per-window
+        differences averaged over seeds.
+    """
+    if len(a_runs) != len(b_runs) or len(a_runs) < 2:
+        raise ValueError(f"need the same number (≥ 2) of seeds for both, got {len(a_runs)} and {len(b_runs)}")
     for a, b in zip(a_runs, b_runs):
-        if a.shape != b.shape or a.ndim != 1:
-            raise ValueError(f"need two (M,) tensors per seed, got {tuple(a.shape)} and {tuple(b.shape)}")
-        n_blocks = len(a) // block
-        if n_blocks < 2:
-            raise ValueError(f"{len(a)} windows make fewer than 2 blocks of {block}: lower block")
-        d = (a - b).double()[: n_blocks * block].view(n_blocks, block).mean(1)
-        diffs.append((a - b).double().mean().item())
-        ses.append((d.std() / math.sqrt(n_blocks)).item())
-    n = len(diffs)
-    return {"mean": sum(diffs) / n, "per_seed": diffs, "spread": max(diffs) - min(diffs),
-            "eval_se": math.sqrt(sum(se * se for se in ses)) / n}
+        if a.shape != b.shape or a.ndim != 1 or a.shape != a_runs[0].shape:
+            raise ValueError(f"need (M,) tensors of one length per seed, got {tuple(a.shape)} and {tuple(b.shape)}")
+    n_blocks = len(a_runs[0]) // block
+    if n_blocks < 2:
+        raise ValueError(f"{len(a_runs[0])} windows make fewer than 2 blocks of {block}: lower block")
+    mean_a, mean_b = [a.double().mean().item() for a in a_runs], [b.double().mean().item() for b in b_runs]
+    d = torch.stack([(a - b).double() for a, b in zip(a_runs, b_runs)]).mean(0)  # (M,) mean over seeds
+    blocks = d[: n_blocks * block].view(n_blocks, block).mean(1)
+    return BitsGap(paired_seed_difference(mean_a, mean_b), [x - y for x, y in zip(mean_a, mean_b)],
+                   (blocks.std() / math.sqrt(n_blocks)).item())
 
 
-def gap_verdict(gap: dict, z: float = 2.0) -> str:
-    """``"better"`` (``a`` predicts with fewer bits than ``b``), ``"worse"`` or ``"inconclusive"`` for a
-    :func:`paired_gap`: a verdict only where every seed's difference has the same sign and the mean
-    gap exceeds both the seed-to-seed spread and ``z`` evaluation standard errors."""
-    mean, per_seed = gap["mean"], gap["per_seed"]
-    same_sign = all(d < 0 for d in per_seed) or all(d > 0 for d in per_seed)
-    if same_sign and abs(mean) > gap["spread"] and abs(mean) > z * gap["eval_se"]:
-        return "better" if mean < 0 else "worse"
-    return "inconclusive"
+def seed_gap(a_rows: list[dict], b_rows: list[dict], key: str) -> PairedDifference:
+    """The course's one rule on one measure: :func:`kdtutor.images.stats.paired_seed_difference` of the
+    values ``key`` (e.g. ``"entropy"``) of two methods' per-seed rows (``LMLesson.evaluate``, in seed order):
+    the 95 % t-interval of ``a − b`` over seeds. (For held-out bits/char use :func:`bits_gap`, which
+    adds the evaluation's own error.)"""
+    missing = [i for i, r in enumerate(a_rows + b_rows) if key not in r]
+    if missing:
+        raise ValueError(f"measure {key!r} is missing from rows {missing} (a's rows first, then b's)")
+    return paired_seed_difference([r[key] for r in a_rows], [r[key] for r in b_rows])
 
 
-def gap_text(a: str, b: str, gap: dict, z: float = 2.0) -> str:
-    """One line: the verdict of :func:`gap_verdict` and the numbers it was drawn from."""
-    seeds = ", ".join(f"{d:+.3f}" for d in gap["per_seed"])
-    return (f"{a} vs {b}: {gap_verdict(gap, z)} ({a} − {b} = {gap['mean']:+.3f} bits/char, mean of {len(gap['per_seed'])} "
-            f"seeds [{seeds}]; seed spread {gap['spread']:.3f}, {z:g} × evaluation s.e. {z * gap['eval_se']:.3f})")
+def direction(d: PairedDifference) -> str:
+    """The verdict of :class:`kdtutor.images.stats.PairedDifference` for a measure that is neither good nor
+    bad: ``"reliably higher"`` (the interval of ``a − b`` lies above 0), ``"reliably lower"`` or
+    ``"no reliable difference"``."""
+    names = {VERDICTS[0]: "reliably higher", VERDICTS[1]: "reliably lower", VERDICTS[2]: "no reliable difference"}
+    return names[d.verdict]
 
 
-def seed_table(results: dict, keys=("bpc", "kl_teacher_student", "kl_student_teacher", "entropy",
-                                     "teacher_bpc_on_samples", "distinct_2")) -> list[str]:
+def seed_table(results: dict, keys=("bpc", "kl_teacher_student", "kl_student_teacher", "entropy", "p_teacher_top",
+                                     "teacher_bpc_on_samples", "known_words", "distinct_1")) -> list[str]:
     """Markdown lines: per model, the mean over seeds ± half the range (max − min)/2 of each of ``keys``.
     ``results``: name → list of per-seed rows (``LMLesson.evaluate``); one row means no spread ("± —")."""
     names = {k: name for k, name, _ in COLUMNS}
@@ -144,18 +198,6 @@ def seed_table(results: dict, keys=("bpc", "kl_teacher_student", "kl_student_tea
             cells.append(f"{sum(vals) / len(vals):.3f} ± {half:.3f}" if len(vals) > 1 else f"{vals[0]:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-def per_seed_order(a: list[float], b: list[float]) -> str:
-    """``"lower in every seed"``, ``"higher in every seed"`` or ``"seeds disagree"``: ``a[i]`` against
-    ``b[i]`` for paired per-seed values of one measure (e.g. the teacher's bits/char on samples)."""
-    if len(a) != len(b) or not a:
-        raise ValueError(f"need the same number (≥ 1) of seeds for both, got {len(a)} and {len(b)}")
-    if all(x < y for x, y in zip(a, b)):
-        return "lower in every seed"
-    if all(x > y for x, y in zip(a, b)):
-        return "higher in every seed"
-    return "seeds disagree"
 
 
 def seed_mean(rows: list[dict]) -> dict:
@@ -181,11 +223,6 @@ def sample_ids(model, prompts: torch.Tensor, n_chars: int, temperature: float = 
     return generate(model, prompts.to(device), n_chars, temperature, g)[:, prompts.shape[1]:].cpu()
 
 
-def samples(model, prompts: torch.Tensor, n_chars: int, decode, temperature: float = 1.0, seed: int = 0) -> list[str]:
-    """The texts of :func:`sample_ids`."""
-    return [decode(row) for row in sample_ids(model, prompts, n_chars, temperature, seed)]
-
-
 def teacher_bits_on(teacher, ids: torch.Tensor, length: int) -> float:
     """How surprising the ``teacher`` finds generated text ``ids (B, N)``: its mean bits per character
     on the non-overlapping windows of ``length`` + 1 characters of each row (each window read on its
@@ -196,33 +233,55 @@ def teacher_bits_on(teacher, ids: torch.Tensor, length: int) -> float:
     return bits_per_char(teacher, windows)
 
 
-def _ngrams(words: list[str], n: int) -> list[tuple]:
-    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``: runs of letters, lower-cased, an apostrophe inside a word kept
+    (``"Ta'en, my LORD!"`` → ``["ta'en", "my", "lord"]``); punctuation, digits and newlines separate words."""
+    return _WORD.findall(text.lower())
+
+
+def _ngrams(ws: list[str], n: int) -> list[tuple]:
+    return [tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)]
 
 
 def distinct_n(texts: list[str], n: int = 2) -> float:
     """Distinct word n-grams over all ``texts`` ÷ all word n-grams (1.0: no n-gram repeats). NaN if none."""
     if n < 1:
         raise ValueError(f"n must be ≥ 1, got {n}")
-    grams = [g for t in texts for g in _ngrams(t.split(), n)]
+    grams = [g for t in texts for g in _ngrams(words(t), n)]
     return len(set(grams)) / len(grams) if grams else float("nan")
 
 
-def repetition(texts: list[str], n: int = 2) -> float:
+def repetition(texts: list[str], n: int = 1) -> float:
     """Mean over texts of the fraction of a text's word n-grams seen earlier in the same text. NaN if none."""
     if n < 1:
         raise ValueError(f"n must be ≥ 1, got {n}")
     rates = []
     for t in texts:
-        grams = _ngrams(t.split(), n)
+        grams = _ngrams(words(t), n)
         if grams:
             rates.append(1 - len(set(grams)) / len(grams))
     return sum(rates) / len(rates) if rates else float("nan")
 
 
-def diversity(texts: list[str]) -> dict:
-    """``{"distinct_1", "distinct_2", "repetition_2"}`` of a list of samples (see the module doc)."""
-    return {"distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2), "repetition_2": repetition(texts, 2)}
+def word_measures(texts: list[str], known: set) -> dict:
+    """Word-level measures of a list of samples (see the module doc), all NaN where there is no word:
+
+    * ``"known_words"``: the share of the samples' words (every occurrence) found in ``known``, the
+      training text's words (:func:`words`): how much of what a model writes is spelled as English;
+    * ``"distinct_1"``, ``"distinct_2"``: :func:`distinct_n` of words and of word pairs;
+    * ``"repetition_1"``: :func:`repetition` of single words within a sample;
+    * ``"word_length"``: the mean length of a word, characters.
+    """
+    if not isinstance(known, (set, frozenset)) or not known:
+        raise ValueError(f"known must be a non-empty set of words (the training text's), got {type(known).__name__}")
+    ws = [w for t in texts for w in words(t)]
+    nan = float("nan")
+    return {"known_words": sum(w in known for w in ws) / len(ws) if ws else nan,
+            "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2), "repetition_1": repetition(texts, 1),
+            "word_length": sum(map(len, ws)) / len(ws) if ws else nan}
 
 
 def side_by_side(texts: dict[str, str], width: int = 60) -> str:
@@ -237,8 +296,10 @@ def side_by_side(texts: dict[str, str], width: int = 60) -> str:
 
 COLUMNS = [("bpc", "bits/char", "{:.3f}"), ("kl_teacher_student", "KL(teacher‖model)", "{:.3f}"),
            ("kl_student_teacher", "KL(model‖teacher)", "{:.3f}"), ("entropy", "entropy (bits)", "{:.3f}"),
+           ("p_teacher_top", "p(teacher's top char)", "{:.3f}"),
            ("teacher_bpc_on_samples", "teacher bits/char on its samples", "{:.3f}"),
-           ("distinct_2", "distinct-2", "{:.3f}"), ("repetition_2", "repetition-2", "{:.3f}")]
+           ("known_words", "known words", "{:.3f}"), ("distinct_1", "distinct words", "{:.3f}"),
+           ("repetition_1", "repeated words", "{:.3f}"), ("word_length", "word length", "{:.2f}")]
 
 
 

@@ -10,8 +10,11 @@ the warm run's own random numbers, so scratch with that seed *is* an uninterrupt
 students see the same windows in the same order per seed — except the sequence-level and
 on-policy ones, whose data are generated: the method is the only difference.
 
+The lesson builds each student's objective itself (``kdtutor.lm.train``'s classes) and hands it to
+:meth:`LMLesson.student` with a name and a seed.
+
 Files (under ``data/checkpoints/lm_<profile>/``): ``teacher.pt``, ``student_warm.pt``,
-``student_<method>_seed<k>.pt`` (resumable checkpoints) and ``teacher_top<k>.pt`` (the stored
+``student_<name>_seed<k>.pt`` (resumable checkpoints) and ``teacher_top<k>.pt`` (the stored
 top-k teacher logits). Each records the text's fingerprint and, for students, the teacher's and
 the starting weights', so nothing made from another text, teacher or start is ever reused.
 """
@@ -28,18 +31,11 @@ import torch
 from kdtutor.evalcache import cached
 from kdtutor.fingerprint import fingerprint, weights_fingerprint
 from kdtutor.lm.distill import TopK, teacher_corpus, topk_cache
-from kdtutor.lm.evaluate import diversity, heldout_scores, sample_ids, teacher_bits_on
+from kdtutor.lm.evaluate import heldout_scores, sample_ids, teacher_bits_on, word_measures, words
 from kdtutor.lm.model import build_lm
 from kdtutor.lm.text import TEXT_ENV, TextData, check_fits, cut, load_text, tiled_windows, transfer_windows
-from kdtutor.lm.train import (LMRun, LMSizes, LMTrainConfig, NextChar, OnPolicyKD, TokenKD, TopKKD, lm_sizes,
-                              model_config, train_lm)
+from kdtutor.lm.train import LMRun, LMSizes, LMTrainConfig, NextChar, lm_sizes, model_config, train_lm
 from kdtutor.storage import CHECKPOINT_DIR, kept
-
-
-def method_names(sizes: LMSizes) -> list[str]:
-    """The students of the lesson, in the order the lesson trains them."""
-    return ["scratch", "forward KL", "reverse KL", f"JSD({sizes.beta:g})", "sequence-level KD",
-            f"on-policy JSD({sizes.beta:g})", f"top-{sizes.k} KD"]
 
 
 @dataclass
@@ -126,40 +122,27 @@ class LMLesson:
         s = self.sizes
         return math.ceil(s.batch * s.block / (s.block - s.prompt_len + 1))
 
-    def objective(self, method: str):
-        """The objective of ``method`` (one of :func:`method_names`)."""
-        s, t = self.sizes, self.teacher().model
-        names = method_names(s)
-        if method == names[0]:
-            return NextChar(self.transfer, s.batch, s.block, name="scratch")
-        if method in names[1:4]:
-            divergence = ["forward", "reverse", "jsd"][names.index(method) - 1]
-            return TokenKD(t, self.transfer, s.batch, divergence, s.beta, s.T)
-        if method == names[4]:
-            return NextChar(self.corpus(), self.seq_batch, s.block, prompt_len=s.prompt_len, name="sequence-level KD")
-        if method == names[5]:
-            return OnPolicyKD(t, self.transfer, s.batch, "jsd", s.beta, s.T, s.lmbda, s.prompt_len)
-        if method == names[6]:
-            return TopKKD(self.topk(), self.transfer, s.batch, "bucket", weights_fingerprint(t))
-        raise ValueError(f"unknown method {method!r}; the methods are {names}")
-
-    def student(self, method: str, seed: int | None = None) -> LMRun:
-        """The student trained with ``method`` after the midpoint with training seed ``seed`` (default:
-        the first of ``sizes.seeds``), loaded if its finished checkpoint is there."""
+    def student(self, name: str, objective, seed: int | None = None) -> LMRun:
+        """The student ``name`` trained with ``objective`` (e.g. a :class:`kdtutor.lm.train.TokenKD`) after
+        the midpoint with training seed ``seed`` (default: the first of ``sizes.seeds``), loaded if its
+        finished checkpoint ``student_<name>_seed<k>.pt`` is there and was made with the same objective,
+        teacher, start and settings (else trained again)."""
         seed = self.sizes.seeds[0] if seed is None else seed
         if seed not in self.sizes.seeds:
             raise ValueError(f"seed {seed!r} is not one of the lesson's training seeds {self.sizes.seeds}")
-        key = (method, seed)
-        if key not in self._memo:
+        if not (callable(objective) and callable(getattr(objective, "identity", None))):
+            raise ValueError(f"objective must be an objective of kdtutor.lm.train (callable, with identity()), "
+                             f"got {type(objective).__name__}")
+        key = (name, seed)
+        if key not in self._memo or self._memo[key].meta.get("objective") != objective.identity():
             s, t = self.sizes, self.teacher().model
-            objective = self.objective(method)  # before the warm run: an unknown method fails fast
             self.warm()
-            slug = method.lower().replace(" ", "_").replace("(", "").replace(")", "").replace(".", "")
+            slug = name.lower().replace(" ", "_").replace("(", "").replace(")", "").replace(".", "")
             self._memo[key] = train_lm(model_config(s, len(self.data.vocab), "student"), objective,
                                        self._cfg("student", seed), self.data.fingerprint(),
                                        self.folder / f"student_{slug}_seed{seed}.pt", self.device, self.progress,
-                                       f"{method} (seed {seed})", init_from=self.warm_path, role="student",
-                                       method=method, teacher_sha256=weights_fingerprint(t),
+                                       f"{name} (seed {seed})", init_from=self.warm_path, role="student",
+                                       method=name, teacher_sha256=weights_fingerprint(t),
                                        profile=self.profile_name, dataset=self.data.name)
         return self._memo[key]
 
@@ -199,9 +182,17 @@ class LMLesson:
         return cache
 
     # ------------------------------------------------------------------ evaluation
+    @property
+    def known_words(self) -> set:
+        """The words of the training split (:func:`kdtutor.lm.evaluate.words`): what counts as a known word."""
+        if "known_words" not in self._memo:
+            self._memo["known_words"] = set(words(self.data.vocab.decode(self.data.train)))
+        return self._memo["known_words"]
+
     def evaluate(self, models: dict, split: str = "test", temperature: float = 1.0) -> dict:
         """Per model: held-out scores (bits/char, entropy, both KLs to the teacher), the teacher's bits/char
-        on its samples, their diversity, and the samples themselves (same prompts and random numbers for
+        on its samples, their words (:func:`kdtutor.lm.evaluate.word_measures`, known words: the training
+        split's), and the samples themselves (same prompts and random numbers for
         every model). Each model's row is :func:`kdtutor.evalcache.cached`: computed once per content of the
         model's and the teacher's weights, the held-out text and the settings, then loaded on a re-run."""
         teacher, windows, prompts = self.teacher().model, self.heldout(split), self.prompts(split)
@@ -212,23 +203,24 @@ class LMLesson:
                 texts = [self.data.vocab.decode(row) for row in ids]
                 scores = heldout_scores(model, windows, None if model is teacher else teacher)
                 return {**scores, "teacher_bpc_on_samples": teacher_bits_on(teacher, ids, self.sizes.block),
-                        **diversity(texts), "samples": texts}
+                        **word_measures(texts, self.known_words), "samples": texts}
 
             # computed once per content of the model, the teacher, the text and the settings (re-runs)
             inputs = {"model": model, "teacher": teacher, "is_teacher": model is teacher, "windows": windows,
                       "prompts": prompts, "vocab": "".join(self.data.vocab.chars), "temperature": temperature,
-                      "sample_len": self.sizes.sample_len, "seed": self.sizes.seed, "block": self.sizes.block}
+                      "sample_len": self.sizes.sample_len, "seed": self.sizes.seed, "block": self.sizes.block,
+                      "text": self.data.fingerprint()}
             out[name] = cached("lm_evaluate", inputs, row, folder=self.folder / "evaluations")
         return out
 
     def reference_diversity(self, split: str = "test") -> dict:
-        """The held-out text itself, cut into ``n_samples`` pieces as long as the samples: their diversity,
-        and the teacher's bits/char on them (what "plausible to the teacher" is for real text)."""
+        """The held-out text itself, cut into ``n_samples`` pieces as long as the samples: their word measures
+        (as :meth:`evaluate`'s), and the teacher's bits/char on them (what "plausible to the teacher" is for real text)."""
         ids = getattr(self.data, split)
         n, m = self.sizes.sample_len, self.sizes.n_samples
         starts = torch.linspace(0, len(ids) - n - 1, m).long().tolist()
         pieces = torch.stack([ids[a:a + n] for a in starts])
-        return {**diversity([self.data.vocab.decode(p) for p in pieces]),
+        return {**word_measures([self.data.vocab.decode(p) for p in pieces], self.known_words),
                 "teacher_bpc_on_samples": teacher_bits_on(self.teacher().model, pieces, self.sizes.block)}
 
 

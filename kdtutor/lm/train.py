@@ -337,17 +337,18 @@ class OnPolicyKD(TokenKD):
 
 class TopKKD:
     """Forward KL to the teacher's stored top-k (``rest="bucket"`` or ``"renormalize"``) on the fixed
-    windows the cache was made from: the teacher is not run while the student trains."""
+    windows the cache was made from: the teacher is not run while the student trains (which teacher
+    made the cache is for the caller to record: ``LMLesson.student`` records its teacher with every run)."""
 
-    def __init__(self, cache: TopK, windows: torch.Tensor, batch: int, rest: str = "bucket", teacher_id: str = ""):
+    def __init__(self, cache: TopK, windows: torch.Tensor, batch: int, rest: str = "bucket"):
         if cache.logprobs.shape[:2] != (windows.shape[0], windows.shape[1] - 1):
             raise ValueError(f"the top-k cache covers {tuple(cache.logprobs.shape[:2])} positions, "
                              f"the windows {windows.shape[0], windows.shape[1] - 1}: they must be the same")
-        self.cache, self.windows, self.batch, self.rest, self.teacher_id = cache, windows, batch, rest, teacher_id
+        self.cache, self.windows, self.batch, self.rest = cache, windows, batch, rest
 
     def identity(self) -> dict:
         return {"name": "top-k KD", "k": self.cache.k, "T": self.cache.T, "rest": self.rest, "batch": self.batch,
-                "pool": list(self.windows.shape), "teacher": self.teacher_id}
+                "pool": list(self.windows.shape)}
 
     def __call__(self, model, step: int, g: torch.Generator) -> torch.Tensor:
         device = next(model.parameters()).device
