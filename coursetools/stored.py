@@ -118,7 +118,10 @@ def restamp_generated(nb, cell_id: str) -> None:
     stores no outputs."""
     for cell in nb.cells:
         if cell.get("id") == cell_id and cell.cell_type == "code" and not cell.get("outputs"):
-            stamp(cell, REFERENCE, lesson_code(nb))
+            old = cell.metadata.get("kdtutor", {}).get("output", {})
+            if old.get("source") != source_hash(cell.source) or old.get("profile") != REFERENCE:
+                stamp(cell, REFERENCE, lesson_code(nb))  # rewritten: stamped anew (an unchanged one keeps its
+                # stamp, so that an edit to kdtutor does not rewrite every lesson's setup cell)
 
 
 def cell_name(nb_name: str, index: int, cell) -> str:
