@@ -9,10 +9,10 @@ nothing here imports it.
                 logit standardisation, FitNets hints: 06)
     images/     lessons 03-06: data (splits, cifar10, image_folder, standin, loader), models,
                 airbench, recipes, train (fit and its train_step), predict, history, distill (04),
-                metrics, stats, cost, evaluate (05), hints, methods, comparison (06)
+                logit_cache, metrics, stats, cost, evaluate (05), hints, methods, comparison (06)
     lm/         lesson 07: text, model, train, distill, evaluate, lesson
     figures/    every figure, one module per lesson (figures.lesson04.sweep_heatmap)
-    scale/      torchrun / DDP glue (distributed), saved teacher logits (logit_cache)
+    scale/      torchrun / DDP glue the training loop runs under (distributed)
     checks/     exercise checks, one module per lesson; the learner calls checks.<exercise>
     checkpoints, evalcache, precision, profiles, storage, widgets   shared by all
     machine, __main__   the learner's set-up (install, prepare, lab) and command line

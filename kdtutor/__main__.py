@@ -220,7 +220,7 @@ def _check_run_args(args) -> None:
     inputs = {"--teacher": getattr(args, "teacher_path", None), "--data": args.data}
     _check_out(args.out, {**inputs, "--teacher-logits": getattr(args, "teacher_logits", None)})
     if getattr(args, "teacher_logits", None):
-        from kdtutor.scale.logit_cache import KIND
+        from kdtutor.images.logit_cache import KIND
 
         _check_out(args.teacher_logits, inputs, kind=KIND)
 
@@ -380,7 +380,7 @@ def distill(args) -> None:
     shared = None
     if args.teacher_logits:
         from kdtutor.images.distill import CachedLogitsMismatch
-        from kdtutor.scale.logit_cache import cached_teacher_logits
+        from kdtutor.images.logit_cache import cached_teacher_logits
         from kdtutor.images.train import default_augment, make_train_loader
 
         loader = make_train_loader(data, cfg, args.device, default_augment(data))
@@ -399,7 +399,8 @@ def distill(args) -> None:
 def _load_teacher(path, profile_name):
     """The teacher checkpoint the user named (or the profile's), checked before any data are loaded.
     It is an input: a damaged or foreign file is refused, never deleted nor advised to be."""
-    from kdtutor.checkpoints import CheckpointMismatch, load_checkpoint
+    from kdtutor.checkpoints import CheckpointMismatch
+    from kdtutor.images.train import load_checkpoint
     from kdtutor.storage import CorruptFileError, written_by_kdtutor
 
     hint = f"python -m kdtutor train-teacher --profile {profile_name or '<profile>'} --out {path}"

@@ -1,17 +1,15 @@
 """Model checkpoints, shared by the image lessons and lesson 07: written atomically with a
-checksum, rebuilt by architecture name, and the one way a training run resumes from one.
+checksum, and the one way a training run resumes from one. (An image model is rebuilt from its
+checkpoint by :func:`kdtutor.images.train.load_checkpoint`.)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from kdtutor.fingerprint import code_fingerprint, code_key, digest
-from kdtutor.images.models import ModelSpec, make_model, model_label
-from kdtutor.precision import place
 from kdtutor.storage import load_checked, save_checked, unwritable
 
 
@@ -42,41 +40,6 @@ def model_code(model: nn.Module) -> str:
     classes = {nn.BatchNorm2d if isinstance(m, nn.SyncBatchNorm) else type(m) for m in model.modules()}
     return digest(code_key(*sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}")),
                   code_fingerprint("kdtutor.images.models"))
-
-
-def load_checkpoint(path, arch: ModelSpec | None = None, device=None) -> tuple[nn.Module, dict]:
-    """Rebuild the model saved at ``path``; return ``(model in eval mode, meta)``.
-
-    ``arch``: None (rebuild the name the checkpoint records), a name (which must be that one), or
-    your own constructor ``seed → nn.Module`` / ``nn.Module`` (for a run of your own model: its
-    label must match and the weights are loaded into a fresh one).
-
-    The model is on ``device`` (default: the CPU), channels-last on CUDA, as the
-    training loop keeps it there.
-
-    Raises:
-        FileNotFoundError: no file there.
-        CorruptFileError: truncated or altered file.
-        CheckpointMismatch: the model was made by other code than this kdtutor's (:func:`model_code`).
-        ValueError: the checkpoint holds another architecture than ``arch``, or
-            weights that do not fit the architecture it names.
-    """
-    ckpt = load_checked(path, kind="checkpoint")
-    meta = ckpt["meta"]
-    if arch is not None and meta["arch"] != model_label(arch):
-        raise ValueError(f"{path} holds a {meta['arch']!r} model, not {model_label(arch)!r}")
-    with torch.random.fork_rng(devices=[]):  # make_model seeds the generator: leave the caller's alone
-        model = make_model(meta["arch"] if arch is None else arch, 0, meta["num_classes"], meta["in_channels"],
-                      meta["image_size"])
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise ValueError(f"weights in {path} do not fit a {meta['arch']!r} model: {e}") from e
-    if meta.get("model_code") != model_code(model):
-        raise CheckpointMismatch(f"{path} holds a {meta['arch']!r} model made by other code than this kdtutor's "
-                                 "(its model code differs, or it records none: an older kdtutor), so it would not "
-                                 "compute what it computed when trained: train it again (into a new file)")
-    return place(model, device or "cpu").eval(), meta
 
 
 def check_writable(path) -> None:

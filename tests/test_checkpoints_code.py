@@ -74,7 +74,8 @@ def test_code_fingerprint_follows_imports_not_the_whole_package(monkeypatch):
 
 def test_a_checkpoint_loaded_by_name_is_refused_when_the_model_code_changed(tmp_path, monkeypatch, capsys):
     from kdtutor.__main__ import main
-    from kdtutor.checkpoints import load_checkpoint, save_checkpoint
+    from kdtutor.checkpoints import save_checkpoint
+    from kdtutor.images.train import load_checkpoint
     from kdtutor.images.models import build_model
     from kdtutor.images.standin import STANDIN_NAME
 

@@ -3,7 +3,7 @@
 import pytest
 
 from kdtutor.__main__ import main
-from kdtutor.checkpoints import load_checkpoint
+from kdtutor.images.train import load_checkpoint
 
 
 def test_train_teacher_then_distill(tmp_path, capsys):

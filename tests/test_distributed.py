@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from kdtutor.__main__ import main
-from kdtutor.checkpoints import load_checkpoint
+from kdtutor.images.train import load_checkpoint
 from kdtutor.images.data import load_dataset
 from kdtutor.images.distill import CachedLogitsMismatch, TeacherLogits
 from kdtutor.images.loader import DeviceLoader
@@ -34,7 +34,7 @@ from kdtutor.images.splits import Split
 from kdtutor.images.train import default_augment, make_train_loader
 from kdtutor.profiles import get_profile
 from kdtutor.scale import distributed
-from kdtutor.scale.logit_cache import load_teacher_logits, save_teacher_logits
+from kdtutor.images.logit_cache import load_teacher_logits, save_teacher_logits
 from kdtutor.storage import load_checked
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -261,3 +261,95 @@ def test_lower_layers_never_import_the_course_tools(package):
         if module.startswith(f"kdtutor.{package}"):
             srcs = {src for _, src, _ in kdtutor_imports(module, path, ast.parse(path.read_text()))}
             assert not any(s.startswith("coursetools") for s in srcs), module
+
+
+# --------------------------------------------------------------------------- layers: who may import whom
+# Every subpackage and top-level module of kdtutor ("unit"), and coursetools on top, bottom to top. A unit
+# may import only units below it: data flows one way and there is no cycle. A new unit goes into this list
+# (the test says so), and the README's layout section names the same order.
+LAYERS = [
+    ("kdtutor",),                       # the package's __init__: CPU settings
+    ("storage",),                       # paths, atomic and checksummed files
+    ("fingerprint",),                   # the one hasher: tensors, models, data, code
+    ("precision", "profiles"),          # device and dtype; run sizes
+    ("checkpoints",),                   # saving and resuming models
+    ("kd",),                            # the maths every lesson shares
+    ("evalcache",),                     # results keyed by the content that made them
+    ("scale",),                         # torchrun / DDP glue the training loop runs under
+    ("images",),                        # lessons 03-06 (and 08)
+    ("lm",),                            # lesson 07 (uses images' model registry and training helpers)
+    ("figures", "checks"),              # figures, exercise checks
+    ("widgets",),                       # sliders over the figures
+    ("machine",),                       # the learner's install, environment check, working copies
+    ("__main__",),                      # the learner's command line
+    ("coursetools",),                   # course tooling: never imported by kdtutor
+]
+
+
+def unit_of(module: str) -> str:
+    """``kdtutor.images.train`` → ``images``; ``kdtutor`` → ``kdtutor``; ``coursetools.grading`` → ``coursetools``."""
+    parts = module.split(".")
+    return "coursetools" if parts[0] == "coursetools" else (parts[1] if len(parts) > 1 else "kdtutor")
+
+
+def unit_imports(root: Path = ROOT) -> set[tuple[str, str, str, str]]:
+    """``(unit, imported unit, module, imported module)`` for every import between two units of kdtutor
+    and coursetools (module-level or inside a function alike)."""
+    paths = {**modules(root), **{f"coursetools.{p.stem}" if p.stem != "__init__" else "coursetools": p
+                                 for p in sorted((root / "coursetools").glob("*.py"))}}
+    out = set()
+    for module, path in paths.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                src = _absolute(module, path.name == "__init__.py", node)
+                names = [src] + [f"{src}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] not in ("kdtutor", "coursetools") or name not in paths:
+                    continue
+                if unit_of(name) != unit_of(module):
+                    out.add((unit_of(module), unit_of(name), module, name))
+    return out
+
+
+def layer_violations(root: Path = ROOT, layers=LAYERS) -> list[str]:
+    rank = {unit: i for i, group in enumerate(layers) for unit in group}
+    return sorted(f"{m} imports {n}: {u} is not above {v}" for u, v, m, n in unit_imports(root)
+                  if rank.get(u, -1) <= rank.get(v, len(layers)))
+
+
+def test_every_unit_has_a_layer():
+    units = {unit_of(m) for m in modules()} | {"coursetools"}
+    placed = [u for group in LAYERS for u in group]
+    assert len(placed) == len(set(placed)), "a unit is in two layers"
+    assert units == set(placed), f"place these in LAYERS: {sorted(units - set(placed))}; gone: {sorted(set(placed) - units)}"
+
+
+def test_every_import_points_down_the_layers():
+    assert layer_violations() == []
+
+
+def test_the_layer_check_catches_an_upward_import_and_a_cycle(tmp_path):
+    (tmp_path / "kdtutor" / "kd").mkdir(parents=True)
+    (tmp_path / "kdtutor" / "images").mkdir()
+    (tmp_path / "coursetools").mkdir()
+    for init in ("kdtutor", "kdtutor/kd", "kdtutor/images", "coursetools"):
+        (tmp_path / init / "__init__.py").write_text("")
+    (tmp_path / "kdtutor" / "kd" / "losses.py").write_text("from kdtutor.images import train\n")
+    (tmp_path / "kdtutor" / "images" / "train.py").write_text("def f():\n    from kdtutor.kd import losses\n")
+    (tmp_path / "kdtutor" / "storage.py").write_text("import coursetools.grading\n")
+    (tmp_path / "coursetools" / "grading.py").write_text("from kdtutor.images.train import f\n")
+    assert layer_violations(tmp_path) == [
+        "kdtutor.kd.losses imports kdtutor.images.train: kd is not above images",
+        "kdtutor.kd.losses imports kdtutor.images: kd is not above images",
+        "kdtutor.storage imports coursetools.grading: storage is not above coursetools"]
+
+
+def test_the_readme_names_the_layers_in_order():
+    line = re.search(r"^Layers, bottom to top: (.+)$", _readme_section("Layout"), re.M)
+    assert line, "README's Layout section has no 'Layers, bottom to top: …' line"
+    assert line.group(1).rstrip(".") == " → ".join(" / ".join(g) for g in LAYERS)

@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from kdtutor.__main__ import main
-from kdtutor.checkpoints import load_checkpoint
+from kdtutor.images.train import load_checkpoint
 from kdtutor.images.distill import compare_scratch_vs_kd, distill_student, load_teacher
 from kdtutor.images.evaluate import report_card, report_table
 from kdtutor.images.image_folder import load_image_folder

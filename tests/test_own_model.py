@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdtutor.checkpoints import load_checkpoint
+from kdtutor.images.train import load_checkpoint
 from kdtutor.fingerprint import weights_fingerprint
 from kdtutor.images.distill import (
     compare_scratch_vs_kd,

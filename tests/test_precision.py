@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from kdtutor import precision
-from kdtutor.checkpoints import load_checkpoint, save_checkpoint
+from kdtutor.checkpoints import save_checkpoint
+from kdtutor.images.train import load_checkpoint
 from kdtutor.images.distill import all_teacher_logits, freeze, teacher_forward
 from kdtutor.images.models import build_model
 from kdtutor.images.predict import predict

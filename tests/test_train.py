@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from kdtutor import checkpoints
-from kdtutor.checkpoints import load_checkpoint, save_checkpoint
+from kdtutor.checkpoints import save_checkpoint
+from kdtutor.images.train import load_checkpoint
 from kdtutor.images.models import build_model, count_parameters
 from kdtutor.images.predict import predict
 from kdtutor.images.recipes import TrainConfig, airbench_config, lr_factor, student_config

@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor import __version__
-from kdtutor.checkpoints import CheckpointMismatch, check_writable, resume_state, save_checkpoint
+from kdtutor.checkpoints import CheckpointMismatch, check_writable, model_code, resume_state, save_checkpoint
 from kdtutor.fingerprint import code_fingerprint, code_key, digest, weights_fingerprint
 from kdtutor.images.airbench import AirbenchExtras, init_for
 from kdtutor.images.history import History
@@ -40,7 +40,7 @@ from kdtutor.kd.losses import cross_entropy
 from kdtutor.precision import (Stopwatch, autocast, determinism, grad_scaler, place,
                                resolve_amp)
 from kdtutor.scale import distributed
-from kdtutor.storage import CHECKPOINT_DIR, CorruptFileError, move_aside
+from kdtutor.storage import CHECKPOINT_DIR, CorruptFileError, load_checked, move_aside
 
 
 # --------------------------------------------------------------------------- basics
@@ -400,3 +400,38 @@ def get_teacher(profile, data: Dataset, retrain: bool = False, device=None, prog
         print(f"retraining: moved the old teacher to {move_aside(path)}")
     return recovering(path, lambda: train_model(profile.teacher, data, cfg, checkpoint=path, profile_name=profile.name,
                                                 device=device, progress=progress))
+
+
+def load_checkpoint(path, arch: ModelSpec | None = None, device=None) -> tuple[nn.Module, dict]:
+    """Rebuild the model saved at ``path``; return ``(model in eval mode, meta)``.
+
+    ``arch``: None (rebuild the name the checkpoint records), a name (which must be that one), or
+    your own constructor ``seed → nn.Module`` / ``nn.Module`` (for a run of your own model: its
+    label must match and the weights are loaded into a fresh one).
+
+    The model is on ``device`` (default: the CPU), channels-last on CUDA, as the
+    training loop keeps it there.
+
+    Raises:
+        FileNotFoundError: no file there.
+        CorruptFileError: truncated or altered file.
+        CheckpointMismatch: the model was made by other code than this kdtutor's (:func:`model_code`).
+        ValueError: the checkpoint holds another architecture than ``arch``, or
+            weights that do not fit the architecture it names.
+    """
+    ckpt = load_checked(path, kind="checkpoint")
+    meta = ckpt["meta"]
+    if arch is not None and meta["arch"] != model_label(arch):
+        raise ValueError(f"{path} holds a {meta['arch']!r} model, not {model_label(arch)!r}")
+    with torch.random.fork_rng(devices=[]):  # make_model seeds the generator: leave the caller's alone
+        model = make_model(meta["arch"] if arch is None else arch, 0, meta["num_classes"], meta["in_channels"],
+                      meta["image_size"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ValueError(f"weights in {path} do not fit a {meta['arch']!r} model: {e}") from e
+    if meta.get("model_code") != model_code(model):
+        raise CheckpointMismatch(f"{path} holds a {meta['arch']!r} model made by other code than this kdtutor's "
+                                 "(its model code differs, or it records none: an older kdtutor), so it would not "
+                                 "compute what it computed when trained: train it again (into a new file)")
+    return place(model, device or "cpu").eval(), meta
