@@ -155,15 +155,16 @@ def main(argv=None) -> int:
         record_run(Path(args.timings), args.machine, time.strftime("%Y-%m-%d"))
         print("recorded; now run: python -m kdtutor generate")
     elif args.command == "grade":
-        from kdtutor.classroom.grading import check_out, grade, learner_ids, write_csv
+        from kdtutor.classroom.grading import check_out, grade, learner_ids
 
         try:  # before anything runs: a bad --out or a submission given twice would lose every grade
             out = check_out(args.out, args.submissions, force=args.force)
             learner_ids(args.submissions)
         except ValueError as e:
             parser.error(str(e))
-        grades = grade(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs)
-        print(f"wrote {write_csv(grades, out, force=args.force)}")
+        grade(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs, out=out,
+              force=args.force)  # the CSV is written as submissions finish
+        print(f"wrote {out}")
     elif args.command == "install":
         from kdtutor.classroom.prepare import install
 
