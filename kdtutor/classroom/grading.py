@@ -316,9 +316,10 @@ def _read_small(path: Path) -> str | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         return f.read(MAX_READ).decode("utf-8", "replace")
 
 
@@ -691,7 +692,7 @@ def _normalised(nb):
     empty), ``metadata`` a mapping, an ``id`` (nbformat 4.4 has none: ``cell-<n>``)."""
     if not isinstance(nb.get("metadata"), dict):
         nb["metadata"] = {}
-    for n, cell in enumerate(nb.cells):
+    for n, cell in enumerate(nb["cells"]):
         source = cell.get("source")
         if isinstance(source, list) and all(isinstance(line, str) for line in source):
             source = "".join(source)
@@ -702,6 +703,18 @@ def _normalised(nb):
             cell["id"] = f"cell-{n}"
     nb["nbformat_minor"] = max(5, nb.get("nbformat_minor", 5) if isinstance(nb.get("nbformat_minor"), int) else 5)
     return nb
+
+
+def read_submission(path: Path):
+    """The notebook at ``path``, read as what it is: ``metadata`` and ``source`` of the wrong types
+    (which nbformat cannot read) set right first (:func:`_normalised`), then cell ids given."""
+    import nbformat
+
+    data = json.loads(Path(path).read_bytes().decode("utf-8"))
+    if isinstance(data, dict) and isinstance(data.get("cells"), list):
+        data["cells"] = [c for c in data["cells"] if isinstance(c, dict)]
+        _normalised(data)
+    return _normalised(nbformat.reads(json.dumps(data), as_version=4))
 
 
 def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, notebook_dir: Path,
@@ -715,7 +728,7 @@ def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, no
     try:
         if root is not None:
             _inside(path, root)
-        nb = _normalised(nbformat.reads(Path(path).read_bytes().decode("utf-8"), as_version=4))
+        nb = read_submission(path)
         lesson = lesson_of(nb, path, notebook_dir)
         source = nbformat.writes(nb).encode("utf-8")  # what runs: the cells as the checks read them
     except Exception as e:  # unreadable or unknown: one row says so
@@ -779,11 +792,12 @@ def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile_name: str = "sm
                      f"{time.perf_counter() - t0:.0f} s"
                      + (f", {by_hand} written answer{'' if by_hand == 1 else 's'} to grade by hand" if by_hand else ""))
 
+    pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for finished in [pool.submit(one, n) for n in range(len(paths))]:
-                finished.result()
-    finally:
+        for finished in [pool.submit(one, n) for n in range(len(paths))]:
+            finished.result()
+    finally:  # stopped (Ctrl-C): the submissions under way finish, the others do not start
+        pool.shutdown(wait=True, cancel_futures=True)
         with lock:
             save()
         _remove_tree(scratch_root)
