@@ -491,3 +491,36 @@ def test_a_submission_without_cell_ids_or_with_odd_types_is_read_as_the_notebook
     assert grading.written_rows("x", LESSON, QUESTIONS, read)[0].status == "not attempted"
     for ex in instructor.exercises(read):
         assert f"def {ex.function}(" in grading.definitions(read, ex, set(EXERCISES))
+
+
+SLOW = '''import time as _time
+_slept = []
+
+
+def _slowly():  # once per process, and not in the lesson's kernel: only the grader's check waits
+    import sys
+    if "ipykernel" not in sys.modules and not _slept:
+        _slept.append(True)
+        _time.sleep(SLEEP)
+'''
+
+
+@pytest.mark.slow
+def test_a_slow_correct_function_costs_no_later_exercise_each_check_is_timed_on_its_own(tmp_path, monkeypatch):
+    """Each of the three exercises waits 12 s once, then answers correctly; each check may take 15 s
+    (+30 s to start its process). Three checks together would take 36 s: each passes on its own time."""
+    monkeypatch.setattr(grading, "CHECK_TIME_LIMIT", 15)
+    monkeypatch.setattr(grading, "CHECK_START", 30)
+    nb = nbformat.read(TEACHER, as_version=4)
+    cells = {c.id: c for c in nb.cells}
+    for ex in instructor.exercises(nb):
+        cell = cells[ex.stub_cell]
+        head = f"def {ex.function}("
+        start = cell.source.index(head)
+        body_at = cell.source.index(":\n", start) + 2
+        cell.source = ("SLEEP = 12\n" + SLOW + cell.source[:body_at] + "    _slowly()\n" + cell.source[body_at:])
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    grades = grading.grade([tmp_path / "slow.ipynb"], time_limit=300, progress=lambda line: None,
+                           sandbox=grading.Sandbox("none", "this test times the checks only"))
+    rows = _by_learner(grades)["slow"]
+    assert {ex: status for ex, (status, _) in rows.items()} == {ex: "passed" for ex in EXERCISES}, rows

@@ -445,3 +445,25 @@ def test_issue_36_each_submission_gets_only_its_own_rows_and_reads_nothing_it_sh
         assert "link that leads outside" in next(iter(by[name].values()))["message"]
     assert "root:" not in text and not any(r["learner"].startswith("/") for r in table)
     assert list(tmpdir.iterdir()) == []  # every scratch folder removed
+
+
+def test_the_sandbox_hides_the_course_checkout_and_the_scratch_root_but_not_the_python_it_needs(tmp_path):
+    """What issue 36 found readable (solutions/, instructor/, results/, .git, the other jobs' scratch
+    folders wherever TMPDIR is): empty in the sandbox; kdtutor and Python still import."""
+    import subprocess
+    import sys
+
+    scratch_root = ROOT / "book"  # stands for a TMPDIR outside /tmp (tests write only under /tmp)
+    hidden = grading.hidden_folders([tmp_path / "class" / "alice.ipynb"], tmp_path / "grades.csv", scratch_root)
+    assert {ROOT / "solutions", ROOT / "instructor", scratch_root} <= set(hidden)
+    look = ("import glob, kdtutor.checks; print([len(glob.glob(p + '/*')) for p in %r])"
+            % [str(ROOT / "solutions"), str(ROOT / "instructor"), str(scratch_root), str(ROOT / "kdtutor")])
+    (tmp_path / "box").mkdir()
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    seen = subprocess.run(BOX.wrap([sys.executable, "-c", look], tmp_path / "box", hidden=hidden),
+                          capture_output=True, text=True, env=env)
+    assert seen.returncode == 0, seen.stderr[-2000:]
+    solutions, instructor_copies, scratch, package = eval(seen.stdout)
+    assert (solutions, instructor_copies, scratch) == (0, 0, 0) and package > 5, seen.stdout
+    outside = [len(list(p.glob("*"))) for p in (ROOT / "solutions", ROOT / "instructor", scratch_root)]
+    assert min(outside) > 0  # (they are there, outside the sandbox)

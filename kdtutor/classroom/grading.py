@@ -9,8 +9,9 @@ What the grader does with each submission (several at once with ``--jobs``):
    the time limit for the whole notebook, inside a sandbox (see :class:`Sandbox`): only its
    own scratch folder is writable (the notebook's copy, its own ``KDTUTOR_DATA`` and
    ``KDTUTOR_RESULTS``; the prepared data are visible read-only), the submissions read as
-   empty files, no network, and every process it started ends with it. The run says which
-   cells were reached.
+   empty files and the folders of :func:`hidden_folders` as empty folders, only the environment
+   variables of :data:`ENV_ALLOWED`, no network, and every process it started ends with it. The
+   run says which cells were reached.
 2. **Check.** The grader reads the learner's definitions from the submitted file itself
    (each exercise's cell: its ``def``s, classes and imports, plus the notebook's imports and
    helper functions they use). Each exercise's check then runs in a process of its own: a fresh
