@@ -524,3 +524,19 @@ def test_a_slow_correct_function_costs_no_later_exercise_each_check_is_timed_on_
                            sandbox=grading.Sandbox("none", "this test times the checks only"))
     rows = _by_learner(grades)["slow"]
     assert {ex: status for ex, (status, _) in rows.items()} == {ex: "passed" for ex in EXERCISES}, rows
+
+
+def test_expressions_too_deep_to_read_cost_only_their_own_exercise(tmp_path):
+    """A 5,000-term sum in any cell and a 400-term expression in an exercise (RecursionError in
+    ast.unparse or ast.parse): the deep exercise is an error of its own, the others read as usual."""
+    nb = nbformat.read(TEACHER, as_version=4)
+    deep = next(e for e in instructor.exercises(nb) if e.check == "entropy_nats")
+    stub = next(c for c in nb.cells if c.id == deep.stub_cell)
+    stub.source = stub.source.replace("return -p_log_p.sum(dim=-1)", "return -p_log_p.sum(dim=-1)" + " + 0" * 400)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("_big = 0" + " + 1" * 5000, id="big-sum"))
+    for ex in instructor.exercises(nb):
+        if ex.check != "entropy_nats":
+            assert f"def {ex.function}(" in grading.definitions(nb, ex, set(EXERCISES))
+    verdicts = grading.run_checks(nb, [deep], tmp_path, grading.Sandbox("none", "unit test"), "smoke")
+    assert verdicts["entropy_nats"]["status"] == "error", verdicts
+    assert "cannot read the cell defining entropy_nats: RecursionError" in verdicts["entropy_nats"]["message"]

@@ -354,11 +354,10 @@ def _class_of_issue_36(folder: Path, patterns: list[str]) -> dict[str, Path]:
     markdown[1]["source"] = 12
     del markdown[2]["source"]
     subs["bad_types"] = _write_json(nb, folder / "bad_types.ipynb")
-    nb = _teacher_json()  # expressions too deep to unparse (in an exercise) or to compile (anywhere)
+    nb = _teacher_json()  # an expression too deep to unparse in an exercise (5,000 terms: test_grading.py)
     stub = next(c for c in nb["cells"] if "def entropy_nats(" in "".join(c["source"]))
     stub["source"] = "".join(stub["source"]).replace("return -p_log_p.sum(dim=-1)",
                                                      "return -p_log_p.sum(dim=-1)" + " + 0" * 400)
-    nb["cells"].insert(3, nbformat.v4.new_code_cell("_big = 0" + " + 1" * 5000, id="big-sum"))
     subs["deep_expr"] = _write_json(nb, folder / "deep_expr.ipynb")
     nb = nbformat.read(TEACHER, as_version=4)  # 2 GB on the check's stdout, 3,000 nested folders in its run
     next(c for c in nb.cells if "def stable_log_softmax(" in c.source).source = f"FLOOD_MB = {FLOOD_MB}\n" + FLOOD
