@@ -251,7 +251,7 @@ READER = '''def stable_log_softmax(logits, T=1.0):
     import glob, os
     found = ["token=" + os.environ.get("FAKE_SECRET_TOKEN", "none")]
     for pattern in PATTERNS:
-        for path in glob.glob(pattern, recursive=True):
+        for path in filter(os.path.isfile, glob.glob(pattern, recursive=True)):  # (glob names a missing folder/**)
             try:
                 found.append(path + ":" + open(path, errors="replace").read(100))
             except OSError:
