@@ -540,3 +540,19 @@ def test_expressions_too_deep_to_read_cost_only_their_own_exercise(tmp_path):
     verdicts = grading.run_checks(nb, [deep], tmp_path, grading.Sandbox("none", "unit test"), "smoke")
     assert verdicts["entropy_nats"]["status"] == "error", verdicts
     assert "cannot read the cell defining entropy_nats: RecursionError" in verdicts["entropy_nats"]["message"]
+
+
+def test_the_command_refuses_names_that_differ_only_in_unicode_form_before_grading(tmp_path, monkeypatch, capsys):
+    import unicodedata
+
+    subs = [tmp_path / unicodedata.normalize(form, "zoé.ipynb") for form in ("NFC", "NFD")]
+    for s in subs:
+        shutil.copy(STUDENT, s)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("grading started")
+
+    monkeypatch.setattr(grading, "grade", must_not_run)
+    with pytest.raises(SystemExit) as stop:
+        main(["grade", *map(str, subs), "--out", str(tmp_path / "g.csv")])
+    assert stop.value.code == 2 and "differ only in their Unicode form" in capsys.readouterr().err
