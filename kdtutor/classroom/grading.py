@@ -58,8 +58,9 @@ Rows name the learner by the submission's path relative to the folder all submis
 (without ``.ipynb``, unless two submissions would then share an id; Unicode-normalised to NFC),
 so two ``alice.ipynb`` in different folders stay apart; a submission that is a symbolic link
 leading out of that folder is refused (its row says so), never read. One submission never ends
-the run: whatever goes wrong with it (an invalid notebook, a folder or a FIFO where its report is
-read back, folders nested thousands deep, an expression too deep to read, gigabytes of output:
+the run: a notebook with cells of the wrong types is set right first (:func:`read_submission`),
+and whatever else goes wrong with it (a file nbformat cannot read, a folder or a FIFO where its
+report is read back, folders nested thousands deep, an expression too deep to read, gigabytes of output:
 only the last :data:`MAX_READ` bytes are kept) becomes its own ``error`` row, and with ``out``
 the CSV is rewritten after every finished submission and once more at the end, whatever
 happened. The ``sandbox`` column says ``bubblewrap``, or ``none`` where bwrap is missing or does
