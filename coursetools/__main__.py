@@ -103,15 +103,16 @@ def wheelhouse(args, parser):
 
 
 def grade(args, parser):
-    from coursetools.grading import check_out, grade as grade_all, learner_ids, write_csv
+    from coursetools.grading import check_out, grade as grade_all, learner_ids
 
     try:  # before anything runs: a bad --out or a submission given twice would lose every grade
         out = check_out(args.out, args.submissions, force=args.force)
         learner_ids(args.submissions)
     except ValueError as e:
         parser.error(str(e))
-    grades = grade_all(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs)
-    print(f"wrote {write_csv(grades, out, force=args.force)}")
+    grade_all(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs, out=out,
+              force=args.force)  # the CSV is written as submissions finish
+    print(f"wrote {out}")
 
 
 def release(args, parser):

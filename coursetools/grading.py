@@ -9,16 +9,25 @@ What the grader does with each submission (several at once with ``--jobs``):
    the time limit for the whole notebook, inside a sandbox (see :class:`Sandbox`): only its
    own scratch folder is writable (the notebook's copy, its own ``KDTUTOR_DATA`` and
    ``KDTUTOR_RESULTS``; the prepared data are visible read-only), the submissions read as
-   empty files, no network, and every process it started ends with it. The run says which
-   cells were reached.
+   empty files and the folders of :func:`hidden_folders` as empty folders, only the environment
+   variables of :data:`ENV_ALLOWED`, no network, and every process it started ends with it. The
+   run says which cells were reached.
 2. **Check.** The grader reads the learner's definitions from the submitted file itself
    (each exercise's cell: its ``def``s, classes and imports, plus the notebook's imports and
-   helper functions they use) and runs each exercise's check on them in a fresh process
-   (forked from a runner that has only imported torch and kdtutor), in a second, fresh
-   sandbox. Nothing the notebook did while it ran (a forged log line, patched checks, files
-   left behind) reaches the checks; a check refuses kdtutor's own answer
-   (:func:`kdtutor.checks.core.refuse_answer_key`). As in the lesson, a later exercise sees an
-   earlier one's function as its check left it (the learner's if it passed, else kdtutor's).
+   helper functions they use). Each exercise's check then runs in a process of its own: a fresh
+   Python (``python -P``: nothing from its folder on ``sys.path``) in a fresh sandbox with a
+   scratch folder of its own, given only that exercise's definitions; it imports kdtutor's
+   checks and takes the check before any learner code runs, defines the learner's code, runs
+   the check and writes one verdict line on a copy of its stdout kept aside (the learner's code
+   writes to ``/dev/null``). The grader accepts exactly one verdict line from a process that
+   ended normally within the check's own time limit (:data:`CHECK_TIME_LIMIT`, not shared with
+   any other check). So learner code runs only in the process of the exercise it belongs to:
+   nothing one exercise's code does (forged verdicts on every file descriptor, patched checks,
+   a default argument that replaces ``kdtutor.checks.<name>``, processes left behind, files in
+   its folder) can reach another exercise's verdict, and nothing the notebook did while it ran
+   reaches any. An earlier exercise's function that a later one calls is kdtutor's reference
+   (what the lesson hands on when the check does not pass), never the learner's code; a check
+   refuses kdtutor's own answer for its own exercise (:func:`kdtutor.checks.core.refuse_answer_key`).
 3. **Grade.** One row per exercise of the course's copy of the lesson (deleting a check cell
    does not remove the exercise):
 
@@ -41,21 +50,31 @@ What the grader does with each submission (several at once with ``--jobs``):
 ``error``              the submission has no answer cell for the question
 =====================  ==========================================================
 
-   An answer that starts with ``=``, ``+``, ``-``, ``@`` or a tab gets a leading ``'`` in the
-   CSV, so that a spreadsheet shows it as text instead of running it as a formula.
+   Every text in the CSV that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+   return (a learner's id, a message, a written answer) gets a leading ``'``, so that a
+   spreadsheet shows it as text instead of running it as a formula; line breaks become `` | ``.
 
 Rows name the learner by the submission's path relative to the folder all submissions share
-(without ``.ipynb``), so two ``alice.ipynb`` in different folders stay apart. The ``sandbox``
-column says ``bubblewrap``, or ``none`` where bwrap is missing or does not work here: then the
-submissions run with the grader's own rights, and the grader says so first.
+(without ``.ipynb``, unless two submissions would then share an id; Unicode-normalised to NFC),
+so two ``alice.ipynb`` in different folders stay apart; a submission that is a symbolic link
+leading out of that folder is refused (its row says so), never read. One submission never ends
+the run: a notebook with cells of the wrong types is set right first (:func:`read_submission`),
+and whatever else goes wrong with it (a file nbformat cannot read, a folder or a FIFO where its
+report is read back, folders nested thousands deep, an expression too deep to read, gigabytes of output:
+only the last :data:`MAX_READ` bytes are kept) becomes its own ``error`` row, and with ``out``
+the CSV is rewritten after every finished submission and once more at the end, whatever
+happened. The ``sandbox`` column says ``bubblewrap``, or ``none`` where bwrap is missing or does
+not work here: then the submissions run with the grader's own rights, and the grader says so first.
 
-Not guaranteed: apart from the submissions, a submission can *read* what the grader's user
-can read (grade as an unprivileged user, or in a container, to hide other files); memory and
-disk are not limited (only time is); and code inside an exercise's
-function runs in that exercise's check process, so a function written to attack the check
-(e.g. writing a forged verdict for itself and exiting) is not stopped by the sandbox: it can
-change only its own exercise's verdict (the runner accepts one verdict line from a runner that
-ended normally, and its file descriptors are closed to its children), and its source is in the
+What a sandboxed submission can still read: the system (``/usr``, ``/etc``), the Python
+environment and kdtutor's package (its checks, hints included), the prepared data, and the
+files of this user outside the folders the grader hides (see :func:`hidden_folders`: the home
+folder, the course checkout but its package, the submissions' folders, the CSV's folder and the
+grader's own scratch folders, whatever ``TMPDIR`` is). It gets only the environment variables
+of :data:`ENV_ALLOWED`. Memory and disk are not limited (only time). The learner's own function
+runs in its exercise's check process, so code written to attack that check (a forged verdict
+for itself, then exit) can change that one exercise's verdict, and what it could read can end
+up in that exercise's message (cut at :data:`MAX_MESSAGE` characters); its source is in the
 submission for a human to see.
 """
 
@@ -68,14 +87,15 @@ import json
 import math
 import os
 import re
-import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,10 +110,13 @@ MAX_ANSWER = 20_000  # characters of a written answer kept in the CSV
 UNANSWERED = ("", ANSWER_PLACEHOLDER, "YOUR ANSWER HERE")  # the lesson's text, nbgrader's release's text
 FIELDS = ("learner", "lesson", "exercise", "status", "points", "max_points", "message", "sandbox")
 DEFAULT_TIME_LIMIT = 600  # seconds per notebook
-CHECK_TIME_LIMIT = 60  # seconds per exercise check
+CHECK_TIME_LIMIT = 60  # seconds per exercise check, each on its own
+CHECK_START = 60  # seconds more for a check process to start (Python, torch, kdtutor)
 INSIDE = "/tmp/grade"  # where a sandbox sees its scratch folder
 VERDICTS = "KDTUTOR-VERDICTS "  # the check runner's last line of output
 MAX_READ = 1 << 20  # bytes read back from a sandbox (its report, its output)
+MAX_MESSAGE = 2_000  # characters of a check's message kept in the CSV
+FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula at the start of a cell
 
 
 @dataclass(frozen=True)
@@ -123,38 +146,99 @@ class Sandbox:
         return (f"WARNING: NO SANDBOX ({self.why}). Submissions run with this user's rights: they can change "
                 "files, other submissions and these grades. Install bubblewrap (apt-get install bubblewrap).")
 
-    def wrap(self, argv: list[str], scratch: Path, data_dir: Path | None = None, hide=()) -> list[str]:
+    def wrap(self, argv: list[str], scratch: Path, data_dir: Path | None = None, hide=(), hidden=()) -> list[str]:
         """``argv`` to run with ``scratch`` as its only writable folder (seen at :data:`INSIDE`), the
-        top-level entries of ``data_dir`` read-only in ``<scratch>/data``, and the files in ``hide``
-        (the submissions) empty."""
+        top-level entries of ``data_dir`` read-only in ``<scratch>/data``, the folders in ``hidden``
+        empty (but for the Python code they hold: :func:`_mask`) and the files in ``hide`` (the
+        submissions) empty."""
         if self.kind != "bubblewrap":
             return argv
+        mask, shown = _mask(hidden)
         binds = []
         for entry in sorted(Path(data_dir).iterdir()) if data_dir and Path(data_dir).is_dir() else []:
             binds += ["--ro-bind", str(entry), f"{INSIDE}/data/{entry.name}"]
         empty = Path(scratch).with_name(Path(scratch).name + ".empty")  # beside the scratch, not in it
         for path in hide:
-            if Path(path).is_file():
+            if Path(path).is_file() and Path(path).resolve() in shown:
                 empty.touch()
                 binds += ["--ro-bind", str(empty), str(Path(path).resolve())]
-        return ["bwrap", *BWRAP_ARGS, *_code_binds(), "--bind", str(scratch), INSIDE, *binds, "--chdir", INSIDE, "--",
+        return ["bwrap", *BWRAP_ARGS, *mask, "--bind", str(scratch), INSIDE, *binds, "--chdir", INSIDE, "--",
                 *argv]
 
 
-def _code_binds() -> list[str]:
-    """Read-only binds of what the sandboxed Python needs but the private ``/tmp`` would hide: the
-    course checkout and the Python environment, where they live under ``/tmp`` (a clone or a
-    virtual environment made there, as CI and tests do)."""
+class _Shown:
+    """Whether a path is visible in a sandbox with the mounts ``ops`` (``{path: "hide"|"show"}``,
+    applied from the shallowest path to the deepest; ``/tmp`` is hidden first)."""
+
+    def __init__(self, ops: dict):
+        self.ops = {Path("/tmp"): "hide", **ops}
+
+    def __contains__(self, path) -> bool:
+        path = Path(path)
+        above = [p for p in self.ops if path == p or path.is_relative_to(p)]
+        return not above or self.ops[max(above, key=lambda p: len(p.parts))] == "show"
+
+
+def _needed() -> set[Path]:
+    """What the sandboxed Python must see: kdtutor's package, the course tooling's (the check runner:
+    no answers in it), the Python environment, the ``PYTHONPATH`` entries and the user's site-packages."""
+    import site
+
+    import kdtutor
+
+    paths = [Path(kdtutor.__file__).parent, Path(__file__).resolve().parent, sys.prefix, sys.exec_prefix, sys.base_prefix,
+             *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p], site.getusersitepackages()]
+    return {Path(p).resolve() for p in paths if Path(p).is_dir()}
+
+
+def _mask(hidden) -> tuple[list[str], _Shown]:
+    """bwrap arguments that hide each folder of ``hidden`` behind an empty tmpfs and show again,
+    read-only, what Python needs from inside them (or from inside the private ``/tmp``: a clone
+    or a virtual environment made there, as CI and tests do), shallowest first; and what is shown."""
+    ops = {Path(h).resolve(): "hide" for h in hidden}
+    for path in _needed():
+        if path != Path("/tmp") and (path.is_relative_to("/tmp") or any(path.is_relative_to(h) for h in ops)):
+            ops[path] = "show"  # also over a hide of the same folder
+    args = []
+    for path in sorted(ops, key=lambda p: (len(p.parts), str(p))):
+        args += ["--tmpfs", str(path)] if ops[path] == "hide" else ["--ro-bind", str(path), str(path)]
+    return args, _Shown(ops)
+
+
+KEEP_VISIBLE = tuple(Path(p) for p in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/dev", "/proc",
+                                       "/sys", "/run", "/tmp"))  # the system: never under a hidden folder
+
+
+def hidden_folders(paths=(), out=None, scratch_root=None) -> list[Path]:
+    """The folders a sandboxed submission must not see: this user's home folder, the course
+    checkout (its ``solutions/``, ``instructor/``, ``results/`` and ``.git`` in any case), the
+    submissions' folder and each submission's folder (late submissions, checkpoints, zips), the
+    folder of the CSV (earlier grades) and ``scratch_root`` (the other jobs' scratch folders).
+
+    Left out: ``/`` and the folders above the system's (:data:`KEEP_VISIBLE`), folders inside
+    ``/tmp`` (private in the sandbox anyway), ``/proc``, ``/sys``, ``/dev`` or the Python environment."""
     from kdtutor.storage import REPO_ROOT
 
-    needed = {Path(p).resolve() for p in (REPO_ROOT, sys.prefix, sys.exec_prefix, sys.base_prefix)}
-    under_tmp = sorted(p for p in needed if p.is_relative_to("/tmp") and p != Path("/tmp"))
-    return [arg for p in under_tmp for arg in ("--ro-bind", str(p), str(p))]
+    candidates = [Path.home(), *(REPO_ROOT / d for d in ("solutions", "instructor", "results", ".git")),
+                  *([REPO_ROOT] if (REPO_ROOT / "pyproject.toml").is_file() else []),
+                  *([submissions_root(paths)] if paths else []), *(Path(os.path.abspath(p)).parent for p in paths),
+                  *([Path(os.path.abspath(out)).parent] if out is not None else []),
+                  *([scratch_root] if scratch_root is not None else [])]
+    inside_no = [Path(p).resolve() for p in ("/tmp", "/proc", "/sys", "/dev", sys.prefix, sys.base_prefix)]
+    folders = []
+    for c in candidates:
+        c = Path(c).resolve()
+        if (not c.is_dir() or c in folders or any(k == c or k.is_relative_to(c) for k in KEEP_VISIBLE)
+                or any(c.is_relative_to(p) and c != p for p in inside_no) or c in inside_no[:4]):
+            continue
+        folders.append(c)
+    return folders
 
 
 BWRAP_ARGS = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
               "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
               "--die-with-parent", "--new-session")
+PYTHON = [sys.executable, "-P"] if sys.version_info >= (3, 11) else [sys.executable]  # -P: not its folder on sys.path
 
 
 def find_sandbox() -> Sandbox:
@@ -174,15 +258,26 @@ def find_sandbox() -> Sandbox:
 
 
 def _run_sandboxed(argv: list[str], scratch: Path, sandbox: Sandbox, env: dict, limit: float,
-                   data_dir: Path | None = None, hide=()) -> tuple[int | None, str]:
+                   data_dir: Path | None = None, hide=(), hidden=()) -> tuple[int | None, str]:
     """Run ``argv`` in ``sandbox`` for at most ``limit`` s; kill everything it started when it ends.
 
-    Returns (exit code, or None when killed at the limit; the tail of its output)."""
-    proc = subprocess.Popen(sandbox.wrap(argv, scratch, data_dir, hide), env=env, cwd=scratch, start_new_session=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    Returns (exit code, or None when killed at the limit; the last :data:`MAX_READ` bytes of its
+    output, read as it comes so that memory stays bounded however much it writes)."""
+    proc = subprocess.Popen(sandbox.wrap(argv, scratch, data_dir, hide, hidden), env=env, cwd=scratch,
+                            start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    tail = bytearray()
+
+    def drain() -> None:
+        while chunk := os.read(proc.stdout.fileno(), 1 << 16):
+            tail.extend(chunk)
+            if len(tail) > 2 * MAX_READ:
+                del tail[:-MAX_READ]
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
-        out, _ = proc.communicate(timeout=limit)
-        code = proc.returncode
+        code = proc.wait(timeout=limit)
     except subprocess.TimeoutExpired:
         code = None
     finally:  # bwrap's pid namespace ends with it; without a sandbox, the process group at least
@@ -190,19 +285,26 @@ def _run_sandboxed(argv: list[str], scratch: Path, sandbox: Sandbox, env: dict, 
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    if code is None:
-        out, _ = proc.communicate()
-    return code, out[-MAX_READ:].decode("utf-8", "replace")
+        proc.wait()
+    reader.join(timeout=10)  # without a sandbox, a detached process may hold the pipe open: not waited for
+    if not reader.is_alive():
+        proc.stdout.close()
+    return code, bytes(tail[-MAX_READ:]).decode("utf-8", "replace")
+
+
+ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "LC_NUMERIC", "TZ", "TERM",
+               "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the grader's variables a submission gets
 
 
 def _scratch_env(scratch: Path, sandbox: Sandbox, profile_name: str) -> dict:
-    """The environment of a sandboxed process: its own data, results, home and Jupyter folders."""
+    """The environment of a sandboxed process: :data:`ENV_ALLOWED` of the grader's, then its own
+    data, results, home and Jupyter folders."""
     inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
     for sub in ("data", "results", "home", "runtime"):
         (scratch / sub).mkdir(exist_ok=True)
     from kdtutor.storage import REPO_ROOT
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KDTUTOR_GRADE")}
+    env = {k: os.environ[k] for k in ENV_ALLOWED if k in os.environ}
     path = [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env.update({"PYTHONPATH": os.pathsep.join(path),  # coursetools (the check runner) is not installed: the checkout
                 "KDTUTOR_PROFILE": profile_name, "KDTUTOR_OFFLINE": "1", "MPLBACKEND": "Agg",
@@ -214,19 +316,42 @@ def _scratch_env(scratch: Path, sandbox: Sandbox, profile_name: str) -> dict:
 
 
 def _read_small(path: Path) -> str | None:
-    """The text of a regular file a sandbox wrote (not through a symlink, at most MAX_READ bytes)."""
+    """The text of a regular file a sandbox wrote (at most MAX_READ bytes); None if it is missing,
+    a symlink, a folder, a FIFO or anything else but a plain file (never blocks)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return None
     with os.fdopen(fd, "rb") as f:
         return f.read(MAX_READ).decode("utf-8", "replace")
 
 
+def _remove_tree(path: Path) -> None:
+    """Delete a scratch folder whatever a submission left in it (folders nested thousands deep,
+    folders without permissions); never raises."""
+    try:
+        shutil.rmtree(path)
+    except Exception:  # RecursionError on deep trees, PermissionError on locked folders
+        subprocess.run(["chmod", "-R", "u+rwx", str(path)], capture_output=True)
+        subprocess.run(["rm", "-rf", "--", str(path)], capture_output=True)
+
+
 # --------------------------------------------------------------------------- step 1: run
+_NAME = re.compile(r"[^\w .:,'()-]")
+
+
+def _plain(text, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` plain characters (letters, digits, spaces, ``_.:,'()-``): what a run report may carry."""
+    return _NAME.sub("?", str(text))[:limit]
+
+
 def _execute(notebook: str, report_path: str, time_limit: float) -> None:
     """Sandboxed child: run ``notebook`` in a fresh kernel within ``time_limit`` s in all; write a
-    JSON report (cells reached, cells that raised, whether time ran out) to ``report_path``."""
+    JSON report (cells reached, the first errors as cell id and exception name, whether time ran
+    out) to ``report_path``, atomically."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -245,40 +370,42 @@ def _execute(notebook: str, report_path: str, time_limit: float) -> None:
         client.execute()
     except CellTimeoutError:
         report["timed_out"] = True
-    except DeadKernelError as e:
-        report["died"] = str(e) or "the kernel died"
+    except DeadKernelError:
+        report["died"] = "the kernel died"
     except Exception as e:  # e.g. a kernel that did not start in time: still report the cells that ran
-        report["died"] = f"{type(e).__name__}: {e}"
+        report["died"] = _plain(f"{type(e).__name__}: {e}", 200)
     for cell in nb.cells:
         if cell.cell_type == "code" and cell.get("execution_count") is not None:
             report["reached"].append(cell.get("id"))
         for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                report["errors"].append(f"cell {cell.get('id')}: {out.get('ename')}: {out.get('evalue')}")
-    Path(report_path).write_text(json.dumps(report))
+            if out.get("output_type") == "error" and len(report["errors"]) < 20:
+                report["errors"].append(f"cell {_plain(cell.get('id'))}: {_plain(out.get('ename'))}")
+    fd, tmp = tempfile.mkstemp(dir=Path(report_path).parent, prefix=".run-", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(report))
+    os.replace(tmp, report_path)
 
 
 def run_notebook(source: bytes, scratch: Path, time_limit: float, profile_name: str, sandbox: Sandbox,
-                 hide=()) -> dict:
+                 hide=(), hidden=()) -> dict:
     """Run the notebook ``source`` in ``sandbox`` with ``scratch`` as its folder, the files in ``hide``
-    (every submission) unreadable; return its run report."""
+    (every submission) and the folders in ``hidden`` out of its sight; return its run report."""
     (scratch / "submission.ipynb").write_bytes(source)
     env = _scratch_env(scratch, sandbox, profile_name)
     if sandbox.kind != "bubblewrap" and DATA_DIR.is_dir():  # the prepared data, where the lessons look
         for entry in DATA_DIR.iterdir():
             (scratch / "data" / entry.name).symlink_to(entry)
     inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
-    argv = [sys.executable, "-m", "coursetools.grading", "--execute", f"{inside}/submission.ipynb",
+    argv = [*PYTHON, "-m", "coursetools.grading", "--execute", f"{inside}/submission.ipynb",
             f"{inside}/run.json", str(time_limit)]
-    code, out = _run_sandboxed(argv, scratch, sandbox, env, time_limit + 60, data_dir=DATA_DIR, hide=hide)
+    code, out = _run_sandboxed(argv, scratch, sandbox, env, time_limit + 60, DATA_DIR, hide, hidden)
     try:
         report = json.loads(_read_small(scratch / "run.json") or "")
-        return {"timed_out": bool(report.get("timed_out")), "died": report.get("died"),
-                "errors": [str(e) for e in report.get("errors", [])][:20],
+        return {"timed_out": bool(report.get("timed_out")), "died": _plain(report["died"], 200) if report.get("died")
+                else None, "errors": [_plain(e, 200) for e in report.get("errors", [])][:20],
                 "reached": [str(c) for c in report.get("reached", [])]}
     except (ValueError, AttributeError, TypeError):
-        tail = out.strip().splitlines()[-3:]
-        return {"timed_out": code is None, "died": " / ".join(tail) or f"the run ended with code {code}",
+        return {"timed_out": code is None, "died": f"the run ended without a report (exit code {code})",
                 "errors": [], "reached": []}
 
 
@@ -300,7 +427,7 @@ def _is_constant(node) -> bool:
         return False
     try:
         ast.literal_eval(node.value)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
         return False
     return True
 
@@ -319,7 +446,7 @@ def definitions(nb, ex: Exercise, exercise_functions: set[str]) -> str:
     for cell in cells[:stop]:
         try:
             body = _cell_python(cell.source).body
-        except SyntaxError:
+        except Exception:  # a syntax error, or an expression too deep to parse: not a helper
             continue
         for n in body:
             if isinstance(n, (ast.Import, ast.ImportFrom)):
@@ -338,131 +465,103 @@ def definitions(nb, ex: Exercise, exercise_functions: set[str]) -> str:
     return ast.unparse(ast.Module(body=[*bound, *used_helpers, *own], type_ignores=[]))
 
 
-def _run_checks(job_path: str) -> None:
-    """Sandboxed check runner: for each exercise of the job, a forked child runs the definitions of
-    that exercise and the ones before it (each earlier one replaced as its check leaves it) and
-    sends back the check's verdict; the runner prints all verdicts as its last line."""
-    import kdtutor.checks  # noqa: F401 — imported before any learner code, so every child starts clean
-
-    _not_dumpable()
-    job = json.loads(Path(job_path).read_text())
-    verdicts = [_check_in_child(job["exercises"], k) for k in range(len(job["exercises"]))]
-    print(VERDICTS + json.dumps(verdicts), flush=True)
-
-
-def _not_dumpable() -> None:
-    """Linux: make this process non-dumpable, so that its children (without capabilities in the
-    sandbox) cannot open its file descriptors through ``/proc/<pid>/fd`` (e.g. to print verdicts)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-    except (OSError, AttributeError):
-        pass
-
-
-def _check_in_child(exercises_: list[dict], k: int) -> dict:
-    """Fork; in the child, exercise ``k``'s check on the learner's function; return its verdict."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: learner code runs only here
-        os.close(read)
-        verdict = {"status": "error", "message": "the check did not run"}
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            verdict = _verdict(exercises_, k)
-        finally:
-            os.write(write, json.dumps(verdict).encode())
-            os._exit(0)
-    os.close(write)
-    chunks, deadline, timed_out = [], time.monotonic() + CHECK_TIME_LIMIT, False
-    while True:  # until the child closes its end (done, or dead) or time runs out
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([read], [], [], left)[0]:
-            timed_out = True
-            break
-        chunk = os.read(read, 1 << 16)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    os.waitpid(pid, 0)
-    if timed_out:
-        return {"status": "error", "message": f"the check took longer than {CHECK_TIME_LIMIT} s"}
-    try:
-        return json.loads(b"".join(chunks)[:MAX_READ])
-    except ValueError:
-        return {"status": "error", "message": "the check process ended without a verdict (the learner's code "
-                                              "exited or crashed it)"}
-
-
-def _verdict(exercises_: list[dict], k: int) -> dict:
-    """In the child: define exercises 0…k as the notebook would and check exercise ``k``."""
+def _run_check(job_path: str) -> None:
+    """Sandboxed check process, one per exercise: take the check, give the earlier exercises'
+    names kdtutor's references, define the learner's code, run the check and write one verdict
+    line on a copy of stdout kept aside (the learner's code writes to ``/dev/null``); then exit
+    at once (no ``atexit`` hook, no thread of the learner's runs after the verdict)."""
     from kdtutor import checks
 
-    ns: dict = {"__name__": "__learner__"}
-    for j, ex in enumerate(exercises_[:k + 1]):
-        try:
-            exec(compile(ex["source"], f"<cell of {ex['function']}>", "exec"), ns)
-        except Exception as e:
-            if j == k:
-                return {"status": "error", "message": f"the cell defining {ex['function']} does not run on its "
-                                                      f"own: {type(e).__name__}: {e}"}
-        if ex["function"] not in ns:
-            if j == k:
-                return {"status": "error", "message": f"the cell no longer defines {ex['function']}"}
-            continue
-        result = getattr(checks, ex["check"])(ns[ex["function"]], verbose=False)
-        if j < k:
-            ns[ex["function"]] = result.fn
-    status = {True: "passed", False: "failed", None: "not attempted"}[result.passed]
-    return {"status": status, "message": result.message}
+    job = json.loads(Path(job_path).read_text())
+    check = getattr(checks, job["check"])  # taken before any learner code runs
+    earlier = {e["function"]: getattr(checks, e["check"])(_stub, verbose=False).fn for e in job["before"]}
+    channel = os.dup(1)  # not inherited by anything the learner's code starts
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        verdict = _verdict(job, check, earlier)
+    except BaseException as e:  # SystemExit, KeyboardInterrupt raised by the learner's code
+        verdict = {"status": "error", "message": f"the check stopped: {type(e).__name__}"}
+    os.write(channel, (VERDICTS + json.dumps(verdict) + "\n").encode())
+    os._exit(0)
 
 
-def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, profile_name: str, hide=()) -> dict:
-    """Verdicts ``{check: {"status", "message"}}`` of the exercises of ``expected`` that ``nb`` still
-    has (same check on the same function), from a fresh sandboxed check runner."""
+def _stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+def _verdict(job: dict, check, earlier: dict) -> dict:
+    """In the check process: define the learner's code of ``job`` (with the earlier exercises'
+    functions ``earlier``, kdtutor's) and run ``check`` on its function."""
+    fn = job["function"]
+    ns: dict = {"__name__": "__learner__", **earlier}
+    try:
+        exec(compile(job["source"], f"<cell of {fn}>", "exec"), ns)
+    except Exception as e:
+        return {"status": "error", "message": f"the cell defining {fn} does not run on its own: {type(e).__name__}: {e}"}
+    if fn not in ns:
+        return {"status": "error", "message": f"the cell no longer defines {fn}"}
+    result = check(ns[fn], verbose=False)
+    return {"status": {True: "passed", False: "failed", None: "not attempted"}[result.passed],
+            "message": str(result.message)}
+
+
+def check_one(job: dict, scratch: Path, sandbox: Sandbox, profile_name: str, hide=(), hidden=()) -> dict:
+    """The verdict ``{"status", "message"}`` of one exercise (``job``: its ``check``, ``function``,
+    ``source`` and the exercises ``before`` it) from a fresh check process in a fresh sandbox with
+    ``scratch`` as its folder, within :data:`CHECK_TIME_LIMIT` s of its own (plus
+    :data:`CHECK_START` s to start Python and import torch)."""
+    scratch.mkdir()
+    (scratch / "job.json").write_text(json.dumps(job))
+    env = _scratch_env(scratch, sandbox, profile_name)
+    inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
+    argv = [*PYTHON, "-m", "coursetools.grading", "--check", f"{inside}/job.json"]
+    code, out = _run_sandboxed(argv, scratch, sandbox, env, CHECK_TIME_LIMIT + CHECK_START, hide=hide, hidden=hidden)
+    if code is None:
+        return {"status": "error", "message": f"the check took longer than {CHECK_TIME_LIMIT} s"}
+    lines = [line for line in out.splitlines() if line.startswith(VERDICTS)]
+    try:  # one line from a process that ended normally; anything else was tampered with
+        verdict = json.loads(lines[0][len(VERDICTS):]) if code == 0 and len(lines) == 1 else None
+    except ValueError:
+        verdict = None
+    if not isinstance(verdict, dict) or verdict.get("status") not in STATUSES:
+        return {"status": "error", "message": f"the check process ended without a verdict (exit code {code}; "
+                                              "the learner's code exited or crashed it)"}
+    message = str(verdict.get("message", ""))
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + " … (cut)"
+    return {"status": verdict["status"], "message": message}
+
+
+def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, profile_name: str, hide=(),
+               hidden=()) -> dict:
+    """Verdicts ``{check: {"status", "message", "check_cell"}}`` of the exercises of ``expected``
+    that ``nb`` still has (same check on the same function), each from its own check process
+    (:func:`check_one`, in ``scratch/<n>``); an exercise whose code the grader cannot read is
+    an ``error``."""
     try:
         found = {(e.check, e.function): e for e in exercises(nb)}
-    except ValueError:
+    except Exception:
         found = {}
-    job, verdicts = [], {}
+    verdicts, before = {}, []
     functions = {e.function for e in expected}
-    for ex in expected:
+    for n, ex in enumerate(expected):
         mine = found.get((ex.check, ex.function))
+        job = {"check": ex.check, "function": ex.function, "before": list(before)}
+        before.append({"check": ex.check, "function": ex.function})
         if mine is None:
             continue
         try:
-            job.append({"check": ex.check, "function": ex.function, "source": definitions(nb, mine, functions),
-                        "check_cell": mine.check_cell})
+            job["source"] = definitions(nb, mine, functions)
         except SyntaxError as e:
-            verdicts[ex.check] = {"status": "error", "message": f"the cell defining {ex.function} has a syntax "
-                                                                f"error: {e}", "check_cell": mine.check_cell}
-    if job:
-        (scratch / "job.json").write_text(json.dumps({"exercises": job}))
-        env = _scratch_env(scratch, sandbox, profile_name)
-        inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
-        argv = [sys.executable, "-m", "coursetools.grading", "--check", f"{inside}/job.json"]
-        code, out = _run_sandboxed(argv, scratch, sandbox, env, CHECK_TIME_LIMIT * len(job) + 120, hide=hide)
-        lines = [line for line in out.splitlines() if line.startswith(VERDICTS)]
-        try:  # one line from a runner that ended normally; anything else was tampered with
-            got = json.loads(lines[0][len(VERDICTS):]) if code == 0 and len(lines) == 1 else []
-        except ValueError:
-            got = []
-        for ex, verdict in zip(job, got if isinstance(got, list) and len(got) == len(job) else []):
-            if isinstance(verdict, dict) and verdict.get("status") in STATUSES:
-                verdicts[ex["check"]] = {"status": verdict["status"], "message": str(verdict.get("message", "")),
-                                         "check_cell": ex["check_cell"]}
-        tail = " / ".join(out.strip().splitlines()[-2:])
-        for ex in job:
-            verdicts.setdefault(ex["check"], {"status": "error", "message": f"the check runner failed ({tail or code})",
-                                              "check_cell": ex["check_cell"]})
+            verdict = {"status": "error", "message": f"the cell defining {ex.function} has a syntax error: {e}"}
+        except Exception as e:  # RecursionError on an expression too deep, a cell that is not text
+            verdict = {"status": "error", "message": f"the grader cannot read the cell defining {ex.function}: "
+                                                     f"{type(e).__name__}"}
+        else:
+            verdict = check_one(job, scratch / str(n), sandbox, profile_name, hide, hidden)
+        verdicts[ex.check] = {**verdict, "check_cell": mine.check_cell}
     return verdicts
 
 
@@ -498,7 +597,7 @@ def _answer_cell(nb, q):
     """The submission's answer cell of the written question ``q``: the cell marked ``answer_to`` it,
     else (metadata lost by an editor) the cell with the course's id for it; None if neither is there."""
     for cell in nb.cells:
-        if cell.get("metadata", {}).get("kdtutor", {}).get("answer_to") == q.qid:
+        if _meta(cell).get("answer_to") == q.qid:
             return cell
     return next((cell for cell in nb.cells if cell.get("id") == q.answer_cell), None)
 
@@ -523,11 +622,18 @@ def written_rows(learner: str, lesson: str, questions, nb, sandbox: str = "none"
     return rows
 
 
+def _meta(node) -> dict:
+    """``node.metadata.kdtutor`` if it is a mapping, else ``{}`` (a submission may hold anything there)."""
+    meta = node.get("metadata")
+    kd = meta.get("kdtutor") if isinstance(meta, dict) else None
+    return kd if isinstance(kd, dict) else {}
+
+
 def lesson_of(nb, path: Path, notebook_dir: Path = NOTEBOOK_DIR) -> str:
     """The lesson a submission belongs to: ``metadata.kdtutor.lesson`` (set in every lesson),
     else its file name; ValueError if neither names a lesson of the course."""
     lessons = {p.stem for p in Path(notebook_dir).glob("[0-9][0-9]_*.ipynb")}
-    named = nb.metadata.get("kdtutor", {}).get("lesson")
+    named = _meta(nb).get("lesson")
     if named in lessons:
         return named
     by_name = [stem for stem in lessons if Path(path).stem.startswith(stem)]
@@ -537,20 +643,43 @@ def lesson_of(nb, path: Path, notebook_dir: Path = NOTEBOOK_DIR) -> str:
                      f"matches none of {sorted(lessons)})")
 
 
+def submissions_root(paths) -> Path:
+    """The folder all submissions share (their absolute paths, links not followed)."""
+    return Path(os.path.commonpath([Path(os.path.abspath(p)).parent for p in paths]))
+
+
 def learner_ids(paths) -> list[str]:
     """Each submission's path relative to the folder they all share, without ``.ipynb``
-    (``a/alice``, ``b/alice``); ValueError if a file is given twice."""
-    resolved = [Path(p).resolve() for p in paths]
-    seen = set()
-    for p, r in zip(paths, resolved):
+    (``a/alice``, ``b/alice``), Unicode-normalised to NFC; an id two submissions would share keeps
+    its ``.ipynb`` (``g4/carol`` and ``g4/carol.ipynb``). ValueError if a file is given twice, or if
+    two names differ only in their Unicode form."""
+    paths = [Path(p) for p in paths]
+    seen = {}
+    for p in paths:
+        r = p.resolve()
         if r in seen:
             raise ValueError(f"{p} is given twice (as {r})")
-        seen.add(r)
-    if not resolved:
+        seen[r] = p
+    if not paths:
         return []
-    root = Path(os.path.commonpath([r.parent for r in resolved]))
-    return [str(r.relative_to(root).with_suffix("")) if r.suffix == ".ipynb" else str(r.relative_to(root))
-            for r in resolved]
+    root = submissions_root(paths)
+    relative = [Path(os.path.abspath(p)).relative_to(root) for p in paths]
+    ids = [unicodedata.normalize("NFC", str(r.with_suffix("") if r.suffix == ".ipynb" else r)) for r in relative]
+    ids = [unicodedata.normalize("NFC", str(r)) if ids.count(i) > 1 else i for r, i in zip(relative, ids)]
+    for i, name in enumerate(ids):
+        if name in ids[:i]:
+            raise ValueError(f"{paths[ids.index(name)]} and {paths[i]} would both be learner {name!r} (their names "
+                             "differ only in their Unicode form); rename one")
+    return ids
+
+
+def _inside(path: Path, root: Path) -> None:
+    """ValueError unless ``path``, links followed, is a file inside the submissions' folder ``root``."""
+    if not Path(path).resolve().is_relative_to(Path(root).resolve()):
+        raise ValueError(f"{Path(path).name} is a link that leads outside the submissions' folder: refused (copy "
+                         "the file in instead)")
+    if not Path(path).resolve().is_file():
+        raise ValueError(f"{Path(path).name} is not a file")
 
 
 def check_time_limit(seconds) -> float:
@@ -564,34 +693,76 @@ def check_time_limit(seconds) -> float:
     return value
 
 
+def _normalised(nb):
+    """``nb`` with what the grader relies on made sound: every cell's ``source`` text (not text:
+    empty), ``metadata`` a mapping, an ``id`` (nbformat 4.4 has none: ``cell-<n>``)."""
+    if not isinstance(nb.get("metadata"), dict):
+        nb["metadata"] = {}
+    for n, cell in enumerate(nb["cells"]):
+        source = cell.get("source")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        cell["source"] = source if isinstance(source, str) else ""
+        if not isinstance(cell.get("metadata"), dict):
+            cell["metadata"] = {}
+        if not isinstance(cell.get("id"), str):
+            cell["id"] = f"cell-{n}"
+    nb["nbformat_minor"] = max(5, nb.get("nbformat_minor", 5) if isinstance(nb.get("nbformat_minor"), int) else 5)
+    return nb
+
+
+def read_submission(path: Path):
+    """The notebook at ``path``, read as what it is: ``metadata`` and ``source`` of the wrong types
+    (which nbformat cannot read) set right first (:func:`_normalised`), then cell ids given."""
+    import nbformat
+
+    data = json.loads(Path(path).read_bytes().decode("utf-8"))
+    if isinstance(data, dict) and isinstance(data.get("cells"), list):
+        data["cells"] = [c for c in data["cells"] if isinstance(c, dict)]
+        _normalised(data)
+    return _normalised(nbformat.reads(json.dumps(data), as_version=4))
+
+
 def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, notebook_dir: Path,
-              sandbox: Sandbox, hide=()) -> list[Grade]:
-    """Run, check and grade one submission (with the files in ``hide`` unreadable to it); an
-    unreadable or unknown one is one error row."""
+              sandbox: Sandbox, hide=(), root: Path | None = None, scratch_root: Path | None = None,
+              hidden=()) -> list[Grade]:
+    """Run, check and grade one submission (the files in ``hide`` and the folders in ``hidden``
+    out of its sight), in a scratch folder of its own under ``scratch_root``; an unreadable or
+    unknown one, or a link out of the submissions' folder ``root``, is one error row."""
     import nbformat
 
     try:
-        source = Path(path).read_bytes()
-        nb = nbformat.reads(source.decode("utf-8"), as_version=4)
+        if root is not None:
+            _inside(path, root)
+        nb = read_submission(path)
         lesson = lesson_of(nb, path, notebook_dir)
+        source = nbformat.writes(nb).encode("utf-8")  # what runs: the cells as the checks read them
     except Exception as e:  # unreadable or unknown: one row says so
-        return [Grade(learner, "?", "?", "error", f"cannot grade {Path(path).name}: {e}", 0, 0, sandbox.kind)]
+        return [Grade(learner, "?", "?", "error", f"cannot grade {Path(path).name}: {str(e)[:MAX_MESSAGE]}", 0, 0,
+                      sandbox.kind)]
     course_copy = nbformat.read(Path(notebook_dir) / f"{lesson}.ipynb", as_version=4)
     expected = exercises(course_copy)
-    with tempfile.TemporaryDirectory(prefix="kdtutor-grade-") as tmp:
-        run_dir, check_dir = Path(tmp) / "run", Path(tmp) / "check"
-        run_dir.mkdir()
-        check_dir.mkdir()
-        report = run_notebook(source, run_dir, time_limit, profile_name, sandbox, hide)
-        verdicts = run_checks(nb, expected, check_dir, sandbox, profile_name, hide)
+    tmp = Path(tempfile.mkdtemp(prefix="submission-", dir=scratch_root))  # mode 0700
+    try:
+        (tmp / "run").mkdir()
+        (tmp / "check").mkdir()
+        report = run_notebook(source, tmp / "run", time_limit, profile_name, sandbox, hide, hidden)
+        verdicts = run_checks(nb, expected, tmp / "check", sandbox, profile_name, hide, hidden)
+    finally:
+        _remove_tree(tmp)
     return (grade_rows(learner, lesson, expected, verdicts, report, time_limit, sandbox.kind)
             + written_rows(learner, lesson, written_questions(course_copy), nb, sandbox.kind))
 
 
 def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile_name: str = "smoke", jobs: int = 1,
-          notebook_dir: Path = NOTEBOOK_DIR, progress=print, sandbox: Sandbox | None = None) -> list[Grade]:
+          notebook_dir: Path = NOTEBOOK_DIR, progress=print, sandbox: Sandbox | None = None,
+          out: str | os.PathLike | None = None, force: bool = False) -> list[Grade]:
     """Grade every submission in ``paths``, ``jobs`` at a time; rows in the order of ``paths``.
-    The first progress line says which sandbox the submissions run in (or that there is none)."""
+    The first progress line says which sandbox the submissions run in (or that there is none).
+
+    Whatever goes wrong with one submission is its own error row. With ``out`` (checked first:
+    :func:`check_out`), the CSV is rewritten after each finished submission and once more at the
+    end, also when grading stops on an exception, so what was graded is never lost."""
     time_limit = check_time_limit(time_limit)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a whole number ≥ 1, got {jobs!r}")
@@ -599,28 +770,51 @@ def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile_name: str = "sm
     names = learner_ids(paths)
     sandbox = sandbox or find_sandbox()
     progress(sandbox.banner())
-    lock = threading.Lock()
+    lock, done, written = threading.Lock(), {}, []
+    scratch_root = Path(tempfile.mkdtemp(prefix="kdtutor-grade-"))  # mode 0700, hidden from every sandbox
+    hidden = hidden_folders(paths, out, scratch_root)
+    root = submissions_root(paths) if paths else None
 
-    def one(path: Path, learner: str) -> list[Grade]:
+    def save() -> None:  # the rows finished so far, in the order of paths
+        if out is not None:
+            write_csv([g for n in sorted(done) for g in done[n]], out, force=force or bool(written))
+            written.append(True)
+
+    def one(n: int) -> None:
         t0 = time.perf_counter()
-        rows = grade_one(path, learner, time_limit, profile_name, notebook_dir, sandbox, hide=paths)
+        try:
+            rows = grade_one(paths[n], names[n], time_limit, profile_name, notebook_dir, sandbox, hide=paths,
+                             root=root, scratch_root=scratch_root, hidden=hidden)
+        except Exception as e:  # a fault of the grader's on this submission: its row, not the run's end
+            rows = [Grade(names[n], "?", "?", "error", f"the grader failed on this submission: {type(e).__name__}: "
+                                                       f"{str(e)[:200]}", 0, 0, sandbox.kind)]
         auto = [g for g in rows if not WRITTEN_ID.match(g.exercise)]  # written answers: graded by hand
         got, worth = sum(g.points for g in auto), sum(g.max_points for g in auto)
         by_hand = sum(g.status == BY_HAND for g in rows)
         with lock:
-            progress(f"{learner} ({rows[0].lesson if rows else '?'}): {got}/{worth} points in {time.perf_counter() - t0:.0f} s"
+            done[n] = rows
+            save()
+            progress(f"{names[n]} ({rows[0].lesson if rows else '?'}): {got}/{worth} points in "
+                     f"{time.perf_counter() - t0:.0f} s"
                      + (f", {by_hand} written answer{'' if by_hand == 1 else 's'} to grade by hand" if by_hand else ""))
-        return rows
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(one, paths, names))
-    return [g for rows in results for g in rows]
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        for finished in [pool.submit(one, n) for n in range(len(paths))]:
+            finished.result()
+    finally:  # stopped (Ctrl-C): the submissions under way finish, the others do not start
+        pool.shutdown(wait=True, cancel_futures=True)
+        with lock:
+            save()
+        _remove_tree(scratch_root)
+    return [g for n in sorted(done) for g in done[n]]
 
 
 # --------------------------------------------------------------------------- the CSV
 def check_out(out: str | os.PathLike, submissions, force: bool = False) -> Path:
     """Where the CSV may go, checked before anything runs; ValueError naming the problem if
-    ``out`` is a directory, a notebook or one of the submissions, or exists without ``force``."""
+    ``out`` is a directory, a notebook or one of the submissions, exists without ``force`` or is
+    not a plain file, or its folder is missing, not a folder or not writable (``/proc``)."""
     text = os.fspath(out)
     path = Path(text)
     if text.endswith(("/", os.sep)) or path.is_dir():
@@ -632,20 +826,35 @@ def check_out(out: str | os.PathLike, submissions, force: bool = False) -> Path:
         raise ValueError(f"--out {text} is one of the submissions")
     if path.exists() and not force:
         raise ValueError(f"--out {text} exists; choose another file, or pass --force to replace it")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"--out {text} is not a plain file; name a CSV file to write")
+    folder = Path(os.path.abspath(text)).parent
+    if not folder.is_dir():
+        raise ValueError(f"--out {text}: {folder} is not an existing folder")
+    try:  # what writing the CSV does: a temporary file beside it
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"--out {text}: cannot write a file in {folder} ({e.strerror or e})") from None
     return path
 
 
+def _safe(text: str) -> str:
+    """``text`` as one CSV line that no spreadsheet runs: line breaks become `` | ``, and a
+    leading ``'`` if it starts with a :data:`FORMULA` character."""
+    text = re.sub(r"\s*[\r\n]+\s*", " | ", str(text))
+    return "'" + text if text.startswith(FORMULA) else text
+
+
 def to_csv(grades: list[Grade]) -> str:
-    """The rows as CSV, one line each (a message's line breaks become `` | ``; a written answer that
-    a spreadsheet would run as a formula starts with ``'``)."""
+    """The rows as CSV, one line each; every text cell passed through :func:`_safe`."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(FIELDS)
     for g in grades:
-        message = re.sub(r"\s*\n\s*", " | ", g.message)
-        if g.status == BY_HAND and message.startswith(("=", "+", "-", "@", "\t", "\r")):
-            message = "'" + message
-        writer.writerow([g.learner, g.lesson, g.exercise, g.status, g.points, g.max_points, message, g.sandbox])
+        writer.writerow([_safe(g.learner), _safe(g.lesson), _safe(g.exercise), _safe(g.status), g.points,
+                         g.max_points, _safe(g.message), _safe(g.sandbox)])
     return buf.getvalue()
 
 
@@ -661,4 +870,4 @@ def write_csv(grades: list[Grade], out: str | os.PathLike, force: bool = False) 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--execute":
     _execute(sys.argv[2], sys.argv[3], float(sys.argv[4]))
 elif __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--check":
-    _run_checks(sys.argv[2])
+    _run_check(sys.argv[2])

@@ -319,3 +319,240 @@ def test_the_lesson_is_read_from_metadata_then_from_the_file_name():
     nb = nbformat.v4.new_notebook(metadata={"kdtutor": {"lesson": LESSON}})
     assert grading.lesson_of(nb, Path("alice.ipynb")) == LESSON
     assert grading.lesson_of(nbformat.v4.new_notebook(), Path(f"{LESSON}-bob.ipynb")) == LESSON
+
+
+# --------------------------------------------------------------------------- issue 36
+def _fake_rows(path, learner, *args, **kwargs):
+    return [grading.Grade(learner, LESSON, "entropy_nats", "passed", "✓", 1, 1, "none")]
+
+
+@pytest.mark.parametrize("crashing", [0, 1, 2])
+@pytest.mark.parametrize("fault", [RecursionError, MemoryError, IsADirectoryError, AttributeError])
+def test_a_crash_in_any_one_submission_leaves_every_other_row_in_the_csv(tmp_path, monkeypatch, crashing, fault):
+    subs = [tmp_path / f"s{n}.ipynb" for n in range(3)]
+    for s in subs:
+        s.write_text("{}")
+
+    def grade_one(path, learner, *args, **kwargs):
+        if path == subs[crashing]:
+            raise fault("deep inside the grader")
+        return _fake_rows(path, learner)
+
+    monkeypatch.setattr(grading, "grade_one", grade_one)
+    out = tmp_path / "grades.csv"
+    grading.grade(subs, jobs=2, progress=lambda line: None, sandbox=grading.Sandbox("none", "unit test"), out=out)
+    table = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["learner"] for r in table] == ["s0", "s1", "s2"]  # in order, one row each
+    for n, row in enumerate(table):
+        if n == crashing:
+            assert row["status"] == "error" and fault.__name__ in row["message"], row
+        else:
+            assert (row["status"], row["points"]) == ("passed", "1")
+
+
+def test_the_csv_keeps_what_was_graded_when_grading_stops(tmp_path, monkeypatch):
+    subs = [tmp_path / f"s{n}.ipynb" for n in range(3)]
+    for s in subs:
+        s.write_text("{}")
+    seen = []
+
+    def progress(line):  # a Ctrl-C after the second submission
+        seen.append(line)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(grading, "grade_one", _fake_rows)
+    out = tmp_path / "grades.csv"
+    with pytest.raises(KeyboardInterrupt):
+        grading.grade(subs, progress=progress, sandbox=grading.Sandbox("none", "unit test"), out=out)
+    kept = [r["learner"] for r in csv.DictReader(io.StringIO(out.read_text()))]
+    assert kept[:2] == ["s0", "s1"]  # (s2 may have started before the stop reached the pool)
+
+
+def test_scratch_folders_are_private_and_removed_whatever_a_submission_left(tmp_path, monkeypatch):
+    modes = []
+
+    def run_notebook(source, scratch, *args, **kwargs):  # 3,000 nested folders: rmtree's recursion gives up
+        modes.extend([scratch.parent.stat().st_mode & 0o777, scratch.parent.parent.stat().st_mode & 0o777])
+        here = os.getcwd()
+        try:
+            os.chdir(scratch)
+            for _ in range(3000):
+                os.mkdir("d")
+                os.chdir("d")
+        finally:
+            os.chdir(here)
+        return {"timed_out": False, "died": None, "errors": [], "reached": []}
+
+    monkeypatch.setattr(grading, "run_notebook", run_notebook)
+    monkeypatch.setattr(grading, "run_checks", lambda *args, **kwargs: {})
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(grading.tempfile, "tempdir", None)
+    (tmp_path / "tmp").mkdir()
+    sub = shutil.copy(STUDENT, tmp_path / "alice.ipynb")
+    grades = grading.grade([sub], progress=lambda line: None, sandbox=grading.Sandbox("none", "unit test"))
+    assert modes == [0o700, 0o700]  # the submission's folder and the run's
+    assert {g.status for g in grades if g.exercise in EXERCISES} == {"error"}
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_the_report_is_read_back_without_blocking_on_a_fifo_or_failing_on_a_folder(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    (tmp_path / "file").write_text("{}")
+    assert [grading._read_small(tmp_path / n) for n in ("fifo", "folder", "link", "missing", "file")] == [
+        None, None, None, None, "{}"]
+
+
+def test_a_sandboxed_process_gets_only_the_allowed_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_SECRET_TOKEN", "s3cr3t")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    env = grading._scratch_env(tmp_path, grading.Sandbox("bubblewrap"), "smoke")
+    assert "s3cr3t" not in env.values() and env["LANG"] == "C.UTF-8"
+    assert set(env) <= set(grading.ENV_ALLOWED) | {k for k in env if k.startswith(("KDTUTOR_", "JUPYTER_"))} | {
+        "MPLBACKEND", "HOME", "IPYTHONDIR", "MPLCONFIGDIR", "TMPDIR"}
+
+
+def test_every_learner_text_in_every_column_is_escaped_against_formulas():
+    rows = [grading.Grade("=cmd|' /C calc'!A0", LESSON, "entropy_nats", "failed", "+1", 0, 1, "none"),
+            grading.Grade("@bob", "?", "?", "error", "-2", 0, 0, "none"),
+            grading.Grade("\tcarol", LESSON, "entropy_nats", "passed", "\r=1+1", 1, 1, "none"),
+            grading.Grade("dave", LESSON, "entropy_nats", "passed", "✓ =fine in the middle\nline 2", 1, 1, "none")]
+    table = list(csv.DictReader(io.StringIO(grading.to_csv(rows))))
+    assert [r["learner"] for r in table] == ["'=cmd|' /C calc'!A0", "'@bob", "'\tcarol", "dave"]
+    assert [r["message"] for r in table] == ["'+1", "'-2", " | =1+1", "✓ =fine in the middle | line 2"]
+
+
+def test_ids_are_relative_distinct_and_nfc(tmp_path):
+    import unicodedata
+
+    (tmp_path / "g4").mkdir()
+    carol = [tmp_path / "g4" / "carol", tmp_path / "g4" / "carol.ipynb", tmp_path / "g4" / "dan.ipynb"]
+    for p in carol:
+        p.write_text("{}")
+    assert grading.learner_ids(carol) == ["carol", "carol.ipynb", "dan"]
+    nfd = tmp_path / "g4" / unicodedata.normalize("NFD", "zoé.ipynb")
+    nfd.write_text("{}")
+    assert grading.learner_ids([carol[2], nfd]) == ["dan", unicodedata.normalize("NFC", "zoé")]
+    nfc = tmp_path / "g4" / unicodedata.normalize("NFC", "zoé.ipynb")
+    nfc.write_text("{}")
+    with pytest.raises(ValueError, match="differ only in their Unicode form"):
+        grading.learner_ids([nfd, nfc])
+    (tmp_path / "g4" / "passwd.ipynb").symlink_to("/etc/passwd")  # a link does not turn ids into full paths
+    assert grading.learner_ids([carol[2], tmp_path / "g4" / "passwd.ipynb"]) == ["dan", "passwd"]
+
+
+def test_a_link_out_of_the_submissions_folder_is_refused_unread(tmp_path):
+    (tmp_path / "class").mkdir()
+    (tmp_path / "class" / "mallory.ipynb").symlink_to(TEACHER)
+    (tmp_path / "class" / "inside.ipynb").symlink_to(tmp_path / "class" / "real.ipynb")
+    (tmp_path / "class" / "real.ipynb").write_text("not json")
+    grades = grading.grade([tmp_path / "class" / "mallory.ipynb", tmp_path / "class" / "inside.ipynb"],
+                           progress=lambda line: None, sandbox=grading.Sandbox("none", "unit test"))
+    assert [(g.learner, g.status, g.points) for g in grades] == [("mallory", "error", 0), ("inside", "error", 0)]
+    assert "link that leads outside" in grades[0].message and "not json" not in grades[0].message
+    assert "cannot grade inside.ipynb" in grades[1].message  # a link inside the folder is read (here: not JSON)
+
+
+@pytest.mark.parametrize("where, said", [("file.txt/grades.csv", "is not an existing folder"),
+                                         ("missing/grades.csv", "is not an existing folder"),
+                                         ("/proc/grades.csv", "cannot write a file in /proc"),
+                                         ("/dev/null", "is not a plain file")])
+def test_out_that_cannot_be_written_is_refused_before_grading(tmp_path, monkeypatch, capsys, where, said):
+    sub = shutil.copy(STUDENT, tmp_path / "alice.ipynb")
+    (tmp_path / "file.txt").write_text("a file\n")
+    monkeypatch.chdir(tmp_path)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("grading started")
+
+    monkeypatch.setattr(grading, "grade", must_not_run)
+    with pytest.raises(SystemExit) as stop:
+        main(["grade", str(sub), "--out", where, "--force"])
+    assert stop.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_submission_without_cell_ids_or_with_odd_types_is_read_as_the_notebook_it_is(tmp_path):
+    nb = json.loads(TEACHER.read_text())
+    nb["nbformat_minor"] = 4
+    for cell in nb["cells"]:
+        cell.pop("id", None)
+    markdown = [c for c in nb["cells"] if c["cell_type"] == "markdown"]
+    markdown[0]["metadata"] = {"kdtutor": "x"}
+    markdown[1]["source"] = 12
+    del markdown[2]["source"]
+    markdown[3]["metadata"] = "x"
+    (tmp_path / "odd.ipynb").write_text(json.dumps(nb))
+    read = grading.read_submission(tmp_path / "odd.ipynb")
+    assert [e.check for e in instructor.exercises(read)] == EXERCISES
+    assert all(isinstance(c.source, str) and isinstance(c.metadata, dict) and c.id for c in read.cells)
+    assert grading.written_rows("x", LESSON, QUESTIONS, read)[0].status == "not attempted"
+    for ex in instructor.exercises(read):
+        assert f"def {ex.function}(" in grading.definitions(read, ex, set(EXERCISES))
+
+
+SLOW = '''import time as _time
+_slept = []
+
+
+def _slowly():  # once per process, and not in the lesson's kernel: only the grader's check waits
+    import sys
+    if "ipykernel" not in sys.modules and not _slept:
+        _slept.append(True)
+        _time.sleep(SLEEP)
+'''
+
+
+@pytest.mark.slow
+def test_a_slow_correct_function_costs_no_later_exercise_each_check_is_timed_on_its_own(tmp_path, monkeypatch):
+    """Each of the three exercises waits 12 s once, then answers correctly; each check may take 15 s
+    (+30 s to start its process). Three checks together would take 36 s: each passes on its own time."""
+    monkeypatch.setattr(grading, "CHECK_TIME_LIMIT", 15)
+    monkeypatch.setattr(grading, "CHECK_START", 30)
+    nb = nbformat.read(TEACHER, as_version=4)
+    cells = {c.id: c for c in nb.cells}
+    for ex in instructor.exercises(nb):
+        cell = cells[ex.stub_cell]
+        head = f"def {ex.function}("
+        start = cell.source.index(head)
+        body_at = cell.source.index(":\n", start) + 2
+        cell.source = ("SLEEP = 12\n" + SLOW + cell.source[:body_at] + "    _slowly()\n" + cell.source[body_at:])
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    grades = grading.grade([tmp_path / "slow.ipynb"], time_limit=300, progress=lambda line: None,
+                           sandbox=grading.Sandbox("none", "this test times the checks only"))
+    rows = _by_learner(grades)["slow"]
+    assert {ex: status for ex, (status, _) in rows.items()} == {ex: "passed" for ex in EXERCISES}, rows
+
+
+def test_expressions_too_deep_to_read_cost_only_their_own_exercise(tmp_path):
+    """A 5,000-term sum in any cell and a 400-term expression in an exercise (RecursionError in
+    ast.unparse or ast.parse): the deep exercise is an error of its own, the others read as usual."""
+    nb = nbformat.read(TEACHER, as_version=4)
+    deep = next(e for e in instructor.exercises(nb) if e.check == "entropy_nats")
+    stub = next(c for c in nb.cells if c.id == deep.stub_cell)
+    stub.source = stub.source.replace("return -p_log_p.sum(dim=-1)", "return -p_log_p.sum(dim=-1)" + " + 0" * 400)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("_big = 0" + " + 1" * 5000, id="big-sum"))
+    for ex in instructor.exercises(nb):
+        if ex.check != "entropy_nats":
+            assert f"def {ex.function}(" in grading.definitions(nb, ex, set(EXERCISES))
+    verdicts = grading.run_checks(nb, [deep], tmp_path, grading.Sandbox("none", "unit test"), "smoke")
+    assert verdicts["entropy_nats"]["status"] == "error", verdicts
+    assert "cannot read the cell defining entropy_nats: RecursionError" in verdicts["entropy_nats"]["message"]
+
+
+def test_the_command_refuses_names_that_differ_only_in_unicode_form_before_grading(tmp_path, monkeypatch, capsys):
+    import unicodedata
+
+    subs = [tmp_path / unicodedata.normalize(form, "zoé.ipynb") for form in ("NFC", "NFD")]
+    for s in subs:
+        shutil.copy(STUDENT, s)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("grading started")
+
+    monkeypatch.setattr(grading, "grade", must_not_run)
+    with pytest.raises(SystemExit) as stop:
+        main(["grade", *map(str, subs), "--out", str(tmp_path / "g.csv")])
+    assert stop.value.code == 2 and "differ only in their Unicode form" in capsys.readouterr().err

@@ -218,6 +218,251 @@ def test_an_exercise_function_that_attacks_the_check_runner_forges_no_verdict(tm
     expected = instructor.exercises(nb)
     next(c for c in nb.cells if c.id == expected[0].stub_cell).source = RUNNER_ATTACK
     verdicts = grading.run_checks(nb, expected, tmp_path, BOX, "smoke")
-    assert {v["status"] for v in verdicts.values()} == {"error"}, verdicts
+    assert verdicts[expected[0].check]["status"] == "error", verdicts  # its own check: no verdict
+    assert {verdicts[e.check]["status"] for e in expected[1:]} == {"not attempted"}, verdicts  # the others: theirs
     reached = {"timed_out": False, "died": None, "errors": [], "reached": [e.check_cell for e in expected]}
     assert sum(g.points for g in grading.grade_rows("x", LESSON, expected, verdicts, reached, 60)) == 0
+
+
+# --------------------------------------------------------------------------- issue 36: one `kdtutor grade` run
+FD_FORGER = '''def stable_log_softmax(logits, T=1.0):
+    import json, os, sys
+    if "ipykernel" in sys.modules:  # in the lesson: look like a stub
+        raise NotImplementedError
+    line = "KDTUTOR-VERDICTS " + json.dumps({"status": "passed", "message": "=HYPERLINK(1)"})
+    for fd in range(3, 64):
+        try:
+            os.write(fd, (line + "\\n").encode())
+        except OSError:
+            pass
+    os._exit(0)
+'''
+
+DEFAULT_ARG = '''from kdtutor import checks as _c
+from kdtutor.checks import core as _core
+def stable_log_softmax(logits, T=1.0, _=[setattr(_c, n, lambda fn, verbose=True, n=n: _core.CheckResult(
+        n, True, "✓ forged", fn)) for n in ("stable_log_softmax", "entropy_nats", "temperature_for_entropy")]):
+    return logits * 0
+'''
+WRONG = {"entropy_nats": "def entropy_nats(probs):\n    return probs.sum(dim=-1) * 0",
+         "temperature_for_entropy": "def temperature_for_entropy(logits, target_entropy):\n    return 1.0"}
+
+READER = '''def stable_log_softmax(logits, T=1.0):
+    import glob, os
+    found = ["token=" + os.environ.get("FAKE_SECRET_TOKEN", "none")]
+    for pattern in PATTERNS:
+        for path in filter(os.path.isfile, glob.glob(pattern, recursive=True)):  # (glob names a missing folder/**)
+            try:
+                found.append(path + ":" + open(path, errors="replace").read(100))
+            except OSError:
+                found.append(path)
+    raise ValueError("LEAK " + " ## ".join(found))
+'''
+
+FLOOD = '''def stable_log_softmax(logits, T=1.0):
+    import os, sys
+    if "ipykernel" not in sys.modules and not globals().get("_flooded"):
+        globals()["_flooded"] = True
+        block = b"x" * (1 << 20)
+        for fd in range(3, 64):
+            try:
+                for _ in range(FLOOD_MB):
+                    os.write(fd, block)
+            except OSError:
+                pass
+    m = logits.max(dim=-1, keepdim=True).values
+    z = (logits - m) / T
+    return z - z.exp().sum(dim=-1, keepdim=True).log()
+'''
+FLOOD_MB = 2048
+
+DEEP_FOLDERS = '''import os
+_start = os.getcwd()
+for _ in range(3000):
+    os.mkdir("d")
+    os.chdir("d")
+os.chdir(_start)
+'''
+
+FIFO_DAEMON = '''import os, stat, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        end = time.time() + 900
+        while time.time() < end:
+            try:
+                if not stat.S_ISFIFO(os.lstat("run.json").st_mode):
+                    os.unlink("run.json")
+                    os.mkfifo("run.json")
+            except FileNotFoundError:
+                os.mkfifo("run.json")
+            except OSError:
+                pass
+            time.sleep(0.001)
+    os._exit(0)
+'''
+
+
+def _stub_replaced(sources: dict, out: Path) -> Path:
+    """The student's copy of lesson 01 with the stubs of ``sources`` (by check) replaced."""
+    nb = nbformat.read(STUDENT, as_version=4)
+    cells = {c.id: c for c in nb.cells}
+    for ex in instructor.exercises(nb):
+        if ex.check in sources:
+            cells[ex.stub_cell].source = sources[ex.check]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+    return out
+
+
+def _small(source: str, out: Path) -> Path:
+    """A one-cell notebook of lesson 01 (no exercise in it)."""
+    nb = nbformat.v4.new_notebook(metadata={"kdtutor": {"lesson": LESSON}},
+                                  cells=[nbformat.v4.new_code_cell(source, id="only")])
+    nbformat.write(nb, out)
+    return out
+
+
+def _teacher_json() -> dict:
+    import json
+
+    return json.loads(TEACHER.read_text())
+
+
+def _write_json(nb: dict, out: Path) -> Path:
+    import json
+
+    out.write_text(json.dumps(nb))
+    return out
+
+
+def _class_of_issue_36(folder: Path, patterns: list[str]) -> dict[str, Path]:
+    """The submissions of issue 36's grader cases, by the learner id the grader must give them."""
+    subs = {"honest": Path(shutil.copy(TEACHER, folder / "honest.ipynb"))}
+    subs["=forger"] = _stub_replaced({"stable_log_softmax": FD_FORGER}, folder / "=forger.ipynb")
+    subs["g4/carol"] = _stub_replaced({"stable_log_softmax": f"PATTERNS = {patterns!r}\n" + READER},
+                                      folder / "g4" / "carol")  # no .ipynb
+    subs["g4/carol.ipynb"] = _stub_replaced({"stable_log_softmax": DEFAULT_ARG, **WRONG}, folder / "g4" / "carol.ipynb")
+    nb = _teacher_json()  # nbformat 4.4: no cell ids
+    nb["nbformat_minor"] = 4
+    for cell in nb["cells"]:
+        cell.pop("id", None)
+    subs["nbformat44"] = _write_json(nb, folder / "nbformat44.ipynb")
+    nb = _teacher_json()  # metadata and sources of the wrong types
+    markdown = [c for c in nb["cells"] if c["cell_type"] == "markdown"]
+    markdown[0]["metadata"]["kdtutor"] = "x"
+    markdown[1]["source"] = 12
+    del markdown[2]["source"]
+    subs["bad_types"] = _write_json(nb, folder / "bad_types.ipynb")
+    nb = _teacher_json()  # an expression too deep to unparse in an exercise (5,000 terms: test_grading.py)
+    stub = next(c for c in nb["cells"] if "def entropy_nats(" in "".join(c["source"]))
+    stub["source"] = "".join(stub["source"]).replace("return -p_log_p.sum(dim=-1)",
+                                                     "return -p_log_p.sum(dim=-1)" + " + 0" * 400)
+    subs["deep_expr"] = _write_json(nb, folder / "deep_expr.ipynb")
+    nb = nbformat.read(TEACHER, as_version=4)  # 2 GB on the check's stdout, 3,000 nested folders in its run
+    next(c for c in nb.cells if "def stable_log_softmax(" in c.source).source = f"FLOOD_MB = {FLOOD_MB}\n" + FLOOD
+    nb.cells.insert(3, nbformat.v4.new_code_cell(DEEP_FOLDERS, id="deep-folders"))
+    nbformat.write(nb, folder / "flood_deep.ipynb")
+    subs["flood_deep"] = folder / "flood_deep.ipynb"
+    subs["dir_report"] = _small('import os\nos.makedirs("run.json/inside", exist_ok=True)', folder / "dir_report.ipynb")
+    subs["fifo_report"] = _small(FIFO_DAEMON, folder / "fifo_report.ipynb")
+    (folder / "passwd.ipynb").symlink_to("/etc/passwd")
+    subs["passwd"] = folder / "passwd.ipynb"
+    (folder / "teacher.ipynb").symlink_to(TEACHER)
+    subs["teacher"] = folder / "teacher.ipynb"
+    return subs
+
+
+@pytest.mark.slow
+def test_issue_36_each_submission_gets_only_its_own_rows_and_reads_nothing_it_should_not(tmp_path):
+    """Through the real `python -m kdtutor grade`: forged verdicts on every descriptor and a default
+    argument that patches the checks change no other exercise's verdict; a crash or flood in one
+    submission is that submission's rows only; no secret of the grader's comes back; links out
+    of the submissions' folder are refused; ids stay relative and distinct; every learner text is
+    escaped in the CSV."""
+    import subprocess
+    import sys
+
+    folder, out_dir, tmpdir = tmp_path / "class", tmp_path / "out", tmp_path / "tmpdir"
+    for f in (folder / "g4" / ".ipynb_checkpoints", out_dir, tmpdir):
+        f.mkdir(parents=True)
+    secrets = {"token": "s3cr3t-kdtutor-token", "checkpoint": "CHECKPOINT-MARKER", "late": "LATE-MARKER",
+               "last week": "LASTWEEK-MARKER"}
+    (folder / "g4" / ".ipynb_checkpoints" / "carol-checkpoint.ipynb").write_text(secrets["checkpoint"])
+    (folder / "late.ipynb").write_text(secrets["late"])
+    (out_dir / "last-week.csv").write_text(secrets["last week"])
+    patterns = [f"{ROOT}/solutions/*.py", f"{ROOT}/instructor/*.ipynb", f"{ROOT}/results/**/*.csv", f"{ROOT}/.git/*",
+                f"{folder}/**", f"{folder}/**/.ipynb_checkpoints/*", f"{out_dir}/*", f"{tmpdir}/**"]
+    subs = _class_of_issue_36(folder, patterns)
+    out = out_dir / "grades.csv"
+    env = {**os.environ, "FAKE_SECRET_TOKEN": secrets["token"], "TMPDIR": str(tmpdir), "PYTHONPATH": str(ROOT)}
+    measure = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+               "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "kdtutor", "grade",
+                           *map(str, subs.values()), "--out", str(out), "--jobs", "2", "--time-limit", "300"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    maxrss_kb = int(done.stdout.split("MAXRSS")[-1])
+    text = out.read_text()
+    table = list(csv.DictReader(io.StringIO(text)))
+    by = {}
+    for row in table:
+        if not instructor.QUESTION_ID.match(row["exercise"]):
+            by.setdefault(row["learner"], {})[row["exercise"]] = row
+    ids = {("'" + name if name.startswith("=") else name) for name in subs}
+    assert set(by) == ids, (sorted(by), done.stdout[-3000:])  # every submission has its rows
+    status = {name: {ex: r["status"] for ex, r in rows.items()} for name, rows in by.items()}
+    points = {name: sum(int(r["points"]) for r in rows.values()) for name, rows in by.items()}
+    full = {ex: "passed" for ex in ("stable_log_softmax", "entropy_nats", "temperature_for_entropy")}
+
+    assert status["honest"] == full and points["honest"] == 4
+    for name in ("nbformat44", "bad_types"):  # read as the notebooks they are
+        assert status[name] == full, by[name]
+    # item 1: the forger's descriptors reach only its own check; the default argument patches nothing that counts
+    forger = by["'=forger"]
+    assert {forger[ex]["status"] for ex in ("entropy_nats", "temperature_for_entropy")} == {"not attempted"}
+    assert points["'=forger"] <= 1
+    assert all(not r["message"].startswith("=") for r in table)
+    assert status["g4/carol.ipynb"] == {ex: "failed" for ex in full} and points["g4/carol.ipynb"] == 0
+    # item 2: each fault is its own rows
+    assert status["deep_expr"]["stable_log_softmax"] == status["deep_expr"]["temperature_for_entropy"] == "passed"
+    assert status["deep_expr"]["entropy_nats"] in {"passed", "error"}
+    assert status["flood_deep"]["entropy_nats"] == status["flood_deep"]["temperature_for_entropy"] == "passed"
+    assert maxrss_kb < 1_500_000, maxrss_kb  # 2 GB on a check's stdout, read in bounded memory
+    for name in ("dir_report", "fifo_report"):
+        assert {r["status"] for r in by[name].values()} == {"error"} and {r["lesson"] for r in by[name].values()} == {LESSON}
+    # item 3: the reader's message says what it found: no secret, no other file of the class, the course or the grader
+    leak = by["g4/carol"]["stable_log_softmax"]
+    assert leak["status"] == "failed" and "LEAK token=none" in leak["message"], leak
+    for secret in secrets.values():
+        assert secret not in text
+    for place in (str(ROOT), str(folder), str(out_dir), str(tmpdir), "kdtutor-grade-"):
+        assert place not in leak["message"], leak["message"]
+    # item 4: links out of the class folder are refused, never read; ids stay relative
+    for name in ("passwd", "teacher"):
+        assert [(r["status"], r["points"]) for r in by[name].values()] == [("error", "0")]
+        assert "link that leads outside" in next(iter(by[name].values()))["message"]
+    assert "root:" not in text and not any(r["learner"].startswith("/") for r in table)
+    assert list(tmpdir.iterdir()) == []  # every scratch folder removed
+
+
+def test_the_sandbox_hides_the_course_checkout_and_the_scratch_root_but_not_the_python_it_needs(tmp_path):
+    """What issue 36 found readable (solutions/, instructor/, results/, .git, the other jobs' scratch
+    folders wherever TMPDIR is): empty in the sandbox; kdtutor and Python still import."""
+    import subprocess
+    import sys
+
+    scratch_root = ROOT / "book"  # stands for a TMPDIR outside /tmp (tests write only under /tmp)
+    hidden = grading.hidden_folders([tmp_path / "class" / "alice.ipynb"], tmp_path / "grades.csv", scratch_root)
+    assert {ROOT / "solutions", ROOT / "instructor", scratch_root} <= set(hidden)
+    look = ("import glob, kdtutor.checks; print([len(glob.glob(p + '/*')) for p in %r])"
+            % [str(ROOT / "solutions"), str(ROOT / "instructor"), str(scratch_root), str(ROOT / "kdtutor")])
+    (tmp_path / "box").mkdir()
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    seen = subprocess.run(BOX.wrap([sys.executable, "-c", look], tmp_path / "box", hidden=hidden),
+                          capture_output=True, text=True, env=env)
+    assert seen.returncode == 0, seen.stderr[-2000:]
+    solutions, instructor_copies, scratch, package = eval(seen.stdout)
+    assert (solutions, instructor_copies, scratch) == (0, 0, 0) and package > 5, seen.stdout
+    outside = [len(list(p.glob("*"))) for p in (ROOT / "solutions", ROOT / "instructor", scratch_root)]
+    assert min(outside) > 0  # (they are there, outside the sandbox)
