@@ -98,3 +98,29 @@ def test_lesson_08_recipe_is_fifteen_lines_of_calls_to_kdtutor_as_it_is():
             break
     else:
         raise AssertionError("lesson 08 never runs compare_scratch_vs_kd")
+
+
+def test_lesson_08_recipe_runs_as_printed_on_a_small_mixed_size_folder(tmp_path, monkeypatch):
+    """The fifteen lines, executed verbatim with the lesson's constructors on a folder of mixed sizes."""
+    import torch
+
+    from kdtutor.images import image_folder
+    from kdtutor.images.standin import make_standin
+
+    cells = json.loads((NOTEBOOKS / "08_distil_your_own_model.ipynb").read_text())["cells"]
+    text = next("".join(c["source"]) for c in cells if c["cell_type"] == "markdown" and "## 7. The whole job" in
+                "".join(c["source"]))
+    recipe = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    models = next("".join(c["source"]) for c in cells if c.get("id") == "models")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(image_folder, "CACHE_DIR", tmp_path / "cache")  # never into data/
+    standin = make_standin(400, 40, 80, seed=0)
+    image_folder.export_classes(standin, tmp_path / "my_images", standin.classes[:4], sizes=(24, 48), fmt="png")
+    names = {"nn": torch.nn, "my_data": image_folder.load_image_folder("my_images", size=32, progress=False)}
+    exec(models.split("\n\nepochs_teacher")[0], names)  # make_teacher, make_student as the lesson defines them
+    torch.save(names["make_teacher"](0).state_dict(), "my_teacher.pth")  # "your" teacher (untrained: the calls)
+    for module in ("image_folder", "distill", "recipes", "train", "evaluate"):
+        names[module] = __import__(f"kdtutor.images.{module}", fromlist=[module])
+    exec(recipe, names)
+    assert set(names["card"]) == {"teacher", "scratch", "distilled"} and len(names["comparison"].scratch) == 3
+    assert names["card"]["distilled"].dataset == "my_images (image folder, resized to 32×32)"
