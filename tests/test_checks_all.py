@@ -47,7 +47,7 @@ def stub(*args, **kwargs):
 
 
 def test_one_check_module_per_lesson_with_a_solutions_module_of_the_same_name():
-    assert LESSON_MODULES == [f"lesson0{i}" for i in (0, 1, 2, 3, 4, 5, 6, 7)]
+    assert LESSON_MODULES == [f"lesson0{i}" for i in (0, 1, 2, 3, 4, 5, 6, 7, 8)]
     assert LESSON_MODULES == sorted({lesson for lesson, _ in ANSWERS})
 
 

@@ -230,3 +230,36 @@ def test_bad_sizes_and_a_folder_over_the_memory_limit_are_refused(tmp_path):
                           max_dataset_bytes=10_000)
     assert load_image_folder(tmp_path / "mixed", cache_dir=tmp_path / "c", progress=False, size=16,
                              max_dataset_bytes=10_752).image_shape == (3, 16, 16)
+
+
+def test_export_classes_writes_a_mixed_size_folder_that_loads_back_at_one_size(tmp_path):
+    """Lesson 08's own folder: some classes of a data set, each image at its own size, complete or absent."""
+    from PIL import Image
+
+    from kdtutor.images.image_folder import export_classes, load_image_folder
+    from kdtutor.images.standin import make_standin
+
+    ds = make_standin(60, 10, 30, seed=0)
+    keep = [ds.classes[3], ds.classes[1]]
+    root = export_classes(ds, tmp_path / "mine", keep, sizes=(24, 48), fmt="png", seed=5)
+    sizes = {Image.open(p).size for p in root.rglob("*.png")}
+    assert len(sizes) > 5 and all(24 <= w <= 48 and 24 <= h <= 48 for w, h in sizes)
+    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(keep)
+    assert not list(tmp_path.glob(".mine.partial-*"))
+    for split in ("train", "test"):
+        part = getattr(ds, split)
+        for c in keep:
+            n = int((part.labels == ds.classes.index(c)).sum())
+            assert len(list((root / split / c).iterdir())) == n
+    with pytest.raises(ValueError, match="pass a size|size="):
+        load_image_folder(root, cache_dir=tmp_path / "cache", progress=False)
+    data = load_image_folder(root, name="two shapes", size=32, cache_dir=tmp_path / "cache", progress=False)
+    assert data.image_shape == (3, 32, 32) and data.classes == sorted(keep)
+    assert data.name == "two shapes (resized to 32×32)"
+    with pytest.raises(FileExistsError, match="exists"):
+        export_classes(ds, root, keep)
+    with pytest.raises(ValueError, match="at least 2"):
+        export_classes(ds, tmp_path / "other", ["not a class", keep[0]])
+    with pytest.raises(ValueError, match="sizes must be"):
+        export_classes(ds, tmp_path / "other", keep, sizes=(40, 20))
+    assert not (tmp_path / "other").exists()

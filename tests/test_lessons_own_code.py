@@ -1,6 +1,7 @@
-"""Lessons 03-05 run the learner's own code (issue 20): a plain loop trains lesson 03's first model
+"""Lessons 03-05 and 08 run the learner's own code (issue 20): a plain loop trains lesson 03's first model
 before ``fit`` appears, the learner's ``kd_step`` drives lesson 04's loop, and every exercise
-function is called again after its check, before the results that use it."""
+function is called again after its check, before the results that use it. Lesson 08's one-page recipe
+(issue 32) is at most 15 lines of calls to functions that exist, with the arguments they take."""
 
 import json
 import re
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-LESSONS = ("03_teacher_training", "04_distilling_a_student", "05_evaluating_distillation")
+LESSONS = ("03_teacher_training", "04_distilling_a_student", "05_evaluating_distillation", "08_distil_your_own_model")
 
 
 def code_cells(lesson: str) -> list[str]:
@@ -70,3 +71,56 @@ def test_lesson_05_writes_its_metrics_before_the_report_card_uses_them():
     assert all(f'"{name}": {name}' in cells[card] for name in ("top1_agreement", "expected_calibration_error", "macro_f1"))
     seeds = first(cells, r"summarize_seeds\(\[")
     assert "stats.summarize_seeds" not in cells[seeds]
+
+
+def test_lesson_08_recipe_is_fifteen_lines_of_calls_to_kdtutor_as_it_is():
+    import ast
+    import importlib
+    import inspect
+
+    cells = json.loads((NOTEBOOKS / "08_distil_your_own_model.ipynb").read_text())["cells"]
+    text = next("".join(c["source"]) for c in cells if c["cell_type"] == "markdown" and "## 7. The whole job" in
+                "".join(c["source"]))
+    recipe = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    lines = [line for line in recipe.splitlines() if line.strip()]
+    assert len(lines) <= 15, f"the recipe has {len(lines)} lines"
+    tree = ast.parse(recipe)
+    called = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            called.add(node.func.value.id)
+            if node.func.value.id in ("image_folder", "distill", "train", "recipes", "evaluate"):
+                fn = getattr(importlib.import_module(f"kdtutor.images.{node.func.value.id}"), node.func.attr)
+                inspect.signature(fn).bind(*node.args, **{k.arg: k.value for k in node.keywords})  # takes them
+    assert {"image_folder", "distill", "recipes", "evaluate"} <= called
+    for code in [c for c in cells if c["cell_type"] == "code"]:  # the lesson runs the calls it shows
+        if "compare_scratch_vs_kd(" in "".join(code["source"]):
+            break
+    else:
+        raise AssertionError("lesson 08 never runs compare_scratch_vs_kd")
+
+
+def test_lesson_08_recipe_runs_as_printed_on_a_small_mixed_size_folder(tmp_path, monkeypatch):
+    """The fifteen lines, executed verbatim with the lesson's constructors on a folder of mixed sizes."""
+    import torch
+
+    from kdtutor.images import image_folder
+    from kdtutor.images.standin import make_standin
+
+    cells = json.loads((NOTEBOOKS / "08_distil_your_own_model.ipynb").read_text())["cells"]
+    text = next("".join(c["source"]) for c in cells if c["cell_type"] == "markdown" and "## 7. The whole job" in
+                "".join(c["source"]))
+    recipe = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    models = next("".join(c["source"]) for c in cells if c.get("id") == "models")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(image_folder, "CACHE_DIR", tmp_path / "cache")  # never into data/
+    standin = make_standin(400, 40, 80, seed=0)
+    image_folder.export_classes(standin, tmp_path / "my_images", standin.classes[:4], sizes=(24, 48), fmt="png")
+    names = {"nn": torch.nn, "my_data": image_folder.load_image_folder("my_images", size=32, progress=False)}
+    exec(models.split("\n\nepochs_teacher")[0], names)  # make_teacher, make_student as the lesson defines them
+    torch.save(names["make_teacher"](0).state_dict(), "my_teacher.pth")  # "your" teacher (untrained: the calls)
+    for module in ("image_folder", "distill", "recipes", "train", "evaluate"):
+        names[module] = __import__(f"kdtutor.images.{module}", fromlist=[module])
+    exec(recipe, names)
+    assert set(names["card"]) == {"teacher", "scratch", "distilled"} and len(names["comparison"].scratch) == 3
+    assert names["card"]["distilled"].dataset == "my_images (image folder, resized to 32×32)"

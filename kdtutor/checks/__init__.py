@@ -10,6 +10,7 @@ One module per lesson, so you find a lesson's checks by its number:
     lesson05   expected_calibration_error, top1_agreement, macro_f1, summarize_seeds
     lesson06   nckd_per_example, standardize, paired_gain
     lesson07   reverse_kl_tokens, masked_token_mean, topk_renormalized_kl
+    lesson08   shared_mistakes
     core       what they share: run_check, CheckResult, the hints, comparisons
 
 Every check is also available here, as ``kdtutor.checks.<name>``. Use in a lesson::
@@ -42,6 +43,7 @@ from kdtutor.checks.lesson04 import best_class_shift, cached_lookup, kd_step
 from kdtutor.checks.lesson05 import expected_calibration_error, macro_f1, summarize_seeds, top1_agreement
 from kdtutor.checks.lesson06 import nckd_per_example, paired_gain, standardize
 from kdtutor.checks.lesson07 import masked_token_mean, reverse_kl_tokens, topk_renormalized_kl
+from kdtutor.checks.lesson08 import shared_mistakes
 
 __all__ = [
     "CheckResult", "Failed", "answer", "points", "require", "reset", "run_check",
@@ -53,4 +55,5 @@ __all__ = [
     "expected_calibration_error", "top1_agreement", "macro_f1", "summarize_seeds",
     "nckd_per_example", "standardize", "paired_gain",
     "reverse_kl_tokens", "masked_token_mean", "topk_renormalized_kl",
+    "shared_mistakes",
 ]

@@ -400,22 +400,60 @@ def source_fingerprint(path: str | os.PathLike) -> str:
 
 
 def write_image_folder(root: str | os.PathLike, split: str, images: torch.Tensor, labels: torch.Tensor,
-                       classes: list[str], fmt: str = "png") -> Path:
+                       classes: list[str], fmt: str = "png", sizes: tuple[int, int] | None = None,
+                       seed: int = 0) -> Path:
     """Save ``images (N, 3, H, W) uint8`` as ``root/<split>/<class>/<i>.<fmt>`` (the layout this module reads).
 
-    For trying the loader on a folder of your own, or exporting a data set to share.
+    For trying the loader on a folder of your own, or exporting a data set to share. ``sizes = (lo, hi)``
+    resizes each image to its own random height and width, each drawn from ``lo … hi`` pixels (seeded by
+    ``seed``; bilinear): a folder of mixed sizes, as real folders are.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if f".{fmt.lower()}" not in IMAGE_SUFFIXES:
         raise ValueError(f"fmt must be one of {sorted(s[1:] for s in IMAGE_SUFFIXES)}, got {fmt!r}")
+    if sizes is not None and not (len(sizes) == 2 and 1 <= int(sizes[0]) <= int(sizes[1])):
+        raise ValueError(f"sizes must be (lo, hi) pixels with 1 ≤ lo ≤ hi, got {sizes!r}")
     from PIL import Image
 
     root = Path(root)
+    g = torch.Generator().manual_seed(seed)
     for i, (img, y) in enumerate(zip(images, labels.tolist())):
         folder = root / split / classes[y]
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.{fmt.lower()}")
+        picture = Image.fromarray(img.permute(1, 2, 0).numpy())
+        if sizes is not None:
+            h, w = torch.randint(int(sizes[0]), int(sizes[1]) + 1, (2,), generator=g).tolist()
+            picture = picture.resize((w, h), Image.BILINEAR)
+        picture.save(folder / f"{i:05d}.{fmt.lower()}")
+    return root
+
+
+def export_classes(data: Dataset, root: str | os.PathLike, classes: list[str], sizes: tuple[int, int] | None = None,
+                   fmt: str = "jpg", seed: int = 0) -> Path:
+    """Write the training and test images of some ``classes`` of ``data`` as a new ImageFolder-layout folder
+    ``root/{train,test}/<class>/`` (:func:`write_image_folder`; ``sizes``: mixed sizes). Written into a
+    temporary folder beside ``root`` and renamed at the end, so ``root`` is complete or absent.
+
+    Raises:
+        FileExistsError: ``root`` exists (nothing is overwritten: delete it, or load it as it is).
+        ValueError: a class that ``data`` does not have, or fewer than 2 classes.
+    """
+    root = Path(root)
+    unknown = [c for c in classes if c not in data.classes]
+    if unknown or len(set(classes)) < 2:
+        raise ValueError(f"choose at least 2 of {data.name}'s classes {data.classes}; got {list(classes)}")
+    if root.exists():
+        raise FileExistsError(f"{root} exists: delete it to write it again, or load it as it is")
+    partial = root.with_name(f".{root.name}.partial-{os.getpid()}")
+    keep = torch.tensor([data.classes.index(c) for c in classes])
+    for split in ("train", "test"):
+        part = getattr(data, split)
+        mask = torch.isin(part.labels, keep)
+        relabelled = torch.searchsorted(keep.sort().values, part.labels[mask])
+        names = [data.classes[i] for i in keep.sort().values.tolist()]
+        write_image_folder(partial, split, part.images[mask], relabelled, names, fmt, sizes, seed + (split == "test"))
+    partial.rename(root)
     return root
 
 

@@ -2,8 +2,8 @@
 
 * **quality** — top-1 / top-k accuracy, per-class precision, recall and F1,
   macro-F1, the confusion matrix, negative log-likelihood (NLL);
-* **fidelity** to the teacher (Stanton et al. 2021) — top-1 *agreement* and
-  KL(teacher ‖ student) at T = 1;
+* **fidelity** to the teacher (Stanton et al. 2021) — top-1 *agreement*,
+  KL(teacher ‖ student) at T = 1 and the share of the teacher's mistakes the student copies;
 * **calibration** — expected calibration error (ECE), reliability-diagram bins,
   mean confidence and temperature scaling.
 
@@ -185,6 +185,29 @@ def teacher_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> fl
     """
     _check_pair(student_logits, teacher_logits)
     return kl_divergence(student_logits.double(), teacher_logits.double(), T=1.0, check=False).item()
+
+
+def shared_mistakes(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Of the examples the teacher gets wrong, the fraction on which the student predicts the teacher's
+    (wrong) class, in [0, 1]: how many of its teacher's mistakes a student copies (lesson 08).
+
+    A student trained from labels copies some too (images that fool the teacher fool other models), so
+    read a distilled student's value against a scratch student's. Predictions are argmaxes (first class
+    on ties), as everywhere in this module.
+
+    Args:
+        student_logits, teacher_logits: ``(N, C)``, same examples in the same order; labels: ``(N,) int64``.
+    Raises:
+        ValueError: bad shapes or values (as :func:`top1_agreement`), or a teacher that is never wrong
+            (the fraction is then undefined).
+    """
+    _check_pair(student_logits, teacher_logits)
+    check_predictions(teacher_logits, labels)
+    teacher = predictions(teacher_logits)
+    wrong = teacher != labels
+    if not wrong.any():
+        raise ValueError(f"the teacher is right on all {len(labels)} examples: there is no mistake to share")
+    return (predictions(student_logits)[wrong] == teacher[wrong]).double().mean().item()
 
 
 # --------------------------------------------------------------------------- calibration
