@@ -22,7 +22,7 @@ help:
 	@echo "make lab        open the course in JupyterLab"
 	@echo "make course     run every lesson headless (KDTUTOR_PROFILE picks the size), write results/"
 	@echo "make test       unit tests + every notebook under nbval, in the tiny 'smoke' profile"
-	@echo "make unit       unit tests only"
+	@echo "make unit       the fast lane: unit tests without notebooks, course runs, grading end to end (< 3 min)"
 	@echo "make notebooks  (maintainers) re-run the lessons (smoke) and store the outputs nbval compares;"
 	@echo "                PROFILE=cpu also stores the reference run's outputs (from results/cpu/ or by running);"
 	@echo "                LESSONS=\"03 04\" only those lessons"
@@ -68,8 +68,9 @@ course: $(LAB_STAMP)
 test: $(TEST_STAMP)
 	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax
 
+# The fast lane: no notebook execution, course run, end-to-end grading, torchrun, browser or site build.
 unit: $(TEST_STAMP)
-	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests
+	KDTUTOR_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not slow"
 
 LESSONS ?=
 notebooks: $(LAB_STAMP)

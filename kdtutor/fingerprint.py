@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -71,7 +71,7 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _imports(module: str) -> tuple[str, ...]:
     """The kdtutor modules ``module`` imports anywhere in its file (also inside functions), with
     their parent packages (importing ``kdtutor.a.b`` runs ``kdtutor/__init__`` and ``kdtutor/a/__init__``)."""
@@ -114,7 +114,7 @@ def dependencies(*modules: str) -> list[str]:
     return sorted(seen)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _source(module: str) -> bytes:
     """A module's source as first read by this process (the code it runs: later edits need a restart)."""
     return module_file(module).read_bytes()
@@ -143,7 +143,7 @@ def _origin(obj) -> str:
     return "user"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _version(top: str) -> str | None:
     from importlib import metadata
 

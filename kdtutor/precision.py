@@ -185,7 +185,7 @@ class Stopwatch:
         self.device = _as_device(device)
         self.cuda = self.device.type == "cuda"
 
-    def start(self) -> "Stopwatch":
+    def start(self) -> Stopwatch:
         if self.cuda:
             self._begin = torch.cuda.Event(enable_timing=True)
             self._end = torch.cuda.Event(enable_timing=True)

@@ -63,7 +63,7 @@ class Profile:
     sweep_seed: int = 0  # the T × α sweep's seed: not one of ``seeds``, so the comparison is not chosen on itself
     beyond: BeyondBudget = BeyondBudget(n_train=None, epochs=2)  # lesson 06
 
-    def with_(self, **changes) -> "Profile":
+    def with_(self, **changes) -> Profile:
         """A copy with some fields changed, e.g. ``profile.with_(teacher_epochs=2)``."""
         return replace(self, **changes)
 

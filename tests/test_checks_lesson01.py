@@ -102,7 +102,10 @@ def test_entropy_over_the_wrong_dimension_fails():
 
 
 # --------------------------------------------------------------------------- temperature_for_entropy
-def _bisection(logits, target, wrong_way=False, lo=math.log(1e-3), hi=math.log(1e3), steps=60):
+LOG_T_RANGE = (math.log(1e-3), math.log(1e3))
+
+
+def _bisection(logits, target, wrong_way=False, lo=LOG_T_RANGE[0], hi=LOG_T_RANGE[1], steps=60):
     for _ in range(steps):
         mid = (lo + hi) / 2
         below = sm.entropy_from_logits(logits, T=math.exp(mid)).item() < target

@@ -1,6 +1,7 @@
 """coursetools.course: the one-page summary of a course run."""
 
 import nbformat
+import pytest
 
 from coursetools import course
 from kdtutor.storage import save_json
@@ -40,6 +41,7 @@ def test_summary_shows_the_paired_comparison_seed_by_seed(tmp_path):
     assert "distillation won on every seed" in text and "seed 0" in text and "10,000 training images" in text
 
 
+@pytest.mark.slow
 def test_a_smoke_course_run_labels_every_data_result_as_standin(tmp_path):
     """Executes lessons 03–05 (smoke profile) and reads what a learner would see: the summary and
     every printed output. Nothing computed on the stand-in may be shown as a CIFAR-10 result."""
@@ -62,6 +64,7 @@ def test_a_smoke_course_run_labels_every_data_result_as_standin(tmp_path):
                 assert "NOT CIFAR-10" in line, f"{path.name}: {line}"
 
 
+@pytest.mark.slow
 def test_the_course_command_says_what_it_runs_on_and_how_long_it_should_take(tmp_path):
     """``python -m coursetools course`` (make course) opens with the profile, the data it checked, the
     recorded time and where results go, then a line per lesson with its expected and actual time;

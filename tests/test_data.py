@@ -125,6 +125,7 @@ def test_download_removes_partial_file_and_checks_md5(tmp_path, monkeypatch):
     assert path.name == cifar10.CIFAR10_ARCHIVE and md5(path) == md5(fake) and len(calls) == 2
 
 
+@pytest.mark.slow
 def test_offline_cifar_profile_falls_back_to_labelled_standin(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KDTUTOR_OFFLINE", "1")
     monkeypatch.delenv("KDTUTOR_CIFAR10", raising=False)
@@ -146,6 +147,7 @@ def test_standin_is_deterministic_balanced_and_cifar_shaped():
     assert set(a.classes).isdisjoint(cifar10.CIFAR10_CLASSES), "stand-in classes must not look like CIFAR-10's"
 
 
+@pytest.mark.slow
 def test_standin_needs_a_convnet_and_a_small_one_learns_it():
     """Colours are random, so a linear model on pixels stays near chance (10 %), while a
     40k-parameter CNN learns well above chance in a few seconds: real, non-trivial structure."""

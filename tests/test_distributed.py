@@ -40,6 +40,8 @@ from kdtutor.storage import load_checked
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402
 
+pytestmark = pytest.mark.slow  # torchrun starts processes: make test only, not make unit
+
 HERE = Path(__file__).resolve().parent
 needs_gloo = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="this PyTorch has no torch.distributed with the gloo backend")

@@ -19,6 +19,7 @@ def _module():
     return module
 
 
+@pytest.mark.slow
 def test_dry_run_on_the_cpu_writes_every_field(tmp_path):
     out = tmp_path / "check.json"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--dry-run", "--json", str(out)],

@@ -77,6 +77,7 @@ def test_the_checks_read_the_marker_answers_come_back_without_it(tmp_path, monke
     assert f"Answer: {core.DISABLED}" in message and core.HINTS[name].answer not in message
 
 
+@pytest.mark.slow
 def test_a_lesson_from_the_release_runs_on_the_releases_kdtutor(released, monkeypatch):
     path = released / "notebooks" / "01_softmax_temperature.ipynb"
     nb = nbformat.read(path, as_version=4)

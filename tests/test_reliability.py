@@ -87,6 +87,7 @@ def test_move_aside_never_overwrites_an_earlier_file(tmp_path):
 
 
 # --------------------------------------------------------------------------- 3, 4, 9: the command line
+@pytest.mark.slow
 def test_train_teacher_and_the_lessons_use_one_default_path(tmp_path, monkeypatch):
     from kdtutor.profiles import get_profile
 

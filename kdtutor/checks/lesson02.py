@@ -6,7 +6,7 @@ Every exercise takes the student's logits first, then the teacher's (like
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

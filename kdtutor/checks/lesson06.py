@@ -12,7 +12,7 @@ in losses: their results must carry the gradient to the logits and keep a NaN wh
 from __future__ import annotations
 
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

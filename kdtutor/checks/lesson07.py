@@ -11,7 +11,7 @@ three are losses, or the mean of one), and one that hides a NaN or inf at a real
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

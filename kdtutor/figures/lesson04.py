@@ -33,7 +33,7 @@ def seed_comparison(groups: dict, title: str, ylabel: str = "accuracy (%)"):
         groups: ``{label: [value per seed]}``, values as fractions (0.91 = 91 %).
     """
     fig, (ax,) = new_figure(width=1.6 + 1.4 * len(groups))
-    for i, (label, values) in enumerate(groups.items()):
+    for i, values in enumerate(groups.values()):
         v = 100 * np.asarray(values, dtype=float)
         sd = v.std(ddof=1) if len(v) > 1 else 0.0
         ax.bar(i, v.mean(), yerr=sd, color=f"C{i}", alpha=0.5, capsize=6)

@@ -51,7 +51,7 @@ class FeatureHook:
     def remove(self) -> None:
         self._handle.remove()
 
-    def __enter__(self) -> "FeatureHook":
+    def __enter__(self) -> FeatureHook:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
+from collections.abc import Iterator
 
 import torch
 

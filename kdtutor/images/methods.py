@@ -87,7 +87,7 @@ class MixupLoader(DeviceLoader):
         return lam_i * super().view_images(index) + (1 - lam_i) * super().view_images(partner[index])
 
     @classmethod
-    def like(cls, loader: DeviceLoader) -> "MixupLoader":
+    def like(cls, loader: DeviceLoader) -> MixupLoader:
         """A mixup loader over the same split, seed and augmentation as ``loader``."""
         if not loader.train:
             raise ValueError("mixup views are for training loaders")

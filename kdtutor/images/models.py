@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Callable, Union
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -156,7 +156,7 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_si
     return MODELS[name](num_classes, in_channels, image_size)
 
 
-ModelSpec = Union[str, Callable[[int], nn.Module], nn.Module]  # what every training function takes
+ModelSpec = str | Callable[[int], nn.Module] | nn.Module  # what every training function takes
 
 
 def make_model(spec: ModelSpec, seed: int = 0, num_classes: int = 10, in_channels: int = 3,

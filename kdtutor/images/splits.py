@@ -31,7 +31,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, n: int | None, seed: int = 0) -> "Split":
+    def subset(self, n: int | None, seed: int = 0) -> Split:
         """``n`` examples chosen at random (seeded); all of them if ``n`` is None or ≥ N."""
         if n is None or n >= len(self):
             return self
@@ -91,7 +91,7 @@ class Dataset:
         trained model depends on. Runs record it, so a checkpoint made on other data is never reused."""
         return fingerprint(self.train.images, self.train.labels, self.val.images, self.val.labels)
 
-    def subset(self, n_train=None, n_val=None, n_test=None, seed: int = 0) -> "Dataset":
+    def subset(self, n_train=None, n_val=None, n_test=None, seed: int = 0) -> Dataset:
         """The same data set with smaller splits (``None`` keeps a split whole)."""
         return Dataset(
             self.name, self.classes,

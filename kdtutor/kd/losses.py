@@ -24,7 +24,7 @@ gradient shrinks like 1/T²; multiplying by T² keeps its size comparable to the
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -203,7 +203,7 @@ class TopK:
         """What the full logits of the same positions take: positions × V × bytes per value."""
         return self.rest.numel() * self.vocab_size * torch.empty((), dtype=dtype).element_size()
 
-    def __getitem__(self, idx) -> "TopK":
+    def __getitem__(self, idx) -> TopK:
         return TopK(self.logprobs[idx], self.indices[idx], self.rest[idx], self.T, self.vocab_size)
 
 
