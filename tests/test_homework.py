@@ -132,6 +132,7 @@ WRONG = {  # one wrong answer per homework: only its problem (and what uses it) 
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("homework", HOMEWORKS)
 def test_correct_wrong_copied_and_untouched_submissions(homework, tmp_path, sandbox):
     solved = solved_notebook(homework)
@@ -160,6 +161,7 @@ def test_correct_wrong_copied_and_untouched_submissions(homework, tmp_path, sand
     assert {r.status for r in rows[:-1]} == {"not attempted"}
 
 
+@pytest.mark.slow
 def test_a_cell_that_never_ends_is_an_error_within_the_time_limit(tmp_path, sandbox):
     nb = _with_answer(solved_notebook("hw2"), "AGREE", "while True:\n    pass")
     rows = grade_homework(_write(nb, tmp_path, "eve", ALICE), ALICE, problem_time_limit=3, time_limit=60,
@@ -198,3 +200,17 @@ def test_no_homework_problem_is_implemented_in_kdtutor():
                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     asked = {p.name for hw in HOMEWORKS for p in problems(hw) if p.name[0].islower()}
     assert asked == {"kd_loss_weighted", "skew_kl", "topk_agreement"} and not asked & defined
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("homework", HOMEWORKS)
+def test_the_solved_notebook_runs_top_to_bottom_as_a_learner_runs_it(homework, tmp_path):
+    """In a kernel started in homework/ (as Jupyter starts it), the model answers run without an error."""
+    from nbclient import NotebookClient
+
+    nb = solved_notebook(homework)
+    nb.cells[1].source = f'STUDENT_ID = "{ALICE}"'
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(HOMEWORK_DIR)}}).execute()
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "not attempted" not in printed and "solve Problem 1 first" not in printed  # (a raising cell would stop it)
+    assert {"hw1": "same logits: OK", "hw2": "(should be 1.0): 1.0"}[homework] in printed

@@ -20,7 +20,7 @@ def skew_kl(student_logits, teacher_logits):
     T, lam = V["T"], V["lam"]
     pt = F.softmax(teacher_logits / T, dim=1)
     mix = lam * pt + (1 - lam) * F.softmax(student_logits / T, dim=1)
-    return T**2 * (pt * (torch.log(pt) - torch.log(mix))).sum(dim=1).mean()
+    return T**2 * (torch.xlogy(pt, pt) - pt * torch.log(mix)).sum(dim=1).mean()  # 0·log 0 = 0
 
 # %% [answer GAIN]
 GAIN = run["kd_acc"] - run["scratch_acc"]  # accuracy points, distilled − scratch
