@@ -51,7 +51,7 @@ def variant(homework: str, student_id: str) -> dict:
         true_gain = rng.choice([-1.0, 0.0, 0.6, 1.5])
         scratch = [round(rng.gauss(68.0, 0.8), 2) for _ in range(n_seeds)]
         kd = [round(s + true_gain + rng.gauss(0.0, 0.7), 2) for s in scratch]
-        v.update(k=rng.choice([2, 3]), T=round(rng.uniform(2.0, 6.0), 1), alpha=rng.choice([0.7, 0.8, 0.9]),
+        v.update(k=rng.randrange(2, 7), T=round(rng.uniform(2.0, 6.0), 1), alpha=rng.choice([0.7, 0.8, 0.9]),
                  n_labelled=rng.randrange(20, 61, 5), scratch=scratch, kd=kd)
     return v
 
