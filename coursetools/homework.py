@@ -207,16 +207,11 @@ def grade_homework(notebook_path, student_id: str, time_limit: float = DEFAULT_T
     submission, ``problem_time_limit`` (s) each problem's run of the cells and its test."""
     import nbformat
 
-    sys.path.insert(0, str(HOMEWORK_DIR))
-    try:
-        from hwtools import seed_of
-    finally:
-        sys.path.remove(str(HOMEWORK_DIR))
     time_limit, problem_time_limit = check_time_limit(time_limit), check_time_limit(problem_time_limit)
     path = Path(notebook_path)
     nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
     homework = homework_of(nb, path)
-    seed_of(homework, student_id)  # a roster id that is no id: ValueError before anything runs
+    load_module(HOMEWORK_DIR / "hwtools.py", "_hwtools").seed_of(homework, student_id)  # no id: ValueError now
     graded = problems(homework)
     cells = code_cells(nb)
     sandbox = sandbox or find_sandbox()
