@@ -11,6 +11,7 @@
                                                         (and the reference run's)
     python -m coursetools generate [--check]            badges, setup cells, time lines, instructor/ versions
     python -m coursetools pace results/cpu/timings.json --machine "2-core CPU"   record a run's lesson times
+    python -m coursetools slides [01 02 ...]             one reveal.js deck per lesson in build/slides/ (nbconvert)
 
 The learner's own commands (install, lab, prepare, train-teacher, distill): python -m kdtutor --help.
 """
@@ -79,6 +80,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("pace", help="record a finished course run's lesson times (timings.json) for the lessons' time lines")
     p.add_argument("timings", help="results/<profile>/timings.json of a finished `make course`")
     p.add_argument("--machine", required=True, help='what ran it, e.g. "2-core CPU, no GPU"')
+
+    p = sub.add_parser("slides", help="one slide deck per lesson (jupyter nbconvert --to slides) in build/slides/")
+    p.add_argument("lessons", nargs="*", help="lesson numbers or notebooks (default: all)")
+    p.add_argument("--out", default=None, help="folder to write (default build/slides)")
 
     args = parser.parse_args(argv)
     return COMMANDS[args.command](args, parser) or 0
@@ -162,8 +167,21 @@ def pace(args, parser):
     print("recorded; now run: python -m coursetools generate")
 
 
+def slides(args, parser):
+    from coursetools.course import lesson_paths
+    from coursetools.slides import OUT_DIR, build_slides
+
+    try:
+        lessons = lesson_paths(args.lessons)
+    except ValueError as e:
+        parser.error(str(e))
+    for path in build_slides(lessons, Path(args.out) if args.out else OUT_DIR):
+        print(f"wrote {path}")
+
+
 COMMANDS = {"course": course, "pretrain": pretrain, "wheelhouse": wheelhouse, "grade": grade, "release": release,
-            "book": book, "refresh-notebooks": refresh_notebooks, "generate": generate, "pace": pace}
+            "book": book, "refresh-notebooks": refresh_notebooks, "generate": generate, "pace": pace,
+            "slides": slides}
 
 
 def _seconds(text: str) -> float:

@@ -125,3 +125,33 @@ def test_a_release_is_never_written_over_or_inside_the_course(where, capsys):
     assert main(["release", str(ROOT / where), "--force"]) == 2
     assert "cannot be written over or inside the course" in capsys.readouterr().err
     assert not (ROOT / "kdtutor" / "checks" / "x").exists()
+
+
+def test_the_release_ships_the_homework_but_no_model_answer_hidden_test_or_instructor_file(released):
+    """Learners get homework/ (notebooks and hwtools.py) and nothing of instructor/: no line of a
+    homework model answer that is not already in the learner's notebook, no hidden test's name."""
+    import ast
+
+    from coursetools.homework import HOMEWORKS, model_answers
+
+    assert sorted(p.name for p in (released / "homework").iterdir()) == ["hw1.ipynb", "hw2.ipynb", "hwtools.py"]
+    assert not (released / "instructor").exists() and not list(released.rglob("*_solution.py"))
+    assert not list(released.rglob("*_tests.py")) and not list(released.rglob("GUIDE.md"))
+    shipped = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in released.rglob("*") if p.is_file())
+    learner = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "homework").glob("*.ipynb"))
+    answers = [line.strip() for hw in HOMEWORKS for source in model_answers(hw).values()
+               for line in source.splitlines() if len(line.strip()) >= 20 and not line.strip().startswith("#")
+               and _json(line.strip()) not in learner]
+    hidden = [node.name for p in (ROOT / "instructor" / "homework").glob("*_tests.py")
+              for node in ast.parse(p.read_text()).body
+              if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")]
+    assert len(answers) >= 15 and len(hidden) >= 10
+    leaked = [text for text in answers + hidden if text in shipped or _json(text) in shipped]
+    assert leaked == [], leaked[:5]
+
+
+def _json(line: str) -> str:
+    """``line`` as it reads inside a notebook's JSON."""
+    import json
+
+    return json.dumps(line, ensure_ascii=False)[1:-1]
