@@ -44,10 +44,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
-from coursetools.grading import (INSIDE, Grade, Sandbox, _not_dumpable, _run_sandboxed, _scratch_env,
-                                 check_time_limit, find_sandbox)
+from coursetools.grading import (INSIDE, Grade, Sandbox, _run_sandboxed, _scratch_env, check_time_limit,
+                                 find_sandbox)
 from kdtutor.storage import REPO_ROOT
 
 HOMEWORK_DIR = REPO_ROOT / "homework"  # learner notebooks + hwtools.py (shipped)
@@ -249,6 +249,17 @@ def grade_homework(notebook_path, student_id: str, time_limit: float = DEFAULT_T
 
 
 # --------------------------------------------------------------------------- the sandboxed runner
+def _not_dumpable() -> None:
+    """Linux: make this process non-dumpable, so that its children (learner code, without capabilities in
+    the sandbox) cannot open its file descriptors through ``/proc/<pid>/fd`` to print a verdict."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
+
+
 def _run(job_path: str) -> None:
     """Sandboxed runner: each problem's verdict from a forked child; all verdicts as the last line."""
     import sklearn.datasets  # noqa: F401 — imported once, before any learner code: every child starts with them
