@@ -1,6 +1,7 @@
 """Lessons 03-05 run the learner's own code (issue 20): a plain loop trains lesson 03's first model
 before ``fit`` appears, the learner's ``kd_step`` drives lesson 04's loop, and every exercise
-function is called again after its check, before the results that use it."""
+function is called again after its check, before the results that use it; lesson 02 ends with a
+short distillation on digits whose loop and loss (the learner's kd_term) are in plain sight (issue 35)."""
 
 import json
 import re
@@ -70,3 +71,16 @@ def test_lesson_05_writes_its_metrics_before_the_report_card_uses_them():
     assert all(f'"{name}": {name}' in cells[card] for name in ("top1_agreement", "expected_calibration_error", "macro_f1"))
     seeds = first(cells, r"summarize_seeds\(\[")
     assert "stats.summarize_seeds" not in cells[seeds]
+
+
+def test_lesson_02_ends_with_a_digits_distillation_in_plain_sight_with_the_learners_kd_term():
+    """Issue 35: the whole map early, in at most 25 lines: a plain loop, the learner's kd_term, scratch vs distilled."""
+    cells = code_cells("02_losses_ce_kl_mse")
+    check, later = exercise_uses(cells)["kd_term"]
+    data = first(cells, r"load_digits\(")
+    run = data + 1
+    assert check < data, "the digits distillation must come after the learner wrote kd_term"
+    assert "zero_grad" in cells[data] and ".backward()" in cells[data] and ".step()" in cells[data]
+    assert run in later and re.search(r"\bkd_term\(out, teacher_logits", cells[run])
+    assert "torch.no_grad()" in cells[run] and "student from scratch" in cells[run] and "digits.name" in cells[run]
+    assert sum(1 for s in cells[data:run + 1] for line in s.splitlines() if line.strip()) <= 25
