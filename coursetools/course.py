@@ -12,6 +12,7 @@ run's outputs (:mod:`coursetools.stored`, ``make notebooks PROFILE=cpu``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -91,14 +92,34 @@ def execute(path: Path, profile_name: str, timeout: int = 3600, env: dict | None
     return nb
 
 
+@contextlib.contextmanager
+def mpl_backend(backend: str):
+    """Within the block, lesson kernels started from this process draw with ``backend`` (``MPLBACKEND``);
+    afterwards the caller's setting is back (so a smoke refresh's ``Agg`` cannot reach a later
+    reference run, whose figures must be drawn inline into the notebook)."""
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = backend
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old
+
+
 def refresh_notebooks(paths=None) -> None:
     """Re-run notebooks in the smoke profile (Agg backend) and store the checked cells' outputs,
     stamped (:func:`coursetools.stored.stamp`); every other cell keeps what it stores."""
+    with mpl_backend("Agg"):
+        _refresh_notebooks(paths)
+
+
+def _refresh_notebooks(paths) -> None:
     import nbformat
 
     from coursetools.stored import lesson_code, stamp
 
-    os.environ["MPLBACKEND"] = "Agg"
     for path in paths or notebooks():
         t0 = time.perf_counter()
         nb = nbformat.read(path, as_version=4)

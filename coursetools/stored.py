@@ -328,7 +328,8 @@ def finished_lessons(paths: list[Path], lessons: list, profile_name: str, result
     (the course run reuses every current checkpoint)."""
     import nbformat
 
-    from coursetools.course import run_course
+    from coursetools.book import INLINE_BACKEND
+    from coursetools.course import mpl_backend, run_course
 
     folder = results_dir / profile_name / "notebooks"
     done = {}
@@ -342,8 +343,9 @@ def finished_lessons(paths: list[Path], lessons: list, profile_name: str, result
         if why is None:
             done[path] = executed
     again = [path for path in paths if path not in done]
-    if again:
-        run_course(profile_name, results_dir=results_dir, lessons=[path.name[:2] for path in again])
+    if again:  # figures drawn inline into the notebooks, whatever backend this process was given
+        with mpl_backend(INLINE_BACKEND):
+            run_course(profile_name, results_dir=results_dir, lessons=[path.name[:2] for path in again])
     return [done.get(path) or nbformat.read(folder / path.name, as_version=4) for path in paths]
 
 

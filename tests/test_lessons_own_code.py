@@ -1,7 +1,9 @@
 """Lessons 03-05 and 08 run the learner's own code (issue 20): a plain loop trains lesson 03's first model
 before ``fit`` appears, the learner's ``kd_step`` drives lesson 04's loop, and every exercise
-function is called again after its check, before the results that use it. Lesson 08's one-page recipe
-(issue 32) is at most 15 lines of calls to functions that exist, with the arguments they take."""
+function is called again after its check, before the results that use it; lesson 02 ends with a
+short distillation on digits whose loop and loss (the learner's kd_term) are in plain sight (issue 35).
+Lesson 08's one-page recipe (issue 32) is at most 15 lines of calls to functions that exist, with the
+arguments they take."""
 
 import json
 import re
@@ -124,3 +126,16 @@ def test_lesson_08_recipe_runs_as_printed_on_a_small_mixed_size_folder(tmp_path,
     exec(recipe, names)
     assert set(names["card"]) == {"teacher", "scratch", "distilled"} and len(names["comparison"].scratch) == 3
     assert names["card"]["distilled"].dataset == "my_images (image folder, resized to 32×32)"
+
+
+def test_lesson_02_ends_with_a_digits_distillation_in_plain_sight_with_the_learners_kd_term():
+    """Issue 35: the whole map early, in at most 25 lines: a plain loop, the learner's kd_term, scratch vs distilled."""
+    cells = code_cells("02_losses_ce_kl_mse")
+    check, later = exercise_uses(cells)["kd_term"]
+    data = first(cells, r"load_digits\(")
+    run = data + 1
+    assert check < data, "the digits distillation must come after the learner wrote kd_term"
+    assert "zero_grad" in cells[data] and ".backward()" in cells[data] and ".step()" in cells[data]
+    assert run in later and re.search(r"\bkd_term\(out, teacher_logits", cells[run])
+    assert "torch.no_grad()" in cells[run] and "student from scratch" in cells[run] and "digits.name" in cells[run]
+    assert sum(1 for s in cells[data:run + 1] for line in s.splitlines() if line.strip()) <= 25

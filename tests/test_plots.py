@@ -99,12 +99,49 @@ def test_forward_vs_reverse_kl_with_the_loss_landscape():
     np.testing.assert_allclose(fig.axes[1].lines[1].get_ydata(), ((mus ** 2 - 1) ** 2).numpy())
 
 
+def _styles(ax):
+    return [(line.get_linestyle(), line.get_marker()) for line in ax.lines]
+
+
+def test_forward_vs_reverse_kl_tells_four_fits_apart_without_colour_and_names_coinciding_ones():
+    x = torch.linspace(-3, 3, 13)
+    p = torch.softmax(-x ** 2, 0)
+    wide = torch.softmax(-x ** 2 / 9, 0)
+    fits = {"forward from 0.5: μ = 0": wide, "forward from 2: μ = 0": wide + 1e-6,
+            "reverse from 0.5: μ = 0": p, "reverse from 2: μ = 2": torch.roll(p, 3)}
+    fig = lesson02.forward_vs_reverse_kl(x, p, fits, mus=torch.linspace(-2, 2, 5),
+                                      landscapes={"forward": torch.zeros(5), "reverse": torch.ones(5)})
+    assert_labelled(fig)
+    fit_lines, landscape_lines = fig.axes[0].lines, fig.axes[1].lines
+    assert len(set(_styles(fig.axes[0]))) == 4, "four fits need four line styles / markers, not colours only"
+    assert len(set(_styles(fig.axes[1]))) == 2
+    assert [line.get_label() for line in fit_lines] == [
+        "forward from 0.5: μ = 0", "forward from 2: μ = 0 (coincides with forward from 0.5)",
+        "reverse from 0.5: μ = 0", "reverse from 2: μ = 2"]
+    # the later of two coinciding lines is drawn on top, thinner, so the earlier one shows around it
+    assert fit_lines[1].get_zorder() > fit_lines[0].get_zorder()
+    assert fit_lines[1].get_linewidth() < fit_lines[0].get_linewidth()
+    np.testing.assert_allclose(fit_lines[3].get_ydata(), torch.roll(p, 3).numpy())
+    assert len(landscape_lines) == 2
+
+
+def test_series_style_gives_twelve_series_distinct_styles_and_refuses_a_negative_index():
+    from kdtutor.figures.common import series_style
+
+    styles = [(s["ls"], s["marker"]) for s in map(series_style, range(12))]
+    assert len(set(styles)) == 12
+    assert series_style(0)["color"] == "C0"
+    with pytest.raises(ValueError, match="≥ 0"):
+        series_style(-1)
+
+
 def test_gradient_norm_vs_temperature():
     fig = lesson02.gradient_norm_vs_temperature([1, 2, 4], {"with T²": [1, 1, 1], "without": [1, 0.25, 1 / 16]})
     assert_labelled(fig)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     np.testing.assert_allclose(ax.lines[1].get_ydata(), [1, 0.25, 1 / 16])
+    assert len(set(_styles(ax))) == 2
 
 
 def test_kd_over_mse_vs_temperature():

@@ -3,6 +3,7 @@
 import base64
 import copy
 import io
+import os
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import nbformat
 import pytest
 
 from coursetools import stored
+from coursetools.book import INLINE_BACKEND
 from coursetools.course import is_checked, notebooks, write_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,7 +268,9 @@ def test_refreshing_the_checked_outputs_keeps_the_reference_runs(monkeypatch, tm
         return ran
 
     monkeypatch.setattr(course, "execute", smoke_run)
+    monkeypatch.setenv("MPLBACKEND", "the caller's")
     course.refresh_notebooks([path])
+    assert os.environ["MPLBACKEND"] == "the caller's", "the smoke refresh's Agg must not leak into a later reference run"
     after = _read(path)
     assert after.cells[0].outputs[0]["text"].startswith("smoke:")
     assert after.cells[0].metadata["kdtutor"]["output"]["profile"] == "smoke"
@@ -329,10 +333,12 @@ def test_store_reference_runs_again_only_the_lessons_whose_finished_run_is_not_c
 
     def run_course(profile_name, results_dir, lessons):
         calls.append((profile_name, lessons))
+        assert os.environ["MPLBACKEND"] == INLINE_BACKEND, "a reference run must draw its figures inline"
         write_notebook(ran, folder / "04_b.ipynb")
 
     monkeypatch.setattr(course, "run_course", run_course)
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as after a smoke refresh, or under make test
     stored.store_reference(list(lessons.values()), "cpu", tmp_path / "results", figures=tmp_path / "f", lessons=[])
-    assert calls == [("cpu", ["04"])]
+    assert calls == [("cpu", ["04"])] and os.environ["MPLBACKEND"] == "Agg"
     for path in lessons.values():
         assert _read(path).cells[1].outputs[0]["text"] == "new\n" and stored.stale_cells(_read(path)) == []
