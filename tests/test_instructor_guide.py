@@ -50,13 +50,14 @@ def expected_row(num: str, nb, pace: dict) -> dict:
     checks = exercises(nb)
     pts = sum(points(e.check) for e in checks)
     prompts = sum(PROMPT in c.source for c in nb.cells if c.cell_type == "markdown")
-    seconds = next(v for k, v in pace["lessons"].items() if k.startswith(num))
+    seconds = next((v for k, v in pace["lessons"].items() if k.startswith(num)), None)  # None: not measured yet
     questions = len(written_questions(nb))
     day = (reading_minutes(nb) + EXERCISE_MINUTES_PER_POINT * pts + PROMPT_MINUTES * prompts
-           + math.ceil(seconds / 60) + WRITTEN_MINUTES * questions)
+           + math.ceil((seconds or 0) / 60) + WRITTEN_MINUTES * questions)
     return {"lesson": num, "reading": reading_minutes(nb), "main": reading_minutes(_main_line(nb)),
             "exercises": f"{len(checks)} ({pts})", "exercise_min": EXERCISE_MINUTES_PER_POINT * pts,
-            "prompts": prompts, "compute_s": round(seconds), "written": questions, "day": day}
+            "prompts": prompts, "compute_s": "not measured" if seconds is None else round(seconds),
+            "written": questions, "day": day}
 
 
 def guide_rows() -> dict:
@@ -66,7 +67,8 @@ def guide_rows() -> dict:
         cells = [c.strip() for c in line.strip("|").split("|")]
         if re.fullmatch(r"\d\d", cells[0]):
             keys = ("lesson", "reading", "main", "exercises", "exercise_min", "prompts", "compute_s", "written", "day")
-            out[cells[0]] = {k: (v if k in ("lesson", "exercises") else int(v)) for k, v in zip(keys, cells)}
+            out[cells[0]] = {k: (v if k in ("lesson", "exercises") or not v.isdigit() else int(v))
+                             for k, v in zip(keys, cells)}
     return out
 
 
