@@ -11,7 +11,7 @@ from kdtutor.images.loader import DeviceLoader
 from kdtutor.images.predict import cached_predict, predict
 from kdtutor.images.splits import Split
 from kdtutor.images.standin import make_standin
-from kdtutor.images.train import eval_loader, make_loaders
+from kdtutor.images.train import eval_loader
 
 TINY = make_standin(60, 20, 30, seed=0)
 
@@ -119,39 +119,6 @@ def _loop_edited(model, loader, epochs, lr):
         print(f"epoch {epoch + 1}: loss {loss.item():.4f}")
 
 
-def test_cached_loop_reuses_weights_and_printed_lines_until_anything_changes(tmp_path, capsys):
-    loader = make_loaders(TINY, 20, "cpu")[0]
-    fresh = _model().train()
-    _loop(fresh, loader, 2, 0.05)
-    printed = capsys.readouterr().out
-    first = evalcache.cached_loop("loop", _loop, _model().train(), loader, 2, 0.05, folder=tmp_path)
-    assert capsys.readouterr().out == printed
-    hit = evalcache.cached_loop("loop", _loop, _model().train(), loader, 2, 0.05, folder=tmp_path)
-    out = capsys.readouterr().out
-    assert out.startswith(printed) and out[len(printed):].startswith("(loaded, not run")
-    for model in (first, hit):
-        for a, b in zip(fresh.state_dict().values(), model.state_dict().values()):
-            assert torch.equal(a, b)
-    n = len(list(tmp_path.glob("loop-*.pt")))
-    evalcache.cached_loop("loop", _loop, _model().train(), loader, 2, 0.1, folder=tmp_path)  # other lr
-    evalcache.cached_loop("loop", _loop, _model(seed=1).train(), loader, 2, 0.05, folder=tmp_path)  # other start
-    evalcache.cached_loop("loop", _loop_edited, _model().train(), loader, 2, 0.05, folder=tmp_path)  # other code
-    assert len(list(tmp_path.glob("loop-*.pt"))) == n + 3
-    assert content_key(_loop) != content_key(_loop_edited)
-
-
-def _print_ran(model, loader):
-    print("ran")
-
-
-def test_rerun_runs_the_loop_again(tmp_path, capsys):
-    loader = make_loaders(TINY, 20, "cpu")[0]
-    for rerun in (False, False, True):
-        evalcache.cached_loop("loop", _print_ran, _model(), loader, rerun=rerun, folder=tmp_path)
-    out = capsys.readouterr().out
-    assert out.count("ran\n") == 3 and out.count("(loaded, not run") == 1  # printed again by the one hit
-
-
 # --------------------------------------------------------------------------- the six stale cases of issue 36
 NOTEBOOK = '''
 import torch
@@ -189,15 +156,21 @@ def _notebook(edit: str = ""):
 
 
 def _ran(ns, folder, capsys, loop=None, model_edit=None) -> bool:
-    """Run the notebook's loop through cached_loop on a fresh model; whether it ran (not loaded)."""
+    """Train a fresh model with the notebook's loop through evalcache.cached (the weights it leaves are the
+    value); whether the loop ran (not loaded)."""
     torch.manual_seed(0)
     model = ns["Net"]()
     if model_edit:
         model_edit(model)
-    evalcache.cached_loop("loop", loop or ns["loop"], model, torch.ones(4, 3), folder=folder)
-    out = capsys.readouterr().out
-    assert out.startswith("ran\n")
-    return "(loaded, not run" not in out
+    train = loop or ns["loop"]
+    x = torch.ones(4, 3)
+
+    def make():
+        train(model, x)
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    evalcache.cached("loop", {"model": model, "x": x}, make, folder=folder)
+    return "ran\n" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("case, edit, model_edit", [
@@ -235,19 +208,7 @@ def test_a_function_input_whose_global_changed_misses(tmp_path):
 
 def test_what_cannot_be_keyed_is_refused_by_name(tmp_path):
     ns = _notebook("opt = object()\ndef loop_opt(model, x):\n    print(opt)")
+    loop_opt, net = ns["loop_opt"], ns["Net"]()
     with pytest.raises(TypeError, match="'opt' that loop_opt reads"):
-        evalcache.cached_loop("loop", ns["loop_opt"], ns["Net"](), torch.ones(4, 3), folder=tmp_path)
+        evalcache.cached("loop", {"x": torch.ones(1)}, lambda: loop_opt(net, torch.ones(4, 3)), folder=tmp_path)
     assert not list(tmp_path.iterdir())
-
-
-def test_the_random_state_is_keyed_and_restored(tmp_path, capsys):
-    ns = _notebook("def noisy(model, x):\n    print('ran', torch.rand(1).item())")
-    torch.manual_seed(0)
-    evalcache.cached_loop("loop", ns["noisy"], ns["Net"](), torch.ones(1), folder=tmp_path)
-    after_run = torch.rand(1)
-    torch.manual_seed(0)
-    evalcache.cached_loop("loop", ns["noisy"], ns["Net"](), torch.ones(1), folder=tmp_path)
-    assert "(loaded, not run" in capsys.readouterr().out and torch.equal(torch.rand(1), after_run)
-    torch.manual_seed(1)  # another random state before the loop: run again
-    evalcache.cached_loop("loop", ns["noisy"], ns["Net"](), torch.ones(1), folder=tmp_path)
-    assert "(loaded, not run" not in capsys.readouterr().out

@@ -392,7 +392,7 @@ def test_jupyterlab_can_be_started_as_a_module():
     assert importlib.util.find_spec("jupyterlab.__main__") is not None
 
 
-def test_lab_gives_its_kernels_kdtutors_cpu_settings_unless_the_user_set_them(monkeypatch):
+def test_lab_gives_its_kernels_kdtutors_cpu_settings_unless_the_user_set_them(monkeypatch, tmp_path):
     import kdtutor
     envs = []
 
@@ -401,9 +401,9 @@ def test_lab_gives_its_kernels_kdtutors_cpu_settings_unless_the_user_set_them(mo
         return SimpleNamespace(returncode=0)
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    cli.lab(run=run)
+    cli.lab(run=run, work=tmp_path)
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    cli.lab(run=run)
+    cli.lab(run=run, work=tmp_path)
     assert envs[0]["OMP_WAIT_POLICY"] == kdtutor.CPU_ENVIRONMENT["OMP_WAIT_POLICY"] == "PASSIVE"
     assert envs[1]["OMP_WAIT_POLICY"] == "ACTIVE" and envs[0]["PATH"] == os.environ["PATH"]
 
