@@ -274,18 +274,7 @@ TINY = LMSizes(n_train=3000, n_val=400, n_test=400, block=8, batch=4, teacher=(1
                n_samples=3, sample_len=20)
 
 
-def lesson_objectives(lesson) -> dict:
-    """The seven students of lesson 07, as the notebook builds them (cells of sections 4–6)."""
-    s, t, w = lesson.sizes, lesson.teacher().model, lesson.transfer
-    return {"scratch": NextChar(w, s.batch, s.block, name="scratch"),
-            "forward KL": TokenKD(t, w, s.batch, "forward", T=s.T),
-            "reverse KL": TokenKD(t, w, s.batch, "reverse", T=s.T),
-            f"JSD({s.beta:g})": TokenKD(t, w, s.batch, "jsd", beta=s.beta, T=s.T),
-            "sequence-level KD": NextChar(lesson.corpus(), lesson.seq_batch, s.block, prompt_len=s.prompt_len,
-                                          name="sequence-level KD"),
-            f"on-policy JSD({s.beta:g})": OnPolicyKD(t, w, s.batch, "jsd", beta=s.beta, T=s.T, lmbda=s.lmbda,
-                                                     prompt_len=s.prompt_len),
-            f"top-{s.k} KD": TopKKD(lesson.topk(), w, s.batch, rest="bucket")}
+from benchmarks.lm_speed import lesson_objectives  # noqa: E402  (the notebook's seven objectives, built once)
 
 
 @pytest.mark.slow
