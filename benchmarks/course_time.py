@@ -9,7 +9,7 @@ to time the course "from nothing"), the second finds every model kept by the fir
 a re-run. Prints the minutes per lesson of both runs and the load average before and after
 (other processes slow it down: time it on an idle machine), and writes them to ``--json``.
 The lesson-06/07 budgets and the course's targets (≤ 10 min per lesson, ≤ 30 min for the
-whole course from nothing, ≤ 3 min for a re-run on the cpu profile) are in the README.
+whole course from nothing, ≤ 3 min for a re-run on the cpu profile) are in docs/speed.md.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ With ``--profile P`` it instead runs the lessons headless with
 :func:`coursetools.course.run_course` in profile ``P`` (executed copies and ``summary.md``
 in ``<results>/<P>/``) — or, with ``--reuse``, takes that folder as it is — and builds from that run.
 
-Either way the pages are staged with a generated ``index.md`` in ``build/book/src`` and built
+Either way the pages are staged with a generated ``index.md`` in ``build/book/src``, together with
+the reference pages the README links (``docs/*.md``, listed in :data:`DOCS_PAGES`), and built
 into static HTML with Sphinx + MyST-NB + the Sphinx Book Theme (``book/conf.py``), the toolchain
 Jupyter Book 1 wraps, used directly: every piece installs from PyPI, needs no Node and no network
 at build time, and math is rendered by a local MathJax copy (sphinx-mathjax-offline), so the site
@@ -31,6 +32,10 @@ from pathlib import Path
 from kdtutor.storage import REPO_ROOT, RESULTS_DIR
 
 BOOK_DIR = REPO_ROOT / "book"
+DOCS_DIR = REPO_ROOT / "docs"
+# The reference pages (``docs/<name>.md``, linked from the README), in the site's order.
+DOCS_PAGES = ("install", "profiles", "data", "speed", "reference-run", "classrooms", "grading", "command-line",
+              "tests", "layout")
 BUILD_DIR = REPO_ROOT / "build" / "book"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
@@ -47,6 +52,9 @@ def index_page(lessons: list[Path], source: str, has_summary: bool) -> str:
     lines += ["```", ""]
     if has_summary:
         lines += ["```{toctree}", ":maxdepth: 1", ":caption: Results", "", "summary", "```", ""]
+    lines += ["```{toctree}", ":maxdepth: 1", ":caption: Reference", ""]
+    lines += [f"docs/{name}" for name in DOCS_PAGES]
+    lines += ["```", ""]
     return "\n".join(lines)
 
 
@@ -71,7 +79,8 @@ def stored_source(lessons: list[Path]) -> str:
 
 
 def stage(lessons: list[Path], summary: Path | None, source: str, src: Path) -> list[Path]:
-    """Copy the lessons (and the run's summary, as ``summary.md``) into ``src`` with the front page."""
+    """Copy the lessons (and the run's summary, as ``summary.md``) and the reference pages (``docs/``)
+    into ``src`` with the front page."""
     if not lessons:
         raise ValueError("no lessons to build the site from: run the course first (make course)")
     if src.exists():
@@ -79,6 +88,9 @@ def stage(lessons: list[Path], summary: Path | None, source: str, src: Path) -> 
     src.mkdir(parents=True)
     for path in lessons:
         shutil.copy(path, src / path.name)
+    (src / "docs").mkdir()
+    for name in DOCS_PAGES:
+        shutil.copy(DOCS_DIR / f"{name}.md", src / "docs" / f"{name}.md")
     has_summary = summary is not None and summary.exists()
     if has_summary:
         text = summary.read_text(encoding="utf-8").replace(

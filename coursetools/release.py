@@ -4,7 +4,7 @@
 
 DIR gets a complete, installable copy of the course (``pip install -e DIR`` or ``make lab``):
 the learners' package, the lesson notebooks, the graded homework's notebooks (``homework/``; their
-model answers and hidden tests stay in ``instructor/homework/``), ``pyproject.toml`` and the files it names, the Binder and
+model answers and hidden tests stay in ``instructor/homework/``), ``pyproject.toml`` and the files it names (the README, with the ``docs/`` pages it links), the Binder and
 conda set-ups. Left out: ``solutions/`` and ``instructor/`` (the answers), ``tests/`` (they
 import the answers), the course tooling (``coursetools``) and the maintainers' files. The release's ``kdtutor`` carries the marker
 :data:`kdtutor.checks.core.RELEASE_MARKER`, so ``checks.answer(...)`` and a second ✗ say the
@@ -29,8 +29,8 @@ from kdtutor.checks.core import RELEASE_MARKER
 from kdtutor.storage import REPO_ROOT, atomic_write_bytes, current_umask
 
 # What a learner receives, relative to the repository root (folders are copied whole).
-INCLUDE = ("pyproject.toml", "README.md", "LICENSE", "LICENSE-CONTENT", "environment.yml", "Makefile", "binder",
-           "requirements", "data/README.md", "kdtutor", "notebooks", "homework")
+INCLUDE = ("pyproject.toml", "README.md", "docs", "LICENSE", "LICENSE-CONTENT", "environment.yml", "Makefile",
+           "binder", "requirements", "data/README.md", "kdtutor", "notebooks", "homework")
 SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", RELEASE_MARKER.name}
 SKIP_SUFFIXES = (".pyc", ".egg-info")
 WITHHELD = ("solutions", "instructor", "tests", "coursetools")  # never in a release (INCLUDE names none of them)

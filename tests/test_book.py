@@ -46,7 +46,9 @@ def site(tmp_path_factory):
 
 
 def _pages(site: Path) -> list[str]:
-    return sorted(p.name for p in site.glob("*.html") if p.name not in SKIP_PAGES)
+    """The site's pages, relative to it: the lessons, the summary, and the reference pages in ``docs/``."""
+    pages = [p for p in [*site.glob("*.html"), *site.glob("docs/*.html")] if p.name not in SKIP_PAGES]
+    return sorted(p.relative_to(site).as_posix() for p in pages)
 
 
 PAGE_STATE = """() => {
@@ -137,6 +139,9 @@ def test_every_page_renders_offline_with_its_images_and_math_and_no_console_erro
         if n[:2] in {"03", "04", "05", "06", "07"}:
             assert seen[n]["figures"] >= 3, f"{n} shows {seen[n]['figures']} figures"
     assert "summary.html" in pages
+    from coursetools.book import DOCS_PAGES
+
+    assert {f"docs/{name}.html" for name in DOCS_PAGES} <= set(pages), pages  # the README's reference pages
     index = (site / "index.html").read_text(encoding="utf-8")
     assert "reference run" in index and "JPEG copy of CIFAR-10" in index
     (ARTEFACTS / "pages.txt").write_text("".join(f"{n}\t{seen[n]['title']}\t{seen[n]['figures']} figures\t"

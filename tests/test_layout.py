@@ -1,5 +1,5 @@
 """The tree is the map: every name lives in one module, notebooks import it from there, and the
-README's layout section and lesson map agree with the tree.
+layout page (``docs/layout.md``, linked from the README) and its lesson map agree with the tree.
 
 The measurements (``facade_names``, ``duplicate_names``, ``notebook_references``) are plain
 functions over a repository root, so they can also be run on an older checkout to compare.
@@ -180,18 +180,18 @@ def test_the_measurements_can_fail(tmp_path):
     assert (len(right), len(wrong)) == (1, 1) and "train.accuracy" in wrong[0]
 
 
-# --------------------------------------------------------------------------- README agrees with the tree
-def _readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    m = re.search(rf"^## {title}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-    assert m, f"README has no '## {title}' section"
-    return m.group(1)
+# --------------------------------------------------------------------------- the layout page agrees with the tree
+def _layout_page() -> str:
+    """``docs/layout.md``, the README's "Layout" page (the tree, its layers and the lesson map)."""
+    text = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    assert text.startswith("# Layout\n"), "docs/layout.md does not start with '# Layout'"
+    return text
 
 
-def readme_tree() -> dict[str, set[str]]:
-    """``{"kdtutor.images": {"data", ...}}`` from the README's layout block: each package line reads
+def layout_tree() -> dict[str, set[str]]:
+    """``{"kdtutor.images": {"data", ...}}`` from the layout page's block: each package line reads
     ``  name/ … modules: a, b, c`` (the list may continue on the next lines)."""
-    block = re.search(r"```\n(kdtutor/\n.*?)```", _readme_section("Layout"), re.S).group(1)
+    block = re.search(r"```\n(kdtutor/\n.*?)```", _layout_page(), re.S).group(1)
     out, current = {}, None
     for line in block.splitlines()[1:]:
         head = re.match(r"  (\w+)/", line)
@@ -209,7 +209,7 @@ def readme_tree() -> dict[str, set[str]]:
     return out
 
 
-def test_readme_layout_lists_every_module_of_the_tree():
+def test_the_layout_page_lists_every_module_of_the_tree():
     tree = defaultdict(set)
     tree["coursetools"] = {p.stem for p in (ROOT / "coursetools").glob("*.py") if p.stem != "__init__"}
     for module in modules():
@@ -218,13 +218,13 @@ def test_readme_layout_lists_every_module_of_the_tree():
             continue  # a package's __init__
         tree[package or "kdtutor"].add(name)
     tree["kdtutor"].discard("kdtutor")
-    assert readme_tree() == dict(tree)
+    assert layout_tree() == dict(tree)
 
 
-def readme_lesson_map() -> dict[str, set[str]]:
-    """``{"03": {"kdtutor.images.train", ...}}`` from the README's lesson table (modules in backticks)."""
+def layout_lesson_map() -> dict[str, set[str]]:
+    """``{"03": {"kdtutor.images.train", ...}}`` from the layout page's lesson table (modules in backticks)."""
     out = {}
-    for line in _readme_section("Layout").splitlines():
+    for line in _layout_page().splitlines():
         m = re.match(r"\| `(\d\d)_\w+` \|(.*)\|\s*$", line)
         if m:
             out[m.group(1)] = {f"kdtutor.{x}" for x in re.findall(r"`([\w.]+)`", m.group(2))}
@@ -245,13 +245,13 @@ def lesson_modules(nb: Path, known: dict[str, Path]) -> set[str]:
     return used - NOT_TAUGHT
 
 
-def test_readme_lesson_map_matches_what_each_lesson_imports():
+def test_the_layout_pages_lesson_map_matches_what_each_lesson_imports():
     known = modules()
-    lessons = readme_lesson_map()
+    lessons = layout_lesson_map()
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert sorted(lessons) == [nb.name[:2] for nb in notebooks]
     for nb in notebooks:
-        assert lessons[nb.name[:2]] == lesson_modules(nb, known), f"README's lesson map for {nb.name} is stale"
+        assert lessons[nb.name[:2]] == lesson_modules(nb, known), f"docs/layout.md's lesson map for {nb.name} is stale"
 
 
 @pytest.mark.parametrize("package", ["kd", "images", "lm", "figures", "scale"])
@@ -266,7 +266,7 @@ def test_lower_layers_never_import_the_course_tools(package):
 # --------------------------------------------------------------------------- layers: who may import whom
 # Every subpackage and top-level module of kdtutor ("unit"), and coursetools on top, bottom to top. A unit
 # may import only units below it: data flows one way and there is no cycle. A new unit goes into this list
-# (the test says so), and the README's layout section names the same order.
+# (the test says so), and the layout page (docs/layout.md) names the same order.
 LAYERS = [
     ("kdtutor",),                       # the package's __init__: CPU settings
     ("storage",),                       # paths, atomic and checksummed files
@@ -349,7 +349,7 @@ def test_the_layer_check_catches_an_upward_import_and_a_cycle(tmp_path):
         "kdtutor.storage imports coursetools.grading: storage is not above coursetools"]
 
 
-def test_the_readme_names_the_layers_in_order():
-    line = re.search(r"^Layers, bottom to top: (.+)$", _readme_section("Layout"), re.M)
-    assert line, "README's Layout section has no 'Layers, bottom to top: …' line"
+def test_the_layout_page_names_the_layers_in_order():
+    line = re.search(r"^Layers, bottom to top: (.+)$", _layout_page(), re.M)
+    assert line, "docs/layout.md has no 'Layers, bottom to top: …' line"
     assert line.group(1).rstrip(".") == " → ".join(" / ".join(g) for g in LAYERS)
