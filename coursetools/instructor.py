@@ -380,7 +380,8 @@ def instructor_version(nb, notebook: str | Path, models: dict[str, ModelAnswer] 
         raise ValueError(f"{notebook}: metadata.kernelspec.language must be 'python' (nbgrader picks its stubs by it)")
     found = exercises(out)
     answers = {q.answer_cell: q for q in written_questions(out, notebook)}
-    models = written_answers() if models is None and answers else models or {}
+    if models is None:
+        models = written_answers() if answers else {}
     missing = [q.qid for q in answers.values() if q.qid not in models]
     if missing:
         raise ValueError(f"{notebook}: no model answer and rubric for {', '.join(missing)} in {WRITTEN_ANSWERS}")
@@ -444,26 +445,26 @@ def student_version(nb, notebook: str | Path, cfg: dict | None = None):
 
 def write_instructor_copies(notebooks=None, instructor_dir: Path = INSTRUCTOR_DIR, check: bool = False) -> list[Path]:
     """Bring every lesson's generated parts up to date; return the files that changed (with
-    ``check=True``: that would change, writing nothing)."""
+    ``check=True``: that would change, writing nothing). For all the lessons (``notebooks`` None), a
+    ValueError before anything is written if ``solutions/written_answers.md`` answers a question no
+    lesson asks (renumbered or removed: its answer would never reach a TA)."""
     import nbformat
 
     paths = [Path(p) for p in (notebooks or sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")))]
-    models, asked = written_answers(), set()
-    changed = []
+    models, asked, versions = written_answers(), set(), []
     for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        student = student_version(nb, path)
+        student = student_version(nbformat.read(path, as_version=4), path)
         asked |= {q.qid for q in written_questions(student, path)}
-        targets = [(path, student), (Path(instructor_dir) / path.name, instructor_version(student, path, models))]
-        for target, version in targets:
-            text = notebook_text(version)
-            if not target.exists() or target.read_text(encoding="utf-8") != text:
-                changed.append(target)
-                if not check:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_bytes(target, text.encode("utf-8"))
+        versions += [(path, student), (Path(instructor_dir) / path.name, instructor_version(student, path, models))]
     stray = sorted(set(models) - asked) if notebooks is None else []
-    if stray:  # an answer whose question was renumbered or removed would never reach a TA
+    if stray:
         raise ValueError(f"{WRITTEN_ANSWERS}: model answers for questions no lesson asks: {', '.join(stray)}")
+    changed = []
+    for target, version in versions:
+        text = notebook_text(version)
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            changed.append(target)
+            if not check:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, text.encode("utf-8"))
     return changed
-

@@ -156,6 +156,14 @@ def test_the_instructor_copy_shows_the_model_answer_and_rubric_and_the_student_c
         assert sentences and not [s for s in sentences if s in student_text], q.qid
 
 
+def test_an_answer_to_a_question_no_lesson_asks_is_refused_before_anything_is_written(monkeypatch):
+    stray = instructor.ModelAnswer("q09-1", "An answer.", ((2, "a marking point"),))
+    real = instructor.written_answers()
+    monkeypatch.setattr(instructor, "written_answers", lambda: {**real, "q09-1": stray})
+    with pytest.raises(ValueError, match="model answers for questions no lesson asks: q09-1"):
+        instructor.write_instructor_copies(check=True)
+
+
 def test_a_missing_model_answer_or_a_rubric_of_other_points_is_refused():
     with pytest.raises(ValueError, match="no model answer and rubric for q01-1"):
         instructor.instructor_version(_tiny(), "01_x.ipynb", {})
