@@ -9,7 +9,9 @@ Every lesson in ``notebooks/`` opens with two generated cells, kept by their cel
   (``make lab``, Binder, the tests) it does nothing.
 
 The repository and branch the badges and the setup cell point at live in one file,
-``coursetools/delivery.json``; a fork edits it and runs ``python -m coursetools generate``.
+``coursetools/delivery.json``; a fork edits it and runs ``python -m coursetools generate``. The same
+file says how the lessons announce their written questions: ``"written_questions": "optional"``
+(the default) or ``"required"`` (:func:`coursetools.instructor.set_written_wording`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ BADGES_ID = "kdtutor-badges"
 SETUP_ID = "kdtutor-setup"
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BINDER_BADGE = "https://mybinder.org/badge_logo.svg"
+WRITTEN_WORDINGS = ("optional", "required")  # how a lesson announces its written questions
 
 # What a lesson needs fetched, found from the kdtutor functions its code calls.
 NEEDS = {
@@ -33,14 +36,19 @@ NEEDS = {
 
 
 def config(path: Path = CONFIG_PATH) -> dict:
-    """``{"repository": "org/name", "branch": "..."}`` from ``delivery.json``, validated."""
+    """``{"repository": "org/name", "branch": "...", "written_questions": "optional" | "required"}``
+    from ``delivery.json``, validated (``written_questions`` may be left out: ``"optional"``)."""
     cfg = json.loads(Path(path).read_text())
     repo, branch = cfg.get("repository", ""), cfg.get("branch", "")
+    wording = cfg.get("written_questions", "optional")
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
         raise ValueError(f"{path}: 'repository' must look like 'org/name', got {repo!r}")
     if not re.fullmatch(r"[\w./-]+", branch):
         raise ValueError(f"{path}: 'branch' must be a git branch name, got {branch!r}")
-    return {"repository": repo, "branch": branch}
+    if wording not in WRITTEN_WORDINGS:
+        raise ValueError(f"{path}: 'written_questions' must be one of {', '.join(map(repr, WRITTEN_WORDINGS))}, "
+                         f"got {wording!r}")
+    return {"repository": repo, "branch": branch, "written_questions": wording}
 
 
 def repo_url(cfg: dict) -> str:

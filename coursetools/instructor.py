@@ -26,14 +26,33 @@ An exercise is a check cell ``fn = checks.<check>(fn).fn`` and, before it, the c
 defines the stub ``def fn(...)`` (its body ``# YOUR CODE HERE`` and ``raise NotImplementedError``);
 its answer is ``solutions.lessonNN.<check>``, with the stub's parameter names.
 
-A **written question** (optional, graded by hand) is a markdown cell with metadata
+A **written question** (graded by hand) is a markdown cell with metadata
 ``{"kdtutor": {"written": "q<LL>-<n>", "points": <int>}}`` whose text starts with
-``**Written question q<LL>-<n> (optional, graded by hand, <points> point(s)).**``, and right after
+``**Written question q<LL>-<n> (<wording>, graded by hand, <points> point(s)).**``, and right after
 it a markdown answer cell with metadata ``{"kdtutor": {"answer_to": "q<LL>-<n>"}}`` and the text
-``*Your answer here.*`` (:func:`written_questions` finds them and refuses a malformed one). In the
-instructor copy the answer cell is an nbgrader *manually graded answer* (``solution`` and
-``grade``, ``grade_id`` the question's id, its points, unlocked); the question stays read-only
-like all the lesson's text. The grader (:mod:`coursetools.grading`) lists each
+``*Your answer here.*`` (:func:`written_questions` finds them and refuses a malformed one). The
+wording, ``optional`` or ``required``, is the course's choice (``"written_questions"`` in
+``coursetools/delivery.json``); ``generate`` writes it into every heading and into lesson 00's
+description of the written questions (:func:`set_written_wording`).
+
+Each question's **model answer and rubric** live in one instructor-only file,
+``solutions/written_answers.md`` (never in a release: ``solutions/`` is withheld), one section per
+question (:func:`written_answers` reads it and refuses a malformed one)::
+
+    ## q01-1
+
+    **Model answer.** The answer, in markdown (several paragraphs allowed).
+
+    **Rubric.**
+    - 1 point: what earns this point.
+    - 1 point: ...
+
+the rubric's points summing to the question's points. In the instructor copy the answer cell holds
+the model answer and the rubric (:func:`model_answer_source`) and is an nbgrader *manually graded
+answer* (``solution`` and ``grade``, ``grade_id`` the question's id, its points, unlocked):
+``nbgrader generate_assignment`` replaces a markdown solution cell with its ``YOUR ANSWER HERE``, so
+the release never carries the model answer; the TA reads it in the source notebook. The question
+stays read-only like all the lesson's text. The grader (:mod:`coursetools.grading`) lists each
 submission's answers for a TA.
 """
 
@@ -48,7 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coursetools.course import notebook_text
-from coursetools.delivery import SETUP_ID as SETUP_CELL
+from coursetools.delivery import SETUP_ID as SETUP_CELL, WRITTEN_WORDINGS
 from kdtutor.storage import REPO_ROOT, atomic_write_bytes
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -60,6 +79,9 @@ STUB_MARK = "# YOUR CODE HERE"
 NBGRADER_SCHEMA = 3
 ANSWER_PLACEHOLDER = "*Your answer here.*"
 QUESTION_ID = re.compile(r"^q(\d\d)-([1-9]\d*)$")
+WRITTEN_ANSWERS = REPO_ROOT / "solutions" / "written_answers.md"
+# lesson 00's description of the written questions, reworded with the headings
+WRITTEN_INTRO = re.compile(r"\*\*Written questions\*\* \((" + "|".join(WRITTEN_WORDINGS) + r"), graded by hand\)")
 
 
 @dataclass(frozen=True)
@@ -105,9 +127,11 @@ class WrittenQuestion:
     answer_cell: str  # cell id of the (learner's) answer cell, right after it
 
 
-def question_heading(qid: str, points: int) -> str:
-    """The text a written question's cell starts with."""
-    return f"**Written question {qid} (optional, graded by hand, {points} point{'' if points == 1 else 's'}).**"
+def question_heading(qid: str, points: int, wording: str = "optional") -> str:
+    """The text a written question's cell starts with; ``wording`` is ``"optional"`` or ``"required"``."""
+    if wording not in WRITTEN_WORDINGS:
+        raise ValueError(f"a written question is {' or '.join(WRITTEN_WORDINGS)}, got {wording!r}")
+    return f"**Written question {qid} ({wording}, graded by hand, {points} point{'' if points == 1 else 's'}).**"
 
 
 def written_questions(nb, notebook: str | Path | None = None) -> list[WrittenQuestion]:
@@ -135,8 +159,10 @@ def written_questions(nb, notebook: str | Path | None = None) -> list[WrittenQue
         if cell.get("id") == qid:  # the question cell's nbgrader grade_id is its cell id, the answer's is qid
             raise ValueError(f"{where}question {qid}: its cell id must differ from {qid!r}, the grade id of its "
                              "answer (nbgrader refuses a duplicate grade id)")
-        if cell.cell_type != "markdown" or not cell.source.startswith(question_heading(qid, points)):
-            raise ValueError(f"{where}question {qid}: a markdown cell starting with {question_heading(qid, points)!r}")
+        if cell.cell_type != "markdown" or not any(cell.source.startswith(question_heading(qid, points, w))
+                                                   for w in WRITTEN_WORDINGS):
+            raise ValueError(f"{where}question {qid}: a markdown cell starting with {question_heading(qid, points)!r} "
+                             f"(or {'/'.join(WRITTEN_WORDINGS[1:])} for optional)")
         answer = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
         if (answer is None or answer.cell_type != "markdown"
                 or answer.get("metadata", {}).get("kdtutor", {}).get("answer_to") != qid):
@@ -144,6 +170,92 @@ def written_questions(nb, notebook: str | Path | None = None) -> list[WrittenQue
                              f"kdtutor.answer_to = {qid!r}")
         found.append(WrittenQuestion(qid, points, cell.id, answer.id))
     return found
+
+
+def set_written_wording(nb, wording: str, notebook: str | Path | None = None) -> bool:
+    """Word every written question's heading of ``nb`` (and lesson 00's description of the written
+    questions) as ``wording``, ``"optional"`` or ``"required"``; True if anything changed."""
+    if wording not in WRITTEN_WORDINGS:
+        raise ValueError(f"a written question is {' or '.join(WRITTEN_WORDINGS)}, got {wording!r}")
+    changed = False
+    cells = {c.get("id"): c for c in nb.cells}
+    for q in written_questions(nb, notebook):
+        cell = cells[q.question_cell]
+        old = next(question_heading(q.qid, q.points, w) for w in WRITTEN_WORDINGS
+                   if cell.source.startswith(question_heading(q.qid, q.points, w)))
+        new = question_heading(q.qid, q.points, wording)
+        changed |= old != new
+        cell.source = new + cell.source[len(old):]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            text = WRITTEN_INTRO.sub(f"**Written questions** ({wording}, graded by hand)", cell.source)
+            changed |= text != cell.source
+            cell.source = text
+    return changed
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    """A written question's model answer (markdown) and rubric: ``(points, marking point)`` pairs."""
+
+    qid: str
+    answer: str
+    rubric: tuple[tuple[int, str], ...]
+
+    @property
+    def points(self) -> int:
+        return sum(p for p, _ in self.rubric)
+
+
+RUBRIC_LINE = re.compile(r"^- ([1-9]\d*) points?: (\S.*)$")
+
+
+def written_answers(path: Path = WRITTEN_ANSWERS) -> dict[str, ModelAnswer]:
+    """``{qid: ModelAnswer}`` from the instructor's file (format in the module docstring); ValueError
+    naming the section if one is malformed: a bad or repeated id, no ``**Model answer.**`` paragraph,
+    no ``**Rubric.**`` or an empty one, a rubric line that is not ``- <n> point(s): <text>``."""
+    text = Path(path).read_text(encoding="utf-8")
+    sections = re.split(r"^## (.*)$", text, flags=re.M)[1:]  # [heading, body, heading, body, ...]
+    found = {}
+    for qid, body in zip(sections[::2], sections[1::2]):
+        qid = qid.strip()
+        where = f"{Path(path).name}, section {qid!r}"
+        if not QUESTION_ID.match(qid):
+            raise ValueError(f"{where}: a section heading is a question id, '## q<LL>-<n>'")
+        if qid in found:
+            raise ValueError(f"{where} appears twice")
+        parts = re.split(r"^\*\*Rubric\.\*\*[ \t]*$", body.strip(), flags=re.M)
+        answer, rubric = (parts[0].strip(), parts[1]) if len(parts) == 2 else ("", "")
+        if not answer.startswith("**Model answer.** ") or len(parts) != 2:
+            raise ValueError(f"{where}: a '**Model answer.** ...' paragraph, then a line '**Rubric.**'")
+        items = []
+        for line in rubric.strip().splitlines():
+            if line.startswith("  ") and items:  # a marking point's continuation line
+                items[-1] = (items[-1][0], f"{items[-1][1]} {line.strip()}")
+                continue
+            m = RUBRIC_LINE.match(line)
+            if m is None:
+                raise ValueError(f"{where}: a rubric line is '- <n> point(s): <what earns them>', got {line!r}")
+            items.append((int(m.group(1)), m.group(2)))
+        if not items:
+            raise ValueError(f"{where}: the rubric has no marking point")
+        if any(m in body for m in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "MARK SCHEME")):
+            raise ValueError(f"{where}: nbgrader would take its 'BEGIN/END SOLUTION', 'HIDDEN TESTS' or 'MARK SCHEME' "
+                             "text for a marker; reword it")
+        found[qid] = ModelAnswer(qid, answer.removeprefix("**Model answer.** ").strip(), tuple(items))
+    return found
+
+
+def model_answer_source(q: WrittenQuestion, model: ModelAnswer) -> str:
+    """The instructor copy's answer cell of ``q``: its model answer and rubric. ValueError unless the
+    rubric's points sum to the question's."""
+    if model.qid != q.qid or model.points != q.points:
+        raise ValueError(f"{WRITTEN_ANSWERS.name}: the rubric of {model.qid} gives {model.points} point(s); "
+                         f"question {q.qid} is worth {q.points}")
+    s = "" if q.points == 1 else "s"
+    rubric = "\n".join(f"- **{p} point{'' if p == 1 else 's'}:** {text}" for p, text in model.rubric)
+    return (f"**Model answer** (instructor copy: nbgrader's release shows learners an empty answer cell).\n\n"
+            f"{model.answer}\n\n**Rubric ({q.points} point{s}).**\n{rubric}")
 
 
 def _function_node(source: str, name: str) -> ast.FunctionDef:
@@ -253,8 +365,9 @@ def test_cell_source(ex: Exercise, points: int, hidden: str | None) -> str:
     return source
 
 
-def instructor_version(nb, notebook: str | Path):
-    """The nbgrader source notebook of the student notebook ``nb`` (see the module docstring)."""
+def instructor_version(nb, notebook: str | Path, models: dict[str, ModelAnswer] | None = None):
+    """The nbgrader source notebook of the student notebook ``nb`` (see the module docstring);
+    ``models``: the written questions' model answers (default: :func:`written_answers`)."""
     import copy
 
     import nbformat
@@ -267,6 +380,11 @@ def instructor_version(nb, notebook: str | Path):
         raise ValueError(f"{notebook}: metadata.kernelspec.language must be 'python' (nbgrader picks its stubs by it)")
     found = exercises(out)
     answers = {q.answer_cell: q for q in written_questions(out, notebook)}
+    if models is None:
+        models = written_answers() if answers else {}
+    missing = [q.qid for q in answers.values() if q.qid not in models]
+    if missing:
+        raise ValueError(f"{notebook}: no model answer and rubric for {', '.join(missing)} in {WRITTEN_ANSWERS}")
     stubs = {ex.stub_cell: ex for ex in found}
     checks_at = {ex.check_cell: ex for ex in found}
     cells = []
@@ -296,6 +414,7 @@ def instructor_version(nb, notebook: str | Path):
             cells.append(test)
         elif cell.id in answers:  # a written answer: graded by hand in nbgrader
             q = answers[cell.id]
+            cell.source = model_answer_source(q, models[q.qid])
             _nbgrader(cell, q.qid, solution=True, grade=True, points=q.points)
         elif cell.cell_type == "markdown" or cell.id == SETUP_CELL:
             _nbgrader(cell, cell.id, locked=True)  # the lesson's text and the setup: read-only
@@ -308,12 +427,14 @@ def student_version(nb, notebook: str | Path, cfg: dict | None = None):
     """The student notebook with its generated parts (badges, setup cell, time line, metadata) up to date."""
     import copy
 
-    from coursetools.delivery import decorate, hide_predicted_outputs
+    from coursetools.delivery import config, decorate, hide_predicted_outputs
     from coursetools.pace import load_pace, set_pace
     from coursetools.stored import restamp_generated
 
     out = copy.deepcopy(nb)
+    cfg = cfg or config()
     decorate(out, Path(notebook).name, cfg)
+    set_written_wording(out, cfg["written_questions"], notebook)
     hide_predicted_outputs(out)
     set_pace(out, Path(notebook).stem, load_pace())
     run = out.metadata.get("kdtutor", {}).get("reference_run")
@@ -324,21 +445,26 @@ def student_version(nb, notebook: str | Path, cfg: dict | None = None):
 
 def write_instructor_copies(notebooks=None, instructor_dir: Path = INSTRUCTOR_DIR, check: bool = False) -> list[Path]:
     """Bring every lesson's generated parts up to date; return the files that changed (with
-    ``check=True``: that would change, writing nothing)."""
+    ``check=True``: that would change, writing nothing). For all the lessons (``notebooks`` None), a
+    ValueError before anything is written if ``solutions/written_answers.md`` answers a question no
+    lesson asks (renumbered or removed: its answer would never reach a TA)."""
     import nbformat
 
     paths = [Path(p) for p in (notebooks or sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")))]
-    changed = []
+    models, asked, versions = written_answers(), set(), []
     for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        student = student_version(nb, path)
-        targets = [(path, student), (Path(instructor_dir) / path.name, instructor_version(student, path))]
-        for target, version in targets:
-            text = notebook_text(version)
-            if not target.exists() or target.read_text(encoding="utf-8") != text:
-                changed.append(target)
-                if not check:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_bytes(target, text.encode("utf-8"))
+        student = student_version(nbformat.read(path, as_version=4), path)
+        asked |= {q.qid for q in written_questions(student, path)}
+        versions += [(path, student), (Path(instructor_dir) / path.name, instructor_version(student, path, models))]
+    stray = sorted(set(models) - asked) if notebooks is None else []
+    if stray:
+        raise ValueError(f"{WRITTEN_ANSWERS}: model answers for questions no lesson asks: {', '.join(stray)}")
+    changed = []
+    for target, version in versions:
+        text = notebook_text(version)
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            changed.append(target)
+            if not check:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, text.encode("utf-8"))
     return changed
-

@@ -65,7 +65,8 @@ def test_a_fork_changes_one_file_and_every_link_follows(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [{"repository": "no-slash", "branch": "main"},
-                                 {"repository": "a/b", "branch": "has space"}])
+                                 {"repository": "a/b", "branch": "has space"},
+                                 {"repository": "a/b", "branch": "main", "written_questions": "compulsory"}])
 def test_a_malformed_delivery_config_is_refused(tmp_path, bad):
     (tmp_path / "d.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError):
@@ -124,7 +125,8 @@ def test_each_instructor_answer_passes_its_check_and_each_student_stub_is_not_at
     ids = [c.id for c in teacher.cells]
     assert [ids[ids.index(ex.check_cell) + 1] for ex in found] == tests
     assert [i for i in ids if i not in tests] == [c.id for c in student.cells]
-    unchanged = {ex.stub_cell for ex in found}
+    unchanged = {ex.stub_cell for ex in found}  # and the written answers: their model answers (test_written_questions)
+    unchanged |= {q.answer_cell for q in instructor.written_questions(student, path)}
     for s, t in zip(student.cells, [c for c in teacher.cells if c.id not in tests]):
         if s.id not in unchanged:
             assert s.source == t.source

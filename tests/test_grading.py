@@ -75,7 +75,7 @@ def test_unsolved_instructor_and_one_wrong_answer_grade_0_N_and_N_of_N_and_N_min
     assert [g.exercise for g in everything if g.learner == "unsolved"] == EXERCISES + [q.qid for q in QUESTIONS]
     assert [(g.learner, g.exercise, g.status, g.points, g.max_points) for g in written] == [
         (who, q.qid, status, 0, q.points) for who, status in (("unsolved", "not attempted"),
-                                                               ("instructor", "not attempted"),
+                                                               ("instructor", grading.BY_HAND),  # its model answer
                                                                ("one_wrong", grading.BY_HAND)) for q in QUESTIONS]
     assert written[-1].message == ANSWER
     assert any(line.startswith("one_wrong") and "1 written answer to grade by hand" in line for line in lines)
@@ -488,7 +488,8 @@ def test_a_submission_without_cell_ids_or_with_odd_types_is_read_as_the_notebook
     read = grading.read_submission(tmp_path / "odd.ipynb")
     assert [e.check for e in instructor.exercises(read)] == EXERCISES
     assert all(isinstance(c.source, str) and isinstance(c.metadata, dict) and c.id for c in read.cells)
-    assert grading.written_rows("x", LESSON, QUESTIONS, read)[0].status == "not attempted"
+    answer = grading.written_rows("x", LESSON, QUESTIONS, read)[0]  # the instructor copy's model answer, found
+    assert answer.status == grading.BY_HAND and "Model answer" in answer.message
     for ex in instructor.exercises(read):
         assert f"def {ex.function}(" in grading.definitions(read, ex, set(EXERCISES))
 

@@ -157,11 +157,15 @@ def test_each_written_answer_is_a_manually_graded_cell_worth_its_points(graded):
     _, _, _, by_hand = scores["instructor"]  # its answer differs from the released one: a TA must grade it
     assert by_hand == {q: (True, p) for q, p in _written(lesson).items()}
     released = {c.id: c for c in _read(course / "release" / ASSIGNMENT / f"{lesson}.ipynb").cells}
-    path = ROOT / "notebooks" / f"{lesson}.ipynb"
+    source = {c.id: c for c in _read(course / "source" / ASSIGNMENT / f"{lesson}.ipynb").cells}
+    path, models = ROOT / "notebooks" / f"{lesson}.ipynb", instructor.written_answers()
     for q in instructor.written_questions(_read(path), path):
         cell = released[q.answer_cell]
         assert cell.cell_type == "markdown" and cell.metadata["nbgrader"]["grade_id"] == q.qid
         assert cell.metadata["nbgrader"]["solution"] and cell.metadata["nbgrader"]["points"] == q.points
+        # the source notebook holds the model answer and rubric; nbgrader releases its own empty stub
+        assert source[q.answer_cell].source == instructor.model_answer_source(q, models[q.qid])
+        assert cell.source == "YOUR ANSWER HERE"
 
 
 @pytest.mark.slow

@@ -155,3 +155,19 @@ def _json(line: str) -> str:
     import json
 
     return json.dumps(line, ensure_ascii=False)[1:-1]
+
+
+def test_the_release_has_no_model_answer_or_rubric_of_the_written_questions(released):
+    """The written questions' model answers and rubrics (solutions/written_answers.md, and the
+    instructor copies' answer cells made from it) stay out: no sentence of either in any shipped file."""
+    from coursetools.instructor import written_answers
+
+    models = written_answers()
+    assert len(models) >= 8
+    shipped = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in released.rglob("*") if p.is_file())
+    texts = [s for m in models.values() for s in m.answer.replace("\n", " ").split(". ") if len(s) > 40]
+    texts += [text for m in models.values() for _, text in m.rubric]
+    assert len(texts) >= 50
+    leaked = [t for t in texts if t in shipped or _json(t) in shipped]
+    assert leaked == [], leaked[:3]
+    assert not list(released.rglob("written_answers*")) and "**Rubric (" not in shipped

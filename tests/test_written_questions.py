@@ -1,7 +1,8 @@
 """Think before running, write to be graded (issue 20): every lesson 01-07 has at least two
 predict-then-run prompts, each followed by the code cell that answers it, and at least one
-optional written question with its answer cell; the instructor copies make each answer an
-nbgrader manually graded cell.
+written question with its answer cell; the instructor copies make each answer an nbgrader
+manually graded cell holding the question's model answer and rubric (issue 33), which the
+student notebooks never carry; the course words the questions as optional or required.
 
 Lessons whose prompts and questions are still being written are listed in PENDING (one place):
 empty it as they arrive.
@@ -74,9 +75,17 @@ def _tiny(question_meta=None, text=None, answer_meta=None, extra=()):
     return nb
 
 
+TINY_MODEL = {"q01-1": instructor.ModelAnswer("q01-1", "Because $T$ divides the logits.",
+                                              ((1, "names the division"), (1, "says why")))}
+
+
 def test_a_written_question_becomes_a_manually_graded_answer_and_a_read_only_question():
-    out = instructor.instructor_version(_tiny(), "01_x.ipynb")
+    out = instructor.instructor_version(_tiny(), "01_x.ipynb", TINY_MODEL)
     meta = {c.id: c.metadata["nbgrader"] for c in out.cells}
+    assert {c.id: c.source for c in out.cells}["a"] == (
+        "**Model answer** (instructor copy: nbgrader's release shows learners an empty answer cell).\n\n"
+        "Because $T$ divides the logits.\n\n**Rubric (2 points).**\n"
+        "- **1 point:** names the division\n- **1 point:** says why")
     assert meta["a"] == {"grade": True, "grade_id": "q01-1", "locked": False, "points": 2, "schema_version": 3,
                          "solution": True, "task": False}
     assert meta["q"]["locked"] and not meta["q"]["grade"] and meta["intro"]["locked"]
@@ -113,3 +122,112 @@ def test_a_question_at_the_end_of_the_notebook_without_its_answer_cell_is_refuse
     nb.cells = copy.deepcopy(nb.cells[:2])
     with pytest.raises(ValueError, match="the next cell must be"):
         instructor.written_questions(nb)
+
+
+# ---------------------------------------------------------------- model answers and rubrics (issue 33)
+def _all_questions():
+    return {q.qid: q for path in LESSONS.values() for q in instructor.written_questions(_read(path), path)}
+
+
+def test_every_written_question_has_a_model_answer_and_a_rubric_worth_its_points_and_no_answer_is_stray():
+    questions, models = _all_questions(), instructor.written_answers()
+    assert set(questions) == {f"q{n:02d}-1" for n in range(1, 9)}
+    assert set(models) == set(questions)  # no question without an answer, no answer without its question
+    for qid, q in questions.items():
+        model = models[qid]
+        assert sum(points for points, _ in model.rubric) == q.points, qid
+        assert len(model.rubric) >= 2 and all(len(text) > 30 for _, text in model.rubric), qid
+        assert len(model.answer.split()) >= 100, f"{qid}: a model answer, not a note"
+
+
+@pytest.mark.parametrize("lesson", sorted(set(LESSONS) - {"00"}))
+def test_the_instructor_copy_shows_the_model_answer_and_rubric_and_the_student_copy_neither(lesson):
+    path, models = LESSONS[lesson], instructor.written_answers()
+    student = {c.id: c for c in _read(path).cells}
+    teacher = {c.id: c for c in _read(ROOT / "instructor" / path.name).cells}
+    student_text = path.read_text(encoding="utf-8")
+    for q in instructor.written_questions(_read(path), path):
+        shown = teacher[q.answer_cell].source
+        assert shown == instructor.model_answer_source(q, models[q.qid])
+        assert models[q.qid].answer in shown and f"**Rubric ({q.points} points).**" in shown
+        assert all(text in shown for _, text in models[q.qid].rubric)
+        assert student[q.answer_cell].source == instructor.ANSWER_PLACEHOLDER
+        sentences = [s for s in models[q.qid].answer.replace("\n", " ").split(". ") if len(s) > 40]
+        assert sentences and not [s for s in sentences if s in student_text], q.qid
+
+
+def test_an_answer_to_a_question_no_lesson_asks_is_refused_before_anything_is_written(monkeypatch):
+    stray = instructor.ModelAnswer("q09-1", "An answer.", ((2, "a marking point"),))
+    real = instructor.written_answers()
+    monkeypatch.setattr(instructor, "written_answers", lambda: {**real, "q09-1": stray})
+    with pytest.raises(ValueError, match="model answers for questions no lesson asks: q09-1"):
+        instructor.write_instructor_copies(check=True)
+
+
+def test_a_missing_model_answer_or_a_rubric_of_other_points_is_refused():
+    with pytest.raises(ValueError, match="no model answer and rubric for q01-1"):
+        instructor.instructor_version(_tiny(), "01_x.ipynb", {})
+    three = {"q01-1": instructor.ModelAnswer("q01-1", "x", ((2, "a"), (1, "b")))}
+    with pytest.raises(ValueError, match="the rubric of q01-1 gives 3 point"):
+        instructor.instructor_version(_tiny(), "01_x.ipynb", three)
+
+
+GOOD = "## q01-1\n\n**Model answer.** An answer.\n\nIts second paragraph.\n\n**Rubric.**\n- 1 point: one\n" \
+       "  thing, continued.\n- 1 point: another.\n"
+
+
+def test_the_answers_file_is_read_section_by_section(tmp_path):
+    (tmp_path / "w.md").write_text("# Title\n\nAn introduction.\n\n" + GOOD)
+    assert instructor.written_answers(tmp_path / "w.md") == {"q01-1": instructor.ModelAnswer(
+        "q01-1", "An answer.\n\nIts second paragraph.", ((1, "one thing, continued."), (1, "another.")))}
+
+
+@pytest.mark.parametrize("text,why", [
+    (GOOD.replace("## q01-1", "## Q1"), "a section heading is a question id"),
+    (GOOD + GOOD, "appears twice"),
+    (GOOD.replace("**Model answer.** ", ""), "a '\\*\\*Model answer"),
+    (GOOD.replace("**Rubric.**", "Rubric:"), "a '\\*\\*Model answer"),
+    (GOOD.replace("- 1 point: another.", "- one point: another."), "a rubric line is"),
+    ("## q01-1\n\n**Model answer.** An answer.\n\n**Rubric.**\n\n", "the rubric has no marking point"),
+    (GOOD.replace("An answer.", "Write ### BEGIN SOLUTION here."), "take its 'BEGIN/END SOLUTION'"),
+])
+def test_a_malformed_answers_file_is_refused_with_what_is_wrong(tmp_path, text, why):
+    (tmp_path / "w.md").write_text(text)
+    with pytest.raises(ValueError, match=why):
+        instructor.written_answers(tmp_path / "w.md")
+
+
+# ---------------------------------------------------------------- optional or required: the course's choice
+def test_the_course_words_its_written_questions_as_required_or_optional_and_generate_follows(tmp_path):
+    from coursetools import delivery
+
+    cfg = {**delivery.config(), "written_questions": "required"}
+    lesson01 = _read(LESSONS["01"])
+    required = instructor.student_version(lesson01, LESSONS["01"], cfg)
+    q = instructor.written_questions(required, LESSONS["01"])[0]  # the other wording is accepted
+    question = next(c for c in required.cells if c.id == q.question_cell)
+    assert question.source.startswith("**Written question q01-1 (required, graded by hand, 2 points).**")
+    assert question.source.endswith(next(c for c in lesson01.cells if c.id == q.question_cell).source[
+        len(instructor.question_heading("q01-1", 2)):])  # only the heading changed
+    assert instructor.instructor_version(required, LESSONS["01"]).cells  # nbgrader's source of it too
+    welcome = instructor.student_version(_read(LESSONS["00"]), LESSONS["00"], cfg)
+    text = "\n".join(c.source for c in welcome.cells if c.cell_type == "markdown")
+    assert "**Written questions** (required, graded by hand)" in text and "(optional, graded by hand)" not in text
+    for path, nb in ((LESSONS["01"], required), (LESSONS["00"], welcome)):  # and back: the lessons as they are
+        back = instructor.student_version(nb, path, {**cfg, "written_questions": "optional"})
+        assert [c.source for c in back.cells] == [c.source for c in _read(path).cells]
+    (tmp_path / "d.json").write_text('{"repository": "a/b", "branch": "main", "written_questions": "required"}')
+    assert delivery.config(tmp_path / "d.json")["written_questions"] == "required"
+    with pytest.raises(ValueError, match="a written question is optional or required"):
+        instructor.set_written_wording(_read(LESSONS["01"]), "compulsory")
+
+
+def test_the_course_copies_use_the_configured_wording():
+    from coursetools import delivery
+
+    wording = delivery.config()["written_questions"]
+    for path in LESSONS.values():
+        nb = _read(path)
+        for q in instructor.written_questions(nb, path):
+            cell = next(c for c in nb.cells if c.id == q.question_cell)
+            assert cell.source.startswith(instructor.question_heading(q.qid, q.points, wording)), q.qid
