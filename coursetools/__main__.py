@@ -9,6 +9,8 @@
     python -m coursetools book [--profile smoke]        the course website (make book)
     python -m coursetools refresh-notebooks [--profile cpu] [03 ...]   re-store the outputs nbval compares
                                                         (and the reference run's)
+    python -m coursetools tidy-outputs [03 ...]        stored outputs' text brought up to date in place (paths,
+                                                        labels, figure alt text), nothing run
     python -m coursetools generate [--check]            badges, setup cells, time lines, instructor/ versions
     python -m coursetools pace results/cpu/timings.json --machine "2-core CPU"   record a run's lesson times
     python -m coursetools slides [01 02 ...]             one reveal.js deck per lesson in build/slides/ (nbconvert)
@@ -72,6 +74,11 @@ def main(argv=None) -> int:
     p.add_argument("paths", nargs="*", help="notebooks or lesson numbers, e.g. 03 (default: all lessons)")
     p.add_argument("--profile", help="also store this profile's run (the reference run is cpu): from the finished "
                    "run in results/<profile>/ where it is current, else by running the lesson (checkpoints reused)")
+
+    p = sub.add_parser("tidy-outputs", help="rewrite the stored outputs' text in place where only it is out of date "
+                       "(this machine's folders and $KDTUTOR_CIFAR10/$KDTUTOR_TEXT written short, label lines, "
+                       "figure alt text, no widget line for a progress bar); runs nothing, stamps stay valid")
+    p.add_argument("paths", nargs="*", help="notebooks or lesson numbers, e.g. 03 (default: all lessons)")
 
     p = sub.add_parser("generate", help="badges, setup cells and instructor/ notebooks from notebooks/ + solutions/")
     p.add_argument("paths", nargs="*", help="lesson notebooks (default: all in notebooks/)")
@@ -147,6 +154,19 @@ def refresh_notebooks(args, parser):
         store_reference(paths, args.profile)
 
 
+def tidy_outputs(args, parser):
+    import nbformat
+
+    from coursetools.course import lesson_paths, notebooks, write_notebook
+    from coursetools.stored import machine_paths, tidy_stored
+
+    for path in lesson_paths(args.paths) or notebooks():
+        nb = nbformat.read(path, as_version=4)
+        if tidy_stored(nb, machine_paths()):
+            write_notebook(nb, path)
+            print(f"tidied: {path}")
+
+
 def generate(args, parser):
     from coursetools.instructor import write_instructor_copies
 
@@ -180,7 +200,8 @@ def slides(args, parser):
 
 
 COMMANDS = {"course": course, "pretrain": pretrain, "wheelhouse": wheelhouse, "grade": grade, "release": release,
-            "book": book, "refresh-notebooks": refresh_notebooks, "generate": generate, "pace": pace,
+            "book": book, "refresh-notebooks": refresh_notebooks, "tidy-outputs": tidy_outputs,
+            "generate": generate, "pace": pace,
             "slides": slides}
 
 
