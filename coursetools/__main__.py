@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kdtutor.__main__ import positive_int, torch_arg
+from kdtutor.__main__ import positive_int, refuse_unknown_profile, torch_arg
 
 PROFILE_HELP = "smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)"
 
@@ -93,6 +93,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="folder to write (default build/slides)")
 
     args = parser.parse_args(argv)
+    refuse_unknown_profile(parser, args)
     return COMMANDS[args.command](args, parser) or 0
 
 
