@@ -315,6 +315,24 @@ def test_no_stored_output_tells_a_reader_of_the_website_to_run_the_cell():
         assert "Run the cell to see your own" not in text, path.name
 
 
+def _equation_rows(markdown):
+    """Per display equation ($$…$$) of a markdown text: the printed symbols of its widest row (rows split
+    at \\; commands, braces, spaces, & and ^/_ not counted), a rough measure of its width."""
+    widths = []
+    for match in re.finditer(r"\$\$(.*?)\$\$", markdown, re.S):
+        body = re.sub(r"\\(begin|end)\{\w+\}", "", match.group(1))
+        widths.append(max(len(re.sub(r"\\[a-zA-Z]+|[{}\s&^_]", "", row)) for row in re.split(r"\\\\", body)))
+    return widths
+
+
+def test_display_equations_fit_the_websites_text_column():
+    # the site's column (784 px) holds ≈ 70 such symbols; lesson 07's one-row equation had 94 and took 1,105 px
+    wide = [f"{p.name} cell {i}: {w}" for p in notebooks() for i, c in enumerate(_read(p).cells)
+            if c.cell_type == "markdown" for w in _equation_rows(c.source) if w > 65]
+    assert not wide, "display equations too wide for the site (split them with aligned): " + "; ".join(wide)
+    assert _equation_rows("$$a = b$$ and $$\\begin{aligned} x &= 1,\\\\ y + z &= 22 \\end{aligned}$$") == [3, 6]
+
+
 def test_an_executed_lesson_is_reused_only_when_current():
     from kdtutor import __version__
 
