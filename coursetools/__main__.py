@@ -9,6 +9,8 @@
     python -m coursetools book [--profile smoke]        the course website (make book)
     python -m coursetools refresh-notebooks [--profile cpu] [03 ...]   re-store the outputs nbval compares
                                                         (and the reference run's)
+    python -m coursetools tidy-outputs [03 ...]        stored outputs' text brought up to date in place (paths,
+                                                        labels, figure alt text), nothing run
     python -m coursetools generate [--check]            badges, setup cells, time lines, instructor/ versions
     python -m coursetools pace results/cpu/timings.json --machine "2-core CPU"   record a run's lesson times
     python -m coursetools slides [01 02 ...]             one reveal.js deck per lesson in build/slides/ (nbconvert)
@@ -22,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kdtutor.__main__ import positive_int, torch_arg
+from kdtutor.__main__ import positive_int, refuse_unknown_profile, torch_arg
 
 PROFILE_HELP = "smoke, cpu or gpu (default: $KDTUTOR_PROFILE, else gpu with CUDA, else cpu)"
 
@@ -73,6 +75,11 @@ def main(argv=None) -> int:
     p.add_argument("--profile", help="also store this profile's run (the reference run is cpu): from the finished "
                    "run in results/<profile>/ where it is current, else by running the lesson (checkpoints reused)")
 
+    p = sub.add_parser("tidy-outputs", help="rewrite the stored outputs' text in place where only it is out of date "
+                       "(this machine's folders and $KDTUTOR_CIFAR10/$KDTUTOR_TEXT written short, label lines, "
+                       "figure alt text, no widget line for a progress bar); runs nothing, stamps stay valid")
+    p.add_argument("paths", nargs="*", help="notebooks or lesson numbers, e.g. 03 (default: all lessons)")
+
     p = sub.add_parser("generate", help="badges, setup cells and instructor/ notebooks from notebooks/ + solutions/")
     p.add_argument("paths", nargs="*", help="lesson notebooks (default: all in notebooks/)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
@@ -86,6 +93,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="folder to write (default build/slides)")
 
     args = parser.parse_args(argv)
+    refuse_unknown_profile(parser, args)
     return COMMANDS[args.command](args, parser) or 0
 
 
@@ -147,6 +155,19 @@ def refresh_notebooks(args, parser):
         store_reference(paths, args.profile)
 
 
+def tidy_outputs(args, parser):
+    import nbformat
+
+    from coursetools.course import lesson_paths, notebooks, write_notebook
+    from coursetools.stored import machine_paths, tidy_stored
+
+    for path in lesson_paths(args.paths) or notebooks():
+        nb = nbformat.read(path, as_version=4)
+        if tidy_stored(nb, machine_paths()):
+            write_notebook(nb, path)
+            print(f"tidied: {path}")
+
+
 def generate(args, parser):
     from coursetools.instructor import write_instructor_copies
 
@@ -180,7 +201,8 @@ def slides(args, parser):
 
 
 COMMANDS = {"course": course, "pretrain": pretrain, "wheelhouse": wheelhouse, "grade": grade, "release": release,
-            "book": book, "refresh-notebooks": refresh_notebooks, "generate": generate, "pace": pace,
+            "book": book, "refresh-notebooks": refresh_notebooks, "tidy-outputs": tidy_outputs,
+            "generate": generate, "pace": pace,
             "slides": slides}
 
 

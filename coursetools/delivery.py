@@ -3,8 +3,8 @@
 Every lesson in ``notebooks/`` opens with two generated cells, kept by their cell ids:
 
 * ``kdtutor-badges`` (markdown): "Open in Colab" and "Launch Binder" badges for this lesson;
-* ``kdtutor-setup`` (code): where ``kdtutor`` is not importable (Colab, Kaggle) it clones the
-  course, installs it with its requirements and fetches the data the lesson needs
+* ``kdtutor-setup`` (code): where ``kdtutor`` is not importable it installs the checkout the lesson
+  sits in, or (Colab, Kaggle) clones the course, installs it with its requirements and fetches the data the lesson needs
   (``python -m kdtutor prepare --data-only --need …``); in the course's own environment
   (``make lab``, Binder, the tests) it does nothing.
 
@@ -85,23 +85,53 @@ def lesson_needs(nb) -> list[str]:
 
 
 def setup_source(needs: list[str], cfg: dict) -> str:
-    """The setup cell: a no-op where ``kdtutor`` imports; elsewhere clone, install, fetch."""
+    """The setup cell: a no-op where ``kdtutor`` imports; in a checkout of the course (a ``pyproject.toml``
+    naming kdtutor one or two folders up) it installs that checkout; elsewhere (Colab, Kaggle) it clones
+    the course into ``kdtutor-course``, installs it and fetches the lesson's data. A step that fails
+    (offline, no git) prints one line saying which and why, and the rest is skipped."""
     fetch = ""
     if needs:
-        fetch = ("    subprocess.run([sys.executable, \"-m\", \"kdtutor\", \"prepare\", \"--data-only\", "
-                 + ", ".join(f'"--need", "{n}"' for n in needs) + "], check=True, cwd=home)\n")
+        fetch = ("    ok = ok and _setup_step(\"fetch the lesson's data\", sys.executable, \"-m\", \"kdtutor\", \"prepare\",\n"
+                 "                            \"--data-only\", " + ", ".join(f'"--need", "{n}"' for n in needs) + ", cwd=home)\n")
     return (
         "# Setup for Colab and Kaggle: installs the course where kdtutor is missing; does nothing elsewhere.\n"
-        "import importlib.util, os, subprocess, sys\n"
+        "import importlib.util, os, re, subprocess, sys\n"
+        "\n"
+        "\n"
+        "def _setup_step(what, *cmd, cwd=None):\n"
+        "    \"\"\"Run one command; if it fails, print one line saying what failed and why, and return False.\"\"\"\n"
+        "    try:\n"
+        "        done = subprocess.run(list(cmd), cwd=cwd, stderr=subprocess.PIPE, text=True)\n"
+        "    except OSError as e:\n"
+        "        print(f\"setup: could not {what}: {e}\")\n"
+        "        return False\n"
+        "    if done.returncode != 0:\n"
+        "        why = ((done.stderr or \"\").strip().splitlines() or [f\"exit status {done.returncode}\"])[-1]\n"
+        "        print(f\"setup: could not {what} (offline?): {why}\")\n"
+        "    return done.returncode == 0\n"
+        "\n"
+        "\n"
+        "def _course_checkout():\n"
+        "    \"\"\"The course checkout this lesson sits in (a pyproject.toml naming kdtutor one or two folders up), or None.\"\"\"\n"
+        "    for up in (os.pardir, os.path.join(os.pardir, os.pardir)):\n"
+        "        path = os.path.join(up, \"pyproject.toml\")\n"
+        "        if os.path.isfile(path):\n"
+        "            with open(path, encoding=\"utf-8\") as f:\n"
+        "                if re.search(r'^name\\s*=\\s*\"kdtutor\"', f.read(), re.M):\n"
+        "                    return os.path.abspath(up)\n"
+        "    return None\n"
+        "\n"
+        "\n"
         "if importlib.util.find_spec(\"kdtutor\") is None:\n"
-        "    home = os.path.abspath(\"kdtutor-course\")\n"
-        "    if not os.path.isdir(home):\n"
-        f"        subprocess.run([\"git\", \"clone\", \"--depth\", \"1\", \"--branch\", \"{cfg['branch']}\", "
-        f"\"{repo_url(cfg)}\", home], check=True)\n"
-        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\", \"-e\", home], check=True)\n"
-        "    sys.path.insert(0, home)  # this kernel started before the install\n"
+        "    home = _course_checkout() or os.path.abspath(\"kdtutor-course\")\n"
+        "    ok = os.path.isdir(home) or _setup_step(\"download the course\", \"git\", \"clone\", \"--depth\", \"1\",\n"
+        f"                                            \"--branch\", \"{cfg['branch']}\", \"{repo_url(cfg)}\", home)\n"
+        "    ok = ok and _setup_step(\"install kdtutor\", sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\", \"-e\", home)\n"
+        "    if ok:\n"
+        "        sys.path.insert(0, home)  # this kernel started before the install\n"
         + fetch
-        + "    print(\"kdtutor installed; the profile follows the GPU found (gpu with CUDA, else cpu).\")\n"
+        + "    if ok:\n"
+        "        print(\"kdtutor installed; the profile follows the GPU found (gpu with CUDA, else cpu).\")\n"
     )
 
 

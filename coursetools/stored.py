@@ -47,7 +47,10 @@ REFERENCE = "cpu"  # the profile whose run the lessons store
 FIGURE_DIR = REPO_ROOT / "book" / "figures"  # the README's figures, exported from the stored lessons
 SUMMARY_PAGE = REPO_ROOT / "book" / "reference_run.md"  # the reference run's summary, a page of the website
 WIDGET = "application/vnd.jupyter.widget-view+json"
-PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm's text form: "epoch 1/3:  40%|████      | 70/175 …"
+# tqdm's text form (tqdm.std.tqdm.format_meter): "epoch 1/3:  40%|████      | 70/175 [00:01<00:02, 2.1it/s]" with
+# a total; "reading: 0 files [00:00, ? files/s]" without one (no percentage: only the elapsed-time bracket)
+PROGRESS_BAR = re.compile(r"\d+%\||\[\d+:\d\d(?::\d\d)?(?:<[^,\]]*)?, [^\]]*(?:/s|/it)\]")
+PRIVATE_PATH = re.compile(r"(?<![\w.])/(?:work|root|tmp|home)/")  # a folder of the run's machine, not the reader's
 LABEL_CLASS = "kdtutor-reference-label"  # metadata of the label line under a figure or table
 WIDGET_CLASS = "widget"  # metadata of the line standing in for a widget
 
@@ -182,12 +185,35 @@ def run_record(nb, profile_name: str, data: str | None, results_dir: Path | None
     settings, version, kdtutor source (:func:`lesson_code`), data, machine, date, and the machine's
     folders and how stored outputs spell them (``paths``: data/…, results/…)."""
     from kdtutor import __version__
-    from kdtutor.storage import DATA_DIR
 
-    paths = {str(Path(DATA_DIR).resolve()): "data", str(Path(results_dir or RESULTS_DIR).resolve()): "results",
-             str(REPO_ROOT): "."}
+    paths = machine_paths(results_dir)
     return {"profile": profile_name, "inputs": settings_hash(profile_name), "version": __version__, "code": lesson_code(nb),
             "data": data, "machine": machine(), "finished": time.strftime("%Y-%m-%d"), "paths": paths}
+
+
+def machine_paths(results_dir: Path | None = None) -> dict[str, str]:
+    """This machine's folders and data settings → how stored outputs spell them: data/…, results/…, the
+    repository as ``.``, ``$KDTUTOR_CIFAR10``/``$KDTUTOR_TEXT`` for the files they point at."""
+    from kdtutor.storage import DATA_DIR
+
+    return {str(Path(DATA_DIR).resolve()): "data", str(Path(results_dir or RESULTS_DIR).resolve()): "results",
+            str(REPO_ROOT): ".", **data_variables()}
+
+
+def data_variables(environ=None) -> dict[str, str]:
+    """``{path: "$VARIABLE"}`` for the data settings that point at the run machine's own files
+    (``$KDTUTOR_CIFAR10``, ``$KDTUTOR_TEXT``): stored outputs name the variable, not the path."""
+    from kdtutor.images.data import CIFAR10_ENV
+    from kdtutor.lm.text import TEXT_ENV
+
+    environ = os.environ if environ is None else environ
+    found = {}
+    for name in (CIFAR10_ENV, TEXT_ENV):
+        value = environ.get(name, "").strip()
+        if value:
+            found[value] = f"${name}"
+            found[str(Path(value).expanduser().resolve())] = f"${name}"
+    return found
 
 
 def lesson_data(metrics_dir: Path, nb_name: str) -> str | None:
@@ -242,7 +268,7 @@ def relative_paths(out: dict, paths: dict) -> dict:
         if isinstance(text, list):
             text = "".join(text)
         for absolute, short in sorted(paths.items(), key=lambda kv: -len(kv[0])):  # longest first
-            text = text.replace(absolute + os.sep, short + "/").replace(absolute, short)
+            text = re.sub(re.escape(absolute) + r"(?![\w.-])", lambda _: short, text.replace(absolute + os.sep, short + "/"))
         return text
 
     out = dict(out)
@@ -276,9 +302,10 @@ def compact_outputs(outputs: list, paths: dict | None = None) -> list:
 
 
 def label_text(run: dict) -> str:
+    """The label line's words (no "run the cell": the website and GitHub cannot run it)."""
     data = run.get("data") or "no data set (logits written in the lesson)"
     return (f"Reference run: profile {run['profile']}, {data}, {run['machine']}, kdtutor {run['version']}, "
-            f"{run['finished']}. Run the cell to see your own.")
+            f"{run['finished']}.")
 
 
 def label_output(run: dict):
@@ -288,6 +315,42 @@ def label_output(run: dict):
     text = label_text(run)
     return nbformat.v4.new_output("display_data", data={"text/plain": f"[{text}]", "text/markdown": f"<sub>{text}</sub>"},
                                   metadata={"kdtutor": LABEL_CLASS})
+
+
+# what builds a widget in a lesson: kdtutor.widgets' explorers, ipywidgets' interact, a widget class
+WIDGET_MAKER = re.compile(r"\b(?:temperature_explorer|interact(?:ive)?|widgets\.[A-Z]\w*)\s*\(")
+
+
+def makes_widget(source: str) -> bool:
+    """Whether a cell's source builds an interactive widget (the only cells whose stored outputs may
+    hold the line standing in for one)."""
+    return bool(WIDGET_MAKER.search(source))
+
+
+def figure_alt(cells: list, index: int, run: dict) -> str:
+    """Alt text for the figures of ``cells[index]`` on the website: the section it is in, what draws it
+    (the ``kdtutor.figures`` function the cell calls, in words) and the run it comes from, e.g.
+    ``"3. Training — learning curves (lesson03.learning_curves), reference run: profile cpu, CIFAR-10 (JPEG copy)"``."""
+    import ast
+
+    heading = next((line.lstrip("#").strip() for cell in reversed(cells[:index]) if cell.cell_type == "markdown"
+                    for line in reversed(cell.source.splitlines()) if line.startswith("#")), "Figure")
+    try:
+        calls = [node.func for node in ast.walk(ast.parse(cells[index].source)) if isinstance(node, ast.Call)]
+    except SyntaxError:
+        calls = []
+    drawn = next((f"{f.attr.replace('_', ' ')} ({f.value.id}.{f.attr})" for f in calls if isinstance(f, ast.Attribute)
+                  and isinstance(f.value, ast.Name) and re.fullmatch(r"lesson\d\d|figures|common", f.value.id)), "figure")
+    data = run.get("data") or "logits written in the lesson"
+    return f"{heading} — {drawn}, reference run: profile {run['profile']}, {data}"
+
+
+def set_figure_alt(cells: list, index: int, run: dict) -> None:
+    """Record :func:`figure_alt` where MyST-NB reads it (``metadata["mystnb"]["image"]["alt"]``) for a cell
+    that stores a figure."""
+    cell = cells[index]
+    if any(k.startswith("image/") for out in cell.get("outputs", []) for k in out.get("data", {})):
+        cell.metadata.setdefault("mystnb", {}).setdefault("image", {})["alt"] = figure_alt(cells, index, run)
 
 
 def shows_figure_or_table(outputs: list) -> bool:
@@ -301,8 +364,10 @@ def shows_figure_or_table(outputs: list) -> bool:
 def merge(nb, executed, run: dict) -> None:
     """Put the executed lesson's outputs into ``nb``'s unchecked code cells (compacted, labelled
     under figures and tables) and stamp them; checked cells keep their stored smoke outputs."""
-    pairs = zip([c for c in nb.cells if c.cell_type == "code"], [c for c in executed.cells if c.cell_type == "code"])
-    for cell, ran in pairs:
+    pairs = zip([i for i, c in enumerate(nb.cells) if c.cell_type == "code"],
+                [c for c in executed.cells if c.cell_type == "code"])
+    for index, ran in pairs:
+        cell = nb.cells[index]
         if cell.source != ran.source:
             raise ValueError(f"the executed lesson's cell differs from the lesson's: {cell.source[:60]!r}")
         if is_checked(cell):
@@ -318,8 +383,48 @@ def merge(nb, executed, run: dict) -> None:
             cell.outputs.append(label_output(run))
         cell.execution_count = ran.execution_count if cell.outputs else None
         cell.metadata.pop("execution", None)
+        set_figure_alt(nb.cells, index, run)
         stamp(cell, run["profile"], run.get("code"))
     nb.metadata.setdefault("kdtutor", {})["reference_run"] = {k: run[k] for k in ("profile", "data", "machine", "version", "finished")}
+
+
+def tidy_stored(nb, paths: dict) -> bool:
+    """Rewrite a stored lesson's outputs in place where only their text or metadata is out of date, without
+    running anything: the run machine's folders (``paths``, as :func:`run_record`'s) written short, the
+    line standing in for a widget dropped from cells that build none (a progress bar's, stored before
+    :data:`PROGRESS_BAR` knew bars without a total), label lines in today's words (:func:`label_text`),
+    alt text for every figure (:func:`set_figure_alt`). Stamps stay valid: they record the cells' sources.
+    True if anything changed."""
+    import nbformat
+
+    run = nb.metadata.get("kdtutor", {}).get("reference_run")
+    before = nbformat.writes(nb)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or is_checked(cell):
+            continue
+        outputs = [nbformat.from_dict(relative_paths(o, paths)) for o in cell.outputs]
+        outputs = [o for o in outputs if o.get("metadata", {}).get("kdtutor") != WIDGET_CLASS or makes_widget(cell.source)]
+        if run:
+            outputs = [label_output(run) if o.get("metadata", {}).get("kdtutor") == LABEL_CLASS else o for o in outputs]
+        cell.outputs = outputs
+        if run:
+            set_figure_alt(nb.cells, index, run)
+    return nbformat.writes(nb) != before
+
+
+def private_paths(nb, nb_name: str = "notebook") -> list[str]:
+    """Every stored output that names a folder of the run's machine (:data:`PRIVATE_PATH`), named by cell."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            texts = [out.get("text", "")] + [v for k, v in out.get("data", {}).items() if k.startswith("text/")]
+            texts += out.get("traceback", []) + [out.get("evalue", "")]
+            for text in texts:
+                match = PRIVATE_PATH.search("".join(text) if isinstance(text, list) else str(text))
+                if match:
+                    found.append(f"{cell_name(nb_name, i, cell)}: a private path in its output: "
+                                 f"{match.string[match.start():match.start() + 60]!r}")
+    return found
 
 
 def finished_lessons(paths: list[Path], lessons: list, profile_name: str, results_dir: Path) -> list:

@@ -79,6 +79,7 @@ def main(argv=None) -> int:
                         "else computed once and saved there (implies --mode cached)")
 
     args = parser.parse_args(argv)
+    refuse_unknown_profile(parser, args)
     if args.command == "install":
         from kdtutor.machine import install
 
@@ -426,6 +427,19 @@ def _load_teacher(path, profile_name):
                          f"its metadata), so kdtutor cannot check it matches the students' data: save it with "
                          f"meta['dataset'] = <the Dataset's name>, or train it with train-teacher")
     return teacher, meta
+
+
+def refuse_unknown_profile(parser: argparse.ArgumentParser, args) -> None:
+    """Before a command runs: exit with one line (status 2) if the profile it was given (``--profile``, else a
+    set ``$KDTUTOR_PROFILE``) is unknown, instead of a traceback from deep inside the command."""
+    from kdtutor.profiles import ENV_VAR, get_profile
+
+    if not hasattr(args, "profile") or (args.profile is None and not os.environ.get(ENV_VAR, "").strip()):
+        return  # no profile, or the default one (always known)
+    try:
+        get_profile(args.profile)
+    except ValueError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
 
 
 def positive_int(text: str) -> int:

@@ -40,8 +40,11 @@ def temperature_explorer(logits: torch.Tensor, class_names: list[str], T: float 
     # validate logits and names now, where an error reaches the caller
     plt.close(lesson01.temperature_panel(temperature_summary(logits, T), class_names))
 
+    # log-spaced and as wide as the cell: each decade of T gets a quarter of the width (at the default
+    # 0.1-100, T = 1 to 100 spans two thirds of it, not the 110 px of a default-width slider)
     slider = widgets.FloatLogSlider(value=T, base=10, min=math.log10(T_min), max=math.log10(T_max), step=0.01,
-                                    description="T", readout_format=".3g")
+                                    description="T", readout_format=".3g", continuous_update=False,
+                                    layout=widgets.Layout(width="95%"))
     out = widgets.Output()
 
     def draw(change=None):

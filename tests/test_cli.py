@@ -31,3 +31,24 @@ def test_distill_refuses_a_teacher_from_other_data(tmp_path):
     path = save_checkpoint(tmp_path / "digits.pt", r.model, r.meta)
     with pytest.raises(SystemExit, match="trained on 'digits"):
         main(["distill", "--profile", "smoke", "--teacher", str(path), "--epochs", "1", "--device", "cpu"])
+
+
+@pytest.mark.parametrize("argv, env", [
+    (["coursetools", "course", "--profile", "nonsense"], {}),
+    (["kdtutor", "prepare", "--profile", "nonsense"], {}),
+    (["kdtutor", "prepare"], {"KDTUTOR_PROFILE": "nonsense"}),
+])
+def test_an_unknown_profile_is_one_line_before_anything_runs(argv, env, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    environ = {**os.environ, "PYTHONPATH": str(root), "KDTUTOR_DATA": str(tmp_path), **env}
+    done = subprocess.run([sys.executable, "-m", *argv], cwd=root, env=environ, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"python -m {argv[0]}: error: unknown profile 'nonsense' (from KDTUTOR_PROFILE "
+                                        "or the argument); choose one of: smoke, cpu, gpu"]
+    assert not any(tmp_path.iterdir())  # nothing fetched or written

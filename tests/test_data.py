@@ -318,3 +318,17 @@ def test_split_rejects_wrong_dtype_and_lengths():
         Split(torch.zeros(2, 3, 4, 4), torch.zeros(2))
     with pytest.raises(ValueError, match="do not match"):
         Split(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(3))
+
+
+def test_cifar10_available_looks_where_the_lessons_read_it(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.CIFAR10_ENV, raising=False)
+    assert not cifar10.cifar10_available(tmp_path)
+    (tmp_path / cifar10.CIFAR10_ARCHIVE).write_bytes(b"x")
+    assert cifar10.cifar10_available(tmp_path)
+    copy = tmp_path / "elsewhere" / "cifar10-jpeg.tar.gz"
+    monkeypatch.setenv(data.CIFAR10_ENV, str(copy))
+    assert not cifar10.cifar10_available(tmp_path / "empty")  # set: only the copy it names counts
+    assert not cifar10.cifar10_available(tmp_path)
+    copy.parent.mkdir()
+    copy.write_bytes(b"x")
+    assert cifar10.cifar10_available(tmp_path / "empty")

@@ -73,35 +73,95 @@ def test_a_malformed_delivery_config_is_refused(tmp_path, bad):
         delivery.config(tmp_path / "d.json")
 
 
-def _run_setup(source, monkeypatch, tmp_path, importable):
-    calls = []
-    monkeypatch.chdir(tmp_path)
+class _FakeSubprocess:
+    """Stands in for ``subprocess`` in the setup cell: records each command; ``fail`` maps a command's first
+    words to (exit status, stderr), ``missing`` names programs that are not installed."""
+    PIPE = subprocess.PIPE
+
+    def __init__(self, fail=None, missing=()):
+        self.calls, self.fail, self.missing = [], fail or {}, missing
+
+    def run(self, cmd, **kw):
+        self.calls.append((cmd, kw))
+        if cmd[0] in self.missing:
+            raise FileNotFoundError(2, "No such file or directory", cmd[0])
+        code, err = next((v for k, v in self.fail.items() if cmd[:len(k)] == list(k)), (0, ""))
+        return subprocess.CompletedProcess(cmd, code, stderr=err)
+
+
+def _run_setup(source, monkeypatch, cwd, importable, fake=None):
+    fake = fake or _FakeSubprocess()
+    cwd.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "path", list(sys.path))
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: real(name, *a) if importable else None)
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
+    monkeypatch.setitem(sys.modules, "subprocess", fake)  # the cell's own `import subprocess` gets the fake
     exec(source, {})
-    return calls
+    return fake.calls
 
 
-def test_the_setup_cell_does_nothing_where_kdtutor_is_installed(monkeypatch, tmp_path):
-    source = _read(LESSONS[3]).cells[2].source
-    assert _run_setup(source, monkeypatch, tmp_path, importable=True) == []
+def _setup_cell(lesson):
+    return _read({p.stem[:2]: p for p in LESSONS}[lesson]).cells[2].source
+
+
+def test_the_setup_cell_does_nothing_where_kdtutor_is_installed(monkeypatch, tmp_path, capsys):
+    assert _run_setup(_setup_cell("03"), monkeypatch, tmp_path, importable=True) == []
+    assert capsys.readouterr().out == ""
 
 
 def test_the_setup_cell_clones_installs_and_fetches_the_lessons_data_where_kdtutor_is_missing(monkeypatch, tmp_path):
     cfg = delivery.config()
-    by_name = {p.stem[:2]: p for p in LESSONS}
-    calls = _run_setup(_read(by_name["04"]).cells[2].source, monkeypatch, tmp_path, importable=False)
+    calls = _run_setup(_setup_cell("04"), monkeypatch, tmp_path, importable=False)
     cmds = [c for c, _ in calls]
     home = str(tmp_path / "kdtutor-course")
     assert cmds[0] == ["git", "clone", "--depth", "1", "--branch", cfg["branch"],
                        f"https://github.com/{cfg['repository']}", home]
     assert cmds[1] == [sys.executable, "-m", "pip", "install", "--quiet", "-e", home]
     assert cmds[2] == [sys.executable, "-m", "kdtutor", "prepare", "--data-only", "--need", "images"]
-    assert sys.path[0] == home
-    assert "--need\", \"text" in _read(by_name["07"]).cells[2].source
-    assert "prepare" not in _read(by_name["01"]).cells[2].source  # lesson 01 needs no data
+    assert calls[2][1]["cwd"] == home and sys.path[0] == home
+    assert "--need\", \"text" in _setup_cell("07")
+    assert "prepare" not in _setup_cell("01")  # lesson 01 needs no data
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_in_a_checkout_the_setup_cell_installs_that_checkout_instead_of_cloning(monkeypatch, tmp_path, depth):
+    repo = tmp_path / "my clone"
+    repo.mkdir()
+    (repo / "pyproject.toml").write_text('[project]\nname = "kdtutor"\nversion = "0.1.0"\n')
+    lesson_dir = repo / "notebooks" if depth == 1 else repo / "work" / "copy"
+    cmds = [c for c, _ in _run_setup(_setup_cell("04"), monkeypatch, lesson_dir, importable=False)]
+    assert [c[:4] for c in cmds] == [[sys.executable, "-m", "pip", "install"], [sys.executable, "-m", "kdtutor", "prepare"]]
+    assert cmds[0][-1] == str(repo) and not (lesson_dir / "kdtutor-course").exists()
+
+
+def test_in_another_project_the_setup_cell_still_clones(monkeypatch, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "kdtutor-notes"\n')
+    cmds = [c for c, _ in _run_setup(_setup_cell("01"), monkeypatch, tmp_path / "notebooks", importable=False)]
+    assert cmds[0][:2] == ["git", "clone"]
+
+
+@pytest.mark.parametrize("fake, said", [
+    (_FakeSubprocess(fail={("git", "clone"): (128, "Cloning into 'kdtutor-course'...\n"
+                                               "fatal: unable to access 'https://github.com/kdtutor/kdtutor/': "
+                                               "Could not resolve host: github.com\n")}),
+     "setup: could not download the course (offline?): fatal: unable to access "
+     "'https://github.com/kdtutor/kdtutor/': Could not resolve host: github.com"),
+    (_FakeSubprocess(missing=("git",)), "setup: could not download the course: [Errno 2] No such file or directory: 'git'"),
+])
+def test_offline_the_setup_cell_says_what_failed_in_one_line_and_stops(monkeypatch, tmp_path, capsys, fake, said):
+    calls = _run_setup(_setup_cell("04"), monkeypatch, tmp_path, importable=False, fake=fake)  # must not raise
+    assert [c[:2] for c, _ in calls] == [["git", "clone"]]  # nothing installed or fetched after the failure
+    assert capsys.readouterr().out.splitlines() == [said]
+
+
+def test_a_failed_install_in_a_checkout_is_one_line_too(monkeypatch, tmp_path, capsys):
+    (tmp_path / "pyproject.toml").write_text('name = "kdtutor"\n')
+    fake = _FakeSubprocess(fail={(sys.executable, "-m", "pip"): (1, "ERROR: No matching distribution found for torch\n")})
+    _run_setup(_setup_cell("04"), monkeypatch, tmp_path / "notebooks", importable=False, fake=fake)
+    assert capsys.readouterr().out.splitlines() == [
+        "setup: could not install kdtutor (offline?): ERROR: No matching distribution found for torch"]
+    assert len(fake.calls) == 1
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)

@@ -54,3 +54,25 @@ def test_image_grid_labels_rows_with_class_names():
     finally:
         plt.close(fig)
 
+
+
+def test_seed_comparison_shows_each_seed_and_mean_plus_minus_std_without_bars():
+    import numpy as np
+
+    groups = {"scratch": [0.615, 0.62, 0.63], "distilled": [0.625, 0.635, 0.64]}
+    fig = lesson04.seed_comparison(groups, "t")
+    try:
+        ax = fig.axes[0]
+        assert not ax.patches  # no bars: no baseline to truncate
+        for i, values in enumerate(groups.values()):
+            v = 100 * np.array(values)
+            dots = [line for line in ax.lines if line.get_marker() == "o" and line.get_color() == f"C{i}"]
+            assert len(dots) == 1 and sorted(dots[0].get_ydata()) == pytest.approx(sorted(v))
+            mean = [line for line in ax.lines if line.get_marker() == "D" and line.get_color() == f"C{i}"]
+            assert list(mean[0].get_ydata()) == pytest.approx([v.mean()])
+        bars = [c for c in ax.containers if hasattr(c, "has_yerr") and c.has_yerr]
+        spans = [np.ptp(seg[:, 1]) for c in bars for seg in c.lines[2][0].get_segments()]
+        assert spans == pytest.approx([2 * np.std(100 * np.array(v), ddof=1) for v in groups.values()])
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["one seed", "mean ± std"]
+    finally:
+        plt.close(fig)

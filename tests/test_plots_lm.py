@@ -60,3 +60,20 @@ def test_next_char_distributions():
         lesson07.next_char_distributions(chars, {}, "x", "t")
     with pytest.raises(ValueError, match="one per character"):
         lesson07.next_char_distributions(chars, {"teacher": torch.ones(3) / 3}, "x", "t")
+
+
+def test_method_comparison_legends_cover_no_bar_and_stay_in_the_figure():
+    row = {"bpc": 2.5, "entropy": 2.4, "known_words": 0.95, "distinct_1": 0.9, "teacher_bpc_on_samples": 3.0,
+           "kl_teacher_student": 0.3, "kl_student_teacher": 0.35}
+    results = {name: row for name in ["teacher", "scratch", "forward KL", "reverse KL", "JSD", "seq-KD", "on-policy"]}
+    fig = lesson07.method_comparison(results, f"students on {TEXT}", {"known_words": 0.97, "distinct_1": 0.6})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    whole = fig.bbox
+    legends = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 3
+    for ax in legends:
+        box = ax.get_legend().get_window_extent(renderer)
+        assert not any(box.overlaps(bar.get_window_extent(renderer)) for bar in ax.patches), ax.get_title()
+        assert box.y1 < ax.get_window_extent(renderer).y0 and whole.contains(box.x0, box.y0) and whole.contains(box.x1, box.y1)
+    plt.close(fig)

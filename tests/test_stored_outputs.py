@@ -219,6 +219,120 @@ def test_merge_refuses_a_failed_run_another_lessons_cells_and_a_figure_in_a_chec
         stored.merge(nb, ran, RUN)
 
 
+def _widget(text):
+    return nbformat.v4.new_output("display_data", data={stored.WIDGET: {"model_id": "a"}, "text/plain": text})
+
+
+def test_a_progress_bar_is_dropped_with_or_without_a_total_and_a_real_widget_gets_the_placeholder():
+    import ipywidgets
+    from tqdm.std import tqdm
+
+    bars = [tqdm.format_meter(0, 175, 0, prefix="epoch 1/3"), tqdm.format_meter(3, 10, 30, prefix="seeds"),
+            tqdm.format_meter(0, None, 0, prefix="reading", unit=" files"),  # no total: no percentage
+            tqdm.format_meter(45000, None, 3.2, prefix="reading", unit=" files"), tqdm.format_meter(7, None, 70)]
+    assert "%" not in bars[2] and "%" not in bars[4]
+    assert stored.compact_outputs([_widget(b) for b in bars]) == []
+    real = [repr(ipywidgets.FloatLogSlider(value=1.0)), repr(ipywidgets.VBox([ipywidgets.FloatSlider()])),
+            "interactive(children=(FloatSlider(value=1.0, description='T'),))"]
+    for text in real:
+        kept = stored.compact_outputs([_widget(text)])
+        assert [o["metadata"]["kdtutor"] for o in kept] == [stored.WIDGET_CLASS], text
+    assert stored.makes_widget("temperature_explorer(cat_logits, classes, T=1.0)")
+    assert stored.makes_widget("w = widgets.FloatLogSlider(min=-1)") and not stored.makes_widget("print(dataset)")
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_a_widget_placeholder_is_stored_only_where_the_cell_builds_a_widget(path):
+    nb = _read(path)
+    wrong = [stored.cell_name(path.name, i, c) for i, c in enumerate(nb.cells)
+             if any(o.get("metadata", {}).get("kdtutor") == stored.WIDGET_CLASS for o in c.get("outputs", []))
+             and not stored.makes_widget(c.source)]
+    assert not wrong, "a widget placeholder in a cell that builds no widget (a progress bar's?): " + "; ".join(wrong)
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_no_stored_output_names_a_folder_of_the_run_machine(path):
+    found = stored.private_paths(_read(path), path.name)
+    assert not found, "\n".join(found) + "\nfix: python -m coursetools tidy-outputs " + path.name[:2]
+
+
+def test_private_paths_are_found_and_the_data_variables_written_as_their_names(monkeypatch, tmp_path):
+    nb, ran = _ran([nbformat.v4.new_output("stream", text="read from: /work/shared/data/cifar10-jpeg.tar.gz\n"),
+                    nbformat.v4.new_output("stream", text="text from /work/shared/data/tiny.txt; cache /tmp/x; /home/ann\n")])
+    nb.cells[1].outputs = ran.cells[1].outputs
+    assert [f.split(": a private path")[0] for f in stored.private_paths(nb, "lesson")] == ["lesson cell 1 ('x = 1')"] * 2
+    env = {"KDTUTOR_CIFAR10": "/work/shared/data/cifar10-jpeg.tar.gz", "KDTUTOR_TEXT": " /work/shared/data/tiny.txt "}
+    paths = {**stored.data_variables(env), "/home/ann": "."}
+    stored.merge(nb, ran, dict(RUN, paths=paths))
+    texts = [o["text"] for o in nb.cells[1].outputs]
+    assert texts == ["read from: $KDTUTOR_CIFAR10\n", "text from $KDTUTOR_TEXT; cache /tmp/x; .\n"]
+    assert [f for f in stored.private_paths(nb) if "/tmp/x" not in f] == []  # only the folder not in paths is left
+    assert stored.relative_paths({"text": "/home/anna/x"}, {"/home/ann": "."})["text"] == "/home/anna/x"  # not a prefix
+
+
+def test_tidy_stored_rewrites_paths_labels_placeholders_and_alt_text_in_place_keeping_the_stamps():
+    run = {k: RUN[k] for k in ("profile", "data", "machine", "version", "finished")}
+    old_label = stored.label_output(run)
+    old_label["data"] = {k: v[:-1] + " Run the cell to see your own." + v[-1] for k, v in old_label["data"].items()}
+    bar = nbformat.v4.new_output("display_data", data={"text/plain": "[an interactive widget: run the cell to use it]"},
+                                 metadata={"kdtutor": stored.WIDGET_CLASS})
+    fig = nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## 3. Training\n\ntext"),
+        nbformat.v4.new_code_cell("d = load()\nprint(d.source)", outputs=[
+            bar, nbformat.v4.new_output("stream", text="read from: /home/ann/kd-data/cifar\n")]),
+        nbformat.v4.new_code_cell("fig = lesson03.learning_curves(h, title='t')", outputs=[fig, old_label]),
+        nbformat.v4.new_code_cell("temperature_explorer(z, names)", outputs=[copy.deepcopy(bar)])])
+    nb.metadata["kdtutor"] = {"reference_run": run}
+    for cell in nb.cells[1:]:
+        stored.stamp(cell, "cpu", None)
+    assert stored.tidy_stored(nb, {"/home/ann/kd-data": "data"})
+    assert [o.output_type for o in nb.cells[1].outputs] == ["stream"]  # not a widget: the placeholder is gone
+    assert nb.cells[1].outputs[0]["text"] == "read from: data/cifar\n"
+    assert nb.cells[2].outputs[1]["data"]["text/markdown"] == f"<sub>{stored.label_text(run)}</sub>"
+    assert "Run the cell" not in stored.label_text(run)
+    alt = nb.cells[2].metadata["mystnb"]["image"]["alt"]
+    assert alt.startswith("3. Training — learning curves (lesson03.learning_curves)") and "CIFAR-10" in alt
+    assert nb.cells[3].outputs[0]["metadata"]["kdtutor"] == stored.WIDGET_CLASS  # a real widget keeps its line
+    assert stored.stale_cells(nb, code=False) == []
+    assert not stored.tidy_stored(nb, {"/home/ann/kd-data": "data"})  # nothing left to change
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_every_stored_figure_has_alt_text_that_says_what_it_shows(path):
+    nb = _read(path)
+    for i, cell in enumerate(nb.cells):
+        if any(k.startswith("image/") for o in cell.get("outputs", []) for k in o.get("data", {})):
+            alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+            name = stored.cell_name(path.name, i, cell)
+            assert len(alt.split()) >= 4 and not re.fullmatch(r"[0-9a-f]{16,}(\.png)?", alt.strip()), f"{name}: alt {alt!r}"
+            assert "reference run" in alt, f"{name}: alt {alt!r}"
+
+
+def test_no_stored_output_tells_a_reader_of_the_website_to_run_the_cell():
+    for path in notebooks():
+        text = "".join(str(o) for c in _read(path).cells for o in c.get("outputs", []))
+        assert "Run the cell to see your own" not in text, path.name
+
+
+def _equation_rows(markdown):
+    """Per display equation ($$…$$) of a markdown text: the printed symbols of its widest row (rows split
+    at \\; commands, braces, spaces, & and ^/_ not counted), a rough measure of its width."""
+    widths = []
+    for match in re.finditer(r"\$\$(.*?)\$\$", markdown, re.S):
+        body = re.sub(r"\\(begin|end)\{\w+\}", "", match.group(1))
+        widths.append(max(len(re.sub(r"\\[a-zA-Z]+|[{}\s&^_]", "", row)) for row in re.split(r"\\\\", body)))
+    return widths
+
+
+def test_display_equations_fit_the_websites_text_column():
+    # the site's column (784 px) holds ≈ 70 such symbols; lesson 07's one-row equation had 94 and took 1,105 px
+    wide = [f"{p.name} cell {i}: {w}" for p in notebooks() for i, c in enumerate(_read(p).cells)
+            if c.cell_type == "markdown" for w in _equation_rows(c.source) if w > 65]
+    assert not wide, "display equations too wide for the site (split them with aligned): " + "; ".join(wide)
+    assert _equation_rows("$$a = b$$ and $$\\begin{aligned} x &= 1,\\\\ y + z &= 22 \\end{aligned}$$") == [3, 6]
+
+
 def test_an_executed_lesson_is_reused_only_when_current():
     from kdtutor import __version__
 

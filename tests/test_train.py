@@ -343,3 +343,9 @@ def test_max_weight_difference_sees_parameters_and_buffers_and_refuses_other_arc
     assert max_weight_difference(a, c) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="same architecture"):
         max_weight_difference(a, build_model("cnn_small"))
+
+
+def test_the_training_bar_stays_when_done(capsys):
+    train_model("cnn_tiny", TINY, tiny_cfg(epochs=1), device="cpu", progress=True)
+    last = capsys.readouterr().err.rstrip("\n").split("\r")[-1]  # what the terminal shows at the end
+    assert "100%" in last, repr(last)

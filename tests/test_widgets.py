@@ -31,3 +31,25 @@ def test_temperature_explorer_rejects_bad_input_at_once(kwargs, match):
     with pytest.raises(ValueError, match=match):
         widgets.temperature_explorer(**kwargs)
     plt.close("all")
+
+
+def test_the_slider_is_log_spaced_and_wide_and_each_move_draws_the_summary_at_its_T(monkeypatch):
+    import ipywidgets
+
+    from kdtutor.figures import lesson01
+    from kdtutor.kd.softmax import temperature_summary
+
+    drawn, real = [], lesson01.temperature_panel
+    monkeypatch.setattr(lesson01, "temperature_panel", lambda summary, names: drawn.append(summary) or real(summary, names))
+    w = widgets.temperature_explorer(LOGITS, NAMES, T=1.0)
+    slider = w.children[0]
+    assert isinstance(slider, ipywidgets.FloatLogSlider) and slider.base == 10
+    assert slider.layout.width == "95%" and slider.step <= 0.01  # fine steps over the cell's width
+    drawn.clear()
+    for T in (0.5, 4.0, 20.0):
+        slider.value = T
+        expected = temperature_summary(LOGITS, T)
+        assert drawn[-1]["T"] == pytest.approx(T)
+        assert torch.allclose(drawn[-1]["probs"], expected["probs"])
+        assert drawn[-1]["entropy"] == pytest.approx(expected["entropy"])
+    assert len(drawn) == 3 and plt.get_fignums() == []

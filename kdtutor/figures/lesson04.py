@@ -27,7 +27,10 @@ def sweep_heatmap(sweep, title: str):
 
 
 def seed_comparison(groups: dict, title: str, ylabel: str = "accuracy (%)"):
-    """Each seed's value as a dot and the mean ± std as a bar, per group.
+    """Each seed's value as a dot and the mean ± std (sample std) as a diamond with an error bar, per group.
+
+    No bars: a bar's length reads as the value, and an axis that starts near the data (where the
+    differences show) would make a one-point gap look large.
 
     Args:
         groups: ``{label: [value per seed]}``, values as fractions (0.91 = 91 %).
@@ -36,12 +39,13 @@ def seed_comparison(groups: dict, title: str, ylabel: str = "accuracy (%)"):
     for i, values in enumerate(groups.values()):
         v = 100 * np.asarray(values, dtype=float)
         sd = v.std(ddof=1) if len(v) > 1 else 0.0
-        ax.bar(i, v.mean(), yerr=sd, color=f"C{i}", alpha=0.5, capsize=6)
-        ax.plot(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v, "o", color=f"C{i}")
-    lo = min(100 * min(v) for v in groups.values())
-    ax.set_ylim(max(0, lo - 5), None)
+        ax.plot(np.full(len(v), i - 0.1) + np.linspace(-0.08, 0.08, len(v)), v, "o", color=f"C{i}", alpha=0.7,
+                label="one seed" if i == 0 else None)
+        ax.errorbar(i + 0.15, v.mean(), yerr=sd, fmt="D", color=f"C{i}", markersize=7, capsize=6,
+                    label="mean ± std" if i == 0 else None)
+    ax.set_xlim(-0.6, len(groups) - 0.4)
     ax.set_xticks(range(len(groups)), list(groups))
     ax.set(xlabel="student", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
-

@@ -35,14 +35,22 @@ def training_losses(histories: dict, title: str, window: int = 10, ncols: int = 
     return fig
 
 
+def _legend_below(ax, points: float = 32):
+    """``ax``'s legend under its x label (``points`` below the axes), where it covers no bar."""
+    from matplotlib.transforms import offset_copy
+
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=1,
+              bbox_transform=offset_copy(ax.transAxes, fig=ax.figure, y=-points, units="points"))
+
+
 def method_comparison(results: dict, title: str, reference: dict | None = None):
-    """Four panels, one bar per model: held-out bits/char; KL to the teacher in both directions
+    """Four panels, one bar per model (legends below the panels, clear of the bars): held-out bits/char; KL to the teacher in both directions
     (bits/char); the entropy of the next-character distribution and the teacher's bits/char on the
     model's samples; the share of the samples' words found in the training text ("known") and of
     different words (distinct-1), with the held-out text's own values as lines. ``results``: name → ``LMLesson.evaluate`` row."""
     names = list(results)
     y = np.arange(len(names))
-    fig, axes = plt.subplots(1, 4, figsize=(17, 0.45 * len(names) + 1.8), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 0.45 * len(names) + 2.6), sharey=True)
     ax = axes[0]
     ax.barh(y, [results[n]["bpc"] for n in names], color="C0")
     ax.set(xlabel="bits per character (lower is better)", title="held-out bits/char")
@@ -52,20 +60,20 @@ def method_comparison(results: dict, title: str, reference: dict | None = None):
     ax.barh(y - 0.2, fwd, 0.4, label="KL(teacher ‖ model)", color="C1")
     ax.barh(y + 0.2, rev, 0.4, label="KL(model ‖ teacher)", color="C2")
     ax.set(xlabel="bits per character", title="distance to the teacher")
-    ax.legend(fontsize=8)
+    _legend_below(ax)
     ax = axes[2]
     ax.barh(y - 0.2, [results[n]["entropy"] for n in names], 0.4, color="C4", label="entropy of its next-char bets")
     ax.barh(y + 0.2, [results[n].get("teacher_bpc_on_samples", np.nan) for n in names], 0.4, color="C5",
             label="teacher's bits/char on its samples")
     ax.set(xlabel="bits per character", title="spread of bets; plausibility of samples")
-    ax.legend(fontsize=8)
+    _legend_below(ax)
     ax = axes[3]
     for shift, key, label, color, style in [(-0.2, "known_words", "known words", "C3", "--"),
                                             (0.2, "distinct_1", "distinct words", "C6", ":")]:
         ax.barh(y + shift, [results[n].get(key, np.nan) for n in names], 0.4, color=color, label=label)
         if reference and not math.isnan(reference.get(key, math.nan)):
             ax.axvline(reference[key], color=color, ls=style, label=f"{label}: held-out text")
-    ax.legend(fontsize=8)
+    _legend_below(ax)
     ax.set(xlabel="share of the samples' words", title="words of samples")
     for ax in axes:
         ax.set_yticks(y, names)

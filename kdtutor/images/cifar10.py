@@ -185,7 +185,14 @@ def _as_dataset(tensors: dict, source: Path) -> Dataset:
 
 
 def cifar10_available(root: str | os.PathLike = DATA_DIR) -> bool:
-    """Whether CIFAR-10 is already on disk (cache or archive); nothing is downloaded."""
+    """Whether CIFAR-10 is already on disk, where the lessons look for it: the folder or archive
+    ``$KDTUTOR_CIFAR10`` names when it is set (then only there), else the cache or archive in ``root``;
+    nothing is downloaded."""
+    from kdtutor.images.data import CIFAR10_ENV
+
+    local = os.environ.get(CIFAR10_ENV, "").strip()
+    if local:
+        return Path(local).expanduser().exists()
     root = Path(root)
     return (root / CIFAR10_CACHE).exists() or (root / CIFAR10_ARCHIVE).exists()
 

@@ -107,7 +107,8 @@ def fit(model: nn.Module, train_loader: DeviceLoader, val_loader: DeviceLoader |
     start = _resume(checkpoint, run_id, model, optimizer, scaler, history, cfg.epochs, extras, parallel.main)
     if start < cfg.epochs and parallel.main:
         check_writable(checkpoint)  # a finished checkpoint loads from a read-only folder; training there is refused
-    bar = tqdm(total=total, initial=start * steps, desc=desc, disable=not (progress and parallel.main), leave=False)
+    bar = tqdm(total=total, initial=start * steps, desc=desc, disable=not (progress and parallel.main),
+               leave=True)  # the finished bar stays: how long the run took
     with determinism(device, cfg.deterministic):
         for epoch in range(start, cfg.epochs):
             extras.start_epoch(epoch)

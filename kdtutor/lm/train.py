@@ -202,7 +202,7 @@ def fit_lm(model: CharTransformer, objective, cfg: LMTrainConfig, checkpoint=Non
     if start < cfg.steps:
         check_writable(checkpoint)  # a finished checkpoint loads from a read-only folder; training there is refused
     model.train()
-    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, leave=False)
+    bar = tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, leave=True)  # stays: how long it took
     t0, seconds = time.perf_counter(), history[-1]["seconds"] if history else 0.0  # seconds: of earlier sessions
     for step in range(start, cfg.steps):
         for group in opt.param_groups:
