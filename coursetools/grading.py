@@ -84,6 +84,7 @@ import ast
 import csv
 import io
 import json
+import linecache
 import math
 import os
 import re
@@ -496,8 +497,11 @@ def _verdict(job: dict, check, earlier: dict) -> dict:
     functions ``earlier``, kdtutor's) and run ``check`` on its function."""
     fn = job["function"]
     ns: dict = {"__name__": "__learner__", **earlier}
+    filename = f"<cell of {fn}>"
+    lines = job["source"].splitlines(keepends=True)  # its source readable, as in a notebook: the check compares
+    linecache.cache[filename] = (len(job["source"]), None, lines, filename)  # it with kdtutor's own
     try:
-        exec(compile(job["source"], f"<cell of {fn}>", "exec"), ns)
+        exec(compile(job["source"], filename, "exec"), ns)
     except Exception as e:
         return {"status": "error", "message": f"the cell defining {fn} does not run on its own: {type(e).__name__}: {e}"}
     if fn not in ns:
