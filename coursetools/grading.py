@@ -25,7 +25,9 @@ What the grader does with each submission (several at once with ``--jobs``):
    nothing one exercise's code does (forged verdicts on every file descriptor, patched checks,
    a default argument that replaces ``kdtutor.checks.<name>``, processes left behind, files in
    its folder) can reach another exercise's verdict, and nothing the notebook did while it ran
-   reaches any. An earlier exercise's function that a later one calls is kdtutor's reference
+   reaches any. A check that passes is followed, in the same process, by the exercise's hidden
+   test, the one the instructor copy's nbgrader test cell carries (:func:`run_checks`), so an
+   answer wrong only on the hidden test fails in both graders. An earlier exercise's function that a later one calls is kdtutor's reference
    (what the lesson hands on when the check does not pass), never the learner's code; a check
    refuses kdtutor's own answer for its own exercise (:func:`kdtutor.checks.core.refuse_answer_key`).
 3. **Grade.** One row per exercise of the course's copy of the lesson (deleting a check cell
@@ -102,7 +104,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coursetools.instructor import (ANSWER_PLACEHOLDER, NOTEBOOK_DIR, QUESTION_ID as WRITTEN_ID, Exercise,
-                                         exercises, written_questions)
+                                    exercises, hidden_test_source, lesson_module, written_questions)
 from kdtutor.storage import DATA_DIR, atomic_write_bytes, move_aside
 
 STATUSES = ("passed", "failed", "not attempted", "error")
@@ -507,6 +509,12 @@ def _verdict(job: dict, check, earlier: dict) -> dict:
     if fn not in ns:
         return {"status": "error", "message": f"the cell no longer defines {fn}"}
     result = check(ns[fn], verbose=False)
+    if result.passed and job.get("hidden"):  # the instructor copy's hidden test, as nbgrader runs it
+        try:
+            exec(compile(job["hidden"], "<hidden test>", "exec"), {fn: ns[fn]})
+        except Exception as e:
+            return {"status": "failed", "message": f"✗ {job['check']}: the visible cases pass, a hidden test does "
+                                                   f"not ({type(e).__name__}: {e})"}
     return {"status": {True: "passed", False: "failed", None: "not attempted"}[result.passed],
             "message": str(result.message)}
 
@@ -539,11 +547,13 @@ def check_one(job: dict, scratch: Path, sandbox: Sandbox, profile_name: str, hid
 
 
 def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, profile_name: str, hide=(),
-               hidden=()) -> dict:
+               hidden=(), lesson: str | None = None) -> dict:
     """Verdicts ``{check: {"status", "message", "check_cell"}}`` of the exercises of ``expected``
     that ``nb`` still has (same check on the same function), each from its own check process
     (:func:`check_one`, in ``scratch/<n>``); an exercise whose code the grader cannot read is
-    an ``error``."""
+    an ``error``. With ``lesson`` (``01_softmax_temperature``), an exercise whose check passes
+    must pass the hidden test of the instructor copy too (:func:`coursetools.instructor.hidden_test_source`),
+    as in nbgrader: one policy for both graders."""
     try:
         found = {(e.check, e.function): e for e in exercises(nb)}
     except Exception:
@@ -552,7 +562,8 @@ def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, pr
     functions = {e.function for e in expected}
     for n, ex in enumerate(expected):
         mine = found.get((ex.check, ex.function))
-        job = {"check": ex.check, "function": ex.function, "before": list(before)}
+        job = {"check": ex.check, "function": ex.function, "before": list(before),
+               "hidden": hidden_test_source(lesson_module(lesson), ex.check, ex.function) if lesson else None}
         before.append({"check": ex.check, "function": ex.function})
         if mine is None:
             continue
@@ -751,7 +762,7 @@ def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, no
         (tmp / "run").mkdir()
         (tmp / "check").mkdir()
         report = run_notebook(source, tmp / "run", time_limit, profile_name, sandbox, hide, hidden)
-        verdicts = run_checks(nb, expected, tmp / "check", sandbox, profile_name, hide, hidden)
+        verdicts = run_checks(nb, expected, tmp / "check", sandbox, profile_name, hide, hidden, lesson)
     finally:
         _remove_tree(tmp)
     return (grade_rows(learner, lesson, expected, verdicts, report, time_limit, sandbox.kind)
