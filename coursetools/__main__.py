@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv; never a notebook)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--time-limit", type=_seconds, default=600, help="seconds per notebook (default 600)")
+    p.add_argument("--cell-time-limit", type=_seconds, default=None, help="seconds per cell, as nbgrader's "
+                   "Execute.timeout (default: coursetools.grading.CELL_TIME_LIMIT, 60, fitted to the smoke profile)")
     p.add_argument("--jobs", type=positive_int, default=1, help="submissions graded at once (default 1)")
     p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
     p.add_argument("--summary", help="per-learner summary CSV to write (default: --out's name + -summary.csv)")
@@ -130,8 +132,10 @@ def grade(args, parser):
         learner_ids(args.submissions)
     except (ValueError, OSError) as e:
         parser.error(str(e))
+    from coursetools.grading import CELL_TIME_LIMIT
+
     grades = grade_all(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs,
-                       out=out, force=args.force)  # the CSV is written as submissions finish
+                       out=out, force=args.force, cell_time_limit=args.cell_time_limit or CELL_TIME_LIMIT)  # the CSV is written as submissions finish
     write_summary(grades, summary, scores, force=args.force)
     print(f"wrote {out} and {summary}")
 

@@ -1,12 +1,15 @@
 """Autograding: run submitted lesson notebooks headless, then grade every exercise outside them.
 
     python -m coursetools grade subs/*.ipynb --out grades.csv [--force] [--jobs 2] [--time-limit 600]
+                                                               [--cell-time-limit 60]
 
 What the grader does with each submission (several at once with ``--jobs``):
 
 1. **Run.** A copy of the notebook runs headless in a fresh kernel, offline
    (``KDTUTOR_OFFLINE=1``), in the smoke profile unless ``--profile`` says otherwise, within
-   the time limit for the whole notebook, inside a sandbox (see :class:`Sandbox`): only its
+   the time limit for the whole notebook and, like nbgrader, :data:`CELL_TIME_LIMIT` per cell (a
+   cell past it is interrupted, the next ones run, and an exercise whose check cell it was is an
+   ``error``), inside a sandbox (see :class:`Sandbox`): only its
    own scratch folder is writable (the notebook's copy, its own ``KDTUTOR_DATA`` and
    ``KDTUTOR_RESULTS``; the prepared data are visible read-only), the submissions read as
    empty files and the folders of :func:`hidden_folders` as empty folders, only the environment
@@ -113,6 +116,13 @@ MAX_ANSWER = 20_000  # characters of a written answer kept in the CSV
 UNANSWERED = ("", ANSWER_PLACEHOLDER, "YOUR ANSWER HERE")  # the lesson's text, nbgrader's release's text
 FIELDS = ("learner", "lesson", "exercise", "status", "points", "max_points", "message", "sandbox")
 DEFAULT_TIME_LIMIT = 600  # seconds per notebook
+# Seconds per cell, the same in both graders (instructor/nbgrader_config.py sets nbgrader's Execute.timeout to it).
+# Fitted to the smoke profile: the longest cell of lessons 01 and 02 took 3.8 s there (measured once, niced, on 2
+# shared CPU cores: lesson 01's import cell); 60 s leaves a 15-fold margin for a slower machine and a loaded grader,
+# and costs a learner's endless loop 1 min, not nbgrader's former 10. Lessons that train (03, 04, 06, 07) need more:
+# measure their longest smoke cell the same way and pass --cell-time-limit (and Execute.timeout) to match.
+CELL_TIME_LIMIT = 60
+TIMED_OUT = "CellTimeoutError"  # the error a cell that ran past CELL_TIME_LIMIT shows (nbgrader's name for it)
 CHECK_TIME_LIMIT = 60  # seconds per exercise check, each on its own
 CHECK_START = 60  # seconds more for a check process to start (Python, torch, kdtutor)
 INSIDE = "/tmp/grade"  # where a sandbox sees its scratch folder
@@ -351,10 +361,17 @@ def _plain(text, limit: int = 80) -> str:
     return _NAME.sub("?", str(text))[:limit]
 
 
-def _execute(notebook: str, report_path: str, time_limit: float) -> None:
+class _TimeUp(Exception):
+    """The whole notebook's time limit has passed: no further cell starts."""
+
+
+def _execute(notebook: str, report_path: str, time_limit: float, cell_limit: float = CELL_TIME_LIMIT) -> None:
     """Sandboxed child: run ``notebook`` in a fresh kernel within ``time_limit`` s in all; write a
-    JSON report (cells reached, the first errors as cell id and exception name, whether time ran
-    out) to ``report_path``, atomically."""
+    JSON report (cells reached, the first errors as cell id and exception name, the cells that ran
+    past ``cell_limit``, whether the whole time ran out) to ``report_path``, atomically.
+
+    As nbgrader does, a cell that runs longer than ``cell_limit`` s is interrupted, shows a
+    :data:`TIMED_OUT` error, and the next cells run; once ``time_limit`` has passed no cell starts."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -363,15 +380,20 @@ def _execute(notebook: str, report_path: str, time_limit: float) -> None:
     deadline = time.monotonic() + time_limit
 
     def remaining(cell) -> int:
-        return max(1, int(deadline - time.monotonic()))
+        left = deadline - time.monotonic()
+        if left < 1:
+            raise _TimeUp
+        return max(1, int(min(cell_limit, left)))
 
     client = NotebookClient(nb, timeout_func=remaining, allow_errors=True, kernel_name="python3",
-                            interrupt_on_timeout=False,
+                            interrupt_on_timeout=True,
+                            error_on_timeout={"ename": TIMED_OUT, "evalue": f"the cell ran longer than {cell_limit:g} s",
+                                              "traceback": [f"{TIMED_OUT}: the cell ran longer than {cell_limit:g} s"]},
                             resources={"metadata": {"path": str(Path(notebook).parent)}})
-    report = {"timed_out": False, "died": None, "errors": [], "reached": []}
+    report = {"timed_out": False, "died": None, "errors": [], "reached": [], "cell_timeouts": []}
     try:
         client.execute()
-    except CellTimeoutError:
+    except (CellTimeoutError, _TimeUp):
         report["timed_out"] = True
     except DeadKernelError:
         report["died"] = "the kernel died"
@@ -383,6 +405,9 @@ def _execute(notebook: str, report_path: str, time_limit: float) -> None:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error" and len(report["errors"]) < 20:
                 report["errors"].append(f"cell {_plain(cell.get('id'))}: {_plain(out.get('ename'))}")
+            if out.get("output_type") == "error" and out.get("ename") == TIMED_OUT:
+                report["cell_timeouts"].append(cell.get("id"))
+    report["timed_out"] = report["timed_out"] or time.monotonic() >= deadline
     fd, tmp = tempfile.mkstemp(dir=Path(report_path).parent, prefix=".run-", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(report))
@@ -390,7 +415,7 @@ def _execute(notebook: str, report_path: str, time_limit: float) -> None:
 
 
 def run_notebook(source: bytes, scratch: Path, time_limit: float, profile_name: str, sandbox: Sandbox,
-                 hide=(), hidden=()) -> dict:
+                 hide=(), hidden=(), cell_limit: float = CELL_TIME_LIMIT) -> dict:
     """Run the notebook ``source`` in ``sandbox`` with ``scratch`` as its folder, the files in ``hide``
     (every submission) and the folders in ``hidden`` out of its sight; return its run report."""
     (scratch / "submission.ipynb").write_bytes(source)
@@ -400,16 +425,17 @@ def run_notebook(source: bytes, scratch: Path, time_limit: float, profile_name: 
             (scratch / "data" / entry.name).symlink_to(entry)
     inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
     argv = [*PYTHON, "-m", "coursetools.grading", "--execute", f"{inside}/submission.ipynb",
-            f"{inside}/run.json", str(time_limit)]
+            f"{inside}/run.json", str(time_limit), str(cell_limit)]
     code, out = _run_sandboxed(argv, scratch, sandbox, env, time_limit + 60, DATA_DIR, hide, hidden)
     try:
         report = json.loads(_read_small(scratch / "run.json") or "")
         return {"timed_out": bool(report.get("timed_out")), "died": _plain(report["died"], 200) if report.get("died")
                 else None, "errors": [_plain(e, 200) for e in report.get("errors", [])][:20],
-                "reached": [str(c) for c in report.get("reached", [])]}
+                "reached": [str(c) for c in report.get("reached", [])],
+                "cell_timeouts": [str(c) for c in report.get("cell_timeouts", [])][:100]}
     except (ValueError, AttributeError, TypeError):
         return {"timed_out": code is None, "died": f"the run ended without a report (exit code {code})",
-                "errors": [], "reached": []}
+                "errors": [], "reached": [], "cell_timeouts": []}
 
 
 # --------------------------------------------------------------------------- step 2: check
@@ -603,6 +629,10 @@ def grade_rows(learner: str, lesson: str, expected, verdicts: dict, report: dict
             rows.append(Grade(learner, lesson, ex.check, "error", why_missing.format(fn=ex.function), 0, worth,
                               sandbox))
             continue
+        if v["check_cell"] in report.get("cell_timeouts", ()):  # as in nbgrader: the exercise timed out
+            rows.append(Grade(learner, lesson, ex.check, "error", f"its check cell ran longer than the per-cell time "
+                              f"limit (an endless loop in {ex.function}?)", 0, worth, sandbox))
+            continue
         earned = worth if v["status"] == "passed" else 0
         rows.append(Grade(learner, lesson, ex.check, v["status"], v["message"].strip(), earned, worth, sandbox))
     return rows
@@ -740,7 +770,7 @@ def read_submission(path: Path):
 
 def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, notebook_dir: Path,
               sandbox: Sandbox, hide=(), root: Path | None = None, scratch_root: Path | None = None,
-              hidden=()) -> list[Grade]:
+              hidden=(), cell_limit: float = CELL_TIME_LIMIT) -> list[Grade]:
     """Run, check and grade one submission (the files in ``hide`` and the folders in ``hidden``
     out of its sight), in a scratch folder of its own under ``scratch_root``; an unreadable or
     unknown one, or a link out of the submissions' folder ``root``, is one error row."""
@@ -761,7 +791,7 @@ def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, no
     try:
         (tmp / "run").mkdir()
         (tmp / "check").mkdir()
-        report = run_notebook(source, tmp / "run", time_limit, profile_name, sandbox, hide, hidden)
+        report = run_notebook(source, tmp / "run", time_limit, profile_name, sandbox, hide, hidden, cell_limit)
         verdicts = run_checks(nb, expected, tmp / "check", sandbox, profile_name, hide, hidden, lesson)
     finally:
         _remove_tree(tmp)
@@ -771,14 +801,16 @@ def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, no
 
 def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile_name: str = "smoke", jobs: int = 1,
           notebook_dir: Path = NOTEBOOK_DIR, progress=print, sandbox: Sandbox | None = None,
-          out: str | os.PathLike | None = None, force: bool = False) -> list[Grade]:
-    """Grade every submission in ``paths``, ``jobs`` at a time; rows in the order of ``paths``.
+          out: str | os.PathLike | None = None, force: bool = False,
+          cell_time_limit: float = CELL_TIME_LIMIT) -> list[Grade]:
+    """Grade every submission in ``paths``, ``jobs`` at a time; rows in the order of ``paths``;
+    ``time_limit`` s per notebook, ``cell_time_limit`` s per cell (:data:`CELL_TIME_LIMIT`).
     The first progress line says which sandbox the submissions run in (or that there is none).
 
     Whatever goes wrong with one submission is its own error row. With ``out`` (checked first:
     :func:`check_out`), the CSV is rewritten after each finished submission and once more at the
     end, also when grading stops on an exception, so what was graded is never lost."""
-    time_limit = check_time_limit(time_limit)
+    time_limit, cell_time_limit = check_time_limit(time_limit), check_time_limit(cell_time_limit)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a whole number ≥ 1, got {jobs!r}")
     paths = [Path(p) for p in paths]
@@ -799,7 +831,7 @@ def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile_name: str = "sm
         t0 = time.perf_counter()
         try:
             rows = grade_one(paths[n], names[n], time_limit, profile_name, notebook_dir, sandbox, hide=paths,
-                             root=root, scratch_root=scratch_root, hidden=hidden)
+                             root=root, scratch_root=scratch_root, hidden=hidden, cell_limit=cell_time_limit)
         except Exception as e:  # a fault of the grader's on this submission: its row, not the run's end
             rows = [Grade(names[n], "?", "?", "error", f"the grader failed on this submission: {type(e).__name__}: "
                                                        f"{str(e)[:200]}", 0, 0, sandbox.kind)]
@@ -882,7 +914,7 @@ def write_csv(grades: list[Grade], out: str | os.PathLike, force: bool = False) 
     return atomic_write_bytes(out, to_csv(grades).encode("utf-8"))
 
 
-if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--execute":
-    _execute(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--execute":
+    _execute(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
 elif __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--check":
     _run_check(sys.argv[2])
