@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--time-limit", type=_seconds, default=600, help="seconds per notebook (default 600)")
     p.add_argument("--cell-time-limit", type=_seconds, default=None, help="seconds per cell, as nbgrader's "
-                   "Execute.timeout (default: coursetools.grading.CELL_TIME_LIMIT, 60, fitted to the smoke profile)")
+                   "Execute.timeout (default: coursetools.grading.CELL_TIME_LIMIT, 180, fitted to the smoke profile)")
     p.add_argument("--jobs", type=positive_int, default=1, help="submissions graded at once (default 1)")
     p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
     p.add_argument("--summary", help="per-learner summary CSV to write (default: --out's name + -summary.csv)")
