@@ -231,6 +231,9 @@ def source_fingerprint(f: Callable) -> str | None:
     return dump if sum(1 for _ in ast.walk(node)) >= MIN_NODES else f"{doc!r} {dump}"
 
 
+_kdtutor_source = functools.lru_cache(maxsize=256)(source_fingerprint)  # kdtutor's own functions: read once
+
+
 def _reachable(fn: Callable, limit: int = 200) -> list:
     """``fn`` and the Python functions it reaches without running: the globals its code names and
     the variables it closes over, then theirs (at most ``limit`` functions; modules and classes are
@@ -276,7 +279,7 @@ class _Copies:
         self.names = {f.__code__.co_names for f in self.answers}  # a cheap first test
         self.sources = {}
         for f in self.answers:
-            text = None if _private(f) else source_fingerprint(f)
+            text = None if _private(f) else _kdtutor_source(f)
             if text is not None:
                 self.sources.setdefault(text, f)
         self._seen: dict[int, tuple] = {}  # id(code) → (code, the answer it copies or None); code kept alive
