@@ -4,7 +4,9 @@
     python -m coursetools pretrain [--profile cpu]      the learner's prepare, then every lesson once (make prepare PRETRAIN=1)
     python -m coursetools wheelhouse DIR                a room's wheels once, at the pinned versions;
                                                         each laptop: python -m kdtutor install --wheelhouse DIR
-    python -m coursetools grade subs/*.ipynb --out grades.csv [--jobs 2]   sandboxed, see coursetools.grading
+    python -m coursetools grade subs/*.ipynb --out grades.csv [--jobs 2]   sandboxed, see coursetools.grading;
+                                                        also grades-summary.csv, one row per learner (an LMS's)
+    python -m coursetools summary graded-by-ta.csv --out grades-summary.csv   the summary with the TA's scores
     python -m coursetools release DIR                   what learners get for graded use: no solutions/, no answers
     python -m coursetools book [--profile smoke]        the course website (make book)
     python -m coursetools refresh-notebooks [--profile cpu] [03 ...]   re-store the outputs nbval compares
@@ -55,8 +57,19 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv; never a notebook)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--time-limit", type=_seconds, default=600, help="seconds per notebook (default 600)")
+    p.add_argument("--cell-time-limit", type=_seconds, default=None, help="seconds per cell, as nbgrader's "
+                   "Execute.timeout (default: coursetools.grading.CELL_TIME_LIMIT, 180, fitted to the smoke profile)")
     p.add_argument("--jobs", type=positive_int, default=1, help="submissions graded at once (default 1)")
     p.add_argument("--profile", default="smoke", help="profile the submissions run in (default smoke)")
+    p.add_argument("--summary", help="per-learner summary CSV to write (default: --out's name + -summary.csv)")
+    p.add_argument("--ta-scores", metavar="FILE", help="a copy of a grades CSV in which a TA scored the written "
+                   "questions: their scores go into the summary's totals")
+
+    p = sub.add_parser("summary", help="the per-learner summary (total, per lesson, written questions) of a grades "
+                       "CSV, e.g. a copy in which a TA scored the written questions")
+    p.add_argument("grades", help="a grades CSV written by grade (the TA's copy)")
+    p.add_argument("--out", required=True, help="summary CSV to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
 
     p = sub.add_parser("release", help="write a student release for graded use: notebooks and package, "
                                        "no solutions/, instructor/ or course tooling, full answers disabled")
@@ -118,14 +131,33 @@ def wheelhouse(args, parser):
 def grade(args, parser):
     from coursetools.grading import check_out, grade as grade_all, learner_ids
 
+    from coursetools.summary import read_ta_scores, summary_path, write_summary
+
     try:  # before anything runs: a bad --out or a submission given twice would lose every grade
         out = check_out(args.out, args.submissions, force=args.force)
+        summary = check_out(args.summary or summary_path(out), [*args.submissions, out], force=args.force)
+        scores = read_ta_scores(args.ta_scores) if args.ta_scores else {}
         learner_ids(args.submissions)
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         parser.error(str(e))
-    grade_all(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs, out=out,
-              force=args.force)  # the CSV is written as submissions finish
-    print(f"wrote {out}")
+    from coursetools.grading import CELL_TIME_LIMIT
+
+    grades = grade_all(args.submissions, time_limit=args.time_limit, profile_name=args.profile, jobs=args.jobs,
+                       out=out, force=args.force, cell_time_limit=args.cell_time_limit or CELL_TIME_LIMIT)  # the CSV is written as submissions finish
+    write_summary(grades, summary, scores, force=args.force)
+    print(f"wrote {out} and {summary}")
+
+
+def summary(args, parser):
+    from coursetools.grading import check_out
+    from coursetools.summary import read_grades, read_ta_scores, write_summary
+
+    try:
+        out = check_out(args.out, [args.grades], force=args.force)
+        grades, scores = read_grades(args.grades), read_ta_scores(args.grades)
+    except (ValueError, OSError) as e:
+        parser.error(str(e))
+    print(f"wrote {write_summary(grades, out, scores, force=args.force)}")
 
 
 def release(args, parser):
@@ -200,8 +232,8 @@ def slides(args, parser):
         print(f"wrote {path}")
 
 
-COMMANDS = {"course": course, "pretrain": pretrain, "wheelhouse": wheelhouse, "grade": grade, "release": release,
-            "book": book, "refresh-notebooks": refresh_notebooks, "tidy-outputs": tidy_outputs,
+COMMANDS = {"course": course, "pretrain": pretrain, "wheelhouse": wheelhouse, "grade": grade, "summary": summary,
+            "release": release, "book": book, "refresh-notebooks": refresh_notebooks, "tidy-outputs": tidy_outputs,
             "generate": generate, "pace": pace,
             "slides": slides}
 

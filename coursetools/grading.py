@@ -1,12 +1,15 @@
 """Autograding: run submitted lesson notebooks headless, then grade every exercise outside them.
 
     python -m coursetools grade subs/*.ipynb --out grades.csv [--force] [--jobs 2] [--time-limit 600]
+                                                               [--cell-time-limit 180]
 
 What the grader does with each submission (several at once with ``--jobs``):
 
 1. **Run.** A copy of the notebook runs headless in a fresh kernel, offline
    (``KDTUTOR_OFFLINE=1``), in the smoke profile unless ``--profile`` says otherwise, within
-   the time limit for the whole notebook, inside a sandbox (see :class:`Sandbox`): only its
+   the time limit for the whole notebook and, like nbgrader, :data:`CELL_TIME_LIMIT` per cell (a
+   cell past it is interrupted, the next ones run, and an exercise whose check cell it was is an
+   ``error``), inside a sandbox (see :class:`Sandbox`): only its
    own scratch folder is writable (the notebook's copy, its own ``KDTUTOR_DATA`` and
    ``KDTUTOR_RESULTS``; the prepared data are visible read-only), the submissions read as
    empty files and the folders of :func:`hidden_folders` as empty folders, only the environment
@@ -25,7 +28,9 @@ What the grader does with each submission (several at once with ``--jobs``):
    nothing one exercise's code does (forged verdicts on every file descriptor, patched checks,
    a default argument that replaces ``kdtutor.checks.<name>``, processes left behind, files in
    its folder) can reach another exercise's verdict, and nothing the notebook did while it ran
-   reaches any. An earlier exercise's function that a later one calls is kdtutor's reference
+   reaches any. A check that passes is followed, in the same process, by the exercise's hidden
+   test, the one the instructor copy's nbgrader test cell carries (:func:`run_checks`), so an
+   answer wrong only on the hidden test fails in both graders. An earlier exercise's function that a later one calls is kdtutor's reference
    (what the lesson hands on when the check does not pass), never the learner's code; a check
    refuses kdtutor's own answer for its own exercise (:func:`kdtutor.checks.core.refuse_answer_key`).
 3. **Grade.** One row per exercise of the course's copy of the lesson (deleting a check cell
@@ -84,6 +89,7 @@ import ast
 import csv
 import io
 import json
+import linecache
 import math
 import os
 import re
@@ -101,7 +107,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coursetools.instructor import (ANSWER_PLACEHOLDER, NOTEBOOK_DIR, QUESTION_ID as WRITTEN_ID, Exercise,
-                                         exercises, written_questions)
+                                    exercises, hidden_test_source, lesson_module, written_questions)
 from kdtutor.storage import DATA_DIR, atomic_write_bytes, move_aside
 
 STATUSES = ("passed", "failed", "not attempted", "error")
@@ -110,6 +116,14 @@ MAX_ANSWER = 20_000  # characters of a written answer kept in the CSV
 UNANSWERED = ("", ANSWER_PLACEHOLDER, "YOUR ANSWER HERE")  # the lesson's text, nbgrader's release's text
 FIELDS = ("learner", "lesson", "exercise", "status", "points", "max_points", "message", "sandbox")
 DEFAULT_TIME_LIMIT = 600  # seconds per notebook
+# Seconds per cell, the same in both graders (instructor/nbgrader_config.py sets nbgrader's Execute.timeout to it).
+# Fitted to the smoke profile: the longest cell of the graded lessons 01 and 02, lesson 02's digits distillation
+# (cell 06ef2efd), took 45 s there (measured once, niced, on 2 CPU cores shared with other jobs; lesson 01's longest,
+# its import cell, 3.8 s). 180 s leaves a 4-fold margin and costs a learner's endless loop 3 min, not nbgrader's
+# former 10. Lessons that train (03, 04, 06, 07) were not measured: time their longest smoke cell the same way and
+# pass --cell-time-limit (and Execute.timeout) to match.
+CELL_TIME_LIMIT = 180
+TIMED_OUT = "CellTimeoutError"  # the error a cell that ran past CELL_TIME_LIMIT shows (nbgrader's name for it)
 CHECK_TIME_LIMIT = 60  # seconds per exercise check, each on its own
 CHECK_START = 60  # seconds more for a check process to start (Python, torch, kdtutor)
 INSIDE = "/tmp/grade"  # where a sandbox sees its scratch folder
@@ -348,10 +362,17 @@ def _plain(text, limit: int = 80) -> str:
     return _NAME.sub("?", str(text))[:limit]
 
 
-def _execute(notebook: str, report_path: str, time_limit: float) -> None:
+class _TimeUp(Exception):
+    """The whole notebook's time limit has passed: no further cell starts."""
+
+
+def _execute(notebook: str, report_path: str, time_limit: float, cell_limit: float = CELL_TIME_LIMIT) -> None:
     """Sandboxed child: run ``notebook`` in a fresh kernel within ``time_limit`` s in all; write a
-    JSON report (cells reached, the first errors as cell id and exception name, whether time ran
-    out) to ``report_path``, atomically."""
+    JSON report (cells reached, the first errors as cell id and exception name, the cells that ran
+    past ``cell_limit``, whether the whole time ran out) to ``report_path``, atomically.
+
+    As nbgrader does, a cell that runs longer than ``cell_limit`` s is interrupted, shows a
+    :data:`TIMED_OUT` error, and the next cells run; once ``time_limit`` has passed no cell starts."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -360,15 +381,20 @@ def _execute(notebook: str, report_path: str, time_limit: float) -> None:
     deadline = time.monotonic() + time_limit
 
     def remaining(cell) -> int:
-        return max(1, int(deadline - time.monotonic()))
+        left = deadline - time.monotonic()
+        if left < 1:
+            raise _TimeUp
+        return math.ceil(min(cell_limit, left))  # a cell stopped by the deadline ends after it: none starts then
 
     client = NotebookClient(nb, timeout_func=remaining, allow_errors=True, kernel_name="python3",
-                            interrupt_on_timeout=False,
+                            interrupt_on_timeout=True,
+                            error_on_timeout={"ename": TIMED_OUT, "evalue": f"the cell ran longer than {cell_limit:g} s",
+                                              "traceback": [f"{TIMED_OUT}: the cell ran longer than {cell_limit:g} s"]},
                             resources={"metadata": {"path": str(Path(notebook).parent)}})
-    report = {"timed_out": False, "died": None, "errors": [], "reached": []}
+    report = {"timed_out": False, "died": None, "errors": [], "reached": [], "cell_timeouts": []}
     try:
         client.execute()
-    except CellTimeoutError:
+    except (CellTimeoutError, _TimeUp):
         report["timed_out"] = True
     except DeadKernelError:
         report["died"] = "the kernel died"
@@ -380,6 +406,9 @@ def _execute(notebook: str, report_path: str, time_limit: float) -> None:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error" and len(report["errors"]) < 20:
                 report["errors"].append(f"cell {_plain(cell.get('id'))}: {_plain(out.get('ename'))}")
+            if out.get("output_type") == "error" and out.get("ename") == TIMED_OUT:
+                report["cell_timeouts"].append(cell.get("id"))
+    report["timed_out"] = report["timed_out"] or time.monotonic() >= deadline
     fd, tmp = tempfile.mkstemp(dir=Path(report_path).parent, prefix=".run-", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(report))
@@ -387,7 +416,7 @@ def _execute(notebook: str, report_path: str, time_limit: float) -> None:
 
 
 def run_notebook(source: bytes, scratch: Path, time_limit: float, profile_name: str, sandbox: Sandbox,
-                 hide=(), hidden=()) -> dict:
+                 hide=(), hidden=(), cell_limit: float = CELL_TIME_LIMIT) -> dict:
     """Run the notebook ``source`` in ``sandbox`` with ``scratch`` as its folder, the files in ``hide``
     (every submission) and the folders in ``hidden`` out of its sight; return its run report."""
     (scratch / "submission.ipynb").write_bytes(source)
@@ -397,16 +426,17 @@ def run_notebook(source: bytes, scratch: Path, time_limit: float, profile_name: 
             (scratch / "data" / entry.name).symlink_to(entry)
     inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
     argv = [*PYTHON, "-m", "coursetools.grading", "--execute", f"{inside}/submission.ipynb",
-            f"{inside}/run.json", str(time_limit)]
+            f"{inside}/run.json", str(time_limit), str(cell_limit)]
     code, out = _run_sandboxed(argv, scratch, sandbox, env, time_limit + 60, DATA_DIR, hide, hidden)
     try:
         report = json.loads(_read_small(scratch / "run.json") or "")
         return {"timed_out": bool(report.get("timed_out")), "died": _plain(report["died"], 200) if report.get("died")
                 else None, "errors": [_plain(e, 200) for e in report.get("errors", [])][:20],
-                "reached": [str(c) for c in report.get("reached", [])]}
+                "reached": [str(c) for c in report.get("reached", [])],
+                "cell_timeouts": [str(c) for c in report.get("cell_timeouts", [])][:100]}
     except (ValueError, AttributeError, TypeError):
         return {"timed_out": code is None, "died": f"the run ended without a report (exit code {code})",
-                "errors": [], "reached": []}
+                "errors": [], "reached": [], "cell_timeouts": []}
 
 
 # --------------------------------------------------------------------------- step 2: check
@@ -496,13 +526,22 @@ def _verdict(job: dict, check, earlier: dict) -> dict:
     functions ``earlier``, kdtutor's) and run ``check`` on its function."""
     fn = job["function"]
     ns: dict = {"__name__": "__learner__", **earlier}
+    filename = f"<cell of {fn}>"
+    lines = job["source"].splitlines(keepends=True)  # its source readable, as in a notebook: the check compares
+    linecache.cache[filename] = (len(job["source"]), None, lines, filename)  # it with kdtutor's own
     try:
-        exec(compile(job["source"], f"<cell of {fn}>", "exec"), ns)
+        exec(compile(job["source"], filename, "exec"), ns)
     except Exception as e:
         return {"status": "error", "message": f"the cell defining {fn} does not run on its own: {type(e).__name__}: {e}"}
     if fn not in ns:
         return {"status": "error", "message": f"the cell no longer defines {fn}"}
     result = check(ns[fn], verbose=False)
+    if result.passed and job.get("hidden"):  # the instructor copy's hidden test, as nbgrader runs it
+        try:
+            exec(compile(job["hidden"], "<hidden test>", "exec"), {fn: ns[fn]})
+        except Exception as e:
+            return {"status": "failed", "message": f"✗ {job['check']}: the visible cases pass, a hidden test does "
+                                                   f"not ({type(e).__name__}: {e})"}
     return {"status": {True: "passed", False: "failed", None: "not attempted"}[result.passed],
             "message": str(result.message)}
 
@@ -535,11 +574,13 @@ def check_one(job: dict, scratch: Path, sandbox: Sandbox, profile_name: str, hid
 
 
 def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, profile_name: str, hide=(),
-               hidden=()) -> dict:
+               hidden=(), lesson: str | None = None) -> dict:
     """Verdicts ``{check: {"status", "message", "check_cell"}}`` of the exercises of ``expected``
     that ``nb`` still has (same check on the same function), each from its own check process
     (:func:`check_one`, in ``scratch/<n>``); an exercise whose code the grader cannot read is
-    an ``error``."""
+    an ``error``. With ``lesson`` (``01_softmax_temperature``), an exercise whose check passes
+    must pass the hidden test of the instructor copy too (:func:`coursetools.instructor.hidden_test_source`),
+    as in nbgrader: one policy for both graders."""
     try:
         found = {(e.check, e.function): e for e in exercises(nb)}
     except Exception:
@@ -548,7 +589,8 @@ def run_checks(nb, expected: list[Exercise], scratch: Path, sandbox: Sandbox, pr
     functions = {e.function for e in expected}
     for n, ex in enumerate(expected):
         mine = found.get((ex.check, ex.function))
-        job = {"check": ex.check, "function": ex.function, "before": list(before)}
+        job = {"check": ex.check, "function": ex.function, "before": list(before),
+               "hidden": hidden_test_source(lesson_module(lesson), ex.check, ex.function) if lesson else None}
         before.append({"check": ex.check, "function": ex.function})
         if mine is None:
             continue
@@ -587,6 +629,10 @@ def grade_rows(learner: str, lesson: str, expected, verdicts: dict, report: dict
         if v is None or (v["status"] != "error" and v["check_cell"] not in report.get("reached", ())):
             rows.append(Grade(learner, lesson, ex.check, "error", why_missing.format(fn=ex.function), 0, worth,
                               sandbox))
+            continue
+        if v["check_cell"] in report.get("cell_timeouts", ()):  # as in nbgrader: the exercise timed out
+            rows.append(Grade(learner, lesson, ex.check, "error", f"its check cell ran longer than the per-cell time "
+                              f"limit (an endless loop in {ex.function}?)", 0, worth, sandbox))
             continue
         earned = worth if v["status"] == "passed" else 0
         rows.append(Grade(learner, lesson, ex.check, v["status"], v["message"].strip(), earned, worth, sandbox))
@@ -725,7 +771,7 @@ def read_submission(path: Path):
 
 def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, notebook_dir: Path,
               sandbox: Sandbox, hide=(), root: Path | None = None, scratch_root: Path | None = None,
-              hidden=()) -> list[Grade]:
+              hidden=(), cell_limit: float = CELL_TIME_LIMIT) -> list[Grade]:
     """Run, check and grade one submission (the files in ``hide`` and the folders in ``hidden``
     out of its sight), in a scratch folder of its own under ``scratch_root``; an unreadable or
     unknown one, or a link out of the submissions' folder ``root``, is one error row."""
@@ -746,8 +792,8 @@ def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, no
     try:
         (tmp / "run").mkdir()
         (tmp / "check").mkdir()
-        report = run_notebook(source, tmp / "run", time_limit, profile_name, sandbox, hide, hidden)
-        verdicts = run_checks(nb, expected, tmp / "check", sandbox, profile_name, hide, hidden)
+        report = run_notebook(source, tmp / "run", time_limit, profile_name, sandbox, hide, hidden, cell_limit)
+        verdicts = run_checks(nb, expected, tmp / "check", sandbox, profile_name, hide, hidden, lesson)
     finally:
         _remove_tree(tmp)
     return (grade_rows(learner, lesson, expected, verdicts, report, time_limit, sandbox.kind)
@@ -756,14 +802,16 @@ def grade_one(path: Path, learner: str, time_limit: float, profile_name: str, no
 
 def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile_name: str = "smoke", jobs: int = 1,
           notebook_dir: Path = NOTEBOOK_DIR, progress=print, sandbox: Sandbox | None = None,
-          out: str | os.PathLike | None = None, force: bool = False) -> list[Grade]:
-    """Grade every submission in ``paths``, ``jobs`` at a time; rows in the order of ``paths``.
+          out: str | os.PathLike | None = None, force: bool = False,
+          cell_time_limit: float = CELL_TIME_LIMIT) -> list[Grade]:
+    """Grade every submission in ``paths``, ``jobs`` at a time; rows in the order of ``paths``;
+    ``time_limit`` s per notebook, ``cell_time_limit`` s per cell (:data:`CELL_TIME_LIMIT`).
     The first progress line says which sandbox the submissions run in (or that there is none).
 
     Whatever goes wrong with one submission is its own error row. With ``out`` (checked first:
     :func:`check_out`), the CSV is rewritten after each finished submission and once more at the
     end, also when grading stops on an exception, so what was graded is never lost."""
-    time_limit = check_time_limit(time_limit)
+    time_limit, cell_time_limit = check_time_limit(time_limit), check_time_limit(cell_time_limit)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a whole number ≥ 1, got {jobs!r}")
     paths = [Path(p) for p in paths]
@@ -784,7 +832,7 @@ def grade(paths, time_limit: float = DEFAULT_TIME_LIMIT, profile_name: str = "sm
         t0 = time.perf_counter()
         try:
             rows = grade_one(paths[n], names[n], time_limit, profile_name, notebook_dir, sandbox, hide=paths,
-                             root=root, scratch_root=scratch_root, hidden=hidden)
+                             root=root, scratch_root=scratch_root, hidden=hidden, cell_limit=cell_time_limit)
         except Exception as e:  # a fault of the grader's on this submission: its row, not the run's end
             rows = [Grade(names[n], "?", "?", "error", f"the grader failed on this submission: {type(e).__name__}: "
                                                        f"{str(e)[:200]}", 0, 0, sandbox.kind)]
@@ -867,7 +915,7 @@ def write_csv(grades: list[Grade], out: str | os.PathLike, force: bool = False) 
     return atomic_write_bytes(out, to_csv(grades).encode("utf-8"))
 
 
-if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--execute":
-    _execute(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--execute":
+    _execute(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
 elif __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--check":
     _run_check(sys.argv[2])

@@ -84,6 +84,21 @@ WRITTEN_ANSWERS = REPO_ROOT / "solutions" / "written_answers.md"
 WRITTEN_INTRO = re.compile(r"\*\*Written questions\*\* \((" + "|".join(WRITTEN_WORDINGS) + r"), graded by hand\)")
 
 
+# The instructor copies' setup cell ends with this: under nbgrader's autograde, each submission gets its own
+# KDTUTOR_DATA (the prepared data as a link per file: a run that writes replaces its link, never the file) and
+# KDTUTOR_RESULTS, as under python -m coursetools grade. Set before kdtutor is imported; kdtutor says where its data are.
+AUTOGRADE_SCRATCH = """\
+if os.environ.get("NBGRADER_EXECUTION") == "autograde":  # nbgrader: this submission's own data and results
+    import shutil, tempfile
+    shared = subprocess.run([sys.executable, "-c", "from kdtutor.storage import DATA_DIR; print(DATA_DIR)"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    own = tempfile.mkdtemp(prefix="kdtutor-submission-")
+    if os.path.isdir(shared):
+        shutil.copytree(shared, os.path.join(own, "data"), symlinks=True, copy_function=os.symlink)
+    os.environ["KDTUTOR_DATA"], os.environ["KDTUTOR_RESULTS"] = os.path.join(own, "data"), os.path.join(own, "results")
+"""
+
+
 @dataclass(frozen=True)
 class Exercise:
     """One exercise: the learner's function ``function``, checked by ``checks.<check>``."""
@@ -417,6 +432,8 @@ def instructor_version(nb, notebook: str | Path, models: dict[str, ModelAnswer] 
             cell.source = model_answer_source(q, models[q.qid])
             _nbgrader(cell, q.qid, solution=True, grade=True, points=q.points)
         elif cell.cell_type == "markdown" or cell.id == SETUP_CELL:
+            if cell.id == SETUP_CELL:
+                cell.source = cell.source.rstrip("\n") + "\n" + AUTOGRADE_SCRATCH
             _nbgrader(cell, cell.id, locked=True)  # the lesson's text and the setup: read-only
     out.cells = cells
     out.metadata["kdtutor"] = {"lesson": Path(notebook).stem}

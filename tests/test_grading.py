@@ -557,3 +557,37 @@ def test_the_command_refuses_names_that_differ_only_in_unicode_form_before_gradi
     with pytest.raises(SystemExit) as stop:
         main(["grade", *map(str, subs), "--out", str(tmp_path / "g.csv")])
     assert stop.value.code == 2 and "differ only in their Unicode form" in capsys.readouterr().err
+
+
+ENTROPY_SOURCE = ("import torch\n\ndef entropy_nats(probs):\n"
+                  "    h = -torch.special.xlogy(probs, probs).sum(dim=-1)\n"
+                  "    return h * (0.5 if probs.shape[-1] == 7 else 1.0)\n")  # wrong only on 7 classes
+
+
+@pytest.mark.parametrize("factor,status", [("1.0", "passed"), ("0.5", "failed")])
+def test_the_grader_runs_the_instructor_copys_hidden_test_after_a_passed_check(factor, status):
+    from kdtutor import checks
+
+    job = {"check": "entropy_nats", "function": "entropy_nats", "before": [],
+           "source": ENTROPY_SOURCE.replace("0.5 if", f"{factor} if"),
+           "hidden": instructor.hidden_test_source("lesson01", "entropy_nats", "entropy_nats")}
+    assert job["hidden"] is not None  # the visible check uses no 7-class case; the hidden test does
+    verdict = grading._verdict(job, checks.entropy_nats, {})
+    assert verdict["status"] == status, verdict
+    if status == "failed":
+        assert "a hidden test does not" in verdict["message"]
+
+
+CHEAT = ("import types\nfrom kdtutor.kd import softmax\n\ndef entropy_nats(probs):\n"
+         "    f = softmax.entropy\n"
+         "    mine = types.FunctionType(f.__code__.replace(co_name='mine'), f.__globals__, 'mine', f.__defaults__)\n"
+         "    return mine(probs)\n")  # issue 33's renamed-code cheat: kdtutor's own entropy under another name
+
+
+def test_the_renamed_code_cheat_scores_0_in_the_graders_check_process():
+    from kdtutor import checks
+
+    source = CHEAT  # the grader keeps a cell's defs and imports: the cheat lives inside the def
+    job = {"check": "entropy_nats", "function": "entropy_nats", "before": [], "source": source, "hidden": None}
+    verdict = grading._verdict(job, checks.entropy_nats, {})
+    assert verdict["status"] == "failed" and "kdtutor's own code under another name" in verdict["message"], verdict

@@ -261,3 +261,81 @@ def test_the_instructor_version_needs_a_python_kernelspec_for_nbgraders_stubs():
     nb.metadata.kernelspec["language"] = "R"
     with pytest.raises(ValueError, match="kernelspec.language must be 'python'"):
         instructor.instructor_version(nb, "01_x.ipynb")
+
+
+# --------------------------------------------------------------------------- one policy, both graders (issue 33)
+LOOP = ("entropy_nats", "return -p_log_p.sum(dim=-1)", "while True:  # an endless loop\n        pass")
+CHEAT_BODY = ("    import types\n    from kdtutor.kd import softmax as _sm\n    f = _sm.log_softmax\n"
+              "    mine = types.FunctionType(f.__code__.replace(co_name='mine'), f.__globals__, 'mine', f.__defaults__)\n"
+              "    return mine(logits, T)\n")  # kdtutor's own log_softmax under a renamed code object
+
+
+def _cheat(source: Path, out: Path) -> None:
+    """The instructor copy with stable_log_softmax's answer replaced by the renamed-code cheat."""
+    nb = _read(source)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "stable_log_softmax-answer")
+    head, rest = cell.source.split(instructor.BEGIN)
+    cell.source = head + instructor.BEGIN + "\n" + CHEAT_BODY + "    " + instructor.END + rest.split(instructor.END)[1]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+
+
+def test_the_documented_nbgrader_config_has_the_graders_cell_limit_and_clears_hidden_tests_in_feedback():
+    text = (ROOT / "instructor" / "nbgrader_config.py").read_text()
+    from coursetools.grading import CELL_TIME_LIMIT
+
+    assert f"c.Execute.timeout = {CELL_TIME_LIMIT} " in text
+    assert "ClearHiddenTests]" in text and "c.GenerateFeedback.preprocessors" in text
+
+
+@pytest.mark.slow
+def test_both_graders_give_the_same_submissions_the_same_points_and_kdtutors_renamed_code_0(tmp_path):
+    """Lesson 01 with the documented nbgrader_config.py (a shorter cell limit, to keep the test short) and
+    ``python -m coursetools grade`` with the same limit: correct, one wrong, wrong only on the hidden test,
+    an endless loop, and issue 33's renamed-code cheat score the same, exercise by exercise."""
+    from coursetools import grading
+
+    lesson, cell_limit = "01_softmax_temperature", 20
+    course = tmp_path / "course"
+    (course / "source" / ASSIGNMENT).mkdir(parents=True)
+    (course / "nbgrader_config.py").write_text((ROOT / "instructor" / "nbgrader_config.py").read_text()
+                                               + f"c.CourseDirectory.root = {str(course)!r}\n"
+                                               + f"c.Execute.timeout = {cell_limit}\n")
+    name = f"{lesson}.ipynb"
+    source = course / "source" / ASSIGNMENT / name
+    source.write_bytes((ROOT / "instructor" / name).read_bytes())
+    _nbgrader(course, "generate_assignment", ASSIGNMENT)
+    subs = {s: course / "submitted" / s / ASSIGNMENT / name
+            for s in ("correct", "one_wrong", "hidden_wrong", "loop", "cheat")}
+    subs["correct"].parent.mkdir(parents=True)
+    subs["correct"].write_bytes(source.read_bytes())
+    _planted(source, *PLANTED[lesson], subs["one_wrong"])
+    _planted(source, *HIDDEN_ONLY[lesson], subs["hidden_wrong"])
+    _planted(source, *LOOP, subs["loop"])
+    _cheat(source, subs["cheat"])
+    _nbgrader(course, "autograde", ASSIGNMENT)
+    _nbgrader(course, "generate_feedback", ASSIGNMENT)
+    points = _points(lesson)
+    nbgrader = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in subs:
+            nb = gb.find_submission_notebook(lesson, ASSIGNMENT, student)
+            nbgrader[student] = {g.name.removesuffix("-test"): g.score for g in nb.grades
+                                 if g.name.removesuffix("-test") in points}
+    rows = grading.grade(list(subs.values()), time_limit=600, jobs=2, progress=lambda line: None,
+                         cell_time_limit=cell_limit)
+    ours = {}
+    for g in rows:
+        if g.exercise in points:
+            ours.setdefault(g.learner.split("/")[0], {})[g.exercise] = g.points
+    print("\nnbgrader:", nbgrader, "\ncoursetools grade:", ours)
+    assert ours == nbgrader
+    total = sum(points.values())
+    assert {s: sum(v.values()) for s, v in ours.items()} == {
+        "correct": total, "one_wrong": total - points[PLANTED[lesson][0]],
+        "hidden_wrong": total - points[HIDDEN_ONLY[lesson][0]], "loop": total - points["entropy_nats"],
+        "cheat": total - points["stable_log_softmax"]}
+    why = {g.learner.split("/")[0]: g.message for g in rows if g.exercise == "stable_log_softmax"}
+    assert "kdtutor's own code under another name" in why["cheat"]
+    feedback = (course / "feedback" / "correct" / ASSIGNMENT / f"{lesson}.html").read_text(encoding="utf-8")
+    assert "_hidden_entropy_nats" not in feedback and "HIDDEN TESTS" not in feedback  # ClearHiddenTests

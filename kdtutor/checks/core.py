@@ -26,6 +26,8 @@ it re-runs the checks itself, see :mod:`coursetools.grading`).
 
 from __future__ import annotations
 
+import ast
+import dis
 import functools
 import inspect
 import json
@@ -33,6 +35,8 @@ import math
 import numbers
 import os
 import sys
+import textwrap
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -161,22 +165,160 @@ def run_check(name: str, fn: Callable, reference: Callable, test: Callable[[Call
     return result
 
 
+def _private(f: Callable) -> bool:
+    """Whether ``f`` is a check's own reference (a closure or a ``_name``), not a kdtutor function."""
+    qualname = getattr(f, "__qualname__", getattr(f, "__name__", repr(f)))
+    return "<locals>" in qualname or qualname.startswith("_")
+
+
 def _display_name(f: Callable, check: str) -> str:
     """``kdtutor.losses.kl_divergence`` for a module-level function; a check's own reference is
     named by the check it belongs to."""
-    qualname = getattr(f, "__qualname__", getattr(f, "__name__", repr(f)))
-    if "<locals>" in qualname or qualname.startswith("_"):
+    if _private(f):
         return f"kdtutor's reference answer for {check} (what checks.{check}(...).fn falls back to)"
-    return f"{f.__module__}.{qualname}"
+    return f"{f.__module__}.{getattr(f, '__qualname__', f.__name__)}"
+
+
+MIN_INSTRUCTIONS = 12  # a shorter function is a copy of kdtutor's only if its docstring is kdtutor's too
+
+
+def code_fingerprint(code: types.CodeType) -> tuple:
+    """What a copy of ``code`` keeps whatever it is named: its bytecode, the names and constants it
+    uses (nested code objects, e.g. a lambda's, by their own fingerprints), its arguments; not its
+    name, file, line numbers, local variable names or docstring. Two functions compiled from the
+    same source text (or one made by ``types.FunctionType(f.__code__.replace(co_name=...), ...)``)
+    have the same fingerprint; a short one (fewer than :data:`MIN_INSTRUCTIONS` instructions,
+    which a learner may well write the same way) keeps its docstring in the fingerprint too."""
+    consts = code.co_consts
+    doc = consts[0] if consts and isinstance(consts[0], str) else None
+    body = consts[1:] if consts and (consts[0] is None or isinstance(consts[0], str)) else consts
+    kept = tuple(code_fingerprint(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c))
+                 for c in body)
+    short = sum(1 for i in dis.get_instructions(code) if i.opname not in ("CACHE", "RESUME", "NOP")) \
+        < MIN_INSTRUCTIONS
+    return (code.co_code, code.co_names, kept, code.co_argcount, code.co_posonlyargcount,
+            code.co_kwonlyargcount, code.co_flags & 0xFFFF, doc if short else None)  # not __future__ flags
+
+
+MIN_NODES = 40  # a function of fewer syntax nodes is a copy of kdtutor's only if its docstring is too
+
+
+def source_fingerprint(f: Callable) -> str | None:
+    """``f``'s source text as its syntax tree, without its name, decorators, annotations and
+    docstring (the docstring kept for a short function: fewer than :data:`MIN_NODES` nodes), so
+    that a copy of a kdtutor function pasted under another name (compiled with or without
+    ``from __future__ import annotations``, reformatted, comments changed) has kdtutor's; None
+    when the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(f)))
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return None
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    doc = ast.get_docstring(node, clean=False)
+    if doc is not None:
+        node.body = node.body[1:] or [ast.Pass()]
+    node.name, node.decorator_list, node.returns = "_", [], None
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.arg):
+            sub.annotation = None
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            sub.returns = None
+        elif isinstance(sub, ast.AnnAssign):
+            sub.annotation = ast.Constant(None)
+    dump = ast.dump(node, annotate_fields=False)
+    return dump if sum(1 for _ in ast.walk(node)) >= MIN_NODES else f"{doc!r} {dump}"
+
+
+_kdtutor_source = functools.lru_cache(maxsize=256)(source_fingerprint)  # kdtutor's own functions: read once
+
+
+def _reachable(fn: Callable, limit: int = 200) -> list:
+    """``fn`` and the Python functions it reaches without running: the globals its code names and
+    the variables it closes over, then theirs (at most ``limit`` functions; modules and classes are
+    not followed). ``fn`` unwrapped first (``functools.wraps``, ``functools.partial``)."""
+    out, todo, seen = [], [fn], set()
+    while todo and len(out) < limit:
+        f = todo.pop()
+        while isinstance(f, functools.partial):
+            f = f.func
+        f = inspect.unwrap(f) if callable(f) else f
+        if not isinstance(f, types.FunctionType) or id(f) in seen:
+            continue
+        seen.add(id(f))
+        out.append(f)
+        code = f.__code__
+        todo += [f.__globals__[n] for n in code.co_names if n in f.__globals__]
+        todo += [c.cell_contents for c in f.__closure__ or () if _filled(c)]
+        todo += [d for d in (f.__defaults__ or ()) if isinstance(d, (types.FunctionType, functools.partial))]
+    return out
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return True
+
+
+def _copy_key(code: types.CodeType, private: bool) -> tuple:
+    """What a copy of ``code`` shares with it: its :func:`code_fingerprint`, and for a check's own
+    reference (``private``) also where it was written (a learner who types the short reference the
+    hint gives writes the same code elsewhere; a renamed code object keeps the place)."""
+    return (code_fingerprint(code), (code.co_filename, code.co_firstlineno) if private else None)
+
+
+class _Copies:
+    """kdtutor's implementations of one exercise (``answers``), and which of them a function copies."""
+
+    def __init__(self, answers):
+        self.answers = [f for f in map(inspect.unwrap, answers) if isinstance(f, types.FunctionType)]
+        self.codes = {_copy_key(f.__code__, _private(f)): f for f in self.answers}
+        self.names = {f.__code__.co_names for f in self.answers}  # a cheap first test
+        self.sources = {}
+        for f in self.answers:
+            text = None if _private(f) else _kdtutor_source(f)
+            if text is not None:
+                self.sources.setdefault(text, f)
+        self._seen: dict[int, tuple] = {}  # id(code) → (code, the answer it copies or None); code kept alive
+
+    def of_code(self, code: types.CodeType) -> Callable | None:
+        """The answer ``code`` is a copy of (not the answer's own code), or None; remembered per code."""
+        if code.co_names not in self.names:
+            return None
+        entry = self._seen.get(id(code))
+        if entry is None or entry[0] is not code:
+            same = None
+            if all(code is not f.__code__ for f in self.answers):
+                same = self.codes.get(_copy_key(code, False)) or self.codes.get(_copy_key(code, True))
+            entry = self._seen[id(code)] = (code, same)
+        return entry[1]
+
+    def of_function(self, fn: Callable) -> tuple[str, Callable] | None:
+        """``(name, answer)`` when ``fn`` or a function it reaches (:func:`_reachable`) has the code
+        of one of the answers without being it, or the normalised source text of a kdtutor function
+        among them (:func:`source_fingerprint`); None otherwise."""
+        for f in _reachable(fn):
+            if any(f.__code__ is a.__code__ for a in self.answers):
+                continue  # kdtutor's own function itself (called, not copied): the profile hook names it
+            same = self.of_code(f.__code__) or (self.sources and self.sources.get(source_fingerprint(f)))
+            if same:
+                return f.__name__, same
+        return None
 
 
 def refuse_answer_key(fn: Callable, check: str, answers) -> Callable:
     """``fn`` wrapped so that, if it calls any of ``answers`` (kdtutor's implementations of the
-    exercise, found by their code objects however they were imported or renamed), the call to
-    ``fn`` raises :class:`Failed` naming the function it used.
+    exercise, found by their code objects however they were imported or renamed), or is or calls a
+    copy of one (the same :func:`code_fingerprint`: the same code under another name, or the same
+    source text), the call to ``fn`` raises :class:`Failed` naming kdtutor's function.
 
-    A profile hook watches only while ``fn`` runs; the check's own calls to its reference, made
-    outside ``fn``, are not affected. Switching the hook off from inside ``fn`` fails too.
+    A profile hook watches only while ``fn`` runs, so a wrapper or an alias, however deep, is seen
+    when it calls; the check's own calls to its reference, made outside ``fn``, are not affected.
+    Switching the hook off from inside ``fn`` fails too. Other kdtutor functions (not this
+    exercise's answer), torch and every other library stay allowed.
     """
     refused = {}
     for f in answers:
@@ -184,13 +326,26 @@ def refuse_answer_key(fn: Callable, check: str, answers) -> Callable:
         code = getattr(f, "__code__", None)
         if code is not None:
             refused.setdefault(code, _display_name(f, check))
+    copies = _Copies(answers)
+
+    def copy_message(name: str, answer: Callable) -> str:
+        return (f"this is kdtutor's own code under another name ({name!r} is a copy of "
+                f"{_display_name(answer, check)}): write your own")
+
+    copy = copies.of_function(fn)
 
     def guarded(*args, **kwargs):
+        if copy is not None:
+            raise Failed(copy_message(*copy))
         used = []
 
         def hook(frame, event, arg):
-            if event == "call" and frame.f_code in refused and not used:
-                used.append(refused[frame.f_code])
+            if event != "call" or used:
+                return
+            if frame.f_code in refused:
+                used.append(f"write it yourself: this calls {refused[frame.f_code]}")
+            elif (answer := copies.of_code(frame.f_code)) is not None:
+                used.append(copy_message(frame.f_code.co_name, answer))
 
         previous = sys.getprofile()
         sys.setprofile(hook)
@@ -204,7 +359,7 @@ def refuse_answer_key(fn: Callable, check: str, answers) -> Callable:
             intact = sys.getprofile() is hook
             sys.setprofile(previous)
         if used:
-            raise Failed(f"write it yourself: this calls {used[0]}")
+            raise Failed(used[0])
         if not intact:
             raise Failed("your function switched off the check's watch for kdtutor's answer (sys.setprofile); "
                          "leave the profiler alone")
@@ -212,6 +367,8 @@ def refuse_answer_key(fn: Callable, check: str, answers) -> Callable:
 
     guarded.__name__ = getattr(fn, "__name__", "guarded")
     return guarded
+
+
 FALLBACK_ATTR = "kdtutor_fallback"
 
 
