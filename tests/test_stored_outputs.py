@@ -139,7 +139,9 @@ def test_stored_figures_and_tables_name_their_run(path):
     nb = _read(path)
     run = nb.metadata["kdtutor"]["reference_run"]
     assert run["profile"] == stored.REFERENCE and ("CPU" in run["machine"] or "GPU" in run["machine"]), run
-    want = {"00": None, "01": None, "02": None, "07": "tiny Shakespeare"}.get(path.name[:2], "CIFAR-10 (JPEG copy)")
+    want = {"00": None, "01": None, "02": None, "07": "tiny Shakespeare",
+            "08": "4 classes of CIFAR-10 (JPEG copy), mixed sizes (resized to 32×32)"}.get(path.name[:2],
+                                                                                        "CIFAR-10 (JPEG copy)")
     assert run["data"] == want, run
     for i, cell in enumerate(nb.cells):
         outs = cell.get("outputs", [])
