@@ -432,10 +432,12 @@ def _load_teacher(path, profile_name):
 def refuse_unknown_profile(parser: argparse.ArgumentParser, args) -> None:
     """Before a command runs: exit with one line (status 2) if the profile it was given (``--profile``, else a
     set ``$KDTUTOR_PROFILE``) is unknown, instead of a traceback from deep inside the command."""
+    if not hasattr(args, "profile"):
+        return  # install and lab take no profile, and run before PyTorch is installed: import nothing here
     from kdtutor.profiles import ENV_VAR, get_profile
 
-    if not hasattr(args, "profile") or (args.profile is None and not os.environ.get(ENV_VAR, "").strip()):
-        return  # no profile, or the default one (always known)
+    if args.profile is None and not os.environ.get(ENV_VAR, "").strip():
+        return  # the default profile (always known)
     try:
         get_profile(args.profile)
     except ValueError as e:

@@ -206,7 +206,7 @@ def test_make_installs_extras_only_for_test_and_book(tmp_path):
 
 def test_colab_and_binder_install_the_lessons_packages_only():
     setup = delivery.setup_source(["images"], delivery.config())
-    assert '"pip", "install", "--quiet", "-e", home]' in setup  # no [extras]
+    assert '"-m", "pip", "install", "--quiet", "-e", home)' in setup  # no [extras]
     post = (ROOT / "binder" / "postBuild").read_text()
     assert re.search(r"pip install [^\n]*--constraint requirements/workshop.txt -e \.$", post, re.M)
     assert "[dev" not in post and "[book" not in post
@@ -443,3 +443,18 @@ def test_a_copy_the_course_has_since_changed_is_named(tmp_path):
     lines = []
     assert machine.working_copies(source, work, out=lines.append) == []
     assert lines and lines[0].startswith("01: the course's lesson changed") and "--reset 01" in lines[0]
+
+
+def test_install_and_lab_run_before_pytorch_is_installed(monkeypatch, capsys, tmp_path):
+    """make lab's first step, python -m kdtutor install, runs in a fresh venv without torch: the command
+    line imports nothing that needs it (CI caught a profile check that did)."""
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch → ImportError
+    for name in [m for m in sys.modules if m == "kdtutor.profiles" or m.startswith("kdtutor.images")]:
+        monkeypatch.delitem(sys.modules, name)  # as in a fresh process: importing them would import torch
+    monkeypatch.setattr(machine.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(machine, "has_nvidia_gpu", lambda: True)
+    monkeypatch.setattr(machine.subprocess, "run", _never)
+    assert cli.main(["install", "--dry-run"]) == 0
+    assert "pip install" in capsys.readouterr().out
+    with pytest.raises(ImportError):
+        import torch  # noqa: F401  (the stand-in really hides it)
