@@ -38,6 +38,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import sys
 import tempfile
@@ -219,8 +220,13 @@ def grade_homework(notebook_path, student_id: str, time_limit: float = DEFAULT_T
     with tempfile.TemporaryDirectory(prefix="kdtutor-homework-") as tmp:
         scratch = Path(tmp)
         inside = INSIDE if sandbox.kind == "bubblewrap" else str(scratch)
+        grader = scratch / "grader"  # what the runner needs from the checkout, which the sandbox may not show
+        grader.mkdir()                # (a checkout under /tmp is behind the sandbox's private /tmp)
+        shutil.copyfile(HOMEWORK_DIR / "hwtools.py", grader / "hwtools.py")
+        shutil.copyfile(INSTRUCTOR_DIR / f"{homework}_tests.py", grader / f"{homework}_tests.py")
         (scratch / "job.json").write_text(json.dumps({"homework": homework, "student_id": student_id,
-                                                      "cells": cells, "problem_time_limit": problem_time_limit}))
+                                                      "cells": cells, "problem_time_limit": problem_time_limit,
+                                                      "grader": f"{inside}/grader"}))
         env = _scratch_env(scratch, sandbox, "smoke")
         argv = [sys.executable, "-m", "coursetools.homework", "--run", f"{inside}/job.json"]
         code, out = _run_sandboxed(argv, scratch, sandbox, env, time_limit, hide=[path])
@@ -271,12 +277,12 @@ def _run(job_path: str) -> None:
 
     _not_dumpable()
     job = json.loads(Path(job_path).read_text())
-    sys.path.insert(0, str(HOMEWORK_DIR))  # the course's hwtools, whatever the submission carried
+    sys.path.insert(0, job["grader"])  # the course's hwtools, whatever the submission carried
     from hwtools import variant
 
     v = variant(job["homework"], job["student_id"])
     limit = float(job["problem_time_limit"])
-    tests = load_module(INSTRUCTOR_DIR / f"{job['homework']}_tests.py", f"_{job['homework']}_tests")
+    tests = load_module(Path(job["grader"]) / f"{job['homework']}_tests.py", f"_{job['homework']}_tests")
     if hasattr(tests, "prepare"):  # e.g. the reference run, once, before any learner code
         tests.prepare(v)
     verdicts = {p.name: _in_child(p, job["cells"], v, limit) for p in tests.PROBLEMS}
