@@ -62,19 +62,20 @@ def stored_source(lessons: list[Path]) -> str:
     """The front page's sentence for a site built from the stored lessons: which run they hold."""
     import nbformat
 
-    def run_of(path):  # the run, whatever data set the lesson used
-        run = dict(nbformat.read(path, as_version=4).metadata.get("kdtutor", {}).get("reference_run") or {})
-        run.pop("data", None)
-        return json.dumps(run, sort_keys=True)
+    def run_of(path):  # the run, whatever data set the lesson used and whichever day it was stored
+        return dict(nbformat.read(path, as_version=4).metadata.get("kdtutor", {}).get("reference_run") or {})
 
-    runs = {run_of(p) for p in lessons}
+    stored = [run_of(p) for p in lessons]
+    runs = {json.dumps({k: v for k, v in r.items() if k not in ("data", "finished")}, sort_keys=True) for r in stored}
     run = json.loads(runs.pop()) if len(runs) == 1 else None
     if not run:
         return ("These pages are the lessons as stored in the repository; their outputs come from more than one run "
                 "or from none (see each lesson).")
+    days = sorted({r.get("finished", "") for r in stored})
+    when = days[0] if len(days) == 1 else f"lessons stored between {days[0]} and {days[-1]}"
     return (f"These pages show the lessons with the outputs of the course's reference run: the `{run['profile']}` "
             f"profile on the JPEG copy of CIFAR-10 and on tiny Shakespeare, on a {run['machine']} "
-            f"(kdtutor {run['version']}, {run['finished']}). Numbers on official CIFAR-10 or on a GPU differ; "
+            f"(kdtutor {run['version']}, {when}). Numbers on official CIFAR-10 or on a GPU differ; "
             "the summary page lists every result of this run.")
 
 

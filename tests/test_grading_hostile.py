@@ -187,6 +187,12 @@ def test_hostile_submissions_earn_nothing_and_touch_nothing_else(tmp_path):
     shutil.copy(out, ARTEFACTS / "grades_hostile.csv")
 
 
+OUTSIDE_TMP = pytest.mark.skipif(ROOT.is_relative_to("/tmp"), reason="the checkout is under /tmp, which the sandbox "
+                                 "replaces with an empty private /tmp: none of it is visible there to hide or to show "
+                                 "(this test needs a checkout outside /tmp)")
+
+
+@OUTSIDE_TMP
 def test_inside_the_sandbox_the_submissions_read_as_empty_files_and_the_scratch_folder_is_writable(tmp_path):
     """A submission outside /tmp (here: the course's own lesson file) is readable but for the hiding."""
     import subprocess
@@ -375,7 +381,7 @@ def _class_of_issue_36(folder: Path, patterns: list[str]) -> dict[str, Path]:
 
 @pytest.mark.slow
 def test_issue_36_each_submission_gets_only_its_own_rows_and_reads_nothing_it_should_not(tmp_path):
-    """Through the real `python -m kdtutor grade`: forged verdicts on every descriptor and a default
+    """Through the real `python -m coursetools grade`: forged verdicts on every descriptor and a default
     argument that patches the checks change no other exercise's verdict; a crash or flood in one
     submission is that submission's rows only; no secret of the grader's comes back; links out
     of the submissions' folder are refused; ids stay relative and distinct; every learner text is
@@ -398,7 +404,7 @@ def test_issue_36_each_submission_gets_only_its_own_rows_and_reads_nothing_it_sh
     env = {**os.environ, "FAKE_SECRET_TOKEN": secrets["token"], "TMPDIR": str(tmpdir), "PYTHONPATH": str(ROOT)}
     measure = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
                "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "kdtutor", "grade",
+    done = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "coursetools", "grade",
                            *map(str, subs.values()), "--out", str(out), "--jobs", "2", "--time-limit", "300"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -446,6 +452,7 @@ def test_issue_36_each_submission_gets_only_its_own_rows_and_reads_nothing_it_sh
     assert list(tmpdir.iterdir()) == []  # every scratch folder removed
 
 
+@OUTSIDE_TMP
 def test_the_sandbox_hides_the_course_checkout_and_the_scratch_root_but_not_the_python_it_needs(tmp_path):
     """What issue 36 found readable (solutions/, instructor/, results/, .git, the other jobs' scratch
     folders wherever TMPDIR is): empty in the sandbox; kdtutor and Python still import."""
