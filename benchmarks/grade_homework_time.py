@@ -2,7 +2,7 @@
 student id (so each is checked against its own variant), graded one after the other by
 ``coursetools.homework.grade_homework`` in the grader's sandbox, as a TA would grade a class.
 
-    python benchmarks/grade_homework_time.py [--n 10]
+    python -m benchmarks.grade_homework_time [--n 10]     (from the checkout: coursetools is not installed)
 
 Prints seconds per submission and the extrapolated time for 60 students (two homeworks each).
 Run it with nothing else on the machine; it writes only to a temporary folder.
