@@ -1,7 +1,7 @@
 """How long the course takes on this machine, per lesson — a measurement, not a test.
 
-    python benchmarks/course_time.py --profile cpu            # from what data/ holds now, then again
-    python benchmarks/course_time.py --profile cpu --once     # one run only
+    python -m benchmarks.course_time --profile cpu            # from what data/ holds now, then again
+    python -m benchmarks.course_time --profile cpu --once     # one run only
 
 Runs every lesson headless twice, as ``make course`` does (``coursetools.course.run_course``):
 the first run trains whatever ``$KDTUTOR_DATA`` does not hold yet (point it at an empty folder
@@ -35,8 +35,15 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--results", default=None, help="keep each run's results/ here (run1/, run2/; default: a temporary folder)")
     args = ap.parse_args()
-    out = {"profile": args.profile, "data": os.environ.get("KDTUTOR_DATA", "data/"), "cpu_count": os.cpu_count(),
-           "load_before": os.getloadavg(), "runs": []}
+    import platform
+
+    import torch
+
+    data = os.environ.get("KDTUTOR_DATA", "data/")
+    out = {"profile": args.profile, "data": data, "data_empty_at_start": not any(Path(data).glob("*")),
+           "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "cuda": torch.cuda.is_available(),
+           "python": platform.python_version(), "load_before": os.getloadavg(), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(1 if args.once else 2):
             out["runs"].append(one_run(args.profile, Path(args.results or tmp) / f"run{i + 1}"))
@@ -46,7 +53,9 @@ def main() -> None:
     for name in names:
         print(f"{name:40s}" + "".join(f"{r[name] / 60:9.1f}m" for r in out["runs"]))
     print(f"{'total':40s}" + "".join(f"{sum(r.values()) / 60:9.1f}m" for r in out["runs"]))
-    print(f"load average {out['load_before'][0]:.1f} → {out['load_after'][0]:.1f} on {out['cpu_count']} cores")
+    print(f"load average {out['load_before'][0]:.1f} → {out['load_after'][0]:.1f} on {out['cpu_count']} cores; torch "
+          f"{out['torch']}, {out['torch_threads']} threads, CUDA {'yes' if out['cuda'] else 'no'}; data folder "
+          f"{out['data']} ({'empty' if out['data_empty_at_start'] else 'NOT empty: not a run from nothing'} at the start)")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 

@@ -320,19 +320,20 @@ def _mean_std(values) -> str:
 
 
 def _paired_lines(d: dict) -> list[str]:
-    """Scratch vs distilled on test, seed by seed, with the paired differences (lesson 04's metrics)."""
-    from kdtutor.images.distill import Comparison
+    """Lesson 04's few-labels experiment on test: each arm's mean ± std per label count, the paired gains over
+    scratch and the one rule's verdicts."""
+    from kdtutor.images.few_labels import ARM_NAMES, FewLabels
 
-    test = d.get("test_acc")
-    if not test:
+    fl = d.get("few_labels")
+    if not fl:
         return []
-    c = Comparison("test", test["scratch"], test["distilled"])
-    n_students = f" on {d['n_train']:,d} training images" if "n_train" in d else ""
-    lines = [f"### Scratch vs distilled `{d['student']}`{n_students}, test accuracy", "",
-             "| seed | scratch | distilled | distilled − scratch (points) |", "|---:|---:|---:|---:|"]
-    for seed, s, k, diff in zip(d["seeds"], c.scratch, c.distilled, c.differences):
-        lines.append(f"| {seed} | {_pct(s)} | {_pct(k)} | {100 * diff:+.2f} |")
-    return lines + ["", f"Mean gain {100 * c.gain:+.2f} points: {c.verdict()}.", ""]
+    r = FewLabels(fl["label_counts"], fl["seeds"], None)
+    r.test = {tuple(k.split("@")[0:1]) + (int(k.split("@")[1]),): v for k, v in fl["test"].items()}
+    lines = [f"### When distillation pays: `{d['student']}` with few labels and {d['n_train']:,d} unlabelled images, "
+             "test accuracy (%)", "", r.table("test"), ""]
+    for n in r.label_counts:
+        lines += [f"- {n:,d} labels: {r.verdict(n)}; {r.verdict(n, 'kd')}."]
+    return lines + ["", f"Arms: {'; '.join(ARM_NAMES.values())}; {fl['budget']['steps']} steps each.", ""]
 
 
 def _distill_lines(metrics: dict) -> list[str]:

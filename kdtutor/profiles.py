@@ -36,6 +36,17 @@ class BeyondBudget:
 
 
 @dataclass(frozen=True)
+class FewLabelsBudget:
+    """Lesson 04's headline experiment (:mod:`kdtutor.images.few_labels`): students trained on
+    ``label_counts`` labelled images (class-balanced subsets of the profile's student images, all of
+    which serve as the unlabelled pool), each for ``steps`` steps of ``batch_size`` labelled images."""
+
+    label_counts: tuple[int, ...]
+    steps: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
 class Profile:
     """Every size knob of the course in one place.
 
@@ -62,6 +73,7 @@ class Profile:
     description: str = ""
     sweep_seed: int = 0  # the T × α sweep's seed: not one of ``seeds``, so the comparison is not chosen on itself
     beyond: BeyondBudget = BeyondBudget(n_train=None, epochs=2)  # lesson 06
+    few_labels: FewLabelsBudget = FewLabelsBudget(label_counts=(250, 1000), steps=200, batch_size=128)  # lesson 04
 
     def with_(self, **changes) -> Profile:
         """A copy with some fields changed, e.g. ``profile.with_(teacher_epochs=2)``."""
@@ -85,6 +97,7 @@ PROFILES: dict[str, Profile] = {
         temperatures=(1.0, 4.0),
         alphas=(0.5, 0.9),
         beyond=BeyondBudget(n_train=250, epochs=1, seeds=(1, 2), n_eval=200),
+        few_labels=FewLabelsBudget(label_counts=(50, 200), steps=8, batch_size=25),
         description="CI-sized: generated stand-in data, a couple of epochs; numbers mean little.",
     ),
     "cpu": Profile(
@@ -103,6 +116,7 @@ PROFILES: dict[str, Profile] = {
         temperatures=(2.0, 4.0),
         alphas=(0.5, 0.9),
         beyond=BeyondBudget(n_train=10000, epochs=5, seeds=(1, 2, 3, 4, 5), n_eval=2000),
+        few_labels=FewLabelsBudget(label_counts=(250, 1000), steps=200, batch_size=128),
         description="Laptop-sized: a small teacher on CIFAR-10's 45k training images, students on a 10k subset.",
     ),
     "gpu": Profile(
@@ -121,6 +135,7 @@ PROFILES: dict[str, Profile] = {
         temperatures=(1.0, 2.0, 4.0, 8.0),
         alphas=(0.1, 0.5, 0.9),
         beyond=BeyondBudget(n_train=None, epochs=15, seeds=(1, 2, 3, 4, 5)),
+        few_labels=FewLabelsBudget(label_counts=(250, 1000, 4000), steps=1000, batch_size=256),
         description="Full CIFAR-10, an airbench94-style teacher, the full sweep.",
     ),
 }

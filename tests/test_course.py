@@ -29,17 +29,19 @@ def test_summary_is_built_from_saved_metrics_and_labels_the_standin(tmp_path):
     assert "| 05_evaluating_distillation.ipynb | 12 |" in text
 
 
-def test_summary_shows_the_paired_comparison_seed_by_seed(tmp_path):
+def test_summary_shows_the_few_labels_experiment_with_the_one_verdict_rule(tmp_path):
+    test = {"scratch@250": [0.39, 0.40, 0.38], "kd@250": [0.43, 0.44, 0.43], "kd+unlabelled@250": [0.57, 0.58, 0.575]}
     save_json({"dataset": "CIFAR-10 (JPEG copy)", "is_standin": False, "student": "cnn_tiny", "teacher": "t",
                "T": 4.0, "alpha": 0.9, "seeds": [1, 2, 3], "sweep_seed": 0, "n_train": 10000,
                "sweep": {"temperatures": [2.0, 4.0], "alphas": [0.5, 0.9], "val_acc": [[0.5, 0.6], [0.55, 0.6]]},
-               "test_acc": {"scratch": [0.66, 0.67, 0.68], "distilled": [0.67, 0.68, 0.69]},
+               "few_labels": {"label_counts": [250], "seeds": [1, 2, 3], "budget": {"steps": 200}, "val": test,
+                              "test": test},
                "dark_knowledge": {"dataset": "digits", "recall3": {"distilled": 0.8}}},
               tmp_path / "metrics" / "04_distill.json")
     text = course.write_summary("cpu", tmp_path, []).read_text()
-    assert "| 2 | 67.00 % | 68.00 % | +1.00 |" in text
-    assert "distillation is reliably better than training from scratch" in text  # the one verdict rule
-    assert "seed 0" in text and "10,000 training images" in text
+    assert "| 250 | 39.00 ± 1.00 | 43.33 ± 0.58 | 57.50 ± 0.50 | +18.50 [" in text
+    assert "(c) KD + unlabelled images is reliably better than (a) scratch on the labels" in text  # the one rule
+    assert "seed 0" in text and "10,000 unlabelled images" in text and "200 steps" in text
 
 
 @pytest.mark.slow

@@ -491,3 +491,26 @@ def test_report_card_uses_the_learners_metric_functions_where_given(digits_like)
         ev.report_card(models, loader, "teacher", "toy", latency=False, metric_fns={"accuracy": my_ece})
     with pytest.raises(ValueError, match="must be a function"):
         ev.report_card(models, loader, "teacher", "toy", latency=False, metric_fns={"macro_f1": 0.5})
+
+
+def test_soft_targets_match_a_direct_computation():
+    import math
+
+    import torch.nn.functional as F
+
+    from kdtutor.images.metrics import soft_targets
+
+    g = torch.Generator().manual_seed(0)
+    z, y, T = torch.randn(40, 10, generator=g) * 4, torch.randint(0, 10, (40,), generator=g), 3.0
+    p = F.softmax(z.double() / T, dim=1)
+    got = soft_targets(z, y, T)
+    assert got["p_target"] == pytest.approx(p[torch.arange(40), y].mean().item())
+    h = -(p * p.log()).sum(1) / math.log(10)
+    assert got["entropy"] == pytest.approx(h.mean().item())
+    others = p.clone()
+    others[torch.arange(40), y] = 0
+    q = others / others.sum(1, keepdim=True)  # the distribution among the 9 wrong classes
+    hq = -(q * q.clamp_min(1e-300).log()).sum(1) / math.log(9)
+    assert got["non_target_entropy"] == pytest.approx(hq.mean().item())
+    flat = soft_targets(torch.zeros(5, 10), torch.zeros(5, dtype=torch.long), 1.0)
+    assert flat["entropy"] == pytest.approx(1.0) and flat["non_target_entropy"] == pytest.approx(1.0)

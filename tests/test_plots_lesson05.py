@@ -79,3 +79,14 @@ def test_every_lesson05_plot_closes_its_figures(card):
     before = len(plt.get_fignums())
     check_figure(lesson05.per_class_accuracy_bars({"a": torch.rand(10)}, CLASSES, DATASET))
     assert len(plt.get_fignums()) == before
+
+
+def test_soft_targets_vs_temperature_is_labelled_and_draws_each_teacher():
+    from kdtutor.images.metrics import soft_targets
+
+    z, y = torch.randn(50, 10) * 3, torch.randint(0, 10, (50,))
+    summaries = {name: {T: soft_targets(z * k, y, T) for T in (1.0, 2.0, 4.0)} for name, k in (("sharp", 2.0), ("flat", 0.5))}
+    fig = lesson05.soft_targets_vs_temperature(summaries, "t")
+    assert_labelled(fig)
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 4
+    plt.close(fig)

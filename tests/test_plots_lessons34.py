@@ -21,6 +21,14 @@ def _history(n=3):
 CLASSES = [str(i) for i in range(4)]
 
 
+def _few_labels():
+    from kdtutor.images.few_labels import ARMS, Budget, FewLabels
+
+    r = FewLabels([250, 1000], [1, 2], Budget())
+    r.test = {(a, n): [0.4 + k / 10 + n / 1e4, 0.41 + k / 10 + n / 1e4] for k, a in enumerate(ARMS) for n in (250, 1000)}
+    return r
+
+
 @pytest.mark.parametrize("make", [
     lambda: lesson03.class_balance(torch.tensor([0, 1, 1, 3]), CLASSES, "t"),
     lambda: lesson03.augmentation_examples(torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8), "t"),
@@ -28,8 +36,9 @@ CLASSES = [str(i) for i in range(4)]
     lambda: lesson03.learning_curves({"a": _history(), "b": _history(2)}, "t"),
     lambda: lesson04.sweep_heatmap(Sweep([1.0, 4.0], [0.5, 0.9], [[0.5, 0.6], [0.7, 0.55]]), "t"),
     lambda: lesson04.seed_comparison({"scratch": [0.5, 0.52], "distilled": [0.55, 0.56]}, "t"),
+    lambda: lesson04.accuracy_vs_labels(_few_labels(), "t", teacher_acc=0.8),
     lambda: lesson05.per_class_accuracy_bars({"a": torch.rand(4), "b": torch.rand(4)}, CLASSES, "d", highlight=2, title="t"),
-], ids=["class_balance", "augmentation", "lr_schedule", "curves", "heatmap", "seeds", "per_class_highlight"])
+], ids=["class_balance", "augmentation", "lr_schedule", "curves", "heatmap", "seeds", "accuracy_vs_labels", "per_class_highlight"])
 def test_figures_are_labelled(make):
     fig = make()
     assert_labelled(fig)
@@ -76,3 +85,13 @@ def test_seed_comparison_shows_each_seed_and_mean_plus_minus_std_without_bars():
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["one seed", "mean ± std"]
     finally:
         plt.close(fig)
+
+
+def test_accuracy_vs_labels_draws_every_seed_and_each_arms_mean():
+    fig = lesson04.accuracy_vs_labels(_few_labels(), "t", teacher_acc=0.8)
+    ax = fig.axes[0]
+    means = [line for line in ax.lines if line.get_marker() == "D"]
+    assert len(means) == 3 and list(means[2].get_ydata()) == pytest.approx([63.0, 70.5])
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert sum(len(d.get_ydata()) for d in dots) == 3 * 2 * 2 and ax.get_xscale() == "log"
+    plt.close(fig)

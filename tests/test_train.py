@@ -40,7 +40,8 @@ def test_airbench_recipe_rewritten_for_mean_loss():
     cfg = airbench_config(batch_size=1024)
     assert cfg.lr == pytest.approx(11.5 / (1 + 1 / 0.15))  # ≈ 1.5 per example-mean
     assert cfg.lr * cfg.weight_decay == pytest.approx(0.0153 * 1024 / (1024 * (1 + 1 / 0.15)))  # decay per step
-    assert cfg.label_smoothing == 0.2 and cfg.momentum == 0.85 and cfg.bn_bias_lr_scale == 64
+    assert cfg.label_smoothing == 0.0 and cfg.momentum == 0.85 and cfg.bn_bias_lr_scale == 64  # the course: no smoothing
+    assert airbench_config(label_smoothing=0.2).label_smoothing == 0.2  # airbench94's record setting
 
 
 def test_model_sizes_match_the_course_table():

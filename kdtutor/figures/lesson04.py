@@ -49,3 +49,27 @@ def seed_comparison(groups: dict, title: str, ylabel: str = "accuracy (%)"):
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
+
+
+def accuracy_vs_labels(result, title: str, teacher_acc: float | None = None, split: str = "test"):
+    """Accuracy (%) of each arm of a :class:`kdtutor.images.few_labels.FewLabels` against the number of labelled
+    images (log scale): one dot per seed, a line through the means; the teacher's accuracy as a dashed line."""
+    from kdtutor.images.few_labels import ARM_NAMES, ARMS
+
+    acc = getattr(result, split)
+    ns = np.array(result.label_counts, dtype=float)
+    fig, (ax,) = new_figure(width=6.5, height=4.2)
+    for k, arm in enumerate(a for a in ARMS if (a, result.label_counts[0]) in acc):
+        per_seed = 100 * np.array([acc[arm, n] for n in result.label_counts], dtype=float)  # (len(ns), seeds)
+        jitter = 1 + 0.04 * (k - 1)
+        ax.plot(np.repeat(ns * jitter, per_seed.shape[1]), per_seed.ravel(), "o", color=f"C{k}", alpha=0.5, markersize=4)
+        ax.plot(ns * jitter, per_seed.mean(1), "-D", color=f"C{k}", label=ARM_NAMES[arm])
+    if teacher_acc is not None:
+        ax.axhline(100 * teacher_acc, color="0.4", linestyle="--", label=f"teacher ({100 * teacher_acc:.1f} %)")
+    ax.set_xscale("log")
+    ax.set_xticks(ns, [f"{int(n):,d}" for n in ns])
+    ax.minorticks_off()
+    ax.set(xlabel="labelled training images (log scale)", ylabel=f"{split} accuracy (%)", title=title)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig

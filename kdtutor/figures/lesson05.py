@@ -170,3 +170,28 @@ def per_class_accuracy_bars(accuracies: dict, classes: list[str], dataset_name: 
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
+
+
+def soft_targets_vs_temperature(summaries: dict, title: str):
+    """Two panels against T (log axis), one line per teacher: the mean probability of the labelled class,
+    and the entropy of the soft targets over its maximum ``log C`` (1 = uniform).
+
+    Args:
+        summaries: ``{teacher name: {T: kdtutor.images.metrics.soft_targets(...) dict}}``.
+    """
+    fig, (ax_p, ax_h) = _new(ncols=2, width=5, height=3.8)
+    for k, (name, by_t) in enumerate(summaries.items()):
+        ts = sorted(by_t)
+        ax_p.plot(ts, [by_t[t]["p_target"] for t in ts], "o-", color=f"C{k}", label=name)
+        ax_h.plot(ts, [by_t[t]["entropy"] for t in ts], "o-", color=f"C{k}", label=f"{name}: all classes")
+        ax_h.plot(ts, [by_t[t]["non_target_entropy"] for t in ts], "s--", color=f"C{k}", alpha=0.6,
+                  label=f"{name}: wrong classes only")
+    ax_p.set(xscale="log", xlabel="temperature T (log scale)", ylabel="mean p(labelled class)",
+             title="probability of the label", ylim=(0, 1))
+    ax_h.set(xscale="log", xlabel="temperature T (log scale)", ylabel="entropy / its maximum",
+             title="how flat the soft targets are", ylim=(0, 1.02))
+    for ax in (ax_p, ax_h):
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import torch
 
+from kdtutor.kd.beyond import non_target_entropy
 from kdtutor.kd.losses import check_labels, check_logit_pair, cross_entropy, kl_divergence
-from kdtutor.kd.softmax import check_logits, softmax
+from kdtutor.kd.softmax import check_logits, entropy, softmax
 
 
 # --------------------------------------------------------------------------- input checks
@@ -297,3 +298,19 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, temperatures=Non
     nll = [cross_entropy(logits.double() / float(t), labels, check=False).item() for t in grid]
     return float(grid[min(range(len(nll)), key=nll.__getitem__)])
 
+
+
+def soft_targets(logits: torch.Tensor, labels: torch.Tensor, T: float) -> dict:
+    """What a teacher's soft targets at temperature ``T`` hold, averaged over the rows of ``logits (N, C)``:
+
+    * ``"p_target"``: the probability of the labelled class, in [0, 1];
+    * ``"entropy"``: the entropy of ``softmax(logits / T)`` over its maximum ``log C``, in [0, 1]
+      (1: uniform, nothing to learn from them);
+    * ``"non_target_entropy"``: the entropy among the ``C − 1`` other classes over ``log(C − 1)``
+      (1: the wrong classes all look alike to the teacher — no "this cat looks like a dog" left).
+    """
+    logits = check_predictions(logits, labels).double()
+    p = softmax(logits / float(T), check=False)
+    return {"p_target": p.gather(1, labels.view(-1, 1)).mean().item(),
+            "entropy": (entropy(p) / math.log(logits.shape[1])).mean().item(),
+            "non_target_entropy": non_target_entropy(logits, labels, float(T)).mean().item()}

@@ -210,3 +210,15 @@ def verdict_sentence(p: PairedDifference, better: str, worse: str, scale: float 
             VERDICTS[2]: f"no reliable difference between {better} and {worse}"}[p.verdict]
     tail = " (a smaller true difference may hide in the interval)" if p.verdict == VERDICTS[2] else ""
     return f"{said}: mean paired difference {scale * p.mean:+.2f}{u}, {interval}; {power}{tail}"
+
+
+def expected_maximum(k: int) -> float:
+    """``E[max(Z_1, …, Z_k)]`` for ``k`` independent standard normals: by how many standard deviations the
+    best of ``k`` equally good, noisy runs (a sweep's winner) beats their common mean on average
+    (0 for k = 1, 1/√π ≈ 0.564 for k = 2, ≈ 1.029 for k = 4). Computed as ``∫ x · k φ(x) Φ(x)^(k−1) dx``."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    x = torch.linspace(-12, 12, 48_001, dtype=torch.float64)
+    pdf = torch.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+    return float(torch.trapezoid(x * k * pdf * cdf ** (k - 1), x))
