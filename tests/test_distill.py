@@ -69,6 +69,11 @@ def test_mirror_only_views_are_served_from_two_views_computed_once():
     images_seen_by_tables = 2 * len(TINY.train)
     spot_checks = 3 * 8  # one of 8 images per epoch's view
     assert counting.seen == images_seen_by_tables + spot_checks
+    other_seed = DeviceLoader(TINY.train, 32, TINY.mean, TINY.std, train=True, flip=True, translate=0, seed=4)
+    cached.attach(other_seed)  # the next seed of a comparison: the mirror table does not depend on the seed
+    batch = next(iter(other_seed))
+    torch.testing.assert_close(cached(batch), teacher_forward(counting.net, batch.images), atol=1e-5, rtol=1e-5)
+    assert counting.seen == images_seen_by_tables + spot_checks + 8  # only the new view's spot check
     with_features = TeacherLogits(counting, loader, "cached", layer="net.7")
     loader.set_epoch(1)
     batch = next(iter(loader))

@@ -239,17 +239,22 @@ class TeacherLogits:
             self.attach(loader)
 
     def attach(self, loader: DeviceLoader) -> None:
-        """Serve batches of ``loader``: the first one, or another loader over the same split with the same
-        seed (a new run of a sweep). Its views may differ (mixup): they are cached under their own keys.
+        """Serve batches of ``loader``: the first one, or another loader over the same split (a new run of a
+        sweep, or the next seed of a comparison). Its views may differ (mixup): they are cached under their own
+        keys. With another seed the cached views of the old one can never be asked for again and are dropped;
+        only the two mirror views (:func:`flip_logits`), which do not depend on the seed, are kept.
 
         Raises:
-            ValueError: another split or another seed (make another :class:`TeacherLogits` for those).
+            ValueError: another split (make another :class:`TeacherLogits` for other data).
         """
         old = self.loader
-        if old is not None and (loader.num_examples != old.num_examples or loader.seed != old.seed or not (
+        if old is not None and (loader.num_examples != old.num_examples or not (
                 loader.images is old.images or torch.equal(loader.images, old.images))):
-            raise ValueError("cached teacher outputs serve one split with one seed: make another TeacherLogits "
-                             "for other data or another seed")
+            raise ValueError("cached teacher outputs serve one split: make another TeacherLogits for other data")
+        if old is not None and loader.seed != old.seed:
+            self.cache = {k: v for k, v in self.cache.items() if k == FLIPS}
+            self.feature_cache = {k: v for k, v in self.feature_cache.items() if k == FLIPS}
+            self._checked.clear()
         self.teacher = place(self.teacher, loader.device)
         self.loader = loader
 
