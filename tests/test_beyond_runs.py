@@ -91,9 +91,9 @@ def test_teacher_logits_serve_the_teachers_outputs_for_the_batchs_own_view():
         assert torch.allclose(fixed(batch), teacher(loader.clean_images(batch.index)), atol=1e-5)
     with pytest.raises(ValueError, match="one split"):
         outputs.attach(_loader(n=30))
-    with pytest.raises(ValueError, match="one split"):
-        outputs.attach(_loader(seed=4))
     outputs.attach(br.MixupLoader.like(_loader()))  # the same split and seed, other views: served
+    outputs.attach(_loader(seed=4))  # another seed: the old seed's views can never be asked for again
+    assert outputs.cache == {} and outputs.feature_cache == {}
 
 
 def test_method_loss_rejects_unknown_methods_and_missing_pieces():
@@ -161,7 +161,8 @@ def test_logit_gradient_norm_has_the_closed_forms_of_ce_and_kd():
 def test_lr_candidates_match_every_methods_initial_pull_to_ces():
     norms = {"scratch": 1.0, "KD": 0.5, "DKD": 2.0, "LS-KD": 40.0}
     c = br.lr_candidates(norms)
-    assert c == {"scratch": (1.0,), "KD": (1.0, 2.0), "DKD": (1.0, 0.5), "LS-KD": (1.0, 0.025)}
+    assert c == {"scratch": (1.0, 2.0), "KD": (1.0, 2.0), "DKD": (1.0, 0.5), "LS-KD": (1.0, 0.025)}
+    assert all(len(v) == 2 for v in c.values())  # the same tuning budget for every method, scratch included
 
 
 def _run(method, seed, test_accs, correct_final, scale=1.0):

@@ -52,6 +52,48 @@ def test_cached_logits_equal_online_ones_for_every_batch():
     assert len(cached.cache) == 2  # one set of logits per epoch's views
 
 
+def test_mirror_only_views_are_served_from_two_views_computed_once():
+    """With a random mirror as the only augmentation, the cached teacher runs on 2N images for the whole run
+    (not N per epoch), and every batch still gets the logits — and the features — of the very view it shows."""
+    from kdtutor.images.distill import FLIPS
+    from kdtutor.images.loader import DeviceLoader
+
+    counting = freeze(CountingTeacher())
+    loader = DeviceLoader(TINY.train, 32, TINY.mean, TINY.std, train=True, flip=True, translate=0, seed=3)
+    cached = TeacherLogits(counting, loader, "cached")
+    for epoch in range(3):
+        loader.set_epoch(epoch)
+        for batch in loader:
+            torch.testing.assert_close(cached(batch), teacher_forward(counting.net, batch.images), atol=1e-5, rtol=1e-5)
+    assert list(cached.cache) == [FLIPS] and cached.cache[FLIPS].shape == (2, len(TINY.train), 10)
+    images_seen_by_tables = 2 * len(TINY.train)
+    spot_checks = 3 * 8  # one of 8 images per epoch's view
+    assert counting.seen == images_seen_by_tables + spot_checks
+    other_seed = DeviceLoader(TINY.train, 32, TINY.mean, TINY.std, train=True, flip=True, translate=0, seed=4)
+    cached.attach(other_seed)  # the next seed of a comparison: the mirror table does not depend on the seed
+    batch = next(iter(other_seed))
+    torch.testing.assert_close(cached(batch), teacher_forward(counting.net, batch.images), atol=1e-5, rtol=1e-5)
+    assert counting.seen == images_seen_by_tables + spot_checks + 8  # only the new view's spot check
+    with_features = TeacherLogits(counting, loader, "cached", layer="net.7")
+    loader.set_epoch(1)
+    batch = next(iter(loader))
+    from kdtutor.images.hints import FeatureHook
+    with FeatureHook(counting, "net.7") as hook:
+        with torch.no_grad():
+            counting(batch.images)
+        want = hook.take().float()
+    torch.testing.assert_close(with_features.features(batch), want, atol=1e-5, rtol=1e-5)
+
+
+def test_shifted_views_are_not_served_from_the_mirror_table():
+    teacher = tiny_teacher()
+    loader = make_loaders(TINY, 32, "cpu")[0]  # flip and a 2-pixel shift
+    cached = TeacherLogits(teacher, loader, "cached")
+    batch = next(iter(loader))
+    torch.testing.assert_close(cached(batch), teacher_forward(teacher, batch.images), atol=1e-5, rtol=1e-5)
+    assert "flips" not in cached.cache
+
+
 def test_fixed_teacher_uses_clean_images_not_the_students_view():
     teacher = tiny_teacher()
     loader = make_loaders(TINY, 32, "cpu")[0]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from kdtutor.images import few_labels
-from kdtutor.images.distill import freeze
+from kdtutor.images.distill import flip_logits, freeze
 from kdtutor.images.models import build_model
 from kdtutor.images.standin import make_standin
 from kdtutor.images.stats import paired_seed_difference, verdict_sentence
@@ -27,7 +27,7 @@ def same_weights(a, b):
 
 def test_flip_logits_are_the_teachers_outputs_on_both_views():
     teacher, x = tiny_teacher(), torch.randn(5, 3, 32, 32)
-    table = few_labels.flip_logits(teacher, x, chunk=2)
+    table = flip_logits(teacher, x, chunk=2)
     with torch.no_grad():
         torch.testing.assert_close(table[0], teacher(x))
         torch.testing.assert_close(table[1], teacher(torch.flip(x, dims=[3])))

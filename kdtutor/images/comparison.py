@@ -166,7 +166,8 @@ def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data
     (see the module's protocol).
 
     ``make_cfg(seed)`` gives one seed's :class:`TrainConfig` (shared by all methods). Teacher
-    logits are cached per view and shared by every run of a seed, then dropped. With
+    logits are cached per view and shared by every run of a seed, then dropped; with mirror-only views
+    (``translate=0``) they are computed once for every seed. With
     ``checkpoint_dir`` every run is kept and reused when current (:func:`~kdtutor.images.methods.train_method`).
     """
     if sweep_seed in seeds:
@@ -182,11 +183,9 @@ def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data
     candidates = lr_candidates(result.grad_norms)
     jobs = [(sweep_seed, m, v) for m in METHODS if len(candidates[m]) > 1 for v in candidates[m]]
     jobs += [(s, m, None) for s in seeds for m in METHODS]
-    outputs, cached_seed = None, None
+    outputs = TeacherLogits(teacher, mode="cached")  # a new seed drops the old seed's views (not the mirror table)
     bar = tqdm(jobs, desc=f"{len(jobs)} student runs", disable=not progress)
     for seed, method, scale in bar:
-        if seed != cached_seed:  # every view of the previous seed is done: its outputs are dropped
-            outputs, cached_seed = TeacherLogits(teacher, mode="cached"), seed
         if scale is None:
             scale = result.chosen.setdefault(method, _choose(result.grid[method]) if method in result.grid
                                              else candidates[method][0])

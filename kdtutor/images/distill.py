@@ -40,6 +40,7 @@ from kdtutor.precision import autocast, full_precision, place
 from kdtutor.scale import distributed
 
 MODES = ("online", "cached", "fixed")
+FLIPS = "flips"  # TeacherLogits' key of the two mirror views of every example
 
 
 def freeze(teacher: nn.Module) -> nn.Module:
@@ -161,6 +162,20 @@ def all_teacher_logits(teacher: nn.Module, loader: DeviceLoader, view: str = "cl
     return distributed.all_reduce_sum(out)[0]
 
 
+@torch.no_grad()
+def flip_logits(teacher: nn.Module, images: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
+    """``(2, N, C) float32``: the frozen teacher's logits (as training targets) for each of ``images
+    (N, C_in, H, W)`` (normalised) as it is ``[0]`` and mirrored left–right ``[1]`` — every view a student whose
+    only augmentation is a random mirror can see, so a run of any length needs the teacher 2N times."""
+    teacher = freeze(teacher)
+    views = [[], []]
+    for i in range(0, len(images), chunk):
+        x = images[i:i + chunk]
+        views[0].append(teacher_forward(teacher, x))
+        views[1].append(teacher_forward(teacher, x.flip(-1)))
+    return torch.stack([torch.cat(v) for v in views])
+
+
 class CachedLogitsMismatch(ValueError):
     """Cached teacher logits do not belong to the images they were used with."""
 
@@ -197,7 +212,9 @@ class TeacherLogits:
     * ``"cached"``: the same numbers, computed once per epoch-view (the loader's
       :meth:`~kdtutor.images.loader.DeviceLoader.view_key`: seed, epoch, augmentation, mixup) for all
       examples and looked up by ``batch.index``; runs with the same data seed (a sweep, the methods of
-      one seed) reuse them instead of running the teacher again.
+      one seed) reuse them instead of running the teacher again. When the only augmentation is a random
+      mirror (``translate=0``), an image has two views whatever the epoch: both are computed once
+      (:func:`flip_logits`) and every epoch of every seed is served from them.
     * ``"fixed"``: logits of the *clean* images, computed once, while the student
       sees augmented views — the "fixed teacher" that Beyer et al. (2022) show
       to be worse. For the consistency lab only.
@@ -222,17 +239,22 @@ class TeacherLogits:
             self.attach(loader)
 
     def attach(self, loader: DeviceLoader) -> None:
-        """Serve batches of ``loader``: the first one, or another loader over the same split with the same
-        seed (a new run of a sweep). Its views may differ (mixup): they are cached under their own keys.
+        """Serve batches of ``loader``: the first one, or another loader over the same split (a new run of a
+        sweep, or the next seed of a comparison). Its views may differ (mixup): they are cached under their own
+        keys. With another seed the cached views of the old one can never be asked for again and are dropped;
+        only the two mirror views (:func:`flip_logits`), which do not depend on the seed, are kept.
 
         Raises:
-            ValueError: another split or another seed (make another :class:`TeacherLogits` for those).
+            ValueError: another split (make another :class:`TeacherLogits` for other data).
         """
         old = self.loader
-        if old is not None and (loader.num_examples != old.num_examples or loader.seed != old.seed or not (
+        if old is not None and (loader.num_examples != old.num_examples or not (
                 loader.images is old.images or torch.equal(loader.images, old.images))):
-            raise ValueError("cached teacher outputs serve one split with one seed: make another TeacherLogits "
-                             "for other data or another seed")
+            raise ValueError("cached teacher outputs serve one split: make another TeacherLogits for other data")
+        if old is not None and loader.seed != old.seed:
+            self.cache = {k: v for k, v in self.cache.items() if k == FLIPS}
+            self.feature_cache = {k: v for k, v in self.feature_cache.items() if k == FLIPS}
+            self._checked.clear()
         self.teacher = place(self.teacher, loader.device)
         self.loader = loader
 
@@ -244,15 +266,30 @@ class TeacherLogits:
 
     def _all_logits(self, key) -> torch.Tensor:
         """Teacher logits for every example of the loader, for the view named ``key`` (and, with a
-        ``layer``, its features)."""
+        ``layer``, its features): ``(N, C)``, or ``(2, N, C)`` for the two mirror views (``key == FLIPS``)."""
         if key not in self.cache:
-            view = "clean" if key == "clean" else "epoch"
-            if self.layer is None:  # training targets: as the online teacher computes them
+            view = "clean" if key == "clean" else "mirror" if key == FLIPS else "epoch"
+            if self.layer is None and key == FLIPS:
+                idx = torch.arange(self.loader.num_examples, device=self.loader.device)
+                self.cache[key] = flip_logits(self.teacher, self.loader.clean_images(idx))
+            elif self.layer is None:  # training targets: as the online teacher computes them
                 self.cache[key] = all_teacher_logits(self.teacher, self.loader, view, amp=True)
             else:
                 self.cache[key], self.feature_cache[key] = _logits_and_features(self.teacher, self.loader, view,
                                                                                self.layer)
         return self.cache[key]
+
+    def _flip_only(self) -> bool:
+        """Whether the loader's views are the images and their mirrors only (no shift, no mixup)."""
+        key = self.loader.view_key()
+        return self.mode == "cached" and key is not None and key[0] == "views" and key[-1] == 0
+
+    def _lookup(self, table: torch.Tensor, key, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` of a cached table: by mirror flag for the two-view table."""
+        if key != FLIPS:
+            return table[index]
+        flip = self.loader.view_params()[1][index]
+        return table[flip.long(), index]
 
     def _key(self, batch: Batch):
         if self.loader is None:
@@ -261,6 +298,8 @@ class TeacherLogits:
             return "clean"
         if batch.view != self.loader.view_key():
             raise CachedLogitsMismatch(f"batch of view {batch.view} served while the loader is at {self.loader.view_key()}")
+        if self._flip_only():
+            return FLIPS
         return batch.view if batch.view is not None else "clean"
 
     def __call__(self, batch: Batch) -> torch.Tensor:
@@ -268,8 +307,8 @@ class TeacherLogits:
         if self.mode == "online":
             return teacher_forward(self.teacher, batch.images)
         key = self._key(batch)
-        logits = self._all_logits(key)[batch.index]
-        check = key if self.mode == "cached" else self.loader.epoch
+        logits = self._lookup(self._all_logits(key), key, batch.index)
+        check = batch.view if self.mode == "cached" else self.loader.epoch
         if check not in self._checked:
             images = batch.images if self.mode == "cached" else self.loader.clean_images(batch.index)
             check_cached_logits(self.teacher, images, logits)
@@ -282,14 +321,19 @@ class TeacherLogits:
             raise ValueError("no teacher features: build the TeacherLogits with a layer")
         key = self._key(batch)
         self._all_logits(key)
-        return self.feature_cache[key][batch.index]
+        return self._lookup(self.feature_cache[key], key, batch.index)
 
 
 @torch.no_grad()
 def _logits_and_features(teacher: nn.Module, loader: DeviceLoader, view: str, layer: str, chunk: int = 1000):
     """``(logits (N, C) float32, features at layer (N, D, H, W) float32)`` of the teacher on every example's
-    ``view`` (``"clean"`` or ``"epoch"``), ``chunk`` images at a time, as training targets (autocast)."""
-    images = loader.clean_images if view == "clean" else loader.view_images
+    ``view`` (``"clean"`` or ``"epoch"``), ``chunk`` images at a time, as training targets (autocast);
+    ``"mirror"``: both mirror views, ``(2, N, C)`` and ``(2, N, D, H, W)``."""
+    if view == "mirror":
+        pairs = [_logits_and_features(teacher, loader, v, layer, chunk) for v in ("clean", "flipped")]
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    images = {"clean": loader.clean_images, "epoch": loader.view_images,
+              "flipped": lambda i: loader.clean_images(i).flip(-1)}[view]
     idx = torch.arange(loader.num_examples, device=loader.device)
     logits, feats = [], []
     with FeatureHook(teacher, layer) as hook:

@@ -13,7 +13,7 @@ labelled batches** — only what the loss sees differs:
 
 The unlabelled images are the teacher's training images with their labels dropped (here the
 students' training split, a subset of them). Augmentation is a random horizontal flip, so an image
-has two views; :func:`flip_logits` computes the teacher's logits for both, once, and every student
+has two views; :func:`kdtutor.images.distill.flip_logits` computes the teacher's logits for both, once, and every student
 is taught on the very view it sees (consistent teaching) without running the teacher at each step.
 """
 
@@ -28,7 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor.fingerprint import code_fingerprint, digest, fingerprint, weights_fingerprint
-from kdtutor.images.distill import Sweep, freeze, teacher_forward
+from kdtutor.images.distill import Sweep, flip_logits
 from kdtutor.images.loader import DeviceLoader
 from kdtutor.images.metrics import top1_accuracy
 from kdtutor.images.models import ModelSpec, make_model, model_label
@@ -63,19 +63,6 @@ class Budget:
             raise ValueError(f"steps and batch_size must be at least 1, got {self.steps} and {self.batch_size}")
         check_temperature(self.T)
         check_alpha(self.alpha)
-
-
-@torch.no_grad()
-def flip_logits(teacher: nn.Module, images: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
-    """``(2, N, C) float32``: the frozen teacher's logits for each of ``images (N, C_in, H, W)`` (normalised)
-    as it is ``[0]`` and mirrored left–right ``[1]``: every view a flip-augmented student can see."""
-    teacher = freeze(teacher)
-    views = [[], []]
-    for i in range(0, len(images), chunk):
-        x = images[i:i + chunk]
-        views[0].append(teacher_forward(teacher, x))
-        views[1].append(teacher_forward(teacher, x.flip(3)))
-    return torch.stack([torch.cat(v) for v in views])
 
 
 def labelled_subset(labels: torch.Tensor, n: int, num_classes: int, seed: int = 0) -> torch.Tensor:

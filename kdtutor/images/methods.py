@@ -191,11 +191,12 @@ def initial_gradient_norms(teacher: nn.Module, arch: str, data: Dataset, cfg: Tr
 
 
 def lr_candidates(norms: dict[str, float]) -> dict[str, tuple[float, ...]]:
-    """The learning-rate multipliers tried for each method on validation: 1 (the course's student
-    learning rate, tuned for CE: what mdistiller does, one learning rate for all) and the one that
-    makes the method's initial gradient on the logits as strong as CE's, ``norms["scratch"] /
-    norms[method]``. Scratch keeps 1."""
-    out = {"scratch": (1.0,)}
+    """The learning-rate multipliers tried for each method on validation, two each: 1 (the course's student
+    learning rate, tuned for CE: what mdistiller does, one learning rate for all) and, for a distillation
+    method, the one that makes its initial gradient on the logits as strong as CE's, ``norms["scratch"] /
+    norms[method]``; for scratch, whose pull is CE's by definition, twice the course's rate (a shorter run
+    than the one it was tuned for may want more). Every method gets the same tuning budget."""
+    out = {"scratch": (1.0, 2.0)}
     for m in METHODS[1:]:
         out[m] = (1.0, norms["scratch"] / norms[m])
     return out

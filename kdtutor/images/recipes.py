@@ -33,6 +33,8 @@ class TrainConfig:
       are skipped, different ones each epoch).
     * ``train_on_val``: train on the training *and* validation images (the final teacher,
       e.g. all 50,000 CIFAR-10 training images); there is then nothing left to validate on.
+    * ``translate``: the random shift of augmented images, in pixels (0: a random mirror only; a
+      cached teacher then computes its logits once for both views of every image).
 
     airbench94's own extras are in :class:`AirbenchConfig`.
     """
@@ -55,6 +57,7 @@ class TrainConfig:
     checkpoint_every: int = 1
     drop_last: bool = True
     train_on_val: bool = False
+    translate: int = 2
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -64,6 +67,8 @@ class TrainConfig:
         if self.val_every < 0 or self.checkpoint_every < 1:
             raise ValueError(f"need val_every ≥ 0 and checkpoint_every ≥ 1, got {self.val_every} and "
                              f"{self.checkpoint_every}")
+        if self.translate < 0:
+            raise ValueError(f"translate must be ≥ 0 pixels, got {self.translate}")
 
 
 @dataclass
@@ -94,7 +99,7 @@ _BOOKKEEPING = ("deterministic", "val_every", "checkpoint_every")
 # fields added after checkpoints were first written: part of the identity only when not at their default,
 # so a checkpoint written before they existed still names the same run
 _ADDED_LATER = ("amp", "drop_last", "lookahead", "dirac_init", "whiten_bias_epochs", "alternate_flip",
-                "train_on_val")
+                "train_on_val", "translate")
 
 
 def config_identity(cfg: TrainConfig) -> dict:

@@ -272,10 +272,10 @@ class TrainResult:
 
 def make_train_loader(data: Dataset, cfg: TrainConfig, device=None, augment: bool = True) -> DeviceLoader:
     """The shuffled training loader of a run with ``cfg``: its batch size, seed, ``drop_last``
-    and flip scheme; flip + translate by 2 pixels when ``augment``. In a data-parallel run
+    and flip scheme; flip + translate by ``cfg.translate`` pixels when ``augment``. In a data-parallel run
     it yields this process's piece of each global batch of ``cfg.batch_size``."""
     return DeviceLoader(data.train, cfg.batch_size, data.mean, data.std, device=device or default_device(),
-                        train=True, flip=augment, translate=2 if augment else 0, seed=cfg.seed,
+                        train=True, flip=augment, translate=cfg.translate if augment else 0, seed=cfg.seed,
                         drop_last=cfg.drop_last, alternate_flip=getattr(cfg, "alternate_flip", False),
                         world_size=distributed.world_size(), rank=distributed.rank())
 
