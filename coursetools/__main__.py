@@ -23,6 +23,7 @@ The learner's own commands (install, lab, prepare, train-teacher, distill): pyth
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -100,6 +101,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("pace", help="record a finished course run's lesson times (timings.json) for the lessons' time lines")
     p.add_argument("timings", help="results/<profile>/timings.json of a finished `make course`")
     p.add_argument("--machine", required=True, help='what ran it, e.g. "2-core CPU, no GPU"')
+    p.add_argument("--environment", help="the --json file of benchmarks/course_time.py for the same run (torch build, "
+                                         "threads, load average, empty data folder)")
 
     p = sub.add_parser("slides", help="one slide deck per lesson (jupyter nbconvert --to slides) in build/slides/")
     p.add_argument("lessons", nargs="*", help="lesson numbers or notebooks (default: all)")
@@ -216,7 +219,8 @@ def pace(args, parser):
 
     from coursetools.pace import record_run
 
-    record_run(Path(args.timings), args.machine, time.strftime("%Y-%m-%d"))
+    env = json.loads(Path(args.environment).read_text()) if args.environment else None
+    record_run(Path(args.timings), args.machine, time.strftime("%Y-%m-%d"), environment=env)
     print("recorded; now run: python -m coursetools generate")
 
 

@@ -72,9 +72,15 @@ def set_pace(nb, lesson: str, pace: dict) -> bool:
     return changed
 
 
-def record_run(timings_path: Path, machine: str, date: str, path: Path = PACE_PATH) -> dict:
+ENVIRONMENT_KEYS = ("torch", "torch_threads", "OMP_NUM_THREADS", "cuda", "python", "cpu_count", "load_before",
+                    "load_after", "data_empty_at_start")
+
+
+def record_run(timings_path: Path, machine: str, date: str, path: Path = PACE_PATH, environment: dict | None = None) -> dict:
     """Store a course run's per-lesson seconds (``timings.json`` of :func:`coursetools.course.run_course`)
-    in ``pace.json`` under its profile; returns the new contents."""
+    in ``pace.json`` under its profile, with what it ran on (``environment``: the JSON that
+    ``benchmarks/course_time.py --json`` writes — torch build, threads, load average, whether the data
+    folder was empty; its :data:`ENVIRONMENT_KEYS` are kept); returns the new contents."""
     from kdtutor.storage import atomic_write_bytes
 
     run = json.loads(Path(timings_path).read_text())
@@ -83,6 +89,7 @@ def record_run(timings_path: Path, machine: str, date: str, path: Path = PACE_PA
     pace = load_pace(path)
     pace.setdefault("runs", {})[run["profile"]] = {
         "lessons": {Path(k).stem: round(float(v), 1) for k, v in run["lessons"].items()},
-        "machine": machine, "date": date}
+        "machine": machine, "date": date,
+        **({"environment": {k: environment[k] for k in ENVIRONMENT_KEYS if k in environment}} if environment else {})}
     atomic_write_bytes(Path(path), (json.dumps(pace, indent=1, sort_keys=True) + "\n").encode())
     return pace
