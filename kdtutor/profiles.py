@@ -39,7 +39,8 @@ class BeyondBudget:
 class FewLabelsBudget:
     """Lesson 04's headline experiment (:mod:`kdtutor.images.few_labels`): students trained on
     ``label_counts`` labelled images (class-balanced subsets of the profile's student images, all of
-    which serve as the unlabelled pool), each for ``steps`` steps of ``batch_size`` labelled images."""
+    which serve as the unlabelled pool), each for ``steps`` steps of ``batch_size`` labelled images
+    (no more than the smallest label count)."""
 
     label_counts: tuple[int, ...]
     steps: int
@@ -135,7 +136,7 @@ PROFILES: dict[str, Profile] = {
         temperatures=(1.0, 2.0, 4.0, 8.0),
         alphas=(0.1, 0.5, 0.9),
         beyond=BeyondBudget(n_train=None, epochs=15, seeds=(1, 2, 3, 4, 5)),
-        few_labels=FewLabelsBudget(label_counts=(250, 1000, 4000), steps=1000, batch_size=256),
+        few_labels=FewLabelsBudget(label_counts=(250, 1000, 4000), steps=1000, batch_size=250),
         description="Full CIFAR-10, an airbench94-style teacher, the full sweep.",
     ),
 }

@@ -151,3 +151,17 @@ def test_a_sweep_keeps_one_file_per_cell(tmp_path):
     few_labels.sweep(tiny_teacher(), "cnn_tiny", TINY, 20, 0, [1.0, 4.0], [0.5, 0.9], few_labels.Budget(steps=1, batch_size=10),
                      folder=tmp_path, progress=False)
     assert len(list(tmp_path.glob("*.pt"))) == 4 and not list(tmp_path.glob("*.old*"))
+
+
+def test_a_label_count_that_cannot_fill_a_batch_is_refused_before_training():
+    with pytest.raises(ValueError, match="cannot fill a batch of 30"):
+        few_labels.run(tiny_teacher(), "cnn_tiny", TINY, [20, 50], [1], few_labels.Budget(steps=1, batch_size=30),
+                       progress=False)
+
+
+def test_every_profile_can_run_its_few_labels_experiment():
+    from kdtutor.profiles import PROFILES
+
+    for p in PROFILES.values():
+        fl = p.few_labels
+        assert min(fl.label_counts) >= fl.batch_size and all(n % 10 == 0 for n in fl.label_counts), p.name

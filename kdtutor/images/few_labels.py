@@ -1,8 +1,9 @@
 """Lesson 04 — when distillation pays: a few labelled images and many unlabelled ones.
 
 This is how distillation is used in practice: a teacher is given, labels are scarce, images
-without labels are plentiful (Hinton et al. 2015 matched a speech model trained on all the data
-from 3 % of it with soft targets; DistilBERT, Noisy Student). Three arms per seed, each a student
+without labels are plentiful (Hinton et al. 2015 recovered most of a speech model's accuracy from 3 % of
+its data with soft targets: 57.0 % test frame accuracy against 44.5 % from the hard labels and 58.9 % with
+all the data; DistilBERT, Noisy Student). Three arms per seed, each a student
 from the **same initial weights**, trained for the **same number of steps** on the **same
 labelled batches** — only what the loss sees differs:
 
@@ -208,17 +209,27 @@ def run(teacher: nn.Module, arch: ModelSpec, data: Dataset, label_counts, seeds,
     """Train every arm for every label count in ``label_counts`` and seed in ``seeds``; measure validation
     and test accuracy of each student.
 
-    ``arch``: a model name, your constructor ``seed → nn.Module`` or an ``nn.Module`` (each run starts from
-    :func:`kdtutor.images.models.make_model`'s weights for its seed). With ``folder`` each student is kept
-    there with what it was made from (teacher, images, labels, initial weights, budget, arm, code) and loaded
-    instead of retrained while all of that is the same; otherwise it is set aside and trained again.
+    Each seed draws its own balanced labelled subset (:func:`labelled_subset` with that seed), the same for
+    the arms of the seed. ``arch``: a model name, your constructor ``seed → nn.Module`` or an ``nn.Module``
+    (each run starts from :func:`kdtutor.images.models.make_model`'s weights for its seed). With ``folder``
+    each student is kept there — its weights, its accuracies and fingerprints of what it was made from
+    (teacher, images, labelled subset, initial weights, budget, arm, seed, evaluation splits, code) — and
+    loaded instead of retrained while all of that is the same; otherwise the file is set aside and the
+    student trained again.
+
+    Raises:
+        ValueError: a label count smaller than ``budget.batch_size`` (it could not fill one batch).
     """
+    too_few = [n for n in label_counts if n < budget.batch_size]
+    if too_few:
+        raise ValueError(f"label counts {too_few} cannot fill a batch of {budget.batch_size} labelled images: "
+                         "use a smaller batch_size or more labels")
     pool = pool or Pool(teacher, data, device)
     result = FewLabels(list(label_counts), list(seeds), budget)
     runs = [(n, seed, arm) for n in result.label_counts for seed in result.seeds for arm in arms]
     code = code_fingerprint(__name__)
     for n, seed, arm in tqdm(runs, desc=f"few labels: {len(runs)} students", disable=not progress):
-        labelled = labelled_subset(pool.labels.cpu(), n, data.num_classes)
+        labelled = labelled_subset(pool.labels.cpu(), n, data.num_classes, seed=seed)
         c, h, _ = data.image_shape
         init = weights_fingerprint(make_model(arch, seed, data.num_classes, c, h))
         identity = {"pool": pool.key, "labelled": fingerprint(labelled), "arch": model_label(arch), "init": init,
@@ -244,10 +255,11 @@ def run(teacher: nn.Module, arch: ModelSpec, data: Dataset, label_counts, seeds,
 
 def sweep(teacher: nn.Module, arch: ModelSpec, data: Dataset, n: int, seed: int, temperatures, alphas,
           budget: Budget = Budget(), arm: str = "kd+unlabelled", folder=None, pool: Pool | None = None,
-          progress: bool = True) -> Sweep:
+          device=None, progress: bool = True) -> Sweep:
     """Validation accuracy of ``arm`` at ``n`` labels and one ``seed`` for every ``(T, α)``: a
-    :class:`kdtutor.images.distill.Sweep` (``best`` is the cell to use; the test split is not looked at)."""
-    pool = pool or Pool(teacher, data)
+    :class:`kdtutor.images.distill.Sweep` (``best`` is the cell to use; the test split is not looked at).
+    Its ``runs[T, α]`` are the trained students (``nn.Module``), not ``TrainResult``s."""
+    pool = pool or Pool(teacher, data, device)
     result = Sweep(list(temperatures), list(alphas), [])
     grid = [(T, a) for T in temperatures for a in alphas]
     accs = {}
