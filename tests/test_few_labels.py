@@ -165,3 +165,16 @@ def test_every_profile_can_run_its_few_labels_experiment():
     for p in PROFILES.values():
         fl = p.few_labels
         assert min(fl.label_counts) >= fl.batch_size and all(n % 10 == 0 for n in fl.label_counts), p.name
+
+
+def test_mirror_off_shows_every_image_as_it_is(monkeypatch):
+    pool = few_labels.Pool(tiny_teacher(), TINY, "cpu")
+    labelled = few_labels.labelled_subset(pool.labels, 50, 10)
+    flips = []
+    view = pool.view
+    monkeypatch.setattr(pool, "view", lambda index, flip: (flips.append(flip.clone()), view(index, flip))[1])
+    few_labels.train_arm("cnn_tiny", "kd+unlabelled", pool, labelled, few_labels.Budget(steps=3, batch_size=10, mirror=False), 1)
+    assert len(flips) == 6 and not any(f.any() for f in flips)
+    flips.clear()
+    few_labels.train_arm("cnn_tiny", "kd+unlabelled", pool, labelled, few_labels.Budget(steps=3, batch_size=10), 1)
+    assert any(f.any() for f in flips)  # with the default, some images are mirrored

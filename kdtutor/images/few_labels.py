@@ -52,12 +52,14 @@ ARM_NAMES = {"scratch": "(a) scratch on the labels", "kd": "(b) KD on the labell
 class Budget:
     """What every student of the experiment gets: ``steps`` optimiser steps of ``batch_size`` labelled
     images (arm c adds as many unlabelled ones per step), the student recipe's SGD and schedule
-    (:func:`kdtutor.images.recipes.student_config`), and the distillation's ``T`` and ``alpha``."""
+    (:func:`kdtutor.images.recipes.student_config`), and the distillation's ``T`` and ``alpha``.
+    ``mirror``: each image is mirrored at random (turn it off where a mirror changes the class: digits, text)."""
 
     steps: int = 200
     batch_size: int = 128
     T: float = 4.0
     alpha: float = 0.9
+    mirror: bool = True
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -143,11 +145,12 @@ def train_arm(arch: ModelSpec, arm: str, pool: Pool, labelled: torch.Tensor, bud
         for group in optimizer.param_groups:  # warm-up, then linear decay
             group["lr"] = group["base_lr"] * lr_factor(step, budget.steps, cfg)
         index, flip = next(labelled_batches)
+        flip &= budget.mirror
         x, z_teacher = pool.view(index.to(pool.device), flip.to(pool.device))
         labels = pool.labels[index.to(pool.device)]
         if arm == "kd+unlabelled":
             u_index, u_flip = next(unlabelled_batches)
-            xu, zu = pool.view(u_index.to(pool.device), u_flip.to(pool.device))
+            xu, zu = pool.view(u_index.to(pool.device), (u_flip & budget.mirror).to(pool.device))
             x, z_teacher = torch.cat([x, xu]), torch.cat([z_teacher, zu])
         z = model(x)
         loss = cross_entropy(z[:len(labels)], labels, check=False)
@@ -264,7 +267,7 @@ def sweep(teacher: nn.Module, arch: ModelSpec, data: Dataset, n: int, seed: int,
     grid = [(T, a) for T in temperatures for a in alphas]
     accs = {}
     for T, a in tqdm(grid, desc=f"sweep T×α ({len(grid)} runs)", disable=not progress):
-        cell = Budget(budget.steps, budget.batch_size, T, a)
+        cell = Budget(budget.steps, budget.batch_size, T, a, budget.mirror)
         r = run(teacher, arch, data, [n], [seed], cell, arms=(arm,), folder=folder, pool=pool, progress=False)
         accs[T, a] = r.val[arm, n][0]
         result.runs[T, a] = r.models[arm, n, seed]
