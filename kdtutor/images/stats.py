@@ -196,17 +196,19 @@ def detectable_difference(std: float, n: int, power: float = 0.80) -> float:
     return brentq(gap, 0.0, high, xtol=1e-10) * std / math.sqrt(n)
 
 
-def verdict_sentence(p: PairedDifference, better: str, worse: str, scale: float = 1.0, unit: str = "") -> str:
+def verdict_sentence(p: PairedDifference, better: str, worse: str, scale: float = 1.0, unit: str = "",
+                     words: tuple[str, str] = ("better", "worse")) -> str:
     """The course's one verdict, in words: ``p`` holds the paired differences ``better − worse`` over seeds;
     the verdict is :attr:`PairedDifference.verdict` (the 95 % t-interval of their mean), told with the
     differences, the interval and the design's minimum detectable difference (80 % power). ``scale`` and
-    ``unit`` format the numbers (``scale=100, unit="points"`` for accuracies given as fractions)."""
+    ``unit`` format the numbers (``scale=100, unit="points"`` for accuracies given as fractions); ``words``
+    say what a positive and a negative difference mean (``("higher", "lower")`` where more is not better)."""
     u = f" {unit}" if unit else ""
     interval = f"95 % interval [{scale * p.low:+.2f}, {scale * p.high:+.2f}]{u}"
     power = (f"with this spread and {p.n} seeds the design detects a true difference of {scale * p.mdd:.2f}{u} "
              f"4 times in 5")
-    said = {VERDICTS[0]: f"{better} is reliably better than {worse}",
-            VERDICTS[1]: f"{better} is reliably worse than {worse}",
+    said = {VERDICTS[0]: f"{better} is reliably {words[0]} than {worse}",
+            VERDICTS[1]: f"{better} is reliably {words[1]} than {worse}",
             VERDICTS[2]: f"no reliable difference between {better} and {worse}"}[p.verdict]
     tail = " (a smaller true difference may hide in the interval)" if p.verdict == VERDICTS[2] else ""
     return f"{said}: mean paired difference {scale * p.mean:+.2f}{u}, {interval}; {power}{tail}"
