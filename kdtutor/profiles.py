@@ -116,7 +116,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(1, 2, 3),
         temperatures=(2.0, 4.0),
         alphas=(0.5, 0.9),
-        beyond=BeyondBudget(n_train=10000, epochs=5, seeds=(1, 2, 3, 4, 5), n_eval=2000),
+        beyond=BeyondBudget(n_train=6000, epochs=5, seeds=(1, 2, 3, 4, 5), n_eval=2000),
         few_labels=FewLabelsBudget(label_counts=(250, 1000), steps=200, batch_size=128),
         description="Laptop-sized: a small teacher on CIFAR-10's 45k training images, students on a 10k subset.",
     ),
