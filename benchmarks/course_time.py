@@ -40,7 +40,7 @@ def main() -> None:
     import torch
 
     data = os.environ.get("KDTUTOR_DATA", "data/")
-    out = {"profile": args.profile, "data": data, "data_empty_at_start": not any(Path(data).glob("*")),
+    out = {"profile": args.profile, "data": data, "data_empty_at_start": not any(p.name != "README.md" for p in Path(data).glob("*")),  # a clone's data/ holds its README
            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "cuda": torch.cuda.is_available(),
            "python": platform.python_version(), "load_before": os.getloadavg(), "runs": []}
