@@ -139,7 +139,7 @@ def test_budget_refuses_nonsense():
 
 def test_sweep_fills_the_grid_from_validation_runs_of_one_arm(tmp_path):
     teacher = tiny_teacher()
-    s = few_labels.sweep(teacher, "cnn_tiny", TINY, 20, 0, [1.0, 4.0], [0.5], few_labels.Budget(steps=2, batch_size=10),
+    s = few_labels.sweep_t_alpha(teacher, "cnn_tiny", TINY, 20, 0, [1.0, 4.0], [0.5], few_labels.Budget(steps=2, batch_size=10),
                          folder=tmp_path, progress=False)
     assert len(s.val_acc) == 2 and len(s.val_acc[0]) == 1 and s.best in {(1.0, 0.5), (4.0, 0.5)}
     again = few_labels.run(teacher, "cnn_tiny", TINY, [20], [0], few_labels.Budget(steps=2, batch_size=10, T=4.0, alpha=0.5),
@@ -148,7 +148,7 @@ def test_sweep_fills_the_grid_from_validation_runs_of_one_arm(tmp_path):
 
 
 def test_a_sweep_keeps_one_file_per_cell(tmp_path):
-    few_labels.sweep(tiny_teacher(), "cnn_tiny", TINY, 20, 0, [1.0, 4.0], [0.5, 0.9], few_labels.Budget(steps=1, batch_size=10),
+    few_labels.sweep_t_alpha(tiny_teacher(), "cnn_tiny", TINY, 20, 0, [1.0, 4.0], [0.5, 0.9], few_labels.Budget(steps=1, batch_size=10),
                      folder=tmp_path, progress=False)
     assert len(list(tmp_path.glob("*.pt"))) == 4 and not list(tmp_path.glob("*.old*"))
 

@@ -62,14 +62,14 @@ def test_lesson_04_distils_a_student_with_the_learners_kd_step_before_the_librar
     assert "for batch in" in cells[loop] and "lr_factor" in cells[loop] and "prepare_run" in cells[loop]
     compare = first(cells, r"max_weight_difference")
     assert compare == loop + 1 and "distill_student" in cells[compare] and "assert agree" in cells[compare]
-    assert loop < first(cells, r"few_labels\.sweep\(")
+    assert loop < first(cells, r"few_labels\.sweep_t_alpha\(")
 
 
 def test_lesson_04s_headline_is_the_few_labels_experiment_judged_by_the_one_rule():
     cells = code_cells("04_distilling_a_student")
     run = first(cells, r"few_labels\.run\(")
     assert "fl.label_counts" in cells[run] and "profile.seeds" in cells[run] and "T=T_best" in cells[run]
-    assert first(cells, r"few_labels\.sweep\(") < run  # T and α chosen on validation first
+    assert first(cells, r"few_labels\.sweep_t_alpha\(") < run  # T and α chosen on validation first
     later = "".join(cells[run:])
     assert "headline.verdict(n)" in later and "headline.verdict(n, 'kd')" in later
     assert not any(re.search(r"reliabl|inconclusive", c) for c in cells), "a verdict typed into lesson 04, not the rule's"

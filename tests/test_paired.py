@@ -44,7 +44,7 @@ def test_three_verdicts():
 
 def test_verdict_sentence_says_higher_or_lower_where_more_is_not_better():
     up, down = stats.paired_seed_difference([2, 3, 4], [0, 1, 1.5]), stats.paired_seed_difference([0, 1, 1.5], [2, 3, 4])
-    assert stats.verdict_sentence(up, "A", "B").startswith("A is reliably better than B: mean paired difference +1.83")
+    assert stats.verdict_sentence(up, "A", "B").startswith("A is reliably better than B: mean paired difference +2.17")
     assert stats.verdict_sentence(up, "A", "B", words=("higher", "lower")).startswith("A is reliably higher than B")
     assert stats.verdict_sentence(down, "A", "B", words=("higher", "lower")).startswith("A is reliably lower than B")
 

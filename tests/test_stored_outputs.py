@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_NOTEBOOK_BYTES = 4_000_000  # all eight lessons with the reference run's outputs (issue 24: ≤ ~5 MB added)
 # Whether the stored lessons' stamps record the kdtutor source that made them (stored.lesson_code). The
 # stamps of the run stored before that field existed do not: set True after `make notebooks PROFILE=cpu`.
-STAMPS_RECORD_CODE = False
+STAMPS_RECORD_CODE = True
 
 
 def _read(path):

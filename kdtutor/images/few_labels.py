@@ -256,7 +256,7 @@ def run(teacher: nn.Module, arch: ModelSpec, data: Dataset, label_counts, seeds,
     return result
 
 
-def sweep(teacher: nn.Module, arch: ModelSpec, data: Dataset, n: int, seed: int, temperatures, alphas,
+def sweep_t_alpha(teacher: nn.Module, arch: ModelSpec, data: Dataset, n: int, seed: int, temperatures, alphas,
           budget: Budget = Budget(), arm: str = "kd+unlabelled", folder=None, pool: Pool | None = None,
           device=None, progress: bool = True) -> Sweep:
     """Validation accuracy of ``arm`` at ``n`` labels and one ``seed`` for every ``(T, α)``: a
