@@ -74,7 +74,8 @@ def test_a_second_course_run_of_lessons_04_and_06_retrains_nothing(tmp_path, mon
     monkeypatch.setenv("MPLBACKEND", "Agg")
     course.run_course("smoke", results_dir=tmp_path / "results", lessons=["04", "06"])
     saved = {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*.pt")}
-    assert any("lesson06_smoke" in str(p) for p in saved) and any("kd_cached" in p.name for p in saved)
-    assert any("kd_fixed" in p.name for p in saved)
+    assert any("lesson06_smoke" in str(p) for p in saved)  # lesson 06's students
+    assert any("few_labels_smoke" in str(p) and "kd+unlabelled" in p.name for p in saved)  # lesson 04's three arms
+    assert any("few_labels_smoke" in str(p) and "_scratch_" in p.name for p in saved)
     course.run_course("smoke", results_dir=tmp_path / "results", lessons=["04", "06"])
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*.pt")} == saved
