@@ -18,19 +18,9 @@ from kdtutor.images.recipes import digits_config, student_config
 from kdtutor.images.splits import Dataset
 from kdtutor.images.standin import make_standin
 from kdtutor.images.train import make_loaders, train_model
-from tests.counting import CountingTeacher
+from tests.counting import CountingTeacher, same_weights, tiny_teacher
 
 TINY = make_standin(120, 40, 40, seed=0)
-
-
-def tiny_teacher():
-    torch.manual_seed(0)
-    return freeze(build_model("cnn_tiny"))
-
-
-def same_weights(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_freeze_sets_eval_and_stops_gradients():

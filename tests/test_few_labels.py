@@ -6,23 +6,13 @@ import torch
 import torch.nn.functional as F
 
 from kdtutor.images import few_labels
-from kdtutor.images.distill import flip_logits, freeze
-from kdtutor.images.models import build_model
+from kdtutor.images.distill import flip_logits
 from kdtutor.images.standin import make_standin
 from kdtutor.images.stats import paired_seed_difference, verdict_sentence
 from kdtutor.kd.losses import kd_loss
+from tests.counting import same_weights, tiny_teacher
 
 TINY = make_standin(200, 40, 40, seed=0)
-
-
-def tiny_teacher():
-    torch.manual_seed(0)
-    return freeze(build_model("cnn_tiny"))
-
-
-def same_weights(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_flip_logits_are_the_teachers_outputs_on_both_views():
