@@ -206,6 +206,23 @@ def test_published_style_gains_and_the_table_from_known_runs():
     assert any(line.startswith("- LS-KD beat KD reliably: +23.33 points") for line in lines)
 
 
+def test_a_setting_overrides_the_reference_and_names_the_run():
+    s, z, y = _logits()
+    student = hints.HintedStudent(build_model("cnn_tiny"), "7", (4, 8, 8))
+    cache = TeacherLogits(_Teacher(), _loader(), "cached", layer="body")
+    g = torch.Generator().manual_seed(1)
+    student.projected, feats = torch.randn(6, 4, 8, 8, generator=g), torch.randn(6, 4, 8, 8, generator=g)
+    ce, mse = F.cross_entropy(s, y), F.mse_loss(student.projected, feats)
+    assert br.MethodLoss("FitNets", cache, student).loss(s, z, y, feats) == pytest.approx(float(ce + mse))
+    heavy = br.MethodLoss("FitNets", cache, student, settings={"beta": 100.0})
+    assert heavy.loss(s, z, y, feats) == pytest.approx(float(ce + 100 * mse))
+    assert br.REFERENCE["FitNets"]["beta"] == 1.0  # the override did not change the table
+    with pytest.raises(ValueError, match="FitNets has no setting gamma; its settings: beta"):
+        br.MethodLoss("FitNets", cache, student, settings={"gamma": 1.0})
+    assert br.run_path("d", "cnn_tiny", "FitNets", 1.0, 1, settings={"beta": 100.0}).name == "cnn_tiny_FitNets_beta100_lr1_seed1.pt"
+    assert br.run_path("d", "cnn_tiny", "FitNets", 1.0, 1, settings={"beta": 1.0}).name == "cnn_tiny_FitNets_lr1_seed1.pt"
+
+
 def test_compare_methods_refuses_a_sweep_seed_among_the_seeds():
     with pytest.raises(ValueError, match="chosen on itself"):
         bl.compare_methods(_Teacher(), "airbench_small", "cnn_tiny", None, None, [0, 1], 0, torch.zeros(1))

@@ -514,3 +514,24 @@ def test_soft_targets_match_a_direct_computation():
     assert got["non_target_entropy"] == pytest.approx(hq.mean().item())
     flat = soft_targets(torch.zeros(5, 10), torch.zeros(5, dtype=torch.long), 1.0)
     assert flat["entropy"] == pytest.approx(1.0) and flat["non_target_entropy"] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- what lesson 05 says of torchmetrics
+def test_the_torchmetrics_defaults_lesson_05_warns_about():
+    """The three differences lesson 05 names ("Same name, different number"), each shown on a case."""
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError, MulticlassF1Score
+
+    logits = 3 * torch.eye(4)[[0, 0, 1, 1, 2, 2]]  # class 3 never occurs, in the labels or the predictions
+    y = torch.tensor([0, 1, 1, 1, 2, 2])
+    present = skm.f1_score(y, logits.argmax(1), average="macro")  # over the 3 classes that occur
+    assert MulticlassF1Score(4, average="macro")(logits, y).item() == pytest.approx(present, abs=1e-6)
+    assert metrics.macro_f1(logits, y) == pytest.approx(present * 3 / 4)  # ours: over all 4, class 3 counting 0
+    recall = skm.balanced_accuracy_score(y, logits.argmax(1))
+    assert MulticlassAccuracy(4)(logits, y).item() == pytest.approx(recall, abs=1e-6)  # default: macro
+    assert MulticlassAccuracy(4, average="micro")(logits, y).item() == pytest.approx(metrics.top1_accuracy(logits, y))
+    assert recall != pytest.approx(metrics.top1_accuracy(logits, y))
+    z = torch.rand(1000, 10, generator=torch.Generator().manual_seed(0))  # logits that happen to lie in [0, 1]
+    labels = torch.randint(0, 10, (1000,), generator=torch.Generator().manual_seed(1))
+    ece = metrics.expected_calibration_error(z, labels)
+    assert MulticlassCalibrationError(10, n_bins=15)(z.softmax(1), labels).item() == pytest.approx(ece, abs=1e-5)
+    assert MulticlassCalibrationError(10, n_bins=15)(z, labels).item() > ece + 0.5  # taken as probabilities

@@ -9,24 +9,30 @@ from kdtutor.figures.common import as_array as _np, new_figure as _new
 
 
 def dkd_weights(teacher_pt, beta: float, T: float, dataset_name: str, where: str = "training views"):
-    """Left: NCKD's weight against the teacher's target probability — KD's ``1 − p_t`` vs DKD's β.
+    """Left: NCKD's weight against the teacher's target probability — KD's ``1 − p_t`` vs DKD's β,
+    on a linear axis, with the mean ``1 − p_t`` of ``teacher_pt`` marked.
     Right: how the teacher's ``p_t`` (at temperature T) spreads over real examples.
 
     Args:
         teacher_pt: ``(N,)`` the teacher's probability of the true class at temperature T.
         where: which images ``teacher_pt`` is measured on (the right panel's title).
     """
+    pt = _np(teacher_pt)
+    mean_pt = float(pt.mean())
     fig, (ax, ax_h) = _new(2)
     p = np.linspace(0, 1, 101)
     ax.plot(p, 1 - p, label="KD: 1 − p_t (coupled)")
     ax.axhline(beta, color="C1", ls="--", label=f"DKD: β = {beta:g} (decoupled)")
     ax.axhline(1.0, color="C2", ls=":", label="TCKD weight α = 1 (both)")
+    ax.plot([mean_pt], [1 - mean_pt], "o", color="C0", label=f"KD at this teacher's mean p_t = {mean_pt:.2f}")
     ax.set(xlabel="teacher's probability of the true class p_t", ylabel="weight of the term",
-           title="weight of NCKD (non-target classes)", yscale="symlog")
+           title="weight of NCKD (non-target classes)", xlim=(0, 1), ylim=(0, 1.15 * max(beta, 1.0)))
     ax.legend(fontsize=8)
-    ax_h.hist(_np(teacher_pt), bins=20, range=(0, 1), color="C0", alpha=0.7)
+    ax_h.hist(pt, bins=20, range=(0, 1), color="C0", alpha=0.7)
+    ax_h.axvline(mean_pt, color="k", ls="--", lw=1)
     ax_h.set(xlabel=f"p_t at T = {T:g}", ylabel="examples", title=f"teacher on {dataset_name} ({where})")
-    fig.suptitle("KD weighs the non-target classes by 1 − p_t: little where the teacher is sure")
+    fig.suptitle(f"KD weighs NCKD by 1 − p_t: {1 - mean_pt:.2f} on average for this teacher at T = {T:g}; "
+                 f"DKD by β = {beta:g}")
     fig.tight_layout()
     return fig
 

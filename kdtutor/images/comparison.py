@@ -202,16 +202,21 @@ def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data
 def side_experiments(teacher: torch.nn.Module, teacher_arch: str, arch: str, data: Dataset, cfg: TrainConfig,
                      device=None, progress: bool = True, checkpoint_dir=None) -> dict[str, MethodRun]:
     """One seed (``cfg.seed``) of each side experiment, at the course's learning rate: FitNets
-    (features at :data:`~kdtutor.images.methods.HINT_LAYERS`), and function matching with a
-    consistent teacher (it sees the student's mixup view) and with a fixed one (its outputs on
-    the clean image, as a precomputed-logits pipeline would give)."""
-    jobs = [("FitNets", "FitNets", TeacherLogits(teacher, mode="cached", layer=HINT_LAYERS[teacher_arch])),
-            ("FM, consistent teacher", "FM", TeacherLogits(teacher, mode="cached")),
-            ("FM, fixed teacher", "FM", TeacherLogits(teacher, mode="fixed"))]
+    (features at :data:`~kdtutor.images.methods.HINT_LAYERS`) with the hint weighted β = 1 and
+    β = 100 (RepDistiller's and mdistiller's weight), and function matching with a consistent
+    teacher (it sees the student's mixup view) and with a fixed one (its outputs on the clean
+    image, as a precomputed-logits pipeline would give)."""
+    hinted = TeacherLogits(teacher, mode="cached", layer=HINT_LAYERS[teacher_arch])  # shared by both FitNets runs
+    jobs = [("FitNets, β = 1", "FitNets", hinted, {"beta": 1.0}),
+            ("FitNets, β = 100", "FitNets", hinted, {"beta": 100.0}),
+            ("FM, consistent teacher", "FM", TeacherLogits(teacher, mode="cached"), None),
+            ("FM, fixed teacher", "FM", TeacherLogits(teacher, mode="fixed"), None)]
     out = {}
-    for name, method, outputs in tqdm(jobs, desc="side experiments", disable=not progress):
-        out[name] = train_method(method, arch, data, cfg, outputs, device=device, checkpoint_dir=checkpoint_dir)
-        outputs.clear()
+    for i, (name, method, outputs, settings) in enumerate(tqdm(jobs, desc="side experiments", disable=not progress)):
+        out[name] = train_method(method, arch, data, cfg, outputs, device=device, checkpoint_dir=checkpoint_dir,
+                                 settings=settings)
+        if i + 1 == len(jobs) or jobs[i + 1][2] is not outputs:
+            outputs.clear()
     return out
 
 

@@ -17,7 +17,8 @@ method         loss (student logits s, teacher logits z, labels y)              
 ``DKD``        CE + w(t)·T²·(1·TCKD + 8·NCKD), T = 4, w warms up over the first 1/12       mdistiller's DKD (CIFAR-100
                                                                                           default: 20 of 240 epochs)
 ``LS-KD``      0.1·CE + 9·T²·KL(Z(z)/T ‖ Z(s)/T), T = 2                                   the LS-KD authors' code
-``FitNets``    CE + 1·MSE(r(f_s), f_t), joint (no separate hint stage)                     side experiment
+``FitNets``    CE + β·MSE(r(f_s), f_t), joint (no separate hint stage), β = 1; lesson 06   side experiment
+               also runs β = 100, RepDistiller's ``-b 100`` and mdistiller's FEAT_WEIGHT
 ``FM``         T²·KL(z/T ‖ s/T) on mixup views, no labels, T = 1                           side experiment
 =============  =========================================================================  ===========================
 
@@ -124,8 +125,12 @@ class MethodLoss:
     """
 
     def __init__(self, method: str, teacher: TeacherLogits | None, model: nn.Module | None = None,
-                 total_steps: int | None = None):
+                 total_steps: int | None = None, settings: dict | None = None):
         check_method(method)
+        unknown = set(settings or {}) - set(REFERENCE[method])
+        if unknown:
+            raise ValueError(f"{method} has no setting {', '.join(sorted(unknown))}; its settings: "
+                             f"{', '.join(REFERENCE[method]) or 'none'}")
         if method != "scratch" and teacher is None:
             raise ValueError(f"method {method!r} needs the teacher's outputs (a TeacherLogits)")
         if method == "FitNets" and not isinstance(model, HintedStudent):
@@ -134,7 +139,8 @@ class MethodLoss:
             raise ValueError("FitNets needs teacher features: build the TeacherLogits with a layer")
         if method == "DKD" and not total_steps:
             raise ValueError("DKD warms its term up over the run: pass total_steps")
-        self.method, self.p, self.teacher, self.model = method, REFERENCE[method], teacher, model
+        self.method, self.teacher, self.model = method, teacher, model
+        self.p = {**REFERENCE[method], **(settings or {})}
         self.total_steps, self.steps = total_steps, 0
 
     def __call__(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -220,16 +226,20 @@ class MethodRun:
         return self.history.last_val_acc
 
 
-def run_path(checkpoint_dir, arch: str, method: str, lr_scale: float, seed: int, fixed: bool = False) -> Path:
-    """Where one lesson-06 run is kept: ``<dir>/<arch>_<method>_lr<scale>_seed<k>.pt``."""
+def run_path(checkpoint_dir, arch: str, method: str, lr_scale: float, seed: int, fixed: bool = False,
+             settings: dict | None = None) -> Path:
+    """Where one lesson-06 run is kept: ``<dir>/<arch>_<method>[_<setting><value>…]_lr<scale>_seed<k>.pt``
+    (the settings that differ from :data:`REFERENCE` are part of the name)."""
     name = method.replace(" ", "-") + ("_fixed" if fixed else "")
+    name += "".join(f"_{k}{v:g}" for k, v in sorted((settings or {}).items()) if v != REFERENCE[method].get(k))
     return Path(checkpoint_dir) / f"{arch}_{name}_lr{lr_scale:.4g}_seed{seed}.pt"
 
 
 def train_method(method: str, arch: str, data: Dataset, cfg: TrainConfig, teacher: TeacherLogits | None,
                  lr_scale: float = 1.0, device=None, probe_test: bool = True,
-                 progress: bool = False, checkpoint_dir=None) -> MethodRun:
-    """Train ``arch`` with ``method`` at its reference settings on ``data`` (seed and schedule from
+                 progress: bool = False, checkpoint_dir=None, settings: dict | None = None) -> MethodRun:
+    """Train ``arch`` with ``method`` at its reference settings (``settings`` overrides some of them, e.g.
+    ``{"beta": 100.0}`` for FitNets) on ``data`` (seed and schedule from
     ``cfg``, learning rate ``lr_scale × cfg.lr``), validating as ``cfg.val_every`` says and, with
     ``probe_test``, measuring the test split after every epoch (the probe only feeds lesson 06's
     "how comparisons go wrong"; every choice uses validation). ``teacher``: its outputs, shared by the
@@ -243,12 +253,13 @@ def train_method(method: str, arch: str, data: Dataset, cfg: TrainConfig, teache
     if not lr_scale > 0:
         raise ValueError(f"lr_scale must be > 0, got {lr_scale}")
     fixed = teacher is not None and teacher.mode == "fixed"
-    path = run_path(checkpoint_dir, arch, method, lr_scale, cfg.seed, fixed) if checkpoint_dir else None
+    path = run_path(checkpoint_dir, arch, method, lr_scale, cfg.seed, fixed, settings) if checkpoint_dir else None
     return recovering(path, lambda: _train_method(method, arch, data, replace(cfg, lr=cfg.lr * lr_scale), teacher,
-                                                  lr_scale, fixed, device, probe_test, progress, path))
+                                                  lr_scale, fixed, device, probe_test, progress, path, settings))
 
 
-def _train_method(method, arch, data, cfg, teacher, lr_scale, fixed, device, probe_test, progress, path) -> MethodRun:
+def _train_method(method, arch, data, cfg, teacher, lr_scale, fixed, device, probe_test, progress, path,
+                  settings) -> MethodRun:
     model, train_loader, val_loader, meta = prepare_run(arch, data, cfg, device=device, augment=True)
     if method == "FitNets":
         t_shape = feature_shape(teacher.teacher, teacher.layer, data.image_shape)
@@ -257,11 +268,11 @@ def _train_method(method, arch, data, cfg, teacher, lr_scale, fixed, device, pro
         train_loader = MixupLoader.like(train_loader)
     if teacher is not None:
         teacher.attach(train_loader)
-    meta.update({"kind": "lesson 06", "method": method, "settings": REFERENCE[method], "lr_scale": lr_scale,
+    loss_fn = MethodLoss(method, teacher, model, total_steps=cfg.epochs * len(train_loader), settings=settings)
+    meta.update({"kind": "lesson 06", "method": method, "settings": loss_fn.p, "lr_scale": lr_scale,
                  "fixed_teacher": fixed, "teacher_sha256": weights_fingerprint(teacher.teacher) if teacher else None,
                  "probe_test": probe_test})
     test_loader = eval_loader(data, "test", train_loader.device)
-    loss_fn = MethodLoss(method, teacher, model, total_steps=cfg.epochs * len(train_loader))
     history = fit(model, train_loader, val_loader, cfg, loss_fn=loss_fn, progress=progress, checkpoint=path, meta=meta,
                   desc=f"{method} seed {cfg.seed}", probes={"test": test_loader} if probe_test else None)
     student = model.student if isinstance(model, HintedStudent) else model
