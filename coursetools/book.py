@@ -34,8 +34,8 @@ from kdtutor.storage import REPO_ROOT, RESULTS_DIR
 BOOK_DIR = REPO_ROOT / "book"
 DOCS_DIR = REPO_ROOT / "docs"
 # The reference pages (``docs/<name>.md``, linked from the README), in the site's order.
-DOCS_PAGES = ("install", "profiles", "data", "speed", "reference-run", "classrooms", "grading", "command-line",
-              "tests", "layout")
+DOCS_PAGES = ("install", "profiles", "data", "training", "speed", "reference-run", "classrooms", "grading",
+              "command-line", "tests", "layout")
 BUILD_DIR = REPO_ROOT / "build" / "book"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
