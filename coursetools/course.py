@@ -327,8 +327,7 @@ def _paired_lines(d: dict) -> list[str]:
     fl = d.get("few_labels")
     if not fl:
         return []
-    r = FewLabels(fl["label_counts"], fl["seeds"], None)
-    r.test = {tuple(k.split("@")[0:1]) + (int(k.split("@")[1]),): v for k, v in fl["test"].items()}
+    r = FewLabels.from_dict(fl)
     lines = [f"### When distillation pays: `{d['student']}` with few labels and {d['n_train']:,d} unlabelled images, "
              "test accuracy (%)", "", r.table("test"), ""]
     for n in r.label_counts:

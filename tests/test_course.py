@@ -34,7 +34,8 @@ def test_summary_shows_the_few_labels_experiment_with_the_one_verdict_rule(tmp_p
     save_json({"dataset": "CIFAR-10 (JPEG copy)", "is_standin": False, "student": "cnn_tiny", "teacher": "t",
                "T": 4.0, "alpha": 0.9, "seeds": [1, 2, 3], "sweep_seed": 0, "n_train": 10000,
                "sweep": {"temperatures": [2.0, 4.0], "alphas": [0.5, 0.9], "val_acc": [[0.5, 0.6], [0.55, 0.6]]},
-               "few_labels": {"label_counts": [250], "seeds": [1, 2, 3], "budget": {"steps": 200}, "val": test,
+               "few_labels": {"label_counts": [250], "seeds": [1, 2, 3], "budget": {"steps": 200, "batch_size": 128,
+                              "T": 4.0, "alpha": 0.9, "mirror": True}, "val": test,
                               "test": test},
                "dark_knowledge": {"dataset": "digits", "recall3": {"distilled": 0.8}}},
               tmp_path / "metrics" / "04_distill.json")

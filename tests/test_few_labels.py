@@ -1,6 +1,8 @@
 """kdtutor.images.few_labels: lesson 04's headline experiment — teacher views, balanced subsets, the pairing of
 the three arms, the kept results and the one verdict rule."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -118,6 +120,11 @@ def test_verdict_is_the_course_rule_on_the_paired_test_accuracies():
     assert r.verdict(100) == verdict_sentence(p, few_labels.ARM_NAMES["kd+unlabelled"], few_labels.ARM_NAMES["scratch"],
                                               scale=100, unit="points")
     assert "+20.33 [" in r.table()
+    r.val = {k: [a - 0.01 for a in v] for k, v in r.test.items()}
+    again = few_labels.FewLabels.from_dict(json.loads(json.dumps(r.to_dict())))  # through a JSON file and back
+    assert (again.label_counts, again.seeds, again.budget, again.val, again.test) == (r.label_counts, r.seeds, r.budget,
+                                                                                     r.val, r.test)
+    assert again.table("val") == r.table("val") and again.verdict(100) == r.verdict(100)
 
 
 def test_budget_refuses_nonsense():

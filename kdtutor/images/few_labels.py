@@ -29,15 +29,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdtutor.fingerprint import code_fingerprint, digest, fingerprint, weights_fingerprint
-from kdtutor.images.distill import Sweep, flip_logits
+from kdtutor.images.distill import Sweep, flip_logits, split_accuracy
 from kdtutor.images.loader import DeviceLoader
-from kdtutor.images.metrics import top1_accuracy
 from kdtutor.images.models import ModelSpec, make_model, model_label
-from kdtutor.images.predict import predict
 from kdtutor.images.recipes import lr_factor, make_optimizer, student_config
 from kdtutor.images.splits import Dataset
 from kdtutor.images.stats import PairedDifference, paired_seed_difference, verdict_sentence
-from kdtutor.images.train import default_device, eval_loader, seed_everything
+from kdtutor.images.train import default_device, seed_everything
 from kdtutor.kd.losses import check_alpha, cross_entropy, kd_loss
 from kdtutor.kd.softmax import check_temperature
 from kdtutor.precision import place
@@ -202,9 +200,12 @@ class FewLabels:
                 "val": {f"{a}@{n}": v for (a, n), v in self.val.items()},
                 "test": {f"{a}@{n}": v for (a, n), v in self.test.items()}}
 
-
-def _accuracy(model: nn.Module, data: Dataset, split: str, device) -> float:
-    return top1_accuracy(*predict(model, eval_loader(data, split, device)))
+    @classmethod
+    def from_dict(cls, d: dict) -> FewLabels:
+        """The inverse of :meth:`to_dict` (without the students): a saved run's table and verdicts."""
+        def split(accs: dict) -> dict:
+            return {(key.rsplit("@", 1)[0], int(key.rsplit("@", 1)[1])): v for key, v in accs.items()}
+        return cls(list(d["label_counts"]), list(d["seeds"]), Budget(**d["budget"]), split(d["val"]), split(d["test"]))
 
 
 def run(teacher: nn.Module, arch: ModelSpec, data: Dataset, label_counts, seeds, budget: Budget = Budget(),
@@ -243,7 +244,7 @@ def run(teacher: nn.Module, arch: ModelSpec, data: Dataset, label_counts, seeds,
         def make():
             model = train_arm(arch, arm, pool, labelled, budget, seed)
             return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                    "val": _accuracy(model, data, "val", pool.device), "test": _accuracy(model, data, "test", pool.device)}
+                    "val": split_accuracy(model, data, "val", pool.device), "test": split_accuracy(model, data, "test", pool.device)}
 
         name = f"{model_label(arch)}_{arm}_n{n}_seed{seed}_T{budget.T:g}_alpha{budget.alpha:g}.pt"  # one file per run
         path = Path(folder) / name if folder else None
