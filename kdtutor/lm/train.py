@@ -96,7 +96,7 @@ LM_SIZES: dict[str, LMSizes] = {
                      student=(1, 2, 32), teacher_steps=50, student_steps=24, transfer_windows=384, eval_windows=48,
                      k=4, prompt_len=8, n_samples=8, sample_len=64),
     "cpu": LMSizes(n_train=None, n_val=None, n_test=None, block=64, batch=32, teacher=(4, 4, 128),
-                   student=(2, 4, 64), teacher_steps=800, student_steps=200, transfer_windows=8192,
+                   student=(2, 4, 64), teacher_steps=1200, student_steps=300, transfer_windows=8192,
                    eval_windows=600, k=8, prompt_len=16),
     "gpu": LMSizes(n_train=None, n_val=None, n_test=None, block=256, batch=64, teacher=(6, 6, 384),
                    student=(3, 4, 128), teacher_steps=4000, student_steps=2000, transfer_windows=None,
