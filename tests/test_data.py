@@ -332,3 +332,17 @@ def test_cifar10_available_looks_where_the_lessons_read_it(tmp_path, monkeypatch
     copy.parent.mkdir()
     copy.write_bytes(b"x")
     assert cifar10.cifar10_available(tmp_path / "empty")
+
+
+def test_channel_stats_match_numpy_in_float64():
+    from kdtutor.images.splits import channel_stats
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (37, 3, 5, 7), generator=g, dtype=torch.uint8)
+    images[:, 2] //= 7  # channels with different spreads
+    mean, std = channel_stats(images)
+    x = images.numpy().astype(np.float64) / 255
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(std, x.transpose(1, 0, 2, 3).reshape(3, -1).std(axis=1, ddof=1), rtol=1e-12)
+    flat = torch.full((4, 1, 2, 2), 9, dtype=torch.uint8)
+    assert channel_stats(flat)[1] == (1e-3,)  # a constant channel is not divided by 0

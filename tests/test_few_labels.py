@@ -175,3 +175,25 @@ def test_mirror_off_shows_every_image_as_it_is(monkeypatch):
     flips.clear()
     few_labels.train_arm("cnn_tiny", "kd+unlabelled", pool, labelled, few_labels.Budget(steps=3, batch_size=10), 1)
     assert any(f.any() for f in flips)  # with the default, some images are mirrored
+
+
+def test_the_pools_teacher_logits_are_computed_once_per_teacher_and_images(tmp_path, monkeypatch):
+    from kdtutor import evalcache
+
+    calls = []
+
+    def counted(teacher, images):
+        calls.append(len(images))
+        return flip_logits(teacher, images)
+
+    monkeypatch.setattr(few_labels, "flip_logits", counted)
+    monkeypatch.setattr(evalcache, "EVAL_DIR", tmp_path)  # an empty cache
+    teacher = tiny_teacher()
+    first = few_labels.Pool(teacher, TINY, "cpu").teacher_logits
+    again = few_labels.Pool(teacher, TINY, "cpu").teacher_logits  # a re-run: loaded, the teacher not run
+    assert calls == [len(TINY.train)] and torch.equal(again, first)
+    with torch.no_grad():
+        teacher[0].weight.mul_(1.5)  # another teacher: computed again, not the stale table
+    pool = few_labels.Pool(teacher, TINY, "cpu")
+    torch.testing.assert_close(pool.teacher_logits, flip_logits(teacher, pool.images))
+    assert len(calls) == 2

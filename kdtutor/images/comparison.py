@@ -167,7 +167,8 @@ def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data
 
     ``make_cfg(seed)`` gives one seed's :class:`TrainConfig` (shared by all methods). Teacher
     logits are cached per view and shared by every run of a seed, then dropped; with mirror-only views
-    (``translate=0``) they are computed once for every seed. With
+    (``translate=0``) they are computed once for every seed. The test split is measured after every epoch
+    only in the newer methods' comparison runs (what :func:`published_style_gains` reads). With
     ``checkpoint_dir`` every run is kept and reused when current (:func:`~kdtutor.images.methods.train_method`).
     """
     if sweep_seed in seeds:
@@ -191,7 +192,8 @@ def compare_methods(teacher: torch.nn.Module, teacher_arch: str, arch: str, data
                                              else candidates[method][0])
         bar.set_postfix(seed=seed, method=method, lr_scale=f"{scale:.3g}")
         run = train_method(method, arch, data, make_cfg(seed), None if method == "scratch" else outputs,
-                           lr_scale=scale, device=device, checkpoint_dir=checkpoint_dir)
+                           lr_scale=scale, device=device, checkpoint_dir=checkpoint_dir,
+                           probe_test=method in NEW_METHODS and seed != sweep_seed)
         if seed == sweep_seed:
             result.grid.setdefault(method, {})[scale] = run
         else:
@@ -214,7 +216,7 @@ def side_experiments(teacher: torch.nn.Module, teacher_arch: str, arch: str, dat
     out = {}
     for i, (name, method, outputs, settings) in enumerate(tqdm(jobs, desc="side experiments", disable=not progress)):
         out[name] = train_method(method, arch, data, cfg, outputs, device=device, checkpoint_dir=checkpoint_dir,
-                                 settings=settings)
+                                 settings=settings, probe_test=False)
         if i + 1 == len(jobs) or jobs[i + 1][2] is not outputs:
             outputs.clear()
     return out

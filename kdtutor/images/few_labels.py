@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from kdtutor.evalcache import cached
 from kdtutor.fingerprint import code_fingerprint, digest, fingerprint, weights_fingerprint
 from kdtutor.images.distill import Sweep, flip_logits, split_accuracy
 from kdtutor.images.loader import DeviceLoader
@@ -101,9 +102,13 @@ class Pool:
     @property
     def teacher_logits(self) -> torch.Tensor:
         """``(2, N, K)``: :func:`flip_logits` of the pool, computed when first needed (not when every
-        student is loaded from its file)."""
+        student is loaded from its file) and :func:`kdtutor.evalcache.cached` by the content of the teacher
+        and the images (a re-run loads them)."""
         if self._teacher_logits is None:
-            self._teacher_logits = flip_logits(place(self.teacher, self.device), self.images)
+            teacher, images = place(self.teacher, self.device), self.images
+            logits = cached("flip_logits", {"teacher": teacher, "images": images},
+                            lambda: flip_logits(teacher, images))
+            self._teacher_logits = logits.to(self.device)
         return self._teacher_logits
 
     def __len__(self) -> int:
@@ -232,14 +237,13 @@ def run(teacher: nn.Module, arch: ModelSpec, data: Dataset, label_counts, seeds,
     result = FewLabels(list(label_counts), list(seeds), budget)
     runs = [(n, seed, arm) for n in result.label_counts for seed in result.seeds for arm in arms]
     code = code_fingerprint(__name__)
+    evaluated_on = digest(fingerprint(data.val.images, data.val.labels), fingerprint(data.test.images, data.test.labels))
     for n, seed, arm in tqdm(runs, desc=f"few labels: {len(runs)} students", disable=not progress):
         labelled = labelled_subset(pool.labels.cpu(), n, data.num_classes, seed=seed)
         c, h, _ = data.image_shape
         init = weights_fingerprint(make_model(arch, seed, data.num_classes, c, h))
         identity = {"pool": pool.key, "labelled": fingerprint(labelled), "arch": model_label(arch), "init": init,
-                    "arm": arm, "seed": seed, "budget": asdict(budget), "code": code,
-                    "eval": digest(fingerprint(data.val.images, data.val.labels),
-                                   fingerprint(data.test.images, data.test.labels))}
+                    "arm": arm, "seed": seed, "budget": asdict(budget), "code": code, "eval": evaluated_on}
 
         def make():
             model = train_arm(arch, arm, pool, labelled, budget, seed)

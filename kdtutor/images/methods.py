@@ -41,7 +41,7 @@ from kdtutor.images.distill import TeacherLogits, teacher_forward
 from kdtutor.images.hints import HintedStudent, feature_shape
 from kdtutor.images.history import History
 from kdtutor.images.loader import Batch, DeviceLoader
-from kdtutor.images.predict import predict
+from kdtutor.images.predict import cached_predict
 from kdtutor.images.recipes import TrainConfig
 from kdtutor.images.splits import Dataset
 from kdtutor.images.train import eval_loader, fit, prepare_run, recovering
@@ -278,7 +278,7 @@ def _train_method(method, arch, data, cfg, teacher, lr_scale, fixed, device, pro
     student = model.student if isinstance(model, HintedStudent) else model
     if isinstance(model, HintedStudent):
         model.hook.remove()
-    logits, _ = predict(student, test_loader)
+    logits, _ = cached_predict(student, test_loader)  # a run loaded from its file is not evaluated again
     if not math.isfinite(float(logits.sum())):
         raise ValueError(f"{method} (lr × {lr_scale:g}): the student's test logits are not finite")
     seconds = sum(e["seconds"] for e in history.epochs)  # training time, also of a run loaded from its checkpoint
