@@ -19,6 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
+from coursetools import speedprobe
 from kdtutor.storage import REPO_ROOT, RESULTS_DIR, atomic_write_bytes
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -158,8 +159,12 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
                 old.unlink()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     expected = expected_seconds(profile_name, chosen)
-    for line in header_lines(profile_name, chosen, out, expected):
+    recorded = recorded_probe(profile_name)
+    now = speedprobe.probe() if expected and recorded else None  # the recorded times at this machine's speed
+    for line in header_lines(profile_name, chosen, out, expected, now):
         print(line, flush=True)
+    if now:
+        expected = speedprobe.predicted_seconds(expected, recorded, now)
     timings = []
     for i, path in enumerate(chosen, 1):
         t0 = time.perf_counter()
@@ -179,6 +184,13 @@ def run_course(profile_name: str | None = None, results_dir: Path | None = None,
 
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def recorded_probe(profile_name: str) -> dict | None:
+    """The speed probe (:mod:`coursetools.speedprobe`) taken before the recorded run of this profile, if any."""
+    from coursetools.pace import load_pace
+
+    return load_pace().get("runs", {}).get(profile_name, {}).get("environment", {}).get("probe_before")
 
 
 def expected_seconds(profile_name: str, lessons: list[Path]) -> dict[str, float]:
@@ -215,22 +227,30 @@ def data_lines(profile, lessons: list[Path]) -> list[str]:
     return lines
 
 
-def header_lines(profile_name: str, lessons: list[Path], out: Path, expected: dict[str, float]) -> list[str]:
-    """The course run's first lines: profile, data (checked), expected time, where the results go."""
+def header_lines(profile_name: str, lessons: list[Path], out: Path, expected: dict[str, float],
+                 now: dict | None = None) -> list[str]:
+    """The course run's first lines: profile, data (checked), expected time, where the results go. With ``now``
+    (this machine's speed probe) the recorded time is also scaled to this machine's speed."""
     from kdtutor.profiles import get_profile
 
     profile = get_profile(profile_name)
-    pace = ""
+    pace, speed = "", []
     if expected:
         from coursetools.pace import load_pace
 
         run = load_pace()["runs"][profile_name]
         pace = (f"expected ≈ {_minutes(sum(expected.values()))} for {len(expected)} of the {len(lessons)} lessons "
                 f"(recorded {run['date']} on: {run['machine']}; a slower machine or a busy one takes longer)")
+        if now:
+            recorded = run["environment"]["probe_before"]
+            here = sum(speedprobe.predicted_seconds(expected, recorded, now).values())
+            speed = [f"speed    this machine now, against the recorded run's: {speedprobe.describe(recorded, now)}"
+                     f" — so ≈ {_minutes(here)} here"]
     return [f"kdtutor course run — profile {profile.name}: {len(lessons)} lessons, "
             f"{', '.join(p.stem[:2] for p in lessons)}",
             *data_lines(profile, lessons),
             pace or f"no recorded time for the {profile.name} profile yet",
+            *speed,
             f"results  {out} (executed notebooks in notebooks/, summary.md at the end)",
             ""]
 

@@ -73,14 +73,15 @@ def set_pace(nb, lesson: str, pace: dict) -> bool:
 
 
 ENVIRONMENT_KEYS = ("torch", "torch_threads", "OMP_NUM_THREADS", "cuda", "python", "cpu_count", "load_before",
-                    "load_after", "data_empty_at_start")
+                    "load_after", "data_empty_at_start", "probe_before", "probe_after")
 
 
 def record_run(timings_path: Path, machine: str, date: str, path: Path = PACE_PATH, environment: dict | None = None) -> dict:
     """Store a course run's per-lesson seconds (``timings.json`` of :func:`coursetools.course.run_course`)
     in ``pace.json`` under its profile, with what it ran on (``environment``: the JSON that
     ``benchmarks/course_time.py --json`` writes — torch build, threads, load average, whether the data
-    folder was empty; its :data:`ENVIRONMENT_KEYS` are kept); returns the new contents."""
+    folder was empty, the machine's speed before and after (:mod:`coursetools.speedprobe`); its
+    :data:`ENVIRONMENT_KEYS` are kept); returns the new contents."""
     from kdtutor.storage import atomic_write_bytes
 
     run = json.loads(Path(timings_path).read_text())

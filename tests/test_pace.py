@@ -40,10 +40,11 @@ def test_record_run_takes_a_course_runs_timings(tmp_path):
     out = pace.record_run(timings, "2-core CPU", "2026-12-04", path=tmp_path / "pace.json")
     assert out["runs"]["cpu"] == {"lessons": {"03_teacher_training": 301.3}, "machine": "2-core CPU", "date": "2026-12-04"}
     assert pace.load_pace(tmp_path / "pace.json") == out
+    probe = {"cnn_tiny_images_per_s": 2500.0, "lm_teacher_steps_per_s": 7.5}
     env = {"torch": "2.14.1+cu130", "torch_threads": 2, "load_before": [0.1, 0.2, 0.3], "data_empty_at_start": True,
-           "runs": [{"x": 1}]}  # course_time.py's --json: what ran it is kept, its per-run tables are not
+           "probe_before": probe, "runs": [{"x": 1}]}  # course_time.py's --json: what ran it is kept, not its tables
     out = pace.record_run(timings, "2-core CPU", "2026-12-04", path=tmp_path / "pace.json", environment=env)
-    assert out["runs"]["cpu"]["environment"] == {"torch": "2.14.1+cu130", "torch_threads": 2,
+    assert out["runs"]["cpu"]["environment"] == {"torch": "2.14.1+cu130", "torch_threads": 2, "probe_before": probe,
                                                  "load_before": [0.1, 0.2, 0.3], "data_empty_at_start": True}
     timings.write_text(json.dumps({"lessons": {}}))
     with pytest.raises(ValueError, match="profile"):
