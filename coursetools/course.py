@@ -242,7 +242,7 @@ def header_lines(profile_name: str, lessons: list[Path], out: Path, expected: di
         pace = (f"expected ≈ {_minutes(sum(expected.values()))} for {len(expected)} of the {len(lessons)} lessons "
                 f"(recorded {run['date']} on: {run['machine']}; a slower machine or a busy one takes longer)")
         if now:
-            recorded = run["environment"]["probe_before"]
+            recorded = recorded_probe(profile_name)
             here = sum(speedprobe.predicted_seconds(expected, recorded, now).values())
             speed = [f"speed    this machine now, against the recorded run's: {speedprobe.describe(recorded, now)}"
                      f" — so ≈ {_minutes(here)} here"]
